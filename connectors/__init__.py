@@ -1,0 +1,1 @@
+"""Connectors: the Source/Target protocols and their implementations."""

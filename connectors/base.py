@@ -1,0 +1,141 @@
+"""The contract between the engine and every directory it reads or writes.
+
+A connector is any object that satisfies :class:`Source`, :class:`Target` or both; nothing needs
+to inherit from anything here. The shared suite in ``tests/contract/`` is the executable form of
+the docstrings below: a connector that passes it is fit for the engine.
+
+Values are normalised at this boundary so the engine never guesses: an attribute value is a
+scalar (``str``, ``bytes`` for binary, ``int``, ``bool``) or a ``list`` of scalars for a
+multi-valued attribute; an attribute that is absent or ``None`` has no value.
+
+Errors are grouped by what the engine does with them (the connector translates its library's
+exceptions into these, and nowhere else does)::
+
+    ConnectorError
+    ├── TransientError      retry soon (honour retry_after); escrow if it keeps happening
+    ├── ObjectError         this object cannot be written: escrow it, go on with the others
+    ├── CredentialsError    the cycle fails; quarantines the job at once
+    └── UnreachableError    the cycle fails; quarantines after successive failed cycles
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Literal, Protocol, TypeAlias, runtime_checkable
+
+import attrs
+
+Scalar: TypeAlias = str | bytes | int | bool
+Value: TypeAlias = Scalar | list[Scalar]
+Attributes: TypeAlias = Mapping[str, Value | None]
+
+
+class ConnectorError(Exception):
+    """Root of the errors a connector may raise; the subclass decides the engine's reaction."""
+
+
+class TransientError(ConnectorError):
+    """A failure that may pass by itself (throttling, a timeout, a busy server)."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ObjectError(ConnectorError):
+    """This one object was refused (schema violation, uniqueness conflict, missing parent)."""
+
+
+class CredentialsError(ConnectorError):
+    """The directory refused our credentials: nothing will work until someone fixes them."""
+
+
+class UnreachableError(ConnectorError):
+    """The directory could not be reached at all (connection refused, DNS, TLS)."""
+
+
+class Capability(enum.Enum):
+    """What a connector declares it can do, so the engine never probes by trial and error."""
+
+    DELTA = "delta"  # read() with a watermark returns only changes after it
+    DELETE = "delete"  # delete(soft=False) removes the object
+    SOFT_DELETE = "soft_delete"  # delete(soft=True) disables the object instead
+    RENAME = "rename"  # anchors survive a change of the naming attribute
+    REFERENCES = "references"  # reference attributes hold target refs
+
+
+@attrs.frozen(slots=True)
+class Change:
+    """One change read from a source: the current state of an object, or its disappearance."""
+
+    kind: Literal["upsert", "delete"]
+    anchor: str
+    attributes: Attributes | None = None
+
+
+@attrs.frozen(slots=True)
+class Page:
+    """A batch of changes and the watermark that is safe to store once all of them are handled.
+
+    Storing ``watermark`` and later calling ``read(type, watermark)`` must continue exactly after
+    this page: nothing skipped, and at most this page replayed if the store fell behind.
+    """
+
+    changes: Sequence[Change]
+    watermark: str
+
+
+@runtime_checkable
+class Source(Protocol):
+    """A directory the engine reads changes from.
+
+    ``read(type, None, n)`` enumerates every object (an initial read) and ends with a page
+    whose watermark continues as a delta; ``read(type, w, n)`` yields what changed after ``w``.
+    An initial read may be resumed from any page's watermark. Pages are never empty except the
+    last, which carries the final watermark even when nothing changed. ``get`` returns an
+    object's attributes as they are now, or None when it no longer exists (escrow retries and
+    provision on demand use it).
+    """
+
+    capabilities: frozenset[Capability]
+
+    def object_types(self) -> Sequence[str]: ...
+
+    def read(self, object_type: str, watermark: str | None, page_size: int) -> Iterator[Page]: ...
+
+    def get(self, object_type: str, anchor: str) -> Attributes | None: ...
+
+    def validate(self) -> None: ...
+
+
+@runtime_checkable
+class Target(Protocol):
+    """A directory the engine writes to.
+
+    ``find`` looks up one object by one attribute value and returns its stable ref (or None);
+    ``create`` returns the new ref; ``update`` applies a minimal delta where ``None`` clears an
+    attribute; ``delete`` removes (``soft=False``) or disables (``soft=True``) the object and
+    succeeds when the object is already gone, so a replayed delete is harmless.
+    """
+
+    capabilities: frozenset[Capability]
+
+    def find(self, object_type: str, attribute: str, value: Scalar) -> str | None: ...
+
+    def create(self, object_type: str, attributes: Attributes) -> str: ...
+
+    def update(self, object_type: str, ref: str, delta: Attributes) -> None: ...
+
+    def delete(self, object_type: str, ref: str, *, soft: bool) -> None: ...
+
+    def validate(self) -> None: ...
+
+
+def as_list(value: Value | None) -> list[Scalar]:
+    """Every value as a list: the one shape comparisons and multi-valued logic can rely on."""
+    if value is None:
+        return []
+    if isinstance(value, list):
+        return value
+    return [value]

@@ -1,0 +1,70 @@
+"""syncjob: a directory synchronization (provisioning) engine with Graph's job model.
+
+The public surface is what ``__all__`` lists; everything else may change without notice.
+"""
+
+from engine._engine import SyncEngine
+from engine.clock import Clock, ManualClock, SystemClock
+from engine.errors import (
+    ConfigurationError,
+    ConnectorError,
+    CredentialsError,
+    MappingError,
+    ModelError,
+    NotFoundError,
+    ObjectError,
+    SyncJobError,
+    TransientError,
+    TransitionError,
+    UnreachableError,
+)
+from engine.lifecycle import Command, transition
+from engine.logs import configure_logging
+from engine.model import (
+    QuarantineReason,
+    RestartScope,
+    StatusCode,
+    SynchronizationJob,
+    SynchronizationJobRestartCriteria,
+    SynchronizationSchema,
+    SynchronizationTaskExecution,
+    from_graph,
+    to_graph,
+)
+from engine.store import LogRecord, MemoryStateStore, SqliteStateStore, StateStore
+from engine.templates import Template
+
+__all__ = [
+    "Clock",
+    "Command",
+    "ConfigurationError",
+    "ConnectorError",
+    "CredentialsError",
+    "LogRecord",
+    "ManualClock",
+    "MappingError",
+    "MemoryStateStore",
+    "ModelError",
+    "NotFoundError",
+    "ObjectError",
+    "QuarantineReason",
+    "RestartScope",
+    "SqliteStateStore",
+    "StateStore",
+    "StatusCode",
+    "SyncEngine",
+    "SyncJobError",
+    "SynchronizationJob",
+    "SynchronizationJobRestartCriteria",
+    "SynchronizationSchema",
+    "SynchronizationTaskExecution",
+    "SystemClock",
+    "Template",
+    "TransientError",
+    "TransitionError",
+    "UnreachableError",
+    "configure_logging",
+    "from_graph",
+    "to_graph",
+    "transition",
+]

@@ -1,0 +1,583 @@
+"""SyncEngine: jobs, their commands and their cycles, over one state store.
+
+It is the only object that holds mutable runtime state (attached connectors, compiled
+mappings); everything it knows durably lives in the store, so a new engine on the same store
+continues where a crashed one stopped.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import attrs
+import structlog
+
+from connectors.base import (
+    ConnectorError,
+    CredentialsError,
+    Source,
+    Target,
+    UnreachableError,
+)
+from engine import cycle as cycle_module
+from engine.clock import Clock, SystemClock
+from engine.errors import ConfigurationError, NotFoundError, TransitionError
+from engine.lifecycle import SCHEDULE_STATE, Command, is_runnable, transition
+from engine.logs import configure_logging
+from engine.mapping import CompiledMapping, FunctionCompiler, compile_mapping
+from engine.model import (
+    Application,
+    KeyValuePair,
+    QuarantineReason,
+    RestartScope,
+    StatusCode,
+    StringKeyLongValuePair,
+    SynchronizationError,
+    SynchronizationJob,
+    SynchronizationJobRestartCriteria,
+    SynchronizationProgress,
+    SynchronizationQuarantine,
+    SynchronizationSchedule,
+    SynchronizationSchema,
+    SynchronizationStatus,
+    SynchronizationTaskExecution,
+    TaskExecutionResult,
+    from_graph,
+    parse_duration,
+)
+from engine.model.job import NEVER
+from engine.settings import DEFAULT_INTERVAL, JobSettings, quarantine_delay
+from engine.store import JobRow, LogRecord, MemoryStateStore, SqliteStateStore, StateStore
+from engine.store.base import Escrow
+from engine.templates import Template, builtin_templates
+
+DEFAULT_APPLICATION = "00000000-0000-0000-0000-000000000000"
+_RESTART_DEFAULT = frozenset(
+    {RestartScope.WATERMARK, RestartScope.ESCROWS, RestartScope.QUARANTINE_STATE}
+)
+_RESTART_FULL = _RESTART_DEFAULT | {RestartScope.CONNECTOR_DATA_STORE}
+
+
+def _open_store(store: None | str | Path | StateStore) -> StateStore:
+    if store is None:
+        return MemoryStateStore()
+    if isinstance(store, str | Path):
+        return SqliteStateStore(store)
+    return store
+
+
+def _schedule_of(schedule: Any) -> timedelta:
+    if schedule is None:
+        return DEFAULT_INTERVAL
+    if isinstance(schedule, SynchronizationSchedule):
+        interval = schedule.interval
+    elif isinstance(schedule, timedelta):
+        interval = schedule
+    elif isinstance(schedule, str):
+        try:
+            interval = parse_duration(schedule)
+        except (TypeError, ValueError) as exc:
+            raise ConfigurationError(f"invalid schedule: {exc}") from None
+    else:
+        raise ConfigurationError(f"invalid schedule {schedule!r}: use an ISO-8601 duration")
+    if interval <= timedelta(0):
+        raise ConfigurationError("the schedule interval must be longer than zero")
+    return interval
+
+
+class SyncEngine:
+    """Create, command and run synchronization jobs; see README "Embedding"."""
+
+    def __init__(
+        self,
+        store: None | str | Path | StateStore = None,
+        clock: Clock | None = None,
+        *,
+        templates: Mapping[str, Template] | None = None,
+        functions: FunctionCompiler | None = None,
+    ) -> None:
+        configure_logging()
+        self.store = _open_store(store)
+        self.clock: Clock = clock or SystemClock()
+        self.templates: dict[str, Template] = dict(templates or builtin_templates())
+        self._functions = functions
+        self._connectors: dict[str, tuple[Source, Target]] = {}
+        self._compiled: dict[str, tuple[SynchronizationSchema, list[CompiledMapping]]] = {}
+        self._log = structlog.get_logger("syncjob.engine")
+
+    # ------------------------------------------------------------------- applications
+    def create_application(
+        self, display_name: str | None = None, application_id: str | None = None
+    ) -> Application:
+        app = Application(id=application_id or str(uuid.uuid4()), display_name=display_name)
+        self.store.save_application(app)
+        return app
+
+    def _application(self, application_id: str | None) -> str:
+        if application_id is None:
+            if self.store.get_application(DEFAULT_APPLICATION) is None:
+                self.create_application("default", DEFAULT_APPLICATION)
+            return DEFAULT_APPLICATION
+        if self.store.get_application(application_id) is None:
+            raise NotFoundError(f"no application {application_id}")
+        return application_id
+
+    def set_secrets(self, application_id: str | None, secrets: Mapping[str, str]) -> None:
+        """Replace the application's secrets (Graph's PUT); jobs become (un)configured."""
+        app = self._application(application_id)
+        clean = {str(k): str(v) for k, v in secrets.items()}
+        JobSettings.parse((), clean)  # refuse malformed switches before storing anything
+        self.store.save_secrets(app, clean)
+        for row in self.store.list_jobs(app):
+            assert row.job.id is not None
+            self._reconfigure(row, clean)
+
+    def masked_secrets(self, application_id: str | None) -> dict[str, str]:
+        """Secret keys with their values masked: the only way secrets leave the engine."""
+        return {k: "*" for k in self.store.get_secrets(self._application(application_id))}
+
+    # ---------------------------------------------------------------------------- jobs
+    def create_job(
+        self,
+        template_id: str,
+        source: Source | None = None,
+        target: Target | None = None,
+        schema: SynchronizationSchema | Mapping[str, Any] | None = None,
+        schedule: str | timedelta | SynchronizationSchedule | None = None,
+        settings: Mapping[str, str] | None = None,
+        *,
+        application_id: str | None = None,
+    ) -> SynchronizationJob:
+        template = self.templates.get(template_id)
+        if template is None:
+            known = ", ".join(sorted(self.templates))
+            raise NotFoundError(f"no template {template_id!r} (known: {known})")
+        app = self._application(application_id)
+        parsed_schema = self._schema(schema) if schema is not None else template.schema
+        pairs = tuple(
+            KeyValuePair(name=str(k), value=str(v))
+            for k, v in {"QuarantineTooManyDeletesThreshold": "500", **(settings or {})}.items()
+        )
+        secrets = self.store.get_secrets(app)
+        JobSettings.parse(pairs, secrets)
+        compiled = self._compile(parsed_schema)
+        job_id = f"{template_id}.{uuid.uuid4().hex}"
+        missing = [k for k in template.required_secrets if not secrets.get(k)]
+        code = StatusCode.NOT_CONFIGURED if missing else StatusCode.NOT_RUN
+        job = SynchronizationJob(
+            id=job_id,
+            template_id=template_id,
+            schedule=SynchronizationSchedule(
+                interval=_schedule_of(schedule), state=SCHEDULE_STATE[code]
+            ),
+            status=SynchronizationStatus(code=code),
+            synchronization_job_settings=pairs,
+            schema=parsed_schema,
+        )
+        self.store.save_job(JobRow(application_id=app, job=job))
+        self._compiled[job_id] = (parsed_schema, compiled)
+        if source is not None or target is not None:
+            self.attach(job_id, source, target)
+        self._log.info("job_created", job_id=job_id, template_id=template_id, code=code.value)
+        return job
+
+    def attach(self, job_id: str, source: Source | None, target: Target | None) -> None:
+        """Give a job its connector objects (after a restart of the process, for instance)."""
+        self._row(job_id)
+        if source is None or target is None:
+            raise ConfigurationError("a job needs both a source and a target connector")
+        for role, obj, protocol in (("source", source, Source), ("target", target, Target)):
+            if not isinstance(obj, protocol):
+                raise ConfigurationError(f"the {role} does not implement the {role} protocol")
+        self._connectors[job_id] = (source, target)
+
+    def get_job(self, job_id: str) -> SynchronizationJob:
+        return self._row(job_id).job
+
+    def list_jobs(self, application_id: str | None = None) -> list[SynchronizationJob]:
+        return [row.job for row in self.store.list_jobs(application_id)]
+
+    def get_schema(self, job_id: str) -> SynchronizationSchema:
+        return self._row(job_id).job.schema or SynchronizationSchema()
+
+    def update_schema(
+        self, job_id: str, schema: SynchronizationSchema | Mapping[str, Any]
+    ) -> None:
+        """Replace the schema; like Entra, a changed mapping forces a new initial cycle."""
+        row = self._row(job_id)
+        parsed = self._schema(schema)
+        compiled = self._compile(parsed)
+        self.store.reset(job_id, watermarks=True, escrows=False, links=False)
+        self.store.save_job(attrs.evolve(row, job=attrs.evolve(row.job, schema=parsed)))
+        self._compiled[job_id] = (parsed, compiled)
+
+    def delete_job(self, job_id: str) -> None:
+        row = self._row(job_id)
+        transition(self._status(row).code, Command.DELETE)
+        self.store.delete_job(job_id)
+        self._connectors.pop(job_id, None)
+        self._compiled.pop(job_id, None)
+        self._log.info("job_deleted", job_id=job_id)
+
+    # ------------------------------------------------------------------------ commands
+    def start(self, job_id: str) -> None:
+        row = self._row(job_id)
+        status = self._status(row)
+        code = transition(status.code, Command.START)
+        assert isinstance(code, StatusCode)
+        self._save(row, attrs.evolve(status, code=code, quarantine=None),
+                   next_run=self.clock.now())
+        self._log.info("job_started", job_id=job_id)
+
+    def pause(self, job_id: str) -> None:
+        row = self._row(job_id)
+        status = self._status(row)
+        code = transition(status.code, Command.PAUSE)
+        assert isinstance(code, StatusCode)
+        self._save(row, attrs.evolve(status, code=code, quarantine=None))
+        self._log.info("job_paused", job_id=job_id)
+
+    def restart(
+        self,
+        job_id: str,
+        criteria: SynchronizationJobRestartCriteria | str | Sequence[str] | None = None,
+    ) -> None:
+        """Reset what ``criteria`` names (Graph's resetScope), then run again."""
+        row = self._row(job_id)
+        status = self._status(row)
+        code = transition(status.code, Command.RESTART)
+        assert isinstance(code, StatusCode)
+        scopes = self._scopes(criteria) or _RESTART_DEFAULT
+        if RestartScope.FULL in scopes:
+            scopes |= _RESTART_FULL
+        self.store.reset(
+            job_id,
+            watermarks=RestartScope.WATERMARK in scopes,
+            escrows=RestartScope.ESCROWS in scopes,
+            links=RestartScope.CONNECTOR_DATA_STORE in scopes,
+        )
+        if RestartScope.QUARANTINE_STATE in scopes:
+            status = attrs.evolve(status, count_successive_complete_failures=0)
+        status = attrs.evolve(status, code=code, quarantine=None)
+        self._save(row, status, next_run=self.clock.now(),
+                   force_deletes=row.force_deletes or RestartScope.FORCE_DELETES in scopes)
+        self._log.info("job_restarted", job_id=job_id,
+                       scope=sorted(s.value for s in scopes))
+
+    @staticmethod
+    def _scopes(
+        criteria: SynchronizationJobRestartCriteria | str | Sequence[str] | None,
+    ) -> frozenset[RestartScope]:
+        if criteria is None:
+            return frozenset()
+        if isinstance(criteria, SynchronizationJobRestartCriteria):
+            return criteria.reset_scope
+        raw = {"resetScope": criteria if isinstance(criteria, str) else list(criteria)}
+        return from_graph(raw, SynchronizationJobRestartCriteria).reset_scope
+
+    # -------------------------------------------------------------------------- cycles
+    def run_pending(self) -> list[SynchronizationTaskExecution]:
+        """Run one cycle of every job that is due now; returns their executions."""
+        now = self.clock.now()
+        ran = []
+        for row in self.store.list_jobs():
+            status = self._status(row)
+            if not is_runnable(status.code) or row.job.id not in self._runnable_ids(row):
+                continue
+            schedule = row.job.schedule
+            if schedule and schedule.expiration and now > schedule.expiration:
+                continue
+            if row.next_run is None or row.next_run <= now:
+                ran.append(self.run_cycle(row.job.id or ""))
+        return ran
+
+    def _runnable_ids(self, row: JobRow) -> set[str]:
+        job_id = row.job.id or ""
+        if job_id in self._connectors:
+            return {job_id}
+        template = self.templates.get(row.job.template_id or "")
+        if template and template.build_source and template.build_target:
+            return {job_id}
+        return set()
+
+    def run_cycle(self, job_id: str) -> SynchronizationTaskExecution:
+        """Run one cycle now, whatever the schedule says; the job must be started."""
+        row = self._row(job_id)
+        status = self._status(row)
+        if not is_runnable(status.code):
+            raise TransitionError(
+                f"job {job_id} is {status.code.value}: start it before running a cycle"
+            )
+        source, target = self._connectors_for(row)
+        secrets = self.store.get_secrets(row.application_id)
+        settings = JobSettings.parse(row.job.synchronization_job_settings, secrets)
+        ctx = cycle_module.CycleContext(
+            job_id=job_id,
+            cycle_id=uuid.uuid4().hex,
+            store=self.store,
+            source=source,
+            target=target,
+            clock=self.clock,
+            settings=settings,
+            mappings=self._mappings(row),
+            should_stop=lambda: not is_runnable(self.store.job_code(job_id) or StatusCode.PAUSED),
+            force_deletes=row.force_deletes,
+        )
+        ctx.log.info("cycle_started")
+        failure: ConnectorError | None = None
+        outcome = None
+        try:
+            outcome = cycle_module.run(ctx)
+        except (CredentialsError, UnreachableError, ConnectorError) as exc:
+            failure = exc
+            ctx.log.warning("cycle_failed", error_type=type(exc).__name__, error=str(exc))
+        execution = self._finish(job_id, ctx, outcome, failure)
+        ctx.log.info("cycle_finished", state=execution.state.value if execution.state else None,
+                     imported=execution.count_imported, exported=execution.count_exported,
+                     escrowed=execution.count_escrowed)
+        return execution
+
+    def _finish(
+        self,
+        job_id: str,
+        ctx: cycle_module.CycleContext,
+        outcome: cycle_module.CycleOutcome | None,
+        failure: ConnectorError | None,
+    ) -> SynchronizationTaskExecution:
+        now = self.clock.now()
+        c = ctx.counters
+        if failure is not None:
+            state = TaskExecutionResult.FAILED
+        elif c.escrowed:
+            state = TaskExecutionResult.ENTRY_LEVEL_ERRORS
+        else:
+            state = TaskExecutionResult.SUCCEEDED
+        error = None
+        if failure is not None:
+            error = SynchronizationError(code=type(failure).__name__, message=str(failure)[:1000],
+                                         tenant_actionable=True)
+        execution = SynchronizationTaskExecution(
+            activity_identifier=ctx.cycle_id,
+            count_entitled=c.entitled,
+            count_entitled_for_provisioning=c.entitled,
+            count_escrowed=c.escrowed,
+            count_escrowed_raw=c.escrowed,
+            count_exported=c.exported,
+            count_exports=c.exports,
+            count_imported=c.imported,
+            count_imported_deltas=c.imported_deltas,
+            error=error,
+            state=state,
+            time_began=ctx.started,
+            time_ended=now,
+        )
+        row = self._row(job_id)  # re-read: the job may have been paused meanwhile
+        status = attrs.evolve(self._status(row), last_execution=execution)
+        interval = row.job.schedule.interval if row.job.schedule else DEFAULT_INTERVAL
+        next_run = now + interval
+        force_deletes = row.force_deletes
+        quarantine: tuple[QuarantineReason, SynchronizationError] | None = None
+        if failure is not None:
+            failures = status.count_successive_complete_failures + 1
+            status = attrs.evolve(status, count_successive_complete_failures=failures)
+            limit = 1 if isinstance(failure, CredentialsError) else ctx.settings.unreachable_cycles
+            if failures >= limit:
+                assert error is not None
+                quarantine = (QuarantineReason.ENCOUNTERED_QUARANTINE_EXCEPTION, error)
+        elif outcome is not None and not outcome.paused:
+            force_deletes = False if outcome.quarantine is None else force_deletes
+            status = attrs.evolve(status, count_successive_complete_failures=0)
+            if state is TaskExecutionResult.SUCCEEDED:
+                status = attrs.evolve(status, last_successful_execution=execution)
+                if c.exported:
+                    status = attrs.evolve(status, last_successful_execution_with_exports=execution)
+            if c.exported == 0 and c.escrowed == 0 and outcome.quarantine is None:
+                first = status.steady_state_first_achieved_time
+                status = attrs.evolve(
+                    status,
+                    steady_state_first_achieved_time=now if first == NEVER else first,
+                    steady_state_last_achieved_time=now,
+                )
+            if outcome.quarantine is not None:
+                reason, message = outcome.quarantine
+                quarantine = (reason, SynchronizationError(
+                    code=reason.value, message=message, tenant_actionable=True))
+        status = attrs.evolve(
+            status,
+            progress=(SynchronizationProgress(completed_units=c.pages, total_units=c.pages,
+                                              units="pages", progress_observation_date_time=now),),
+            synchronized_entry_count_by_type=self._entry_counts(row),
+        )
+        if is_runnable(status.code):
+            if quarantine is not None:
+                status = self._quarantine(status, quarantine, now, interval)
+                assert status.quarantine is not None
+                next_run = status.quarantine.next_attempt or next_run
+            elif status.code is StatusCode.QUARANTINE and failure is None and outcome:
+                code = transition(status.code, Command.RECOVER)
+                assert isinstance(code, StatusCode)
+                status = attrs.evolve(status, code=code, quarantine=None)
+                self._log.info("job_recovered", job_id=job_id)
+            elif status.code is StatusCode.QUARANTINE and status.quarantine is not None:
+                status = self._quarantine(
+                    status, (status.quarantine.reason or QuarantineReason.UNKNOWN,
+                             status.quarantine.error or SynchronizationError()), now, interval)
+                assert status.quarantine is not None
+                next_run = status.quarantine.next_attempt or next_run
+        self._save(row, status, next_run=next_run, force_deletes=force_deletes)
+        return execution
+
+    def _quarantine(
+        self,
+        status: SynchronizationStatus,
+        verdict: tuple[QuarantineReason, SynchronizationError],
+        now: Any,
+        interval: timedelta,
+    ) -> SynchronizationStatus:
+        reason, error = verdict
+        code = transition(status.code, Command.QUARANTINE)
+        assert isinstance(code, StatusCode)
+        previous = status.quarantine
+        series = 0 if previous is None else previous.series_count + 1
+        quarantine = SynchronizationQuarantine(
+            current_began=now,
+            series_began=now if previous is None else previous.series_began,
+            series_count=series,
+            reason=reason,
+            error=error,
+            next_attempt=now + quarantine_delay(interval, series),
+        )
+        self._log.warning("job_quarantined", reason=reason.value, series_count=series)
+        return attrs.evolve(status, code=code, quarantine=quarantine)
+
+    def provision_on_demand(self, job_id: str, object_type: str, anchor: str) -> list[LogRecord]:
+        """Synchronize one source object now, bypassing schedule and delete threshold."""
+        row = self._row(job_id)
+        if self._status(row).code is StatusCode.NOT_CONFIGURED:
+            raise TransitionError("the job is not configured: its required secrets are missing")
+        source, target = self._connectors_for(row)
+        mappings = [m for m in self._mappings(row) if m.source_type.lower() == object_type.lower()]
+        if not mappings:
+            raise NotFoundError(f"no enabled object mapping reads {object_type!r}")
+        ctx = cycle_module.CycleContext(
+            job_id=job_id, cycle_id=f"ondemand-{uuid.uuid4().hex}", store=self.store,
+            source=source, target=target, clock=self.clock,
+            settings=JobSettings.parse(row.job.synchronization_job_settings,
+                                       self.store.get_secrets(row.application_id)),
+            mappings=mappings, should_stop=lambda: False,
+        )
+        return cycle_module.provision_one(ctx, anchor)
+
+    # ------------------------------------------------------------------------- queries
+    def provisioning_logs(
+        self, job_id: str, cycle_id: str | None = None, limit: int = 1000
+    ) -> list[LogRecord]:
+        self._row(job_id)
+        return self.store.provisioning_logs(job_id, cycle_id, limit)
+
+    def escrows(self, job_id: str) -> list[Escrow]:
+        self._row(job_id)
+        return self.store.get_escrows(job_id)
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> SyncEngine:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------------ internals
+    def _row(self, job_id: str) -> JobRow:
+        row = self.store.get_job(job_id)
+        if row is None:
+            raise NotFoundError(f"no job {job_id!r}")
+        return row
+
+    @staticmethod
+    def _status(row: JobRow) -> SynchronizationStatus:
+        return row.job.status or SynchronizationStatus()
+
+    def _save(
+        self,
+        row: JobRow,
+        status: SynchronizationStatus,
+        *,
+        next_run: Any = None,
+        force_deletes: bool | None = None,
+    ) -> None:
+        schedule = row.job.schedule or SynchronizationSchedule(interval=DEFAULT_INTERVAL)
+        schedule = attrs.evolve(schedule, state=SCHEDULE_STATE[status.code])
+        job = attrs.evolve(row.job, status=status, schedule=schedule)
+        self.store.save_job(
+            JobRow(
+                application_id=row.application_id,
+                job=job,
+                next_run=next_run if next_run is not None else row.next_run,
+                force_deletes=row.force_deletes if force_deletes is None else force_deletes,
+            )
+        )
+
+    def _reconfigure(self, row: JobRow, secrets: Mapping[str, str]) -> None:
+        template = self.templates.get(row.job.template_id or "")
+        if template is None:
+            return
+        missing = [k for k in template.required_secrets if not secrets.get(k)]
+        command = Command.UNCONFIGURE if missing else Command.CONFIGURE
+        code = transition(self._status(row).code, command)
+        assert isinstance(code, StatusCode)
+        self._save(row, attrs.evolve(self._status(row), code=code))
+
+    def _connectors_for(self, row: JobRow) -> tuple[Source, Target]:
+        job_id = row.job.id or ""
+        if job_id in self._connectors:
+            return self._connectors[job_id]
+        template = self.templates.get(row.job.template_id or "")
+        if template and template.build_source and template.build_target:
+            secrets = self.store.get_secrets(row.application_id)
+            pair = (template.build_source(secrets), template.build_target(secrets))
+            self._connectors[job_id] = pair
+            return pair
+        raise ConfigurationError(
+            f"job {job_id} has no connectors: pass source and target to create_job or attach"
+        )
+
+    def _schema(self, schema: SynchronizationSchema | Mapping[str, Any]) -> SynchronizationSchema:
+        if isinstance(schema, SynchronizationSchema):
+            return schema
+        return from_graph(dict(schema), SynchronizationSchema)
+
+    def _compile(self, schema: SynchronizationSchema) -> list[CompiledMapping]:
+        compiled = []
+        for rule in sorted(schema.synchronization_rules, key=lambda r: r.priority):
+            for mapping in rule.object_mappings:
+                if mapping.enabled:
+                    if self._functions is None:
+                        compiled.append(compile_mapping(schema, rule, mapping))
+                    else:
+                        compiled.append(compile_mapping(schema, rule, mapping, self._functions))
+        if not compiled:
+            raise ConfigurationError("the schema has no enabled object mapping")
+        return compiled
+
+    def _mappings(self, row: JobRow) -> list[CompiledMapping]:
+        job_id = row.job.id or ""
+        schema = row.job.schema or SynchronizationSchema()
+        cached = self._compiled.get(job_id)
+        if cached is None or cached[0] != schema:
+            cached = (schema, self._compile(schema))
+            self._compiled[job_id] = cached
+        return cached[1]
+
+    def _entry_counts(self, row: JobRow) -> tuple[StringKeyLongValuePair, ...]:
+        counts: dict[str, int] = {}
+        by_key = {m.key: m.target_type for m in self._mappings(row)}
+        for key, count in self.store.count_links(row.job.id or "").items():
+            name = by_key.get(key, key)
+            counts[name] = counts.get(name, 0) + count
+        return tuple(StringKeyLongValuePair(key=k, value=v) for k, v in sorted(counts.items()))

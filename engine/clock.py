@@ -1,0 +1,48 @@
+"""The only place that reads real time: everything else asks a :class:`Clock`.
+
+Tests pass a :class:`ManualClock` and move it with ``advance``; ``sleep`` on it advances instead
+of waiting, so backoff paths run instantly and deterministically.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+
+class Clock(Protocol):
+    """Aware-UTC time and a way to wait."""
+
+    def now(self) -> datetime: ...
+
+    def sleep(self, seconds: float) -> None: ...
+
+
+class SystemClock:
+    """Wall-clock time for daemons and the CLI."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            time.sleep(seconds)
+
+
+class ManualClock:
+    """A clock that moves only when told to (``advance``) or when something sleeps on it."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self._now = start or datetime(2026, 1, 1, tzinfo=UTC)
+        if self._now.tzinfo is None:
+            raise ValueError("ManualClock needs an aware datetime")
+
+    def now(self) -> datetime:
+        return self._now
+
+    def sleep(self, seconds: float) -> None:
+        self._now += timedelta(seconds=max(seconds, 0.0))
+
+    def advance(self, delta: timedelta | float) -> None:
+        self._now += delta if isinstance(delta, timedelta) else timedelta(seconds=delta)

@@ -1,0 +1,80 @@
+"""Errors grouped by what the engine or the API does with them.
+
+::
+
+    SyncJobError
+    ├── ConfigurationError        bad input from a caller: 400 at the API, nothing changed
+    │   ├── ModelError            JSON that does not fit Graph's model (names the field)
+    │   └── MappingError          a mapping or expression that cannot work (names attribute)
+    ├── NotFoundError             unknown job, application or template: 404 at the API
+    └── TransitionError           a command the job's state refuses (e.g. pause a NotRun job)
+    connectors.base.ConnectorError  (re-exported here; raised by connectors)
+    ├── TransientError            retried with backoff, then escrowed
+    ├── ObjectError               the object is escrowed, the cycle goes on
+    ├── CredentialsError          the cycle fails, the job is quarantined
+    └── UnreachableError          the cycle fails, quarantined after successive failures
+"""
+
+from __future__ import annotations
+
+from connectors.base import (
+    ConnectorError,
+    CredentialsError,
+    ObjectError,
+    TransientError,
+    UnreachableError,
+)
+
+__all__ = [
+    "ConfigurationError",
+    "ConnectorError",
+    "CredentialsError",
+    "MappingError",
+    "ModelError",
+    "NotFoundError",
+    "ObjectError",
+    "SyncJobError",
+    "TransientError",
+    "TransitionError",
+    "UnreachableError",
+]
+
+
+class SyncJobError(Exception):
+    """Root of the engine's own errors; ``code`` is the Graph error code the API answers with."""
+
+    code = "generalException"
+
+
+class ConfigurationError(SyncJobError, ValueError):
+    """The caller asked for something that cannot work; nothing was changed."""
+
+    code = "invalidRequest"
+
+
+class ModelError(ConfigurationError):
+    """Input that does not fit the Graph model; the message names the offending field."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class MappingError(ConfigurationError):
+    """A mapping or expression that cannot be evaluated; names the target attribute."""
+
+    def __init__(self, message: str, attribute: str | None = None) -> None:
+        super().__init__(message)
+        self.attribute = attribute
+
+
+class NotFoundError(SyncJobError, LookupError):
+    """No such job, application or template."""
+
+    code = "itemNotFound"
+
+
+class TransitionError(SyncJobError):
+    """The job's current state does not allow the command."""
+
+    code = "notAllowed"

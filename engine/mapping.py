@@ -1,0 +1,225 @@
+"""Object mapping: from a source object to the attributes the target should have. Pure.
+
+A schema's object mapping is compiled once (scoping filter, attribute evaluators, matching
+order) and then applied to every object. ``diff`` turns desired values and the values last
+exported into the smallest update, honouring each attribute's flowType and caseExact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+import attrs
+
+from connectors.base import Attributes, Scalar, Value, as_list
+from engine.errors import MappingError
+from engine.model import (
+    AttributeDefinition,
+    AttributeMapping,
+    FlowBehavior,
+    FlowType,
+    ObjectMapping,
+    SourceType,
+    SynchronizationRule,
+    SynchronizationSchema,
+)
+from engine.scoping import Predicate, compile_scope
+
+Evaluator = Callable[[Attributes], Value | None]
+#: How Function sources are compiled; the expression language plugs in here.
+FunctionCompiler = Callable[[AttributeMapping], Evaluator]
+
+
+def _attribute(name: str) -> Evaluator:
+    lowered = name.lower()
+
+    def read(source: Attributes) -> Value | None:
+        value = source.get(name)
+        if value is None:
+            for key, candidate in source.items():
+                if key.lower() == lowered:
+                    return candidate
+        return value
+
+    return read
+
+
+def _no_functions(mapping: AttributeMapping) -> Evaluator:
+    raise MappingError(
+        f"{mapping.target_attribute_name}: Function mappings need the expression language, "
+        "which this build does not have yet",
+        attribute=mapping.target_attribute_name,
+    )
+
+
+@attrs.frozen(kw_only=True)
+class CompiledAttribute:
+    target: str
+    evaluate: Evaluator
+    flow_type: FlowType
+    flow_always: bool
+    default_value: str | None
+    case_exact: bool
+
+
+@attrs.frozen(kw_only=True)
+class CompiledMapping:
+    """One object mapping, ready to apply; ``key`` names its state in the store."""
+
+    key: str
+    source_type: str
+    target_type: str
+    attributes: tuple[CompiledAttribute, ...]
+    matching: tuple[str, ...]
+    scope: Predicate | None
+    flows: frozenset[str]
+
+    def in_scope(self, source: Attributes) -> bool:
+        return self.scope is None or self.scope(source)
+
+
+def mapping_key(rule: SynchronizationRule, mapping: ObjectMapping) -> str:
+    rule_id = rule.id or rule.name or "rule"
+    return f"{rule_id}:{mapping.source_object_name}:{mapping.target_object_name}"
+
+
+def _definitions(
+    schema: SynchronizationSchema, directory: str | None, object_name: str | None
+) -> Mapping[str, AttributeDefinition]:
+    for candidate in schema.directories:
+        if candidate.name != directory:
+            continue
+        for obj in candidate.objects:
+            if obj.name == object_name:
+                return {a.name.lower(): a for a in obj.attributes if a.name}
+    return {}
+
+
+def compile_mapping(
+    schema: SynchronizationSchema,
+    rule: SynchronizationRule,
+    mapping: ObjectMapping,
+    functions: FunctionCompiler = _no_functions,
+) -> CompiledMapping:
+    """Compile one object mapping; raises MappingError naming what cannot work."""
+    if not mapping.source_object_name or not mapping.target_object_name:
+        raise MappingError(f"object mapping {mapping.name!r} needs source and target object names")
+    targets = _definitions(schema, rule.target_directory_name, mapping.target_object_name)
+    flows = frozenset(f.strip().lower() for f in mapping.flow_types.split(",") if f.strip())
+    unknown = flows - {"add", "update", "delete"}
+    if unknown:
+        raise MappingError(f"unknown flowTypes {sorted(unknown)} in {mapping.name!r}")
+    compiled: list[CompiledAttribute] = []
+    matching: list[tuple[int, str]] = []
+    for am in mapping.attribute_mappings:
+        name = am.target_attribute_name
+        if not name:
+            raise MappingError("an attribute mapping has no targetAttributeName")
+        evaluate = _evaluator(am, functions)
+        definition = targets.get(name.lower())
+        compiled.append(
+            CompiledAttribute(
+                target=name,
+                evaluate=evaluate,
+                flow_type=am.flow_type,
+                flow_always=am.flow_behavior is FlowBehavior.FLOW_ALWAYS,
+                default_value=am.default_value,
+                case_exact=bool(definition and definition.case_exact),
+            )
+        )
+        if am.matching_priority > 0:
+            matching.append((am.matching_priority, name))
+    if "add" in flows and not matching:
+        raise MappingError(
+            f"object mapping {mapping.source_object_name}->{mapping.target_object_name} has no "
+            "matching attribute (matchingPriority > 0): without one a replayed create would "
+            "duplicate the object"
+        )
+    return CompiledMapping(
+        key=mapping_key(rule, mapping),
+        source_type=mapping.source_object_name,
+        target_type=mapping.target_object_name,
+        attributes=tuple(compiled),
+        matching=tuple(name for _, name in sorted(matching)),
+        scope=compile_scope(mapping.scope),
+        flows=flows,
+    )
+
+
+def _evaluator(am: AttributeMapping, functions: FunctionCompiler) -> Evaluator:
+    source = am.source
+    if source is None:
+        return lambda _: None  # the defaultValue, if any, acts as a constant
+    if source.type is SourceType.ATTRIBUTE:
+        if not source.name:
+            raise MappingError(
+                f"{am.target_attribute_name}: Attribute source has no name",
+                attribute=am.target_attribute_name,
+            )
+        return _attribute(source.name)
+    if source.type is SourceType.CONSTANT:
+        constant = source.name
+        return lambda _: constant
+    return functions(am)
+
+
+def map_object(mapping: CompiledMapping, source: Attributes) -> dict[str, Value]:
+    """The attributes the target object should have; attributes without a value are left out."""
+    desired: dict[str, Value] = {}
+    for attribute in mapping.attributes:
+        value = attribute.evaluate(source)
+        if value is None or value == [] or value == "":
+            value = attribute.default_value
+        if value is not None and value != []:
+            desired[attribute.target] = value
+    return desired
+
+
+def _normal(value: Value | None, case_exact: bool) -> list[Scalar]:
+    values = as_list(value)
+    if not case_exact:
+        values = [v.lower() if isinstance(v, str) else v for v in values]
+    return sorted(values, key=repr)
+
+
+def diff(
+    mapping: CompiledMapping, desired: Mapping[str, Value], exported: Mapping[str, Value] | None
+) -> dict[str, Value | None]:
+    """The smallest update from what was exported to what is desired (None clears).
+
+    With ``exported=None`` (a newly joined object whose values we never wrote) every desired
+    value is sent and nothing is cleared.
+    """
+    delta: dict[str, Value | None] = {}
+    for attribute in mapping.attributes:
+        name = attribute.target
+        flow = attribute.flow_type
+        if flow is FlowType.OBJECT_ADD_ONLY:
+            continue
+        want = desired.get(name)
+        if exported is None:
+            if want is not None:
+                delta[name] = want
+            continue
+        had = exported.get(name)
+        same = _normal(want, attribute.case_exact) == _normal(had, attribute.case_exact)
+        if same and not attribute.flow_always:
+            continue
+        if flow is FlowType.ATTRIBUTE_ADD_ONLY and had is not None:
+            continue
+        if flow in (FlowType.VALUE_ADD_ONLY, FlowType.MULTI_VALUE_ADD_ONLY):
+            if want is None:
+                continue
+            merged = list(as_list(had))
+            merged += [v for v in as_list(want) if v not in merged]
+            if merged == as_list(had) and not attribute.flow_always:
+                continue
+            delta[name] = merged if isinstance(want, list) or len(merged) > 1 else merged[0]
+            continue
+        delta[name] = want
+    return delta
+
+
+def creatable(mapping: CompiledMapping, desired: Mapping[str, Value]) -> Sequence[tuple[str, Value]]:
+    """The matching attributes that have a value, in the order they are tried."""
+    return [(name, desired[name]) for name in mapping.matching if desired.get(name) is not None]

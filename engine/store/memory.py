@@ -1,0 +1,153 @@
+"""A state store in dicts: for unit tests and embedding where nothing must outlive the process."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+
+from engine.model import Application, StatusCode
+from engine.store.base import Checkpoint, Escrow, JobRow, Link, LogRecord, StagedDelete
+
+Key = tuple[str, str]  # (mapping, anchor)
+
+
+class _JobState:
+    def __init__(self) -> None:
+        self.watermarks: dict[str, str] = {}
+        self.links: dict[Key, Link] = {}
+        self.refs: dict[tuple[str, str], str] = {}  # (mapping, target_ref) -> anchor
+        self.escrows: dict[Key, Escrow] = {}
+        self.staged: dict[Key, StagedDelete] = {}
+        self.logs: list[LogRecord] = []
+
+
+class MemoryStateStore:
+    """Same contract as the SQLite store; a commit applies under one lock, all or nothing."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._applications: dict[str, Application] = {}
+        self._secrets: dict[str, dict[str, str]] = {}
+        self._jobs: dict[str, JobRow] = {}
+        self._state: dict[str, _JobState] = {}
+
+    def save_application(self, application: Application) -> None:
+        with self._lock:
+            self._applications[application.id] = application
+
+    def get_application(self, application_id: str) -> Application | None:
+        return self._applications.get(application_id)
+
+    def save_secrets(self, application_id: str, secrets: Mapping[str, str]) -> None:
+        with self._lock:
+            self._secrets[application_id] = dict(secrets)
+
+    def get_secrets(self, application_id: str) -> dict[str, str]:
+        return dict(self._secrets.get(application_id, {}))
+
+    def save_job(self, row: JobRow) -> None:
+        assert row.job.id is not None
+        with self._lock:
+            self._jobs[row.job.id] = row
+            self._state.setdefault(row.job.id, _JobState())
+
+    def get_job(self, job_id: str) -> JobRow | None:
+        return self._jobs.get(job_id)
+
+    def list_jobs(self, application_id: str | None = None) -> list[JobRow]:
+        rows = sorted(self._jobs.values(), key=lambda r: r.job.id or "")
+        return [r for r in rows if application_id in (None, r.application_id)]
+
+    def job_code(self, job_id: str) -> StatusCode | None:
+        row = self._jobs.get(job_id)
+        return None if row is None or row.job.status is None else row.job.status.code
+
+    def delete_job(self, job_id: str) -> None:
+        with self._lock:
+            self._jobs.pop(job_id, None)
+            self._state.pop(job_id, None)
+
+    def _job(self, job_id: str) -> _JobState:
+        return self._state.setdefault(job_id, _JobState())
+
+    def get_watermark(self, job_id: str, mapping: str) -> str | None:
+        return self._job(job_id).watermarks.get(mapping)
+
+    def get_links(self, job_id: str, mapping: str, anchors: Iterable[str]) -> dict[str, Link]:
+        links = self._job(job_id).links
+        found = {}
+        for anchor in anchors:
+            link = links.get((mapping, anchor))
+            if link is not None:
+                found[anchor] = link
+        return found
+
+    def anchor_for_ref(self, job_id: str, mapping: str, target_ref: str) -> str | None:
+        return self._job(job_id).refs.get((mapping, target_ref))
+
+    def count_links(self, job_id: str) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for mapping, _ in self._job(job_id).links:
+            counts[mapping] = counts.get(mapping, 0) + 1
+        return counts
+
+    def due_escrows(self, job_id: str, mapping: str, now: datetime, limit: int) -> list[Escrow]:
+        due = [
+            e
+            for e in self._job(job_id).escrows.values()
+            if e.mapping == mapping and not e.parked and e.next_retry <= now
+        ]
+        return sorted(due, key=lambda e: (e.next_retry, e.anchor))[:limit]
+
+    def get_escrows(self, job_id: str) -> list[Escrow]:
+        return sorted(self._job(job_id).escrows.values(), key=lambda e: (e.mapping, e.anchor))
+
+    def staged_deletes(self, job_id: str) -> list[StagedDelete]:
+        return sorted(self._job(job_id).staged.values(), key=lambda s: (s.mapping, s.anchor))
+
+    def commit(self, job_id: str, checkpoint: Checkpoint) -> None:
+        with self._lock:
+            state = self._job(job_id)
+            for key in checkpoint.unlinks:
+                old = state.links.pop(key, None)
+                if old is not None:
+                    state.refs.pop((old.mapping, old.target_ref), None)
+            for link in checkpoint.links:
+                old = state.links.get((link.mapping, link.anchor))
+                if old is not None:
+                    state.refs.pop((old.mapping, old.target_ref), None)
+                state.links[(link.mapping, link.anchor)] = link
+                state.refs[(link.mapping, link.target_ref)] = link.anchor
+            for key in checkpoint.unescrows:
+                state.escrows.pop(key, None)
+            for escrow in checkpoint.escrows:
+                state.escrows[(escrow.mapping, escrow.anchor)] = escrow
+            for key in checkpoint.unstaged:
+                state.staged.pop(key, None)
+            for staged in checkpoint.staged:
+                state.staged[(staged.mapping, staged.anchor)] = staged
+            state.logs.extend(checkpoint.logs)
+            if checkpoint.mapping is not None and checkpoint.watermark is not None:
+                state.watermarks[checkpoint.mapping] = checkpoint.watermark
+
+    def reset(self, job_id: str, *, watermarks: bool, escrows: bool, links: bool) -> None:
+        with self._lock:
+            state = self._job(job_id)
+            if watermarks:
+                state.watermarks.clear()
+            if escrows:
+                state.escrows.clear()
+            if links:
+                state.links.clear()
+                state.refs.clear()
+                state.staged.clear()
+
+    def provisioning_logs(
+        self, job_id: str, cycle_id: str | None = None, limit: int = 1000
+    ) -> list[LogRecord]:
+        logs = [r for r in self._job(job_id).logs if cycle_id in (None, r.cycle_id)]
+        return logs[-limit:]
+
+    def close(self) -> None:
+        """Nothing to release."""

@@ -1,0 +1,367 @@
+"""The embedded default store: one SQLite file in WAL mode, schema versioned by user_version.
+
+A checkpoint is one transaction, so a crash leaves either the whole page recorded (links,
+escrows, staged deletes, log and watermark) or none of it. ``synchronous=NORMAL`` keeps every
+committed transaction across a process crash; pass ``synchronous="FULL"`` to also survive
+power loss at some cost.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from engine.model import Application, StatusCode, SynchronizationJob, from_graph, to_graph
+from engine.model.converter import format_datetime, parse_datetime
+from engine.store.base import (
+    Checkpoint,
+    Escrow,
+    JobRow,
+    Link,
+    LogRecord,
+    StagedDelete,
+    chunked,
+)
+
+MIGRATIONS: list[str] = [
+    # 1: the first schema
+    """
+    CREATE TABLE applications (id TEXT PRIMARY KEY, display_name TEXT);
+    CREATE TABLE secrets (application_id TEXT PRIMARY KEY, body TEXT NOT NULL);
+    CREATE TABLE jobs (
+        id TEXT PRIMARY KEY, application_id TEXT NOT NULL, code TEXT NOT NULL,
+        body TEXT NOT NULL, next_run TEXT, force_deletes INTEGER NOT NULL DEFAULT 0);
+    CREATE TABLE watermarks (
+        job_id TEXT NOT NULL, mapping TEXT NOT NULL, watermark TEXT NOT NULL,
+        PRIMARY KEY (job_id, mapping));
+    CREATE TABLE links (
+        job_id TEXT NOT NULL, mapping TEXT NOT NULL, anchor TEXT NOT NULL,
+        target_ref TEXT NOT NULL, exported TEXT NOT NULL,
+        PRIMARY KEY (job_id, mapping, anchor)) WITHOUT ROWID;
+    CREATE INDEX links_by_ref ON links (job_id, mapping, target_ref);
+    CREATE TABLE escrows (
+        job_id TEXT NOT NULL, mapping TEXT NOT NULL, anchor TEXT NOT NULL,
+        attempts INTEGER NOT NULL, first_failed TEXT NOT NULL, next_retry TEXT NOT NULL,
+        error TEXT NOT NULL, parked INTEGER NOT NULL,
+        PRIMARY KEY (job_id, mapping, anchor));
+    CREATE TABLE staged_deletes (
+        job_id TEXT NOT NULL, mapping TEXT NOT NULL, anchor TEXT NOT NULL,
+        target_type TEXT NOT NULL, target_ref TEXT NOT NULL, soft INTEGER NOT NULL,
+        reason TEXT NOT NULL, PRIMARY KEY (job_id, mapping, anchor));
+    CREATE TABLE provisioning_log (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT, job_id TEXT NOT NULL, cycle_id TEXT NOT NULL,
+        change_id TEXT NOT NULL, time TEXT NOT NULL, action TEXT NOT NULL, status TEXT NOT NULL,
+        mapping TEXT NOT NULL, anchor TEXT NOT NULL, target_ref TEXT, attributes TEXT NOT NULL,
+        error TEXT);
+    CREATE INDEX log_by_job ON provisioning_log (job_id, cycle_id);
+    """,
+]
+
+_LINK_BATCH = 500
+
+
+class SqliteStateStore:
+    """State in one SQLite file; safe to share between threads of one process."""
+
+    def __init__(self, path: str | Path, *, synchronous: str = "NORMAL") -> None:
+        if synchronous.upper() not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
+            raise ValueError(f"unknown synchronous mode {synchronous!r}")
+        self.path = Path(path)
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(f"PRAGMA synchronous={synchronous.upper()}")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._migrate()
+
+    # ------------------------------------------------------------------------- migrations
+    @property
+    def schema_version(self) -> int:
+        row = self._db.execute("PRAGMA user_version").fetchone()
+        return int(row[0])
+
+    def _migrate(self) -> None:
+        with self._lock:
+            version = self.schema_version
+            if version > len(MIGRATIONS):
+                raise RuntimeError(
+                    f"{self.path} has state schema {version}, newer than this syncjob "
+                    f"({len(MIGRATIONS)}): upgrade syncjob"
+                )
+            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    for statement in script.split(";"):
+                        if statement.strip():
+                            self._db.execute(statement)
+                    self._db.execute(f"PRAGMA user_version={number}")
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+
+    def _write(self, sql: str, params: Iterable[Any] = ()) -> None:
+        with self._lock:
+            self._db.execute(sql, tuple(params))
+
+    def _rows(self, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._db.execute(sql, tuple(params)).fetchall()
+
+    # ------------------------------------------------------------------ applications, jobs
+    def save_application(self, application: Application) -> None:
+        self._write(
+            "INSERT OR REPLACE INTO applications VALUES (?, ?)",
+            (application.id, application.display_name),
+        )
+
+    def get_application(self, application_id: str) -> Application | None:
+        rows = self._rows("SELECT id, display_name FROM applications WHERE id=?", (application_id,))
+        return Application(id=rows[0][0], display_name=rows[0][1]) if rows else None
+
+    def save_secrets(self, application_id: str, secrets: Mapping[str, str]) -> None:
+        self._write(
+            "INSERT OR REPLACE INTO secrets VALUES (?, ?)",
+            (application_id, json.dumps(dict(secrets))),
+        )
+
+    def get_secrets(self, application_id: str) -> dict[str, str]:
+        rows = self._rows("SELECT body FROM secrets WHERE application_id=?", (application_id,))
+        return dict(json.loads(rows[0][0])) if rows else {}
+
+    def save_job(self, row: JobRow) -> None:
+        job = row.job
+        code = job.status.code.value if job.status else StatusCode.NOT_CONFIGURED.value
+        self._write(
+            "INSERT OR REPLACE INTO jobs VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                job.id,
+                row.application_id,
+                code,
+                json.dumps(to_graph(job)),
+                format_datetime(row.next_run) if row.next_run else None,
+                int(row.force_deletes),
+            ),
+        )
+
+    def _job_row(self, values: tuple[Any, ...]) -> JobRow:
+        application_id, body, next_run, force_deletes = values
+        return JobRow(
+            application_id=application_id,
+            job=from_graph(json.loads(body), SynchronizationJob),
+            next_run=parse_datetime(next_run),
+            force_deletes=bool(force_deletes),
+        )
+
+    def get_job(self, job_id: str) -> JobRow | None:
+        rows = self._rows(
+            "SELECT application_id, body, next_run, force_deletes FROM jobs WHERE id=?", (job_id,)
+        )
+        return self._job_row(rows[0]) if rows else None
+
+    def list_jobs(self, application_id: str | None = None) -> list[JobRow]:
+        sql = "SELECT application_id, body, next_run, force_deletes FROM jobs"
+        if application_id is None:
+            return [self._job_row(r) for r in self._rows(sql + " ORDER BY id")]
+        rows = self._rows(sql + " WHERE application_id=? ORDER BY id", (application_id,))
+        return [self._job_row(r) for r in rows]
+
+    def job_code(self, job_id: str) -> StatusCode | None:
+        rows = self._rows("SELECT code FROM jobs WHERE id=?", (job_id,))
+        return StatusCode(rows[0][0]) if rows else None
+
+    def delete_job(self, job_id: str) -> None:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for table in ("watermarks", "links", "escrows", "staged_deletes",
+                              "provisioning_log"):
+                    self._db.execute(f"DELETE FROM {table} WHERE job_id=?", (job_id,))  # noqa: S608
+                self._db.execute("DELETE FROM jobs WHERE id=?", (job_id,))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    # ------------------------------------------------------------------------- per object
+    def get_watermark(self, job_id: str, mapping: str) -> str | None:
+        rows = self._rows(
+            "SELECT watermark FROM watermarks WHERE job_id=? AND mapping=?", (job_id, mapping)
+        )
+        return str(rows[0][0]) if rows else None
+
+    def get_links(self, job_id: str, mapping: str, anchors: Iterable[str]) -> dict[str, Link]:
+        found: dict[str, Link] = {}
+        for batch in chunked(list(anchors), _LINK_BATCH):
+            marks = ",".join("?" * len(batch))
+            rows = self._rows(
+                "SELECT anchor, target_ref, exported FROM links "  # noqa: S608
+                f"WHERE job_id=? AND mapping=? AND anchor IN ({marks})",
+                (job_id, mapping, *batch),
+            )
+            for anchor, ref, exported in rows:
+                found[anchor] = Link(mapping=mapping, anchor=anchor, target_ref=ref,
+                                     exported=exported)
+        return found
+
+    def anchor_for_ref(self, job_id: str, mapping: str, target_ref: str) -> str | None:
+        rows = self._rows(
+            "SELECT anchor FROM links WHERE job_id=? AND mapping=? AND target_ref=?",
+            (job_id, mapping, target_ref),
+        )
+        return str(rows[0][0]) if rows else None
+
+    def count_links(self, job_id: str) -> dict[str, int]:
+        rows = self._rows(
+            "SELECT mapping, COUNT(*) FROM links WHERE job_id=? GROUP BY mapping", (job_id,)
+        )
+        return {str(m): int(c) for m, c in rows}
+
+    @staticmethod
+    def _escrow(mapping: str, values: tuple[Any, ...]) -> Escrow:
+        anchor, attempts, first, retry, error, parked = values
+        first_failed = parse_datetime(first)
+        next_retry = parse_datetime(retry)
+        assert first_failed is not None and next_retry is not None
+        return Escrow(mapping=mapping, anchor=anchor, attempts=attempts, first_failed=first_failed,
+                      next_retry=next_retry, error=error, parked=bool(parked))
+
+    def due_escrows(self, job_id: str, mapping: str, now: datetime, limit: int) -> list[Escrow]:
+        rows = self._rows(
+            "SELECT anchor, attempts, first_failed, next_retry, error, parked FROM escrows "
+            "WHERE job_id=? AND mapping=? AND parked=0 AND next_retry<=? "
+            "ORDER BY next_retry, anchor LIMIT ?",
+            (job_id, mapping, format_datetime(now), limit),
+        )
+        return [self._escrow(mapping, r) for r in rows]
+
+    def get_escrows(self, job_id: str) -> list[Escrow]:
+        rows = self._rows(
+            "SELECT mapping, anchor, attempts, first_failed, next_retry, error, parked "
+            "FROM escrows WHERE job_id=? ORDER BY mapping, anchor",
+            (job_id,),
+        )
+        return [self._escrow(r[0], r[1:]) for r in rows]
+
+    def staged_deletes(self, job_id: str) -> list[StagedDelete]:
+        rows = self._rows(
+            "SELECT mapping, anchor, target_type, target_ref, soft, reason FROM staged_deletes "
+            "WHERE job_id=? ORDER BY mapping, anchor",
+            (job_id,),
+        )
+        return [
+            StagedDelete(mapping=m, anchor=a, target_type=t, target_ref=r, soft=bool(s), reason=x)
+            for m, a, t, r, s, x in rows
+        ]
+
+    def commit(self, job_id: str, checkpoint: Checkpoint) -> None:
+        c = checkpoint
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.executemany(
+                    "DELETE FROM links WHERE job_id=? AND mapping=? AND anchor=?",
+                    [(job_id, m, a) for m, a in c.unlinks],
+                )
+                db.executemany(
+                    "INSERT OR REPLACE INTO links VALUES (?, ?, ?, ?, ?)",
+                    [(job_id, x.mapping, x.anchor, x.target_ref, x.exported) for x in c.links],
+                )
+                db.executemany(
+                    "DELETE FROM escrows WHERE job_id=? AND mapping=? AND anchor=?",
+                    [(job_id, m, a) for m, a in c.unescrows],
+                )
+                db.executemany(
+                    "INSERT OR REPLACE INTO escrows VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        (job_id, e.mapping, e.anchor, e.attempts, format_datetime(e.first_failed),
+                         format_datetime(e.next_retry), e.error, int(e.parked))
+                        for e in c.escrows
+                    ],
+                )
+                db.executemany(
+                    "DELETE FROM staged_deletes WHERE job_id=? AND mapping=? AND anchor=?",
+                    [(job_id, m, a) for m, a in c.unstaged],
+                )
+                db.executemany(
+                    "INSERT OR REPLACE INTO staged_deletes VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        (job_id, s.mapping, s.anchor, s.target_type, s.target_ref, int(s.soft),
+                         s.reason)
+                        for s in c.staged
+                    ],
+                )
+                db.executemany(
+                    "INSERT INTO provisioning_log (job_id, cycle_id, change_id, time, action, "
+                    "status, mapping, anchor, target_ref, attributes, error) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        (r.job_id, r.cycle_id, r.change_id, format_datetime(r.time), r.action,
+                         r.status, r.mapping, r.anchor, r.target_ref, "\x1f".join(r.attributes),
+                         r.error)
+                        for r in c.logs
+                    ],
+                )
+                if c.mapping is not None and c.watermark is not None:
+                    db.execute(
+                        "INSERT OR REPLACE INTO watermarks VALUES (?, ?, ?)",
+                        (job_id, c.mapping, c.watermark),
+                    )
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+    def reset(self, job_id: str, *, watermarks: bool, escrows: bool, links: bool) -> None:
+        tables = [
+            name
+            for name, wanted in (
+                ("watermarks", watermarks),
+                ("escrows", escrows),
+                ("links", links),
+                ("staged_deletes", links),
+            )
+            if wanted
+        ]
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for table in tables:
+                    self._db.execute(f"DELETE FROM {table} WHERE job_id=?", (job_id,))  # noqa: S608
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def provisioning_logs(
+        self, job_id: str, cycle_id: str | None = None, limit: int = 1000
+    ) -> list[LogRecord]:
+        sql = (
+            "SELECT job_id, cycle_id, change_id, time, action, status, mapping, anchor, "
+            "target_ref, attributes, error FROM provisioning_log WHERE job_id=?"
+        )
+        params: list[Any] = [job_id]
+        if cycle_id is not None:
+            sql += " AND cycle_id=?"
+            params.append(cycle_id)
+        rows = self._rows(sql + " ORDER BY seq DESC LIMIT ?", (*params, limit))
+        records = []
+        for j, cy, ch, t, act, st, m, a, ref, names, err in reversed(rows):
+            time = parse_datetime(t)
+            assert time is not None
+            records.append(
+                LogRecord(job_id=j, cycle_id=cy, change_id=ch, time=time, action=act, status=st,
+                          mapping=m, anchor=a, target_ref=ref,
+                          attributes=tuple(names.split("\x1f")) if names else (), error=err)
+            )
+        return records
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
