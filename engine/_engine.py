@@ -62,7 +62,7 @@ _RESTART_DEFAULT = frozenset(
 _RESTART_FULL = _RESTART_DEFAULT | {RestartScope.CONNECTOR_DATA_STORE}
 
 
-def _open_store(store: None | str | Path | StateStore) -> StateStore:
+def _open_store(store: str | Path | StateStore | None) -> StateStore:
     if store is None:
         return MemoryStateStore()
     if isinstance(store, str | Path):
@@ -94,7 +94,7 @@ class SyncEngine:
 
     def __init__(
         self,
-        store: None | str | Path | StateStore = None,
+        store: str | Path | StateStore | None = None,
         clock: Clock | None = None,
         *,
         templates: Mapping[str, Template] | None = None,
@@ -138,7 +138,7 @@ class SyncEngine:
 
     def masked_secrets(self, application_id: str | None) -> dict[str, str]:
         """Secret keys with their values masked: the only way secrets leave the engine."""
-        return {k: "*" for k in self.store.get_secrets(self._application(application_id))}
+        return dict.fromkeys(self.store.get_secrets(self._application(application_id)), "*")
 
     # ---------------------------------------------------------------------------- jobs
     def create_job(
@@ -204,9 +204,7 @@ class SyncEngine:
     def get_schema(self, job_id: str) -> SynchronizationSchema:
         return self._row(job_id).job.schema or SynchronizationSchema()
 
-    def update_schema(
-        self, job_id: str, schema: SynchronizationSchema | Mapping[str, Any]
-    ) -> None:
+    def update_schema(self, job_id: str, schema: SynchronizationSchema | Mapping[str, Any]) -> None:
         """Replace the schema; like Entra, a changed mapping forces a new initial cycle."""
         row = self._row(job_id)
         parsed = self._schema(schema)
@@ -229,8 +227,7 @@ class SyncEngine:
         status = self._status(row)
         code = transition(status.code, Command.START)
         assert isinstance(code, StatusCode)
-        self._save(row, attrs.evolve(status, code=code, quarantine=None),
-                   next_run=self.clock.now())
+        self._save(row, attrs.evolve(status, code=code, quarantine=None), next_run=self.clock.now())
         self._log.info("job_started", job_id=job_id)
 
     def pause(self, job_id: str) -> None:
@@ -263,10 +260,13 @@ class SyncEngine:
         if RestartScope.QUARANTINE_STATE in scopes:
             status = attrs.evolve(status, count_successive_complete_failures=0)
         status = attrs.evolve(status, code=code, quarantine=None)
-        self._save(row, status, next_run=self.clock.now(),
-                   force_deletes=row.force_deletes or RestartScope.FORCE_DELETES in scopes)
-        self._log.info("job_restarted", job_id=job_id,
-                       scope=sorted(s.value for s in scopes))
+        self._save(
+            row,
+            status,
+            next_run=self.clock.now(),
+            force_deletes=row.force_deletes or RestartScope.FORCE_DELETES in scopes,
+        )
+        self._log.info("job_restarted", job_id=job_id, scope=sorted(s.value for s in scopes))
 
     @staticmethod
     def _scopes(
@@ -336,9 +336,13 @@ class SyncEngine:
             failure = exc
             ctx.log.warning("cycle_failed", error_type=type(exc).__name__, error=str(exc))
         execution = self._finish(job_id, ctx, outcome, failure)
-        ctx.log.info("cycle_finished", state=execution.state.value if execution.state else None,
-                     imported=execution.count_imported, exported=execution.count_exported,
-                     escrowed=execution.count_escrowed)
+        ctx.log.info(
+            "cycle_finished",
+            state=execution.state.value if execution.state else None,
+            imported=execution.count_imported,
+            exported=execution.count_exported,
+            escrowed=execution.count_escrowed,
+        )
         return execution
 
     def _finish(
@@ -358,8 +362,9 @@ class SyncEngine:
             state = TaskExecutionResult.SUCCEEDED
         error = None
         if failure is not None:
-            error = SynchronizationError(code=type(failure).__name__, message=str(failure)[:1000],
-                                         tenant_actionable=True)
+            error = SynchronizationError(
+                code=type(failure).__name__, message=str(failure)[:1000], tenant_actionable=True
+            )
         execution = SynchronizationTaskExecution(
             activity_identifier=ctx.cycle_id,
             count_entitled=c.entitled,
@@ -404,12 +409,22 @@ class SyncEngine:
                 )
             if outcome.quarantine is not None:
                 reason, message = outcome.quarantine
-                quarantine = (reason, SynchronizationError(
-                    code=reason.value, message=message, tenant_actionable=True))
+                quarantine = (
+                    reason,
+                    SynchronizationError(
+                        code=reason.value, message=message, tenant_actionable=True
+                    ),
+                )
         status = attrs.evolve(
             status,
-            progress=(SynchronizationProgress(completed_units=c.pages, total_units=c.pages,
-                                              units="pages", progress_observation_date_time=now),),
+            progress=(
+                SynchronizationProgress(
+                    completed_units=c.pages,
+                    total_units=c.pages,
+                    units="pages",
+                    progress_observation_date_time=now,
+                ),
+            ),
             synchronized_entry_count_by_type=self._entry_counts(row),
         )
         if is_runnable(status.code):
@@ -424,8 +439,14 @@ class SyncEngine:
                 self._log.info("job_recovered", job_id=job_id)
             elif status.code is StatusCode.QUARANTINE and status.quarantine is not None:
                 status = self._quarantine(
-                    status, (status.quarantine.reason or QuarantineReason.UNKNOWN,
-                             status.quarantine.error or SynchronizationError()), now, interval)
+                    status,
+                    (
+                        status.quarantine.reason or QuarantineReason.UNKNOWN,
+                        status.quarantine.error or SynchronizationError(),
+                    ),
+                    now,
+                    interval,
+                )
                 assert status.quarantine is not None
                 next_run = status.quarantine.next_attempt or next_run
         self._save(row, status, next_run=next_run, force_deletes=force_deletes)
@@ -464,11 +485,17 @@ class SyncEngine:
         if not mappings:
             raise NotFoundError(f"no enabled object mapping reads {object_type!r}")
         ctx = cycle_module.CycleContext(
-            job_id=job_id, cycle_id=f"ondemand-{uuid.uuid4().hex}", store=self.store,
-            source=source, target=target, clock=self.clock,
-            settings=JobSettings.parse(row.job.synchronization_job_settings,
-                                       self.store.get_secrets(row.application_id)),
-            mappings=mappings, should_stop=lambda: False,
+            job_id=job_id,
+            cycle_id=f"ondemand-{uuid.uuid4().hex}",
+            store=self.store,
+            source=source,
+            target=target,
+            clock=self.clock,
+            settings=JobSettings.parse(
+                row.job.synchronization_job_settings, self.store.get_secrets(row.application_id)
+            ),
+            mappings=mappings,
+            should_stop=lambda: False,
         )
         return cycle_module.provision_one(ctx, anchor)
 

@@ -48,7 +48,7 @@ T = TypeVar("T")
 _NUDGE = timedelta(microseconds=1)  # keeps a new escrow out of the cycle that created it
 
 
-class CyclePaused(Exception):  # noqa: N818 - a signal, not an error
+class CyclePaused(Exception):
     """The job was paused; the cycle stopped at a checkpoint."""
 
 
@@ -259,15 +259,37 @@ def _process(
         link = links.get(change.anchor)
         try:
             if change.kind == "delete" or change.attributes is None:
-                _deprovision(ctx, mapping, state, change.anchor, link, work,
-                             soft=not ctx.settings.hard_deletes, reason="deleted in source")
+                _deprovision(
+                    ctx,
+                    mapping,
+                    state,
+                    change.anchor,
+                    link,
+                    work,
+                    soft=not ctx.settings.hard_deletes,
+                    reason="deleted in source",
+                )
             elif not mapping.in_scope(change.attributes):
                 if link is not None and not ctx.settings.skip_out_of_scope_deletions:
-                    _deprovision(ctx, mapping, state, change.anchor, link, work,
-                                 soft=True, reason="out of scope")
+                    _deprovision(
+                        ctx,
+                        mapping,
+                        state,
+                        change.anchor,
+                        link,
+                        work,
+                        soft=True,
+                        reason="out of scope",
+                    )
                 else:
-                    ctx.record(work, mapping, change.anchor, "Other", "skipped",
-                               error="not in scope of the scoping filter")
+                    ctx.record(
+                        work,
+                        mapping,
+                        change.anchor,
+                        "Other",
+                        "skipped",
+                        error="not in scope of the scoping filter",
+                    )
             else:
                 ctx.counters.entitled += 1
                 _export(ctx, mapping, state, change.anchor, change.attributes, link, work)
@@ -294,18 +316,28 @@ def _export(
         work.unstaged.append((mapping.key, anchor))
     target_type = mapping.target_type
     if link is not None:
-        delta = {} if exported == link.exported else diff(
-            mapping, desired, decode_values(link.exported)
+        delta = (
+            {}
+            if exported == link.exported
+            else diff(mapping, desired, decode_values(link.exported))
         )
         if delta and "update" in mapping.flows:
             ctx.counters.exports += 1
             ctx.call(ctx.target.update, target_type, link.target_ref, delta)
             ctx.counters.exported += 1
-            ctx.record(work, mapping, anchor, "Update", target_ref=link.target_ref,
-                       names=sorted(delta))
+            ctx.record(
+                work, mapping, anchor, "Update", target_ref=link.target_ref, names=sorted(delta)
+            )
         else:
-            ctx.record(work, mapping, anchor, "Other", "skipped", target_ref=link.target_ref,
-                       error="RedundantExport" if not delta else "Update is not in flowTypes")
+            ctx.record(
+                work,
+                mapping,
+                anchor,
+                "Other",
+                "skipped",
+                target_ref=link.target_ref,
+                error="RedundantExport" if not delta else "Update is not in flowTypes",
+            )
             if exported == link.exported:
                 return
         work.links.append(attrs.evolve(link, exported=exported))
@@ -356,8 +388,15 @@ def _deprovision(
     if link is None:
         return
     if "delete" not in mapping.flows:
-        ctx.record(work, mapping, anchor, "Other", "skipped", target_ref=link.target_ref,
-                   error=f"{reason}, but Delete is not in flowTypes")
+        ctx.record(
+            work,
+            mapping,
+            anchor,
+            "Other",
+            "skipped",
+            target_ref=link.target_ref,
+            error=f"{reason}, but Delete is not in flowTypes",
+        )
         return
     capabilities = ctx.target.capabilities
     if soft and Capability.SOFT_DELETE not in capabilities:
@@ -366,8 +405,14 @@ def _deprovision(
         soft = True
     state.staged.add(anchor)
     work.staged.append(
-        StagedDelete(mapping=mapping.key, anchor=anchor, target_type=mapping.target_type,
-                     target_ref=link.target_ref, soft=soft, reason=reason)
+        StagedDelete(
+            mapping=mapping.key,
+            anchor=anchor,
+            target_type=mapping.target_type,
+            target_ref=link.target_ref,
+            soft=soft,
+            reason=reason,
+        )
     )
 
 
@@ -396,8 +441,9 @@ def _escrow(
     work.escrows.append(escrow)
     ctx.counters.escrowed += 1
     ctx.record(work, mapping, anchor, "Other", "failure", error=escrow.error)
-    ctx.log.warning("object_escrowed", anchor=anchor, attempts=attempts,
-                    error_type=type(exc).__name__)
+    ctx.log.warning(
+        "object_escrowed", anchor=anchor, attempts=attempts, error_type=type(exc).__name__
+    )
 
 
 def _apply_staged_deletes(ctx: CycleContext) -> tuple[QuarantineReason, str] | None:
@@ -415,8 +461,15 @@ def _apply_staged_deletes(ctx: CycleContext) -> tuple[QuarantineReason, str] | N
         work = Checkpoint()
         for s in staged:
             if s.mapping in by_key:
-                ctx.record(work, by_key[s.mapping], s.anchor, "StagedDelete", "skipped",
-                           target_ref=s.target_ref, error=s.reason)
+                ctx.record(
+                    work,
+                    by_key[s.mapping],
+                    s.anchor,
+                    "StagedDelete",
+                    "skipped",
+                    target_ref=s.target_ref,
+                    error=s.reason,
+                )
         ctx.store.commit(ctx.job_id, work)
         ctx.log.warning("deletes_held", staged=len(staged), threshold=limit)
         return (
@@ -439,15 +492,28 @@ def _apply_staged_deletes(ctx: CycleContext) -> tuple[QuarantineReason, str] | N
                 ctx.call(ctx.target.delete, s.target_type, s.target_ref, soft=s.soft)
             except (ObjectError, TransientError) as exc:
                 ctx.counters.escrowed += 1
-                ctx.record(work, mapping, s.anchor, "Disable" if s.soft else "Delete", "failure",
-                           target_ref=s.target_ref, error=f"{type(exc).__name__}: {exc}")
+                ctx.record(
+                    work,
+                    mapping,
+                    s.anchor,
+                    "Disable" if s.soft else "Delete",
+                    "failure",
+                    target_ref=s.target_ref,
+                    error=f"{type(exc).__name__}: {exc}",
+                )
                 continue
             ctx.counters.exported += 1
             ctx.counters.deleted += 1
             work.unstaged.append((s.mapping, s.anchor))
             work.unlinks.append((s.mapping, s.anchor))
-            ctx.record(work, mapping, s.anchor, "Disable" if s.soft else "Delete",
-                       target_ref=s.target_ref, error=None)
+            ctx.record(
+                work,
+                mapping,
+                s.anchor,
+                "Disable" if s.soft else "Delete",
+                target_ref=s.target_ref,
+                error=None,
+            )
         ctx.store.commit(ctx.job_id, work)
     return None
 
@@ -457,28 +523,42 @@ def provision_one(ctx: CycleContext, anchor: str) -> list[LogRecord]:
     records: list[LogRecord] = []
     for mapping in ctx.mappings:
         state = _MappingState(
-            escrows={e.anchor: e for e in ctx.store.get_escrows(ctx.job_id)
-                     if e.mapping == mapping.key},
-            staged={s.anchor for s in ctx.store.staged_deletes(ctx.job_id)
-                    if s.mapping == mapping.key},
+            escrows={
+                e.anchor: e for e in ctx.store.get_escrows(ctx.job_id) if e.mapping == mapping.key
+            },
+            staged={
+                s.anchor for s in ctx.store.staged_deletes(ctx.job_id) if s.mapping == mapping.key
+            },
         )
         attributes = ctx.call(ctx.source.get, mapping.source_type, anchor)
-        change = (Change("delete", anchor) if attributes is None
-                  else Change("upsert", anchor, attributes))
+        change = (
+            Change("delete", anchor) if attributes is None else Change("upsert", anchor, attributes)
+        )
         work = Checkpoint()
         _process(ctx, mapping, state, [change], work)
         for staged in work.staged:
             try:
-                ctx.call(ctx.target.delete, staged.target_type, staged.target_ref,
-                         soft=staged.soft)
+                ctx.call(ctx.target.delete, staged.target_type, staged.target_ref, soft=staged.soft)
             except (ObjectError, TransientError) as exc:
-                ctx.record(work, mapping, anchor, "Delete", "failure",
-                           target_ref=staged.target_ref, error=f"{type(exc).__name__}: {exc}")
+                ctx.record(
+                    work,
+                    mapping,
+                    anchor,
+                    "Delete",
+                    "failure",
+                    target_ref=staged.target_ref,
+                    error=f"{type(exc).__name__}: {exc}",
+                )
                 continue
             work.unstaged.append((mapping.key, anchor))
             work.unlinks.append((mapping.key, anchor))
-            ctx.record(work, mapping, anchor, "Disable" if staged.soft else "Delete",
-                       target_ref=staged.target_ref)
+            ctx.record(
+                work,
+                mapping,
+                anchor,
+                "Disable" if staged.soft else "Delete",
+                target_ref=staged.target_ref,
+            )
         work.staged = [s for s in work.staged if (s.mapping, s.anchor) not in work.unstaged]
         ctx.store.commit(ctx.job_id, work)
         records.extend(work.logs)

@@ -11,7 +11,7 @@ import enum
 from collections.abc import Mapping
 
 from engine.errors import TransitionError
-from engine.model.job import ScheduleState, StatusCode
+from engine.model import ScheduleState, StatusCode
 
 
 class Command(enum.Enum):
@@ -92,7 +92,9 @@ def transition(state: StatusCode, command: Command) -> Next:
         return TRANSITIONS[(state, command)]
     except KeyError:
         reason = REFUSALS[command]
-        raise TransitionError(f"cannot {command.value} a job in state {state.value}: {reason}") from None
+        raise TransitionError(
+            f"cannot {command.value} a job in state {state.value}: {reason}"
+        ) from None
 
 
 def is_runnable(state: StatusCode) -> bool:

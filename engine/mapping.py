@@ -168,7 +168,7 @@ def map_object(mapping: CompiledMapping, source: Attributes) -> dict[str, Value]
     desired: dict[str, Value] = {}
     for attribute in mapping.attributes:
         value = attribute.evaluate(source)
-        if value is None or value == [] or value == "":
+        if value is None or value in ([], ""):
             value = attribute.default_value
         if value is not None and value != []:
             desired[attribute.target] = value
@@ -220,6 +220,8 @@ def diff(
     return delta
 
 
-def creatable(mapping: CompiledMapping, desired: Mapping[str, Value]) -> Sequence[tuple[str, Value]]:
+def creatable(
+    mapping: CompiledMapping, desired: Mapping[str, Value]
+) -> Sequence[tuple[str, Value]]:
     """The matching attributes that have a value, in the order they are tried."""
     return [(name, desired[name]) for name in mapping.matching if desired.get(name) is not None]

@@ -18,8 +18,9 @@ from engine.model import KeyValuePair
 from engine.model.converter import parse_duration
 
 DEFAULT_INTERVAL = timedelta(minutes=2)
-DEFAULT_ESCROW_BACKOFF = (timedelta(0),) + tuple(
-    min(timedelta(minutes=5) * 2**n, timedelta(days=1)) for n in range(10)
+DEFAULT_ESCROW_BACKOFF = (
+    timedelta(0),
+    *(min(timedelta(minutes=5) * 2**n, timedelta(days=1)) for n in range(10)),
 )
 
 #: Job settings this engine reads; other names are kept and shown, as Graph does.
@@ -144,7 +145,8 @@ class JobSettings:
     def escrow_delay(self, attempts: int) -> timedelta:
         """How long after its ``attempts``-th failure an escrowed object is retried."""
         steps = self.escrow_backoff
-        return steps[min(max(attempts, 1), len(steps)) - 1]
+        delay: timedelta = steps[min(max(attempts, 1), len(steps)) - 1]
+        return delay
 
 
 def _notification_threshold(text: str) -> dict[str, object]:
@@ -167,4 +169,5 @@ def _notification_threshold(text: str) -> dict[str, object]:
 
 def quarantine_delay(interval: timedelta, series_count: int) -> timedelta:
     """Quarantined jobs back off: the interval doubled per re-evaluation, at most one day."""
-    return min(interval * 2 ** max(series_count, 0), timedelta(days=1))
+    factor: int = 2 ** min(max(series_count, 0), 20)
+    return min(interval * factor, timedelta(days=1))

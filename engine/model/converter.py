@@ -67,6 +67,18 @@ def format_duration(value: timedelta) -> str:
     return str(isodate.duration_isoformat(value))
 
 
+#: The order Graph's docs write resetScope in ("Watermark, Escrows, QuarantineState").
+_SCOPE_ORDER = (
+    RestartScope.WATERMARK,
+    RestartScope.ESCROWS,
+    RestartScope.QUARANTINE_STATE,
+    RestartScope.CONNECTOR_DATA_STORE,
+    RestartScope.FORCE_DELETES,
+    RestartScope.FULL,
+    RestartScope.NONE,
+)
+
+
 def _parse_reset_scope(value: Any, _: Any) -> frozenset[RestartScope]:
     if value is None:
         return frozenset()
@@ -129,12 +141,13 @@ def _make_converter() -> cattrs.Converter:
     conv.register_unstructure_hook(datetime, format_datetime)
     conv.register_structure_hook(timedelta, lambda v, _: parse_duration(v))
     conv.register_unstructure_hook(timedelta, format_duration)
+
     def is_scope(t: Any) -> bool:
         return bool(t == frozenset[RestartScope])
 
     conv.register_structure_hook_func(is_scope, _parse_reset_scope)
     conv.register_unstructure_hook_func(
-        is_scope, lambda s: ", ".join(sorted(x.value for x in s)) or None
+        is_scope, lambda s: ", ".join(x.value for x in _SCOPE_ORDER if x in s) or None
     )
 
     def strict_bool(value: Any, _: Any) -> bool:
@@ -157,11 +170,15 @@ def _make_converter() -> cattrs.Converter:
     conv.register_structure_hook(str, strict_str)
 
     def structure_factory(cls: type[Any]) -> Callable[[Any, Any], Any]:
-        renames = {a.name: override(rename=camel(a.name)) for a in attrs.fields(cls)}
+        renames: dict[str, Any] = {
+            a.name: override(rename=camel(a.name)) for a in attrs.fields(cls)
+        }
         return make_dict_structure_fn(cls, conv, _cattrs_forbid_extra_keys=True, **renames)
 
     def unstructure_factory(cls: type[Any]) -> Callable[[Any], Any]:
-        renames = {a.name: override(rename=camel(a.name)) for a in attrs.fields(cls)}
+        renames: dict[str, Any] = {
+            a.name: override(rename=camel(a.name)) for a in attrs.fields(cls)
+        }
         return make_dict_unstructure_fn(cls, conv, **renames)
 
     conv.register_structure_hook_factory(attrs.has, structure_factory)

@@ -20,22 +20,21 @@ NEVER = datetime(1, 1, 1, tzinfo=UTC)
 #: Graph shows .NET TimeSpan.MaxValue as the interval of a job that is not scheduled.
 TIMESPAN_MAX = timedelta(days=10675199, hours=2, minutes=48, seconds=5, microseconds=477580)
 
-frozen = attrs.frozen(kw_only=True)
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class KeyValuePair:
     name: str
     value: str | None = None
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class StringKeyLongValuePair:
     key: str
     value: int = 0
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class SecretPair:
     """synchronizationSecretKeyStringValuePair: one credential or behaviour switch."""
 
@@ -43,21 +42,21 @@ class SecretPair:
     value: str | None = None
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class SynchronizationSchedule:
     expiration: datetime | None = None
     interval: timedelta = TIMESPAN_MAX
     state: ScheduleState = ScheduleState.DISABLED
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class SynchronizationError:
     code: str | None = None
     message: str | None = None
     tenant_actionable: bool = False
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class SynchronizationQuarantine:
     current_began: datetime | None = None
     next_attempt: datetime | None = None
@@ -67,7 +66,7 @@ class SynchronizationQuarantine:
     error: SynchronizationError | None = None
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class SynchronizationTaskExecution:
     """One run (cycle) of a job and its counters."""
 
@@ -87,7 +86,7 @@ class SynchronizationTaskExecution:
     time_ended: datetime | None = None
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class SynchronizationProgress:
     completed_units: int = 0
     progress_observation_date_time: datetime | None = None
@@ -95,7 +94,7 @@ class SynchronizationProgress:
     units: str | None = None
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class SynchronizationStatus:
     code: StatusCode = StatusCode.NOT_CONFIGURED
     count_successive_complete_failures: int = 0
@@ -111,7 +110,7 @@ class SynchronizationStatus:
     troubleshooting_url: str | None = None
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class SynchronizationJob:
     """A job; on input (create) only ``templateId`` is required, the engine fills the rest."""
 
@@ -123,19 +122,19 @@ class SynchronizationJob:
     schema: SynchronizationSchema | None = None
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class SynchronizationJobRestartCriteria:
     """``resetScope`` arrives as "Watermark, Escrows" (docs) or one value (Graph SDK)."""
 
     reset_scope: frozenset[RestartScope] = frozenset()
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class RestartRequest:
     criteria: SynchronizationJobRestartCriteria | None = None
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class SynchronizationTemplate:
     id: str
     application_id: str | None = None
@@ -147,7 +146,7 @@ class SynchronizationTemplate:
     schema: SynchronizationSchema | None = None
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class Application:
     """A servicePrincipal as far as synchronization cares: a container of jobs and secrets."""
 

@@ -8,10 +8,8 @@ import attrs
 
 from engine.model._enums import AttributeType, FlowBehavior, FlowType, Mutability, SourceType
 
-frozen = attrs.frozen(kw_only=True)
 
-
-@frozen
+@attrs.frozen(kw_only=True)
 class MetadataEntry:
     """Graph's many ``{key, value}`` metadata entries (string to string)."""
 
@@ -19,13 +17,13 @@ class MetadataEntry:
     value: str | None = None
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class ReferencedObject:
     referenced_object_name: str | None = None
     referenced_property: str | None = None
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class AttributeDefinition:
     name: str | None = None
     type: AttributeType = AttributeType.STRING
@@ -41,7 +39,7 @@ class AttributeDefinition:
     metadata: tuple[MetadataEntry, ...] = ()
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class ObjectDefinition:
     name: str | None = None
     attributes: tuple[AttributeDefinition, ...] = ()
@@ -49,7 +47,7 @@ class ObjectDefinition:
     supported_apis: tuple[str, ...] = ()
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class DirectoryDefinition:
     id: str | None = None
     name: str | None = None
@@ -61,25 +59,25 @@ class DirectoryDefinition:
     metadata: tuple[MetadataEntry, ...] = ()
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class FilterOperand:
     values: tuple[str, ...] = ()
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class FilterClause:
     operator_name: str
     source_operand_name: str
     target_operand: FilterOperand | None = None
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class FilterGroup:
     name: str | None = None
     clauses: tuple[FilterClause, ...] = ()
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class Filter:
     """Scoping: in scope when ANY group holds; a group holds when ALL its clauses hold."""
 
@@ -88,13 +86,13 @@ class Filter:
     category_filter_groups: tuple[FilterGroup, ...] = ()
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class AttributeMappingParameter:
     key: str
     value: AttributeMappingSource | None = None
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class AttributeMappingSource:
     type: SourceType = SourceType.ATTRIBUTE
     name: str | None = None
@@ -102,7 +100,7 @@ class AttributeMappingSource:
     parameters: tuple[AttributeMappingParameter, ...] = ()
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class AttributeMapping:
     target_attribute_name: str | None = None
     source: AttributeMappingSource | None = None
@@ -113,7 +111,7 @@ class AttributeMapping:
     export_missing_references: bool = False
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class ObjectMapping:
     name: str | None = None
     enabled: bool = True
@@ -125,7 +123,7 @@ class ObjectMapping:
     metadata: tuple[MetadataEntry, ...] = ()
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class SynchronizationRule:
     id: str | None = None
     name: str | None = None
@@ -137,7 +135,7 @@ class SynchronizationRule:
     target_directory_name: str | None = None
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class SynchronizationSchema:
     id: str | None = None
     directories: tuple[DirectoryDefinition, ...] = ()

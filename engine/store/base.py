@@ -19,10 +19,8 @@ import attrs
 from connectors.base import Value
 from engine.model import Application, StatusCode, SynchronizationJob
 
-frozen = attrs.frozen(kw_only=True, slots=True)
 
-
-@frozen
+@attrs.frozen(kw_only=True, slots=True)
 class Link:
     """A source object joined to a target object, with the values last exported to it."""
 
@@ -32,7 +30,7 @@ class Link:
     exported: str  # canonical JSON of the exported values (see encode_values)
 
 
-@frozen
+@attrs.frozen(kw_only=True, slots=True)
 class Escrow:
     """A change that failed for one object; retried from ``next_retry`` on, never in a loop."""
 
@@ -45,7 +43,7 @@ class Escrow:
     parked: bool = False  # older than EscrowMaxAge: kept visible, no longer retried
 
 
-@frozen
+@attrs.frozen(kw_only=True, slots=True)
 class StagedDelete:
     """A delete or disable decided by a cycle, held until the accidental-deletion check."""
 
@@ -57,7 +55,7 @@ class StagedDelete:
     reason: str
 
 
-@frozen
+@attrs.frozen(kw_only=True, slots=True)
 class LogRecord:
     """One provisioning log entry: what happened to one object, names of attributes only."""
 
@@ -74,7 +72,7 @@ class LogRecord:
     error: str | None = None
 
 
-@frozen
+@attrs.frozen(kw_only=True, slots=True)
 class JobRow:
     """A stored job: its Graph shape plus the engine's private bookkeeping."""
 
@@ -100,8 +98,14 @@ class Checkpoint:
 
     def is_empty(self) -> bool:
         return not (
-            self.watermark or self.links or self.unlinks or self.escrows or self.unescrows
-            or self.staged or self.unstaged or self.logs
+            self.watermark
+            or self.links
+            or self.unlinks
+            or self.escrows
+            or self.unescrows
+            or self.staged
+            or self.unstaged
+            or self.logs
         )
 
 
@@ -123,15 +127,11 @@ class StateStore(Protocol):
     def get_links(self, job_id: str, mapping: str, anchors: Iterable[str]) -> dict[str, Link]: ...
     def anchor_for_ref(self, job_id: str, mapping: str, target_ref: str) -> str | None: ...
     def count_links(self, job_id: str) -> dict[str, int]: ...
-    def due_escrows(
-        self, job_id: str, mapping: str, now: datetime, limit: int
-    ) -> list[Escrow]: ...
+    def due_escrows(self, job_id: str, mapping: str, now: datetime, limit: int) -> list[Escrow]: ...
     def get_escrows(self, job_id: str) -> list[Escrow]: ...
     def staged_deletes(self, job_id: str) -> list[StagedDelete]: ...
     def commit(self, job_id: str, checkpoint: Checkpoint) -> None: ...
-    def reset(
-        self, job_id: str, *, watermarks: bool, escrows: bool, links: bool
-    ) -> None: ...
+    def reset(self, job_id: str, *, watermarks: bool, escrows: bool, links: bool) -> None: ...
     def provisioning_logs(
         self, job_id: str, cycle_id: str | None = None, limit: int = 1000
     ) -> list[LogRecord]: ...

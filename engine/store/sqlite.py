@@ -179,9 +179,14 @@ class SqliteStateStore:
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                for table in ("watermarks", "links", "escrows", "staged_deletes",
-                              "provisioning_log"):
-                    self._db.execute(f"DELETE FROM {table} WHERE job_id=?", (job_id,))  # noqa: S608
+                for table in (
+                    "watermarks",
+                    "links",
+                    "escrows",
+                    "staged_deletes",
+                    "provisioning_log",
+                ):
+                    self._db.execute(f"DELETE FROM {table} WHERE job_id=?", (job_id,))
                 self._db.execute("DELETE FROM jobs WHERE id=?", (job_id,))
                 self._db.execute("COMMIT")
             except BaseException:
@@ -200,13 +205,14 @@ class SqliteStateStore:
         for batch in chunked(list(anchors), _LINK_BATCH):
             marks = ",".join("?" * len(batch))
             rows = self._rows(
-                "SELECT anchor, target_ref, exported FROM links "  # noqa: S608
+                "SELECT anchor, target_ref, exported FROM links "
                 f"WHERE job_id=? AND mapping=? AND anchor IN ({marks})",
                 (job_id, mapping, *batch),
             )
             for anchor, ref, exported in rows:
-                found[anchor] = Link(mapping=mapping, anchor=anchor, target_ref=ref,
-                                     exported=exported)
+                found[anchor] = Link(
+                    mapping=mapping, anchor=anchor, target_ref=ref, exported=exported
+                )
         return found
 
     def anchor_for_ref(self, job_id: str, mapping: str, target_ref: str) -> str | None:
@@ -228,8 +234,15 @@ class SqliteStateStore:
         first_failed = parse_datetime(first)
         next_retry = parse_datetime(retry)
         assert first_failed is not None and next_retry is not None
-        return Escrow(mapping=mapping, anchor=anchor, attempts=attempts, first_failed=first_failed,
-                      next_retry=next_retry, error=error, parked=bool(parked))
+        return Escrow(
+            mapping=mapping,
+            anchor=anchor,
+            attempts=attempts,
+            first_failed=first_failed,
+            next_retry=next_retry,
+            error=error,
+            parked=bool(parked),
+        )
 
     def due_escrows(self, job_id: str, mapping: str, now: datetime, limit: int) -> list[Escrow]:
         rows = self._rows(
@@ -280,8 +293,16 @@ class SqliteStateStore:
                 db.executemany(
                     "INSERT OR REPLACE INTO escrows VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     [
-                        (job_id, e.mapping, e.anchor, e.attempts, format_datetime(e.first_failed),
-                         format_datetime(e.next_retry), e.error, int(e.parked))
+                        (
+                            job_id,
+                            e.mapping,
+                            e.anchor,
+                            e.attempts,
+                            format_datetime(e.first_failed),
+                            format_datetime(e.next_retry),
+                            e.error,
+                            int(e.parked),
+                        )
                         for e in c.escrows
                     ],
                 )
@@ -292,8 +313,15 @@ class SqliteStateStore:
                 db.executemany(
                     "INSERT OR REPLACE INTO staged_deletes VALUES (?, ?, ?, ?, ?, ?, ?)",
                     [
-                        (job_id, s.mapping, s.anchor, s.target_type, s.target_ref, int(s.soft),
-                         s.reason)
+                        (
+                            job_id,
+                            s.mapping,
+                            s.anchor,
+                            s.target_type,
+                            s.target_ref,
+                            int(s.soft),
+                            s.reason,
+                        )
                         for s in c.staged
                     ],
                 )
@@ -302,9 +330,19 @@ class SqliteStateStore:
                     "status, mapping, anchor, target_ref, attributes, error) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [
-                        (r.job_id, r.cycle_id, r.change_id, format_datetime(r.time), r.action,
-                         r.status, r.mapping, r.anchor, r.target_ref, "\x1f".join(r.attributes),
-                         r.error)
+                        (
+                            r.job_id,
+                            r.cycle_id,
+                            r.change_id,
+                            format_datetime(r.time),
+                            r.action,
+                            r.status,
+                            r.mapping,
+                            r.anchor,
+                            r.target_ref,
+                            "\x1f".join(r.attributes),
+                            r.error,
+                        )
                         for r in c.logs
                     ],
                 )
@@ -333,7 +371,7 @@ class SqliteStateStore:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 for table in tables:
-                    self._db.execute(f"DELETE FROM {table} WHERE job_id=?", (job_id,))  # noqa: S608
+                    self._db.execute(f"DELETE FROM {table} WHERE job_id=?", (job_id,))
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
@@ -356,9 +394,19 @@ class SqliteStateStore:
             time = parse_datetime(t)
             assert time is not None
             records.append(
-                LogRecord(job_id=j, cycle_id=cy, change_id=ch, time=time, action=act, status=st,
-                          mapping=m, anchor=a, target_ref=ref,
-                          attributes=tuple(names.split("\x1f")) if names else (), error=err)
+                LogRecord(
+                    job_id=j,
+                    cycle_id=cy,
+                    change_id=ch,
+                    time=time,
+                    action=act,
+                    status=st,
+                    mapping=m,
+                    anchor=a,
+                    target_ref=ref,
+                    attributes=tuple(names.split("\x1f")) if names else (),
+                    error=err,
+                )
             )
         return records
 

@@ -1,0 +1,188 @@
+"""The contract every state store passes (memory and SQLite)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from engine.model import Application, StatusCode, SynchronizationJob, SynchronizationStatus
+from engine.store import (
+    Checkpoint,
+    Escrow,
+    JobRow,
+    Link,
+    LogRecord,
+    SqliteStateStore,
+    StagedDelete,
+    StateStore,
+    decode_values,
+    encode_values,
+)
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def job_row(job_id: str = "j1", code: StatusCode = StatusCode.ACTIVE) -> JobRow:
+    return JobRow(
+        application_id="app",
+        job=SynchronizationJob(id=job_id, template_id="t", status=SynchronizationStatus(code=code)),
+        next_run=T0,
+    )
+
+
+def log(anchor: str) -> LogRecord:
+    return LogRecord(job_id="j1", cycle_id="c1", change_id=f"c1.{anchor}", time=T0,
+                     action="Create", status="success", mapping="m", anchor=anchor,
+                     target_ref="r-" + anchor, attributes=("mail", "userName"))
+
+
+def test_jobs_round_trip(store: StateStore) -> None:
+    """A saved job reads back equal, and its status code is queryable cheaply."""
+    store.save_application(Application(id="app", display_name="A"))
+    store.save_job(job_row())
+    assert job_row() == store.get_job("j1")
+    assert StatusCode.ACTIVE == store.job_code("j1")
+    assert ["j1"] == [r.job.id for r in store.list_jobs("app")]
+    assert [] == store.list_jobs("other")
+    assert "A" == (store.get_application("app") or Application(id="")).display_name
+
+
+def test_secrets_are_replaced_whole(store: StateStore) -> None:
+    """Saving secrets replaces the whole set, as Graph's PUT does."""
+    store.save_secrets("app", {"A": "1", "B": "2"})
+    store.save_secrets("app", {"B": "3"})
+    assert {"B": "3"} == store.get_secrets("app")
+
+
+def test_commit_applies_everything_together(store: StateStore) -> None:
+    """Links, escrows, staged deletes, logs and the watermark land in one commit."""
+    store.save_job(job_row())
+    escrow = Escrow(mapping="m", anchor="a2", attempts=1, first_failed=T0, next_retry=T0,
+                    error="ObjectError: no")
+    staged = StagedDelete(mapping="m", anchor="a3", target_type="User", target_ref="r3",
+                          soft=True, reason="out of scope")
+    store.commit("j1", Checkpoint(
+        mapping="m", watermark="w1",
+        links=[Link(mapping="m", anchor="a1", target_ref="r1", exported="{}")],
+        escrows=[escrow], staged=[staged], logs=[log("a1")],
+    ))
+    assert "w1" == store.get_watermark("j1", "m")
+    assert {"a1": Link(mapping="m", anchor="a1", target_ref="r1", exported="{}")} == \
+        store.get_links("j1", "m", ["a1", "zz"])
+    assert "a1" == store.anchor_for_ref("j1", "m", "r1")
+    assert [escrow] == store.get_escrows("j1")
+    assert [staged] == store.staged_deletes("j1")
+    assert [log("a1")] == store.provisioning_logs("j1")
+    assert {"m": 1} == store.count_links("j1")
+
+
+def test_commit_removes(store: StateStore) -> None:
+    """unlinks, unescrows and unstaged remove what they name."""
+    store.save_job(job_row())
+    store.commit("j1", Checkpoint(
+        links=[Link(mapping="m", anchor="a1", target_ref="r1", exported="{}")],
+        escrows=[Escrow(mapping="m", anchor="a1", attempts=1, first_failed=T0, next_retry=T0,
+                        error="e")],
+        staged=[StagedDelete(mapping="m", anchor="a1", target_type="User", target_ref="r1",
+                             soft=False, reason="gone")],
+    ))
+    store.commit("j1", Checkpoint(unlinks=[("m", "a1")], unescrows=[("m", "a1")],
+                                  unstaged=[("m", "a1")]))
+    assert {} == store.get_links("j1", "m", ["a1"])
+    assert store.anchor_for_ref("j1", "m", "r1") is None
+    assert [] == store.get_escrows("j1")
+    assert [] == store.staged_deletes("j1")
+
+
+def test_due_escrows_respect_time_and_parking(store: StateStore) -> None:
+    """Only unparked escrows whose retry time has come are due, oldest first."""
+    store.save_job(job_row())
+    store.commit("j1", Checkpoint(escrows=[
+        Escrow(mapping="m", anchor="late", attempts=1, first_failed=T0,
+               next_retry=T0 + timedelta(hours=1), error="e"),
+        Escrow(mapping="m", anchor="due", attempts=1, first_failed=T0, next_retry=T0, error="e"),
+        Escrow(mapping="m", anchor="parked", attempts=9, first_failed=T0, next_retry=T0,
+               error="e", parked=True),
+    ]))
+    assert ["due"] == [e.anchor for e in store.due_escrows("j1", "m", T0, 10)]
+    later = T0 + timedelta(hours=2)
+    assert ["due", "late"] == [e.anchor for e in store.due_escrows("j1", "m", later, 10)]
+
+
+def test_reset_and_delete(store: StateStore) -> None:
+    """reset drops what it names; delete_job drops every trace of the job."""
+    store.save_job(job_row())
+    store.commit("j1", Checkpoint(
+        mapping="m", watermark="w",
+        links=[Link(mapping="m", anchor="a", target_ref="r", exported="{}")],
+        escrows=[Escrow(mapping="m", anchor="b", attempts=1, first_failed=T0, next_retry=T0,
+                        error="e")],
+        logs=[log("a")],
+    ))
+    store.reset("j1", watermarks=True, escrows=False, links=False)
+    assert store.get_watermark("j1", "m") is None
+    assert store.get_escrows("j1") and store.get_links("j1", "m", ["a"])
+    store.reset("j1", watermarks=False, escrows=True, links=True)
+    assert not store.get_escrows("j1") and not store.get_links("j1", "m", ["a"])
+    store.delete_job("j1")
+    assert store.get_job("j1") is None
+    assert [] == store.provisioning_logs("j1")
+
+
+def test_logs_filter_by_cycle_and_limit(store: StateStore) -> None:
+    """Provisioning logs are queryable per job and cycle, newest kept under a limit."""
+    store.save_job(job_row())
+    store.commit("j1", Checkpoint(logs=[log(str(n)) for n in range(5)]))
+    assert ["3", "4"] == [r.anchor for r in store.provisioning_logs("j1", limit=2)]
+    assert 5 == len(store.provisioning_logs("j1", cycle_id="c1"))
+    assert [] == store.provisioning_logs("j1", cycle_id="other")
+
+
+def test_values_encoding_is_canonical() -> None:
+    """Equal values give equal strings whatever the key order; binary survives."""
+    a = encode_values({"b": [1, "x"], "a": b"\x00\xff"})
+    assert a == encode_values({"a": b"\x00\xff", "b": [1, "x"]})
+    assert {"a": b"\x00\xff", "b": [1, "x"]} == decode_values(a)
+
+
+def test_sqlite_schema_is_versioned_and_migrates_once(tmp_path: Path) -> None:
+    """A new file is migrated to the current version; reopening does not re-run migrations."""
+    path = tmp_path / "v.db"
+    first = SqliteStateStore(path)
+    version = first.schema_version
+    first.save_job(job_row())
+    first.close()
+    again = SqliteStateStore(path)
+    assert version == again.schema_version >= 1
+    assert again.get_job("j1") is not None
+    again.close()
+
+
+def test_sqlite_refuses_a_newer_schema(tmp_path: Path) -> None:
+    """A state file from a newer syncjob is refused rather than misread."""
+    import sqlite3
+
+    path = tmp_path / "n.db"
+    SqliteStateStore(path).close()
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA user_version=99")
+    db.close()
+    with pytest.raises(RuntimeError, match="newer"):
+        SqliteStateStore(path)
+
+
+def test_sqlite_commit_is_atomic(tmp_path: Path) -> None:
+    """A commit that fails half-way leaves nothing of itself behind."""
+    store = SqliteStateStore(tmp_path / "a.db")
+    store.save_job(job_row())
+    bad = Checkpoint(mapping="m", watermark="w",
+                     links=[Link(mapping="m", anchor="a", target_ref="r", exported="{}")],
+                     logs=[log("a")])
+    bad.logs[0] = None  # type: ignore[call-overload]  # makes the insert fail after the links
+    with pytest.raises(AttributeError):
+        store.commit("j1", bad)
+    assert store.get_watermark("j1", "m") is None
+    assert {} == store.get_links("j1", "m", ["a"])
+    store.close()
