@@ -11,7 +11,7 @@ accidental-deletion threshold before any is applied.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, TypeVar
 
 import attrs
@@ -45,7 +45,6 @@ from engine.store.base import (
 )
 
 T = TypeVar("T")
-_NUDGE = timedelta(microseconds=1)  # keeps a new escrow out of the cycle that created it
 
 
 class CyclePaused(Exception):
@@ -150,6 +149,7 @@ class _MappingState:
     escrows: dict[str, Escrow]
     staged: set[str]
     claimed: dict[str, str] = attrs.field(factory=dict)
+    failed_now: set[str] = attrs.field(factory=set)  # escrowed in this cycle: not retried in it
 
 
 def run(ctx: CycleContext) -> CycleOutcome:
@@ -171,7 +171,7 @@ def run(ctx: CycleContext) -> CycleOutcome:
         ctx.log.info("cycle_paused")
         return outcome
     c = ctx.counters
-    events = c.entitled + c.escrowed
+    events = max(c.imported, c.escrowed)
     if (
         outcome.quarantine is None
         and c.escrowed >= ctx.settings.escrow_minimum
@@ -219,7 +219,7 @@ def _sync_pages(ctx: CycleContext, mapping: CompiledMapping, state: _MappingStat
 
 
 def _retry_escrows(ctx: CycleContext, mapping: CompiledMapping, state: _MappingState) -> None:
-    tried: set[str] = set()
+    tried = state.failed_now
     while True:
         due = [
             e
@@ -433,11 +433,12 @@ def _escrow(
         anchor=anchor,
         attempts=attempts,
         first_failed=first,
-        next_retry=now + ctx.settings.escrow_delay(attempts) + _NUDGE,
+        next_retry=now + ctx.settings.escrow_delay(attempts),
         error=f"{type(exc).__name__}: {exc}",
         parked=now - first > ctx.settings.escrow_max_age,
     )
     state.escrows[anchor] = escrow
+    state.failed_now.add(anchor)
     work.escrows.append(escrow)
     ctx.counters.escrowed += 1
     ctx.record(work, mapping, anchor, "Other", "failure", error=escrow.error)

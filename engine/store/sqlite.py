@@ -12,12 +12,12 @@ import json
 import sqlite3
 import threading
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from engine.model import Application, StatusCode, SynchronizationJob, from_graph, to_graph
-from engine.model.converter import format_datetime, parse_datetime
+from engine.model.converter import parse_datetime
 from engine.store.base import (
     Checkpoint,
     Escrow,
@@ -63,6 +63,11 @@ MIGRATIONS: list[str] = [
 ]
 
 _LINK_BATCH = 500
+
+
+def format_datetime(value: datetime) -> str:
+    """Fixed-width UTC text, so SQLite's string comparison orders times correctly."""
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 class SqliteStateStore:
