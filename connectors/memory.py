@@ -78,6 +78,7 @@ class MemoryDirectory:
         self._next_id = 0
         self._id_prefix = id_prefix
         self._indexes: dict[tuple[str, str], dict[Scalar, set[str]]] = {}
+        self._indexed_names: dict[str, list[tuple[str, str]]] = {t: [] for t in self._types}
         self._faults: list[_FaultRule] = []
         self.soft_delete_attribute = soft_delete_attribute
         self.writes = 0
@@ -179,7 +180,7 @@ class MemoryDirectory:
     # ------------------------------------------------------------------------ target side
     def find(self, object_type: str, attribute: str, value: Scalar) -> str | None:
         self._before("find", object_type, None)
-        index = self._index(object_type, attribute.lower())
+        index = self._index(object_type, attribute)
         refs = index.get(_match_key(value))
         if not refs:
             return None
@@ -285,14 +286,16 @@ class MemoryDirectory:
         self._log_anchors[object_type].append(anchor)
 
     def _index(self, object_type: str, attribute: str) -> dict[Scalar, set[str]]:
-        key = (object_type, attribute)
+        lowered = attribute.lower()
+        key = (object_type, lowered)
         index = self._indexes.get(key)
         if index is None:
             index = {}
             for anchor, attributes in self._table(object_type).items():
-                for value in _values_named(attributes, attribute):
+                for value in _values_named(attributes, attribute, lowered):
                     index.setdefault(value, set()).add(anchor)
             self._indexes[key] = index
+            self._indexed_names[object_type].append((attribute, lowered))
         return index
 
     def _reindex(
@@ -302,32 +305,47 @@ class MemoryDirectory:
         old: Mapping[str, Value] | None,
         new: Mapping[str, Value] | None,
     ) -> None:
-        for (indexed_type, attribute), index in self._indexes.items():
-            if indexed_type != object_type:
-                continue
-            for value in _values_named(old or {}, attribute):
-                refs = index.get(value)
-                if refs is not None:
-                    refs.discard(anchor)
-                    if not refs:
-                        del index[value]
-            for value in _values_named(new or {}, attribute):
-                index.setdefault(value, set()).add(anchor)
+        for attribute, lowered in self._indexed_names[object_type]:
+            index = self._indexes[(object_type, lowered)]
+            if old:
+                for value in _values_named(old, attribute, lowered):
+                    refs = index.get(value)
+                    if refs is not None:
+                        refs.discard(anchor)
+                        if not refs:
+                            del index[value]
+            if new:
+                for value in _values_named(new, attribute, lowered):
+                    index.setdefault(value, set()).add(anchor)
 
 
 def _clean(attributes: Attributes) -> dict[str, Value]:
-    return {
-        name: list(value) if isinstance(value, list) else value
-        for name, value in attributes.items()
-        if value is not None and value != []
-    }
-
-
-def _values_named(attributes: Mapping[str, Value | None], attribute: str) -> list[Scalar]:
+    clean: dict[str, Value] = {}
     for name, value in attributes.items():
-        if name.lower() == attribute:
-            return [_match_key(v) for v in as_list(value)]
-    return []
+        if value.__class__ is str:
+            clean[name] = value
+        elif isinstance(value, list):
+            if value:
+                clean[name] = list(value)
+        elif value is not None:
+            clean[name] = value
+    return clean
+
+
+def _values_named(
+    attributes: Mapping[str, Value | None], attribute: str, lowered: str
+) -> list[Scalar]:
+    value = attributes.get(attribute)
+    if value is None:
+        for name, candidate in attributes.items():
+            if name.lower() == lowered:
+                value = candidate
+                break
+        else:
+            return []
+    if isinstance(value, str):
+        return [value.lower()]
+    return [_match_key(v) for v in as_list(value)]
 
 
 def _values_of(attributes: Mapping[str, Value | None]) -> set[Scalar]:

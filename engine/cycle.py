@@ -112,6 +112,7 @@ class CycleContext:
         names: Sequence[str] = (),
         error: str | None = None,
     ) -> None:
+        self.log.debug("object_processed", anchor=anchor, action=action, status=status)
         work.logs.append(
             LogRecord(
                 job_id=self.job_id,

@@ -73,6 +73,12 @@ class CompiledMapping:
     matching: tuple[str, ...]
     scope: Predicate | None
     flows: frozenset[str]
+    plan: tuple[tuple[str, Evaluator, str | None], ...] = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        # the hot loop of map_object reads plain tuples, not attrs objects
+        plan = tuple((a.target, a.evaluate, a.default_value) for a in self.attributes)
+        object.__setattr__(self, "plan", plan)
 
     def in_scope(self, source: Attributes) -> bool:
         return self.scope is None or self.scope(source)

@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+import structlog
 
 from connectors.base import Capability
 from connectors.memory import MemoryDirectory
@@ -18,7 +19,7 @@ from engine import (
     SyncEngine,
     TransitionError,
 )
-from engine.model import TaskExecutionResult
+from engine.model import TaskExecutionResult, to_graph
 from tests.conftest import fill, target_users, user
 
 
@@ -121,8 +122,6 @@ def test_hard_deletes_disabled_soft_deletes(make_job: Any) -> None:
 
 
 def scoped_schema(engine: SyncEngine, job_id: str) -> dict[str, Any]:
-    from engine.model import to_graph
-
     schema = to_graph(engine.get_schema(job_id))
     schema["synchronizationRules"][0]["objectMappings"][0]["scope"] = {
         "groups": [{"clauses": [{"operatorName": "EQUALS", "sourceOperandName": "department",
@@ -171,8 +170,6 @@ def test_target_without_soft_delete_gets_hard_delete(make_job: Any) -> None:
 def test_flow_types_without_delete_keep_objects(make_job: Any) -> None:
     """An object mapping without Delete in flowTypes never deletes."""
     engine, job_id, source, target = make_job(users=2)
-    from engine.model import to_graph
-
     schema = to_graph(engine.get_schema(job_id))
     schema["synchronizationRules"][0]["objectMappings"][0]["flowTypes"] = "Add, Update"
     engine.update_schema(job_id, schema)
@@ -354,8 +351,6 @@ def test_commands_on_unknown_jobs_and_bad_states(make_job: Any) -> None:
 def test_schema_without_matching_attribute_is_refused(make_job: Any) -> None:
     """A mapping that could create objects but has no matching attribute is refused up front."""
     engine, job_id, _, _ = make_job()
-    from engine.model import to_graph
-
     schema = to_graph(engine.get_schema(job_id))
     for am in schema["synchronizationRules"][0]["objectMappings"][0]["attributeMappings"]:
         am["matchingPriority"] = 0
@@ -408,8 +403,6 @@ def test_status_counters_and_steady_state(make_job: Any) -> None:
 
 def test_provisioning_log_names_attributes_never_values(make_job: Any) -> None:
     """Log records carry attribute names; no attribute value is logged or stored."""
-    import structlog
-
     engine, job_id, source, _ = make_job()
     source.put("User", "secret", user(1, password="Hunter2-secret"))
     with structlog.testing.capture_logs() as captured:

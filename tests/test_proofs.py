@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import random
 from collections.abc import Iterator, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -153,7 +154,7 @@ def change_source(source: MemoryDirectory, rng: random.Random) -> None:
 
 
 @pytest.mark.parametrize(
-    ("phase", "kind", "n", "when"), CRASH_POINTS, ids=lambda v: str(v)
+    ("phase", "kind", "n", "when"), CRASH_POINTS, ids=str
 )
 def test_b_crash_anywhere_then_restart_converges(
     tmp_path: Path, clock: ManualClock, phase: str, kind: str, n: int, when: str
@@ -257,8 +258,6 @@ def test_d_raised_threshold_lets_deletes_through(tmp_path: Path, clock: ManualCl
 def test_e_failing_object_is_escrowed_and_recovers(tmp_path: Path, clock: ManualClock) -> None:
     """An object failing 3 times is escrowed while the rest proceeds; it succeeds once the
     fault clears."""
-    from datetime import timedelta
-
     source, target = MemoryDirectory(), MemoryDirectory()
     fill(source, 50)
     engine = SyncEngine(tmp_path / "s.db", clock)

@@ -21,7 +21,6 @@ NEVER = datetime(1, 1, 1, tzinfo=UTC)
 TIMESPAN_MAX = timedelta(days=10675199, hours=2, minutes=48, seconds=5, microseconds=477580)
 
 
-
 @attrs.frozen(kw_only=True)
 class KeyValuePair:
     name: str

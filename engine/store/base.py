@@ -150,9 +150,12 @@ def _hook(value: dict[str, Any]) -> Any:
     return value
 
 
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=_default)
+
+
 def encode_values(values: Mapping[str, Value]) -> str:
     """Canonical JSON of attribute values: equal values give equal strings (binary as base64)."""
-    return json.dumps(values, sort_keys=True, separators=(",", ":"), default=_default)
+    return _ENCODER.encode(values)
 
 
 def decode_values(text: str) -> dict[str, Value]:

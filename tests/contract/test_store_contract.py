@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -162,8 +163,6 @@ def test_sqlite_schema_is_versioned_and_migrates_once(tmp_path: Path) -> None:
 
 def test_sqlite_refuses_a_newer_schema(tmp_path: Path) -> None:
     """A state file from a newer syncjob is refused rather than misread."""
-    import sqlite3
-
     path = tmp_path / "n.db"
     SqliteStateStore(path).close()
     db = sqlite3.connect(path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import pytest
 
@@ -49,7 +50,5 @@ def test_expectations_cover_every_pair() -> None:
 
 def test_mermaid_diagram_in_readme_matches_table() -> None:
     """The README's diagram is generated from the table and must not drift from it."""
-    from pathlib import Path
-
     readme = (Path(__file__).parents[2] / "README.md").read_text()
     assert to_mermaid() in readme

@@ -146,7 +146,7 @@ def test_bad_input_names_the_field(body: dict[str, Any], field: str, words: str)
     with pytest.raises(ModelError, match=words) as caught:
         from_graph(body, SynchronizationJob)
     assert field == caught.value.field
-    assert field.split(".")[-1].split("[")[0] in str(caught.value)
+    assert field.rsplit(".", maxsplit=1)[-1].split("[", maxsplit=1)[0] in str(caught.value)
 
 
 def test_non_object_input_is_refused() -> None:

@@ -1,0 +1,32 @@
+"""The syncjob command line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from engine.cli import main
+
+
+def test_demo_runs_and_state_lists(tmp_path: Path) -> None:
+    """`syncjob demo` syncs the demo directory; `syncjob jobs` lists the job from its state."""
+    state = tmp_path / "demo.sqlite"
+    runner = CliRunner()
+    result = runner.invoke(main, ["demo", "--state", str(state), "--users", "50"])
+    assert 0 == result.exit_code, result.output
+    assert "initial cycle: imported 55, exported 55" in result.output
+    assert "target holds 49 users, 5 groups" in result.output
+    listed = runner.invoke(main, ["jobs", "--state", str(state)])
+    assert 0 == listed.exit_code, listed.output
+    jobs = json.loads(listed.output)["value"]
+    assert "Active" == jobs[0]["status"]["code"]
+    assert "PT40M" == jobs[0]["schedule"]["interval"]
+
+
+def test_bad_arguments_are_clear(tmp_path: Path) -> None:
+    """A missing state file is a usage error, not a traceback."""
+    result = CliRunner().invoke(main, ["jobs", "--state", str(tmp_path / "missing.db")])
+    assert 2 == result.exit_code
+    assert "does not exist" in result.output

@@ -1,0 +1,27 @@
+"""The examples run, so they cannot rot."""
+
+from __future__ import annotations
+
+import runpy
+import subprocess
+import sys
+from pathlib import Path
+
+EXAMPLES = Path(__file__).parents[1] / "examples"
+
+
+def test_embedded_example_runs() -> None:
+    """examples/embedded.py syncs, skips unchanged objects and flows a delta."""
+    result = runpy.run_path(str(EXAMPLES / "embedded.py"))["main"]()
+    assert {"created": 20, "updated": 1, "target_users": 20, "status": "Active"} == result
+
+
+def test_unit_test_example_passes() -> None:
+    """examples/in_unit_tests.py passes under pytest."""
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+         str(EXAMPLES / "in_unit_tests.py")],
+        capture_output=True, text=True, check=False, cwd=EXAMPLES.parent,
+    )
+    assert 0 == done.returncode, done.stdout + done.stderr
+    assert "2 passed" in done.stdout
