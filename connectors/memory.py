@@ -320,16 +320,14 @@ class MemoryDirectory:
 
 
 def _clean(attributes: Attributes) -> dict[str, Value]:
-    clean: dict[str, Value] = {}
+    """Our own copy of the attributes, without empty values; lists copied too."""
+    clean = dict(attributes)
     for name, value in attributes.items():
-        if value.__class__ is str:
-            clean[name] = value
+        if value is None or value == []:
+            del clean[name]
         elif isinstance(value, list):
-            if value:
-                clean[name] = list(value)
-        elif value is not None:
-            clean[name] = value
-    return clean
+            clean[name] = list(value)
+    return clean  # type: ignore[return-value]
 
 
 def _values_named(

@@ -30,7 +30,7 @@ from connectors.base import (
 )
 from engine.clock import Clock
 from engine.errors import MappingError
-from engine.mapping import CompiledMapping, creatable, diff, map_object
+from engine.mapping import CompiledMapping, diff, map_object
 from engine.model import QuarantineReason
 from engine.settings import JobSettings
 from engine.store.base import (
@@ -96,10 +96,6 @@ class CycleContext:
             job_id=self.job_id, cycle_id=self.cycle_id
         )
 
-    def change_id(self) -> str:
-        self._changes += 1
-        return f"{self.cycle_id}.{self._changes}"
-
     def record(
         self,
         work: Checkpoint,
@@ -113,19 +109,20 @@ class CycleContext:
         error: str | None = None,
     ) -> None:
         self.log.debug("object_processed", anchor=anchor, action=action, status=status)
+        self._changes += 1
         work.logs.append(
             LogRecord(
-                job_id=self.job_id,
-                cycle_id=self.cycle_id,
-                change_id=self.change_id(),
-                time=self.clock.now(),
-                action=action,
-                status=status,
-                mapping=mapping.key,
-                anchor=anchor,
-                target_ref=target_ref,
-                attributes=tuple(names),
-                error=error,
+                self.job_id,
+                self.cycle_id,
+                f"{self.cycle_id}.{self._changes}",
+                self.clock.now(),
+                action,
+                status,
+                mapping.key,
+                anchor,
+                target_ref,
+                tuple(names),
+                error,
             )
         )
 
@@ -341,19 +338,23 @@ def _export(
             )
             if exported == link.exported:
                 return
-        work.links.append(attrs.evolve(link, exported=exported))
+        work.links.append(link._replace(exported=exported))
         return
-    candidates = creatable(mapping, desired)
-    if not candidates:
+    ref = None
+    matchable = False
+    for name in mapping.matching:
+        value = desired.get(name)
+        if value is None:
+            continue
+        matchable = True
+        ref = ctx.call(ctx.target.find, target_type, name, as_list(value)[0])
+        if ref is not None:
+            break
+    if not matchable:
         raise ObjectError(
             f"no value for any matching attribute ({', '.join(mapping.matching)}): "
             "the object cannot be matched safely"
         )
-    ref = None
-    for name, value in candidates:
-        ref = ctx.call(ctx.target.find, target_type, name, as_list(value)[0])
-        if ref is not None:
-            break
     ctx.counters.exports += 1
     if ref is not None:
         owner = state.claimed.get(ref) or ctx.store.anchor_for_ref(ctx.job_id, mapping.key, ref)
@@ -372,7 +373,7 @@ def _export(
         return
     ctx.counters.exported += 1
     state.claimed[ref] = anchor
-    work.links.append(Link(mapping=mapping.key, anchor=anchor, target_ref=ref, exported=exported))
+    work.links.append(Link(mapping.key, anchor, ref, exported))
 
 
 def _deprovision(

@@ -7,7 +7,7 @@ exported into the smallest update, honouring each attribute's flowType and caseE
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 
 import attrs
 
@@ -56,6 +56,7 @@ def _no_functions(mapping: AttributeMapping) -> Evaluator:
 class CompiledAttribute:
     target: str
     evaluate: Evaluator
+    source_attribute: str | None  # set for direct attribute sources: read without a call
     flow_type: FlowType
     flow_always: bool
     default_value: str | None
@@ -73,11 +74,13 @@ class CompiledMapping:
     matching: tuple[str, ...]
     scope: Predicate | None
     flows: frozenset[str]
-    plan: tuple[tuple[str, Evaluator, str | None], ...] = attrs.field(init=False)
+    plan: tuple[tuple[str, str | None, Evaluator, str | None], ...] = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         # the hot loop of map_object reads plain tuples, not attrs objects
-        plan = tuple((a.target, a.evaluate, a.default_value) for a in self.attributes)
+        plan = tuple(
+            (a.target, a.source_attribute, a.evaluate, a.default_value) for a in self.attributes
+        )
         object.__setattr__(self, "plan", plan)
 
     def in_scope(self, source: Attributes) -> bool:
@@ -123,10 +126,12 @@ def compile_mapping(
             raise MappingError("an attribute mapping has no targetAttributeName")
         evaluate = _evaluator(am, functions)
         definition = targets.get(name.lower())
+        direct = am.source is not None and am.source.type is SourceType.ATTRIBUTE
         compiled.append(
             CompiledAttribute(
                 target=name,
                 evaluate=evaluate,
+                source_attribute=am.source.name if direct and am.source else None,
                 flow_type=am.flow_type,
                 flow_always=am.flow_behavior is FlowBehavior.FLOW_ALWAYS,
                 default_value=am.default_value,
@@ -170,14 +175,28 @@ def _evaluator(am: AttributeMapping, functions: FunctionCompiler) -> Evaluator:
 
 
 def map_object(mapping: CompiledMapping, source: Attributes) -> dict[str, Value]:
-    """The attributes the target object should have; attributes without a value are left out."""
+    """The attributes the target object should have; attributes without a value are left out.
+
+    Direct attribute sources are read inline (the hot path of every cycle); a name missing in
+    the exact case is looked up again ignoring case, through one lower-cased copy per object.
+    """
     desired: dict[str, Value] = {}
-    for attribute in mapping.attributes:
-        value = attribute.evaluate(source)
-        if value is None or value in ([], ""):
-            value = attribute.default_value
-        if value is not None and value != []:
-            desired[attribute.target] = value
+    get = source.get
+    lowered: dict[str, Value | None] | None = None
+    for target, name, evaluate, default in mapping.plan:
+        if name is None:
+            value = evaluate(source)
+        else:
+            value = get(name)
+            if value is None:
+                if lowered is None:
+                    lowered = {k.lower(): v for k, v in source.items()}
+                value = lowered.get(name.lower())
+        if value is None or value in ("", []):
+            if default is None:
+                continue
+            value = default
+        desired[target] = value
     return desired
 
 
@@ -224,10 +243,3 @@ def diff(
             continue
         delta[name] = want
     return delta
-
-
-def creatable(
-    mapping: CompiledMapping, desired: Mapping[str, Value]
-) -> Sequence[tuple[str, Value]]:
-    """The matching attributes that have a value, in the order they are tried."""
-    return [(name, desired[name]) for name in mapping.matching if desired.get(name) is not None]

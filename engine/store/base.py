@@ -12,7 +12,7 @@ import base64
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import attrs
 
@@ -20,14 +20,16 @@ from connectors.base import Value
 from engine.model import Application, StatusCode, SynchronizationJob
 
 
-@attrs.frozen(kw_only=True, slots=True)
-class Link:
-    """A source object joined to a target object, with the values last exported to it."""
+class Link(NamedTuple):
+    """A source object joined to a target object, with the values last exported to it.
+
+    A NamedTuple rather than an attrs class: the cycle makes one per exported object.
+    """
 
     mapping: str
     anchor: str
     target_ref: str
-    exported: str  # canonical JSON of the exported values (see encode_values)
+    exported: str  # JSON of the exported values (see encode_values)
 
 
 @attrs.frozen(kw_only=True, slots=True)
@@ -55,16 +57,18 @@ class StagedDelete:
     reason: str
 
 
-@attrs.frozen(kw_only=True, slots=True)
-class LogRecord:
-    """One provisioning log entry: what happened to one object, names of attributes only."""
+class LogRecord(NamedTuple):
+    """One provisioning log entry: what happened to one object, names of attributes only.
+
+    A NamedTuple rather than an attrs class: the cycle makes one per object it touches.
+    """
 
     job_id: str
     cycle_id: str
     change_id: str
     time: datetime
-    action: str  # Create, Update, Delete, Disable, StagedDelete, Skip, Other
-    status: str  # success, failure, skipped, warning
+    action: str  # Create, Update, Delete, Disable, StagedDelete, Other
+    status: str  # success, failure, skipped
     mapping: str
     anchor: str
     target_ref: str | None = None
@@ -150,11 +154,16 @@ def _hook(value: dict[str, Any]) -> Any:
     return value
 
 
-_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=_default)
+_ENCODER = json.JSONEncoder(separators=(",", ":"), default=_default, check_circular=False)
 
 
 def encode_values(values: Mapping[str, Value]) -> str:
-    """Canonical JSON of attribute values: equal values give equal strings (binary as base64)."""
+    """JSON of attribute values in their mapping order (binary as base64).
+
+    Equal values in the same order give equal strings, which is all the cycle's "unchanged?"
+    test needs: map_object always emits attributes in the schema's order. A reordered schema
+    only costs one decode-and-diff per object.
+    """
     return _ENCODER.encode(values)
 
 

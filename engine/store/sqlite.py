@@ -29,21 +29,25 @@ from engine.store.base import (
 )
 
 MIGRATIONS: list[str] = [
-    # 1: the first schema
+    # 1: the first schema. Links are keyed by a small integer "scope" (job, object mapping)
+    # and the provisioning log is stored one row per checkpoint: both keep the per-object
+    # cost of a page commit low (see BENCHMARKS.md).
     """
     CREATE TABLE applications (id TEXT PRIMARY KEY, display_name TEXT);
     CREATE TABLE secrets (application_id TEXT PRIMARY KEY, body TEXT NOT NULL);
     CREATE TABLE jobs (
         id TEXT PRIMARY KEY, application_id TEXT NOT NULL, code TEXT NOT NULL,
         body TEXT NOT NULL, next_run TEXT, force_deletes INTEGER NOT NULL DEFAULT 0);
+    CREATE TABLE scopes (
+        id INTEGER PRIMARY KEY, job_id TEXT NOT NULL, mapping TEXT NOT NULL,
+        UNIQUE (job_id, mapping));
     CREATE TABLE watermarks (
         job_id TEXT NOT NULL, mapping TEXT NOT NULL, watermark TEXT NOT NULL,
         PRIMARY KEY (job_id, mapping));
     CREATE TABLE links (
-        job_id TEXT NOT NULL, mapping TEXT NOT NULL, anchor TEXT NOT NULL,
-        target_ref TEXT NOT NULL, exported TEXT NOT NULL,
-        PRIMARY KEY (job_id, mapping, anchor)) WITHOUT ROWID;
-    CREATE INDEX links_by_ref ON links (job_id, mapping, target_ref);
+        scope INTEGER NOT NULL, anchor TEXT NOT NULL, target_ref TEXT NOT NULL,
+        exported TEXT NOT NULL, PRIMARY KEY (scope, anchor)) WITHOUT ROWID;
+    CREATE INDEX links_by_ref ON links (scope, target_ref);
     CREATE TABLE escrows (
         job_id TEXT NOT NULL, mapping TEXT NOT NULL, anchor TEXT NOT NULL,
         attempts INTEGER NOT NULL, first_failed TEXT NOT NULL, next_retry TEXT NOT NULL,
@@ -55,14 +59,27 @@ MIGRATIONS: list[str] = [
         reason TEXT NOT NULL, PRIMARY KEY (job_id, mapping, anchor));
     CREATE TABLE provisioning_log (
         seq INTEGER PRIMARY KEY AUTOINCREMENT, job_id TEXT NOT NULL, cycle_id TEXT NOT NULL,
-        change_id TEXT NOT NULL, time TEXT NOT NULL, action TEXT NOT NULL, status TEXT NOT NULL,
-        mapping TEXT NOT NULL, anchor TEXT NOT NULL, target_ref TEXT, attributes TEXT NOT NULL,
-        error TEXT);
+        count INTEGER NOT NULL, records TEXT NOT NULL);
     CREATE INDEX log_by_job ON provisioning_log (job_id, cycle_id);
     """,
 ]
 
 _LINK_BATCH = 500
+
+
+def _log_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat(timespec="microseconds")
+    raise TypeError(f"cannot store a {type(value).__name__} in the provisioning log")
+
+
+_LOG_ENCODER = json.JSONEncoder(separators=(",", ":"), default=_log_default)
+
+
+def _time(text: str) -> datetime:
+    parsed = parse_datetime(text)
+    assert parsed is not None
+    return parsed
 
 
 def format_datetime(value: datetime) -> str:
@@ -78,6 +95,7 @@ class SqliteStateStore:
             raise ValueError(f"unknown synchronous mode {synchronous!r}")
         self.path = Path(path)
         self._lock = threading.RLock()
+        self._scopes: dict[tuple[str, str], int] = {}
         self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(f"PRAGMA synchronous={synchronous.upper()}")
@@ -109,6 +127,23 @@ class SqliteStateStore:
                 except BaseException:
                     self._db.execute("ROLLBACK")
                     raise
+
+    def _scope(self, job_id: str, mapping: str, *, create: bool) -> int | None:
+        """The integer key of (job, mapping) in the links table; cached, it never changes."""
+        key = (job_id, mapping)
+        scope = self._scopes.get(key)
+        if scope is None:
+            if create:
+                self._db.execute("INSERT OR IGNORE INTO scopes (job_id, mapping) VALUES (?, ?)",
+                                 key)
+            rows = self._db.execute(
+                "SELECT id FROM scopes WHERE job_id=? AND mapping=?", key
+            ).fetchall()
+            if not rows:
+                return None
+            scope = int(rows[0][0])
+            self._scopes[key] = scope
+        return scope
 
     def _write(self, sql: str, params: Iterable[Any] = ()) -> None:
         with self._lock:
@@ -184,19 +219,21 @@ class SqliteStateStore:
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                for table in (
-                    "watermarks",
-                    "links",
-                    "escrows",
-                    "staged_deletes",
-                    "provisioning_log",
-                ):
+                self._delete_links(job_id)
+                self._db.execute("DELETE FROM scopes WHERE job_id=?", (job_id,))
+                for table in ("watermarks", "escrows", "staged_deletes", "provisioning_log"):
                     self._db.execute(f"DELETE FROM {table} WHERE job_id=?", (job_id,))
                 self._db.execute("DELETE FROM jobs WHERE id=?", (job_id,))
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
+
+    def _delete_links(self, job_id: str) -> None:
+        self._db.execute(
+            "DELETE FROM links WHERE scope IN (SELECT id FROM scopes WHERE job_id=?)", (job_id,)
+        )
+        self._scopes = {k: v for k, v in self._scopes.items() if k[0] != job_id}
 
     # ------------------------------------------------------------------------- per object
     def get_watermark(self, job_id: str, mapping: str) -> str | None:
@@ -207,29 +244,36 @@ class SqliteStateStore:
 
     def get_links(self, job_id: str, mapping: str, anchors: Iterable[str]) -> dict[str, Link]:
         found: dict[str, Link] = {}
-        for batch in chunked(list(anchors), _LINK_BATCH):
-            marks = ",".join("?" * len(batch))
-            rows = self._rows(
-                "SELECT anchor, target_ref, exported FROM links "
-                f"WHERE job_id=? AND mapping=? AND anchor IN ({marks})",
-                (job_id, mapping, *batch),
-            )
-            for anchor, ref, exported in rows:
-                found[anchor] = Link(
-                    mapping=mapping, anchor=anchor, target_ref=ref, exported=exported
-                )
+        with self._lock:
+            scope = self._scope(job_id, mapping, create=False)
+            if scope is None:
+                return found
+            for batch in chunked(list(anchors), _LINK_BATCH):
+                marks = ",".join("?" * len(batch))
+                rows = self._db.execute(
+                    "SELECT anchor, target_ref, exported FROM links "
+                    f"WHERE scope=? AND anchor IN ({marks})",
+                    (scope, *batch),
+                ).fetchall()
+                for anchor, ref, exported in rows:
+                    found[anchor] = Link(mapping, anchor, ref, exported)
         return found
 
     def anchor_for_ref(self, job_id: str, mapping: str, target_ref: str) -> str | None:
-        rows = self._rows(
-            "SELECT anchor FROM links WHERE job_id=? AND mapping=? AND target_ref=?",
-            (job_id, mapping, target_ref),
-        )
+        with self._lock:
+            scope = self._scope(job_id, mapping, create=False)
+            if scope is None:
+                return None
+            rows = self._db.execute(
+                "SELECT anchor FROM links WHERE scope=? AND target_ref=?", (scope, target_ref)
+            ).fetchall()
         return str(rows[0][0]) if rows else None
 
     def count_links(self, job_id: str) -> dict[str, int]:
         rows = self._rows(
-            "SELECT mapping, COUNT(*) FROM links WHERE job_id=? GROUP BY mapping", (job_id,)
+            "SELECT s.mapping, COUNT(*) FROM links l JOIN scopes s ON l.scope = s.id "
+            "WHERE s.job_id=? GROUP BY s.mapping",
+            (job_id,),
         )
         return {str(m): int(c) for m, c in rows}
 
@@ -283,14 +327,18 @@ class SqliteStateStore:
             db = self._db
             db.execute("BEGIN IMMEDIATE")
             try:
-                db.executemany(
-                    "DELETE FROM links WHERE job_id=? AND mapping=? AND anchor=?",
-                    [(job_id, m, a) for m, a in c.unlinks],
-                )
-                db.executemany(
-                    "INSERT OR REPLACE INTO links VALUES (?, ?, ?, ?, ?)",
-                    [(job_id, x.mapping, x.anchor, x.target_ref, x.exported) for x in c.links],
-                )
+                if c.unlinks:
+                    db.executemany(
+                        "DELETE FROM links WHERE scope=? AND anchor=?",
+                        [(self._scope(job_id, m, create=True), a) for m, a in c.unlinks],
+                    )
+                if c.links:
+                    scopes = {m: self._scope(job_id, m, create=True)
+                              for m in {x.mapping for x in c.links}}
+                    db.executemany(
+                        "INSERT OR REPLACE INTO links VALUES (?, ?, ?, ?)",
+                        [(scopes[m], a, r, e) for m, a, r, e in c.links],
+                    )
                 db.executemany(
                     "DELETE FROM escrows WHERE job_id=? AND mapping=? AND anchor=?",
                     [(job_id, m, a) for m, a in c.unescrows],
@@ -330,27 +378,8 @@ class SqliteStateStore:
                         for s in c.staged
                     ],
                 )
-                db.executemany(
-                    "INSERT INTO provisioning_log (job_id, cycle_id, change_id, time, action, "
-                    "status, mapping, anchor, target_ref, attributes, error) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        (
-                            r.job_id,
-                            r.cycle_id,
-                            r.change_id,
-                            format_datetime(r.time),
-                            r.action,
-                            r.status,
-                            r.mapping,
-                            r.anchor,
-                            r.target_ref,
-                            "\x1f".join(r.attributes),
-                            r.error,
-                        )
-                        for r in c.logs
-                    ],
-                )
+                if c.logs:
+                    self._insert_logs(c.logs)
                 if c.mapping is not None and c.watermark is not None:
                     db.execute(
                         "INSERT OR REPLACE INTO watermarks VALUES (?, ?, ?)",
@@ -358,8 +387,20 @@ class SqliteStateStore:
                     )
                 db.execute("COMMIT")
             except BaseException:
+                self._scopes.clear()  # a scope made in this transaction is gone too
                 db.execute("ROLLBACK")
                 raise
+
+    def _insert_logs(self, logs: list[LogRecord]) -> None:
+        batches: dict[tuple[str, str], list[Any]] = {}
+        for record in logs:
+            batches.setdefault((record.job_id, record.cycle_id), []).append(record[2:])
+        for (job_id, cycle_id), records in batches.items():
+            self._db.execute(
+                "INSERT INTO provisioning_log (job_id, cycle_id, count, records) "
+                "VALUES (?, ?, ?, ?)",
+                (job_id, cycle_id, len(records), _LOG_ENCODER.encode(records)),
+            )
 
     def reset(self, job_id: str, *, watermarks: bool, escrows: bool, links: bool) -> None:
         tables = [
@@ -367,7 +408,6 @@ class SqliteStateStore:
             for name, wanted in (
                 ("watermarks", watermarks),
                 ("escrows", escrows),
-                ("links", links),
                 ("staged_deletes", links),
             )
             if wanted
@@ -377,6 +417,8 @@ class SqliteStateStore:
             try:
                 for table in tables:
                     self._db.execute(f"DELETE FROM {table} WHERE job_id=?", (job_id,))
+                if links:
+                    self._delete_links(job_id)
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
@@ -385,35 +427,26 @@ class SqliteStateStore:
     def provisioning_logs(
         self, job_id: str, cycle_id: str | None = None, limit: int = 1000
     ) -> list[LogRecord]:
-        sql = (
-            "SELECT job_id, cycle_id, change_id, time, action, status, mapping, anchor, "
-            "target_ref, attributes, error FROM provisioning_log WHERE job_id=?"
-        )
+        sql = "SELECT cycle_id, records FROM provisioning_log WHERE job_id=?"
         params: list[Any] = [job_id]
         if cycle_id is not None:
             sql += " AND cycle_id=?"
             params.append(cycle_id)
-        rows = self._rows(sql + " ORDER BY seq DESC LIMIT ?", (*params, limit))
-        records = []
-        for j, cy, ch, t, act, st, m, a, ref, names, err in reversed(rows):
-            time = parse_datetime(t)
-            assert time is not None
-            records.append(
-                LogRecord(
-                    job_id=j,
-                    cycle_id=cy,
-                    change_id=ch,
-                    time=time,
-                    action=act,
-                    status=st,
-                    mapping=m,
-                    anchor=a,
-                    target_ref=ref,
-                    attributes=tuple(names.split("\x1f")) if names else (),
-                    error=err,
-                )
-            )
-        return records
+        records: list[LogRecord] = []
+        with self._lock:
+            cursor = self._db.execute(sql + " ORDER BY seq DESC", params)
+            for batch_cycle, body in cursor:
+                batch = [
+                    LogRecord(job_id, batch_cycle, change, _time(at), action, status, mapping,
+                              anchor, ref, tuple(names), error)
+                    for change, at, action, status, mapping, anchor, ref, names, error
+                    in json.loads(body)
+                ]
+                records[:0] = batch
+                if len(records) >= limit:
+                    break
+            cursor.close()
+        return records[-limit:] if limit else []
 
     def close(self) -> None:
         with self._lock:
