@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import resource
 import sqlite3
 import subprocess
@@ -33,6 +34,7 @@ from connectors.base import Attributes, Capability, Change, Page
 from connectors.memory import MemoryDirectory
 from engine import ManualClock, SqliteStateStore, SyncEngine, configure_logging
 
+ROUNDS = 5  # repetitions; the median is reported (this machine's speed varies by +-30%)
 ATTRIBUTES = ("displayName", "givenName", "surname", "mail", "department", "jobTitle",
               "employeeId", "mobilePhone", "city")
 
@@ -88,13 +90,16 @@ def scenario_incremental(count: int, changes: int, folder: Path) -> dict[str, An
     engine.run_cycle(job_id)
     setup = time.perf_counter() - setup
     step = max(count // changes, 1)
-    for n in range(0, count, step)[:changes]:
-        source.put("User", f"a{n:08d}", {**person(n), "department": "Moved"})
-    began = time.perf_counter()
-    run = engine.run_cycle(job_id)
-    seconds = time.perf_counter() - began
-    assert run.count_exported == changes, run
-    return {"objects": count, "changes": changes, "incremental_ms": round(seconds * 1000, 1),
+    timings = []
+    for round_number in range(ROUNDS):
+        for n in range(round_number, count, step)[:changes]:
+            source.put("User", f"a{n:08d}", {**person(n), "department": f"Moved{round_number}"})
+        began = time.perf_counter()
+        run = engine.run_cycle(job_id)
+        timings.append(time.perf_counter() - began)
+        assert run.count_exported == changes, run
+    return {"objects": count, "changes": changes,
+            "incremental_ms": round(statistics.median(timings) * 1000, 1),
             "initial_setup_s": round(setup, 1), "peak_rss_mb": round(peak_rss_mb())}
 
 
@@ -225,14 +230,16 @@ def main() -> None:
     print(f"baseline  {initial:>9,} objects: "
           f"MemoryDirectory.create {base['memory_creates_per_s']:,}/s, "
           f"SQLite link rows {base['sqlite_link_rows_per_s']:,}/s, both {base['both_per_s']:,}/s")
-    first = run_child("initial", [str(initial)])
-    print(f"initial   {initial:>9,} objects: {first['seconds']} s, "
-          f"{first['objects_per_s']:,} objects/s "
-          f"({first['objects_per_s'] / base['both_per_s']:.2f}x of raw writes+rows), "
-          f"peak RSS {first['peak_rss_mb']} MB")
+    runs = [run_child("initial", [str(initial)]) for _ in range(ROUNDS)]
+    rates = sorted(r["objects_per_s"] for r in runs)
+    median = statistics.median(rates)
+    print(f"initial   {initial:>9,} objects: median {median:,.0f} objects/s "
+          f"(range {rates[0]:,}-{rates[-1]:,} over {ROUNDS} runs; "
+          f"{median / base['both_per_s']:.2f}x of raw writes+rows), "
+          f"peak RSS {max(r['peak_rss_mb'] for r in runs)} MB")
     for size in (10_000, 100_000, big):
         inc = run_child("incremental", [str(size), "100"])
-        print(f"incremental 100 changes over {size:>9,} objects: {inc['incremental_ms']} ms "
+        print(f"incremental 100 changes over {size:>9,} objects: median {inc['incremental_ms']} ms "
               f"(initial setup {inc['initial_setup_s']} s, peak RSS {inc['peak_rss_mb']} MB)")
     stream = run_child("stream", [str(big)])
     print(f"stream    {big:>9,} objects, generated source -> discarding target: "

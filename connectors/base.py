@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Literal, Protocol, TypeAlias, runtime_checkable
+from typing import Literal, NamedTuple, Protocol, TypeAlias, runtime_checkable
 
 import attrs
 
@@ -65,9 +65,11 @@ class Capability(enum.Enum):
     REFERENCES = "references"  # reference attributes hold target refs
 
 
-@attrs.frozen(slots=True)
-class Change:
-    """One change read from a source: the current state of an object, or its disappearance."""
+class Change(NamedTuple):
+    """One change read from a source: the current state of an object, or its disappearance.
+
+    A NamedTuple: sources make one per object read, so it must be cheap.
+    """
 
     kind: Literal["upsert", "delete"]
     anchor: str

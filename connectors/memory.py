@@ -79,6 +79,7 @@ class MemoryDirectory:
         self._id_prefix = id_prefix
         self._indexes: dict[tuple[str, str], dict[Scalar, set[str]]] = {}
         self._indexed_names: dict[str, list[tuple[str, str]]] = {t: [] for t in self._types}
+        self._index_cache: dict[tuple[str, str], dict[Scalar, set[str]]] = {}
         self._faults: list[_FaultRule] = []
         self.soft_delete_attribute = soft_delete_attribute
         self.writes = 0
@@ -179,9 +180,13 @@ class MemoryDirectory:
 
     # ------------------------------------------------------------------------ target side
     def find(self, object_type: str, attribute: str, value: Scalar) -> str | None:
-        self._before("find", object_type, None)
-        index = self._index(object_type, attribute)
-        refs = index.get(_match_key(value))
+        self._check_reachable()
+        index = self._index_cache.get((object_type, attribute))
+        if index is None:
+            index = self._index_cache[(object_type, attribute)] = self._index(
+                object_type, attribute
+            )
+        refs = index.get(value.lower() if isinstance(value, str) else value)
         if not refs:
             return None
         if len(refs) > 1:
@@ -190,12 +195,19 @@ class MemoryDirectory:
 
     def create(self, object_type: str, attributes: Attributes) -> str:
         self._write("create", object_type, None, attributes)
+        table = self._objects[object_type]
         self._next_id += 1
         ref = f"{self._id_prefix}{self._next_id:08d}"
-        while ref in self._table(object_type):
+        while ref in table:
             self._next_id += 1
             ref = f"{self._id_prefix}{self._next_id:08d}"
-        self._store(object_type, ref, _clean(attributes))
+        clean = _clean(attributes)
+        for attribute, lowered in self._indexed_names[object_type]:
+            index = self._indexes[(object_type, lowered)]
+            for value in _values_named(clean, attribute, lowered):
+                index.setdefault(value, set()).add(ref)
+        table[ref] = clean
+        self._log(object_type, ref)
         self._after("create", object_type, ref)
         return ref
 
@@ -323,6 +335,8 @@ def _clean(attributes: Attributes) -> dict[str, Value]:
     """Our own copy of the attributes, without empty values; lists copied too."""
     clean = dict(attributes)
     for name, value in attributes.items():
+        if value.__class__ is str:
+            continue
         if value is None or value == []:
             del clean[name]
         elif isinstance(value, list):

@@ -128,16 +128,18 @@ class CycleContext:
 
     def call(self, operation: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Call a connector, retrying transient failures with backoff on the engine's clock."""
-        attempt = 0
-        while True:
+        try:
+            return operation(*args, **kwargs)
+        except TransientError as exc:
+            failure = exc
+        for attempt in range(1, self.settings.transient_retries + 1):
+            delay = failure.retry_after if failure.retry_after is not None else 0.5 * 2**attempt
+            self.clock.sleep(min(delay, 60.0))
             try:
                 return operation(*args, **kwargs)
             except TransientError as exc:
-                attempt += 1
-                if attempt > self.settings.transient_retries:
-                    raise
-                delay = exc.retry_after if exc.retry_after is not None else 0.5 * 2**attempt
-                self.clock.sleep(min(delay, 60.0))
+                failure = exc
+        raise failure
 
 
 @attrs.define
@@ -203,13 +205,15 @@ def _pages(ctx: CycleContext, mapping: CompiledMapping, watermark: str | None) -
 def _sync_pages(ctx: CycleContext, mapping: CompiledMapping, state: _MappingState) -> bool:
     watermark = ctx.store.get_watermark(ctx.job_id, mapping.key)
     initial = watermark is None or watermark.startswith("f:")
+    # A first full read into an empty link table cannot meet a link: skip the lookups.
+    unlinked = watermark is None and not ctx.store.count_links(ctx.job_id).get(mapping.key)
     for page in _pages(ctx, mapping, watermark):
         if ctx.should_stop():
             raise CyclePaused
         work = Checkpoint(mapping=mapping.key, watermark=page.watermark)
         if not initial:
             ctx.counters.imported_deltas += len(page.changes)
-        _process(ctx, mapping, state, page.changes, work)
+        _process(ctx, mapping, state, page.changes, work, unlinked=unlinked)
         ctx.store.commit(ctx.job_id, work)
         ctx.counters.pages += 1
         ctx.log.debug("page_checkpointed", mapping=mapping.key, changes=len(page.changes))
@@ -249,11 +253,14 @@ def _process(
     state: _MappingState,
     changes: Sequence[Change],
     work: Checkpoint,
+    *,
+    unlinked: bool = False,
 ) -> None:
-    links = ctx.store.get_links(ctx.job_id, mapping.key, [c.anchor for c in changes])
+    anchors = [c.anchor for c in changes]
+    links = {} if unlinked else ctx.store.get_links(ctx.job_id, mapping.key, anchors)
     state.claimed.clear()
+    ctx.counters.imported += len(changes)
     for change in changes:
-        ctx.counters.imported += 1
         link = links.get(change.anchor)
         try:
             if change.kind == "delete" or change.attributes is None:
@@ -366,7 +373,7 @@ def _export(
         ctx.record(work, mapping, anchor, "Update", target_ref=ref, names=sorted(delta))
     elif "add" in mapping.flows:
         ref = ctx.call(ctx.target.create, target_type, desired)
-        ctx.record(work, mapping, anchor, "Create", target_ref=ref, names=sorted(desired))
+        ctx.record(work, mapping, anchor, "Create", target_ref=ref, names=tuple(desired))
     else:
         ctx.counters.exports -= 1
         ctx.record(work, mapping, anchor, "Other", "skipped", error="Add is not in flowTypes")

@@ -9,12 +9,12 @@ of a job; reads never return objects that a later write could mutate.
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple, Protocol
 
 import attrs
+import orjson
 
 from connectors.base import Value
 from engine.model import Application, StatusCode, SynchronizationJob
@@ -154,9 +154,6 @@ def _hook(value: dict[str, Any]) -> Any:
     return value
 
 
-_ENCODER = json.JSONEncoder(separators=(",", ":"), default=_default, check_circular=False)
-
-
 def encode_values(values: Mapping[str, Value]) -> str:
     """JSON of attribute values in their mapping order (binary as base64).
 
@@ -164,11 +161,16 @@ def encode_values(values: Mapping[str, Value]) -> str:
     test needs: map_object always emits attributes in the schema's order. A reordered schema
     only costs one decode-and-diff per object.
     """
-    return _ENCODER.encode(values)
+    return orjson.dumps(values, default=_default).decode()
 
 
 def decode_values(text: str) -> dict[str, Value]:
-    decoded: dict[str, Value] = json.loads(text, object_hook=_hook)
+    decoded: dict[str, Value] = orjson.loads(text)
+    for name, value in decoded.items():
+        if isinstance(value, dict):
+            decoded[name] = _hook(value)
+        elif isinstance(value, list):
+            decoded[name] = [_hook(v) if isinstance(v, dict) else v for v in value]
     return decoded
 
 

@@ -17,6 +17,7 @@ class _JobState:
         self.watermarks: dict[str, str] = {}
         self.links: dict[Key, Link] = {}
         self.refs: dict[tuple[str, str], str] = {}  # (mapping, target_ref) -> anchor
+        self.counts: dict[str, int] = {}  # links per mapping, kept as links come and go
         self.escrows: dict[Key, Escrow] = {}
         self.staged: dict[Key, StagedDelete] = {}
         self.logs: list[LogRecord] = []
@@ -87,10 +88,7 @@ class MemoryStateStore:
         return self._job(job_id).refs.get((mapping, target_ref))
 
     def count_links(self, job_id: str) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for mapping, _ in self._job(job_id).links:
-            counts[mapping] = counts.get(mapping, 0) + 1
-        return counts
+        return {m: n for m, n in self._job(job_id).counts.items() if n}
 
     def due_escrows(self, job_id: str, mapping: str, now: datetime, limit: int) -> list[Escrow]:
         due = [
@@ -113,10 +111,13 @@ class MemoryStateStore:
                 old = state.links.pop(key, None)
                 if old is not None:
                     state.refs.pop((old.mapping, old.target_ref), None)
+                    state.counts[old.mapping] -= 1
             for link in checkpoint.links:
                 old = state.links.get((link.mapping, link.anchor))
                 if old is not None:
                     state.refs.pop((old.mapping, old.target_ref), None)
+                else:
+                    state.counts[link.mapping] = state.counts.get(link.mapping, 0) + 1
                 state.links[(link.mapping, link.anchor)] = link
                 state.refs[(link.mapping, link.target_ref)] = link.anchor
             for key in checkpoint.unescrows:
@@ -141,6 +142,7 @@ class MemoryStateStore:
             if links:
                 state.links.clear()
                 state.refs.clear()
+                state.counts.clear()
                 state.staged.clear()
 
     def provisioning_logs(

@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from engine.model import Application, StatusCode, SynchronizationJob, from_graph, to_graph
 from engine.model.converter import parse_datetime
 from engine.store.base import (
@@ -40,7 +42,7 @@ MIGRATIONS: list[str] = [
         body TEXT NOT NULL, next_run TEXT, force_deletes INTEGER NOT NULL DEFAULT 0);
     CREATE TABLE scopes (
         id INTEGER PRIMARY KEY, job_id TEXT NOT NULL, mapping TEXT NOT NULL,
-        UNIQUE (job_id, mapping));
+        links INTEGER NOT NULL DEFAULT 0, UNIQUE (job_id, mapping));
     CREATE TABLE watermarks (
         job_id TEXT NOT NULL, mapping TEXT NOT NULL, watermark TEXT NOT NULL,
         PRIMARY KEY (job_id, mapping));
@@ -67,13 +69,19 @@ MIGRATIONS: list[str] = [
 _LINK_BATCH = 500
 
 
-def _log_default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat(timespec="microseconds")
-    raise TypeError(f"cannot store a {type(value).__name__} in the provisioning log")
-
-
-_LOG_ENCODER = json.JSONEncoder(separators=(",", ":"), default=_log_default)
+def _statements(script: str) -> list[str]:
+    """Split a migration into statements; trigger bodies keep their inner semicolons."""
+    statements: list[str] = []
+    current = ""
+    for line in script.splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            if current.strip():
+                statements.append(current.strip())
+            current = ""
+    if current.strip():
+        raise ValueError(f"incomplete SQL statement in a migration: {current.strip()[:60]}")
+    return statements
 
 
 def _time(text: str) -> datetime:
@@ -119,9 +127,8 @@ class SqliteStateStore:
             for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
-                    for statement in script.split(";"):
-                        if statement.strip():
-                            self._db.execute(statement)
+                    for statement in _statements(script):
+                        self._db.execute(statement)
                     self._db.execute(f"PRAGMA user_version={number}")
                     self._db.execute("COMMIT")
                 except BaseException:
@@ -233,6 +240,7 @@ class SqliteStateStore:
         self._db.execute(
             "DELETE FROM links WHERE scope IN (SELECT id FROM scopes WHERE job_id=?)", (job_id,)
         )
+        self._db.execute("UPDATE scopes SET links = 0 WHERE job_id=?", (job_id,))
         self._scopes = {k: v for k, v in self._scopes.items() if k[0] != job_id}
 
     # ------------------------------------------------------------------------- per object
@@ -270,10 +278,9 @@ class SqliteStateStore:
         return str(rows[0][0]) if rows else None
 
     def count_links(self, job_id: str) -> dict[str, int]:
+        # kept by triggers on the links table: a cycle over a million links reads one row
         rows = self._rows(
-            "SELECT s.mapping, COUNT(*) FROM links l JOIN scopes s ON l.scope = s.id "
-            "WHERE s.job_id=? GROUP BY s.mapping",
-            (job_id,),
+            "SELECT mapping, links FROM scopes WHERE job_id=? AND links > 0", (job_id,)
         )
         return {str(m): int(c) for m, c in rows}
 
@@ -327,18 +334,7 @@ class SqliteStateStore:
             db = self._db
             db.execute("BEGIN IMMEDIATE")
             try:
-                if c.unlinks:
-                    db.executemany(
-                        "DELETE FROM links WHERE scope=? AND anchor=?",
-                        [(self._scope(job_id, m, create=True), a) for m, a in c.unlinks],
-                    )
-                if c.links:
-                    scopes = {m: self._scope(job_id, m, create=True)
-                              for m in {x.mapping for x in c.links}}
-                    db.executemany(
-                        "INSERT OR REPLACE INTO links VALUES (?, ?, ?, ?)",
-                        [(scopes[m], a, r, e) for m, a, r, e in c.links],
-                    )
+                self._write_links(job_id, c)
                 db.executemany(
                     "DELETE FROM escrows WHERE job_id=? AND mapping=? AND anchor=?",
                     [(job_id, m, a) for m, a in c.unescrows],
@@ -391,6 +387,41 @@ class SqliteStateStore:
                 db.execute("ROLLBACK")
                 raise
 
+    def _write_links(self, job_id: str, c: Checkpoint) -> None:
+        """Links and unlinks, keeping scopes.links exact without a per-row trigger.
+
+        New links go in with INSERT OR IGNORE and are counted through total_changes; only when
+        some already existed (re-exports) does a second pass update those rows.
+        """
+        db = self._db
+        removed: dict[int, list[tuple[int, str]]] = {}
+        for m, a in c.unlinks:
+            scope = self._scope(job_id, m, create=True)
+            assert scope is not None
+            removed.setdefault(scope, []).append((scope, a))
+        added: dict[int, list[tuple[int, str, str, str]]] = {}
+        for m, a, r, e in c.links:
+            scope = self._scope(job_id, m, create=True)
+            assert scope is not None
+            added.setdefault(scope, []).append((scope, a, r, e))
+        for scope, rows in removed.items():
+            before = db.total_changes
+            db.executemany("DELETE FROM links WHERE scope=? AND anchor=?", rows)
+            gone = db.total_changes - before
+            if gone:
+                db.execute("UPDATE scopes SET links = links - ? WHERE id=?", (gone, scope))
+        for scope, new in added.items():
+            before = db.total_changes
+            db.executemany("INSERT OR IGNORE INTO links VALUES (?, ?, ?, ?)", new)
+            inserted = db.total_changes - before
+            if inserted:
+                db.execute("UPDATE scopes SET links = links + ? WHERE id=?", (inserted, scope))
+            if inserted < len(new):
+                db.executemany(
+                    "UPDATE links SET target_ref=?, exported=? WHERE scope=? AND anchor=?",
+                    [(r, e, sc, a) for sc, a, r, e in new],
+                )
+
     def _insert_logs(self, logs: list[LogRecord]) -> None:
         batches: dict[tuple[str, str], list[Any]] = {}
         for record in logs:
@@ -399,7 +430,7 @@ class SqliteStateStore:
             self._db.execute(
                 "INSERT INTO provisioning_log (job_id, cycle_id, count, records) "
                 "VALUES (?, ?, ?, ?)",
-                (job_id, cycle_id, len(records), _LOG_ENCODER.encode(records)),
+                (job_id, cycle_id, len(records), orjson.dumps(records).decode()),
             )
 
     def reset(self, job_id: str, *, watermarks: bool, escrows: bool, links: bool) -> None:
@@ -440,7 +471,7 @@ class SqliteStateStore:
                     LogRecord(job_id, batch_cycle, change, _time(at), action, status, mapping,
                               anchor, ref, tuple(names), error)
                     for change, at, action, status, mapping, anchor, ref, names, error
-                    in json.loads(body)
+                    in orjson.loads(body)
                 ]
                 records[:0] = batch
                 if len(records) >= limit:

@@ -185,3 +185,16 @@ def test_sqlite_commit_is_atomic(tmp_path: Path) -> None:
     assert store.get_watermark("j1", "m") is None
     assert {} == store.get_links("j1", "m", ["a"])
     store.close()
+
+
+def test_link_counts_follow_inserts_replacements_and_removals(store: StateStore) -> None:
+    """count_links counts distinct links: a re-exported link is not counted twice."""
+    store.save_job(job_row())
+    link = Link(mapping="m", anchor="a", target_ref="r", exported="{}")
+    store.commit("j1", Checkpoint(links=[link, Link("m", "b", "r2", "{}")]))
+    store.commit("j1", Checkpoint(links=[link._replace(exported='{"x":1}')]))
+    assert {"m": 2} == store.count_links("j1")
+    store.commit("j1", Checkpoint(unlinks=[("m", "a"), ("m", "nope")]))
+    assert {"m": 1} == store.count_links("j1")
+    store.reset("j1", watermarks=False, escrows=False, links=True)
+    assert {} == store.count_links("j1")
