@@ -17,9 +17,9 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import resource
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
