@@ -50,7 +50,7 @@ from engine.model import (
     parse_duration,
 )
 from engine.model.job import NEVER
-from engine.settings import DEFAULT_INTERVAL, JobSettings, quarantine_delay
+from engine.settings import DEFAULT_INTERVAL, KNOWN_SETTINGS, JobSettings, quarantine_delay
 from engine.store import JobRow, LogRecord, MemoryStateStore, SqliteStateStore, StateStore
 from engine.store.base import Escrow
 from engine.templates import Template, builtin_templates
@@ -108,6 +108,7 @@ class SyncEngine:
         self._connectors: dict[str, tuple[Source, Target]] = {}
         self._compiled: dict[str, tuple[SynchronizationSchema, list[CompiledMapping]]] = {}
         self._log = structlog.get_logger("syncjob.engine")
+        self._warned: set[str] = set()
 
     # ------------------------------------------------------------------- applications
     def create_application(
@@ -164,6 +165,9 @@ class SyncEngine:
         )
         secrets = self.store.get_secrets(app)
         JobSettings.parse(pairs, secrets)
+        for pair in pairs:
+            if pair.name not in KNOWN_SETTINGS:
+                self._log.warning("setting_not_used", setting=pair.name)
         compiled = self._compile(parsed_schema)
         job_id = f"{template_id}.{uuid.uuid4().hex}"
         missing = [k for k in template.required_secrets if not secrets.get(k)]
@@ -286,7 +290,12 @@ class SyncEngine:
         ran = []
         for row in self.store.list_jobs():
             status = self._status(row)
-            if not is_runnable(status.code) or row.job.id not in self._runnable_ids(row):
+            if not is_runnable(status.code):
+                continue
+            if not self._has_connectors(row):
+                if row.job.id not in self._warned:
+                    self._warned.add(row.job.id or "")
+                    self._log.warning("job_without_connectors", job_id=row.job.id)
                 continue
             schedule = row.job.schedule
             if schedule and schedule.expiration and now > schedule.expiration:
@@ -295,14 +304,11 @@ class SyncEngine:
                 ran.append(self.run_cycle(row.job.id or ""))
         return ran
 
-    def _runnable_ids(self, row: JobRow) -> set[str]:
-        job_id = row.job.id or ""
-        if job_id in self._connectors:
-            return {job_id}
+    def _has_connectors(self, row: JobRow) -> bool:
+        if (row.job.id or "") in self._connectors:
+            return True
         template = self.templates.get(row.job.template_id or "")
-        if template and template.build_source and template.build_target:
-            return {job_id}
-        return set()
+        return bool(template and template.build_source and template.build_target)
 
     def run_cycle(self, job_id: str) -> SynchronizationTaskExecution:
         """Run one cycle now, whatever the schedule says; the job must be started."""

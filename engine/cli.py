@@ -67,6 +67,9 @@ def demo(state: Path, users: int) -> None:
     state.parent.mkdir(parents=True, exist_ok=True)
     source, target = demo_directory(users), MemoryDirectory()
     with SyncEngine(state) as engine:
+        for old in engine.list_jobs():  # earlier demo runs: their in-memory directories are gone
+            if old.template_id == "memoryToMemory" and old.id:
+                engine.delete_job(old.id)
         job = engine.create_job("memoryToMemory", source, target, schedule="PT40M")
         assert job.id is not None
         engine.start(job.id)

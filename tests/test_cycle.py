@@ -426,3 +426,37 @@ def test_fill_helper_is_deterministic() -> None:
     d = MemoryDirectory()
     fill(d, 2)
     assert ["s000000", "s000001"] == sorted(d.list("User"))
+
+
+def test_create_job_takes_graph_json_schema(make_job: Any) -> None:
+    """create_job accepts the schema as Graph-shaped JSON and refuses bad JSON by path."""
+    engine, job_id, _, _ = make_job()
+    schema = to_graph(engine.get_schema(job_id))
+    job = engine.create_job("memoryToMemory", MemoryDirectory(), MemoryDirectory(), schema=schema)
+    assert engine.get_schema(job.id) == engine.get_schema(job_id)
+    schema["synchronizationRules"][0]["objectMappings"][0]["flowTypes"] = 3
+    with pytest.raises(ConfigurationError, match="flowTypes"):
+        engine.create_job("memoryToMemory", MemoryDirectory(), MemoryDirectory(), schema=schema)
+
+
+def test_logs_bind_job_cycle_and_anchor(make_job: Any) -> None:
+    """Log events carry job_id and cycle_id; per-object events carry the anchor."""
+    engine, job_id, _, target = make_job(users=2)
+    target.fail_object("User", "user1@example.org", times=1)
+    with structlog.testing.capture_logs() as captured:
+        run = engine.run_cycle(job_id)
+    escrowed = [e for e in captured if e["event"] == "object_escrowed"]
+    assert [{"anchor": "s000001", "job_id": job_id, "cycle_id": run.activity_identifier}] == [
+        {k: e[k] for k in ("anchor", "job_id", "cycle_id")} for e in escrowed
+    ]
+    assert all(e.get("job_id") == job_id for e in captured if e["event"].startswith("cycle_"))
+
+
+def test_unknown_settings_are_kept_and_warned(make_job: Any) -> None:
+    """A setting the engine does not read is kept (Graph shows it) and logged as unused."""
+    engine, _, _, _ = make_job()
+    with structlog.testing.capture_logs() as captured:
+        job = engine.create_job("memoryToMemory", MemoryDirectory(), MemoryDirectory(),
+                                settings={"DomainFQDN": "corp.example"})
+    assert "DomainFQDN" in [p.name for p in job.synchronization_job_settings]
+    assert any(e["event"] == "setting_not_used" for e in captured)

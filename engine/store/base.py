@@ -100,18 +100,6 @@ class Checkpoint:
     unstaged: list[tuple[str, str]] = attrs.field(factory=list)
     logs: list[LogRecord] = attrs.field(factory=list)
 
-    def is_empty(self) -> bool:
-        return not (
-            self.watermark
-            or self.links
-            or self.unlinks
-            or self.escrows
-            or self.unescrows
-            or self.staged
-            or self.unstaged
-            or self.logs
-        )
-
 
 class StateStore(Protocol):
     """Durable state of every job; the SQLite store is the embedded default."""
