@@ -68,6 +68,29 @@ def _compare(op: Callable[[int, int], bool], operands: Sequence[str]) -> Callabl
 
 _UNARY = {"IS NULL", "IS NOT NULL", "IS TRUE", "IS FALSE"}
 
+#: Every operator, as Graph's filterOperators lists them: (name, arity, multi-valued rule,
+#: attribute types). Names compare case-insensitively when a filter is compiled.
+OPERATORS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
+    ("EQUALS", "Binary", "Any", ("Integer", "String")),
+    ("NOT EQUALS", "Binary", "All", ("Integer", "String")),
+    ("IS TRUE", "Unary", "Any", ("Boolean",)),
+    ("IS FALSE", "Unary", "Any", ("Boolean",)),
+    ("IS NULL", "Unary", "All", ("Integer", "String", "Binary", "Boolean")),
+    ("IS NOT NULL", "Unary", "Any", ("Integer", "String", "Binary", "Boolean")),
+    ("REGEX MATCH", "Binary", "Any", ("Integer", "String")),
+    ("NOT REGEX MATCH", "Binary", "All", ("Integer", "String")),
+    ("Greater_Than", "Binary", "Any", ("Integer",)),
+    ("Greater_Than_OR_EQUALS", "Binary", "Any", ("Integer",)),
+    ("Less_Than", "Binary", "Any", ("Integer",)),
+    ("Less_Than_OR_EQUALS", "Binary", "Any", ("Integer",)),
+    ("Includes", "Binary", "Any", ("String",)),
+    ("Excludes", "Binary", "All", ("String",)),
+    ("STARTS_WITH", "Binary", "Any", ("String",)),
+    ("ENDS_WITH", "Binary", "Any", ("String",)),
+    ("&", "Binary", "Any", ("Integer",)),
+    ("!&", "Binary", "All", ("Integer",)),
+)
+
 
 def _value_test(operator: str, operands: Sequence[str]) -> tuple[Callable[[Scalar], bool], bool]:
     """(test of one value, negated?) for a binary operator; negated means 'no value may match'."""

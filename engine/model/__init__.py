@@ -32,6 +32,9 @@ from engine.model.job import (
 )
 from engine.model.schema import (
     AttributeDefinition,
+    AttributeMappingFunctionSchema,
+    AttributeMappingParameterSchema,
+    FilterOperatorSchema,
     AttributeMapping,
     AttributeMappingParameter,
     AttributeMappingSource,
@@ -53,7 +56,9 @@ __all__ = [
     "Application",
     "AttributeDefinition",
     "AttributeMapping",
+    "AttributeMappingFunctionSchema",
     "AttributeMappingParameter",
+    "AttributeMappingParameterSchema",
     "AttributeMappingSource",
     "AttributeType",
     "DirectoryDefinition",
@@ -61,6 +66,7 @@ __all__ = [
     "FilterClause",
     "FilterGroup",
     "FilterOperand",
+    "FilterOperatorSchema",
     "FlowBehavior",
     "FlowType",
     "KeyValuePair",

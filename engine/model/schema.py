@@ -141,3 +141,25 @@ class SynchronizationSchema:
     directories: tuple[DirectoryDefinition, ...] = ()
     synchronization_rules: tuple[SynchronizationRule, ...] = ()
     version: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class AttributeMappingParameterSchema:
+    name: str
+    required: bool = False
+    allow_multiple_occurrences: bool = False
+    type: AttributeType = AttributeType.STRING
+
+
+@attrs.frozen(kw_only=True)
+class AttributeMappingFunctionSchema:
+    name: str
+    parameters: tuple[AttributeMappingParameterSchema, ...] = ()
+
+
+@attrs.frozen(kw_only=True)
+class FilterOperatorSchema:
+    name: str
+    arity: str = "Binary"  # Binary | Unary
+    multivalued_comparison_type: str = "All"  # All | Any
+    supported_attribute_types: tuple[AttributeType, ...] = ()

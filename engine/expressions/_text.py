@@ -1,0 +1,309 @@
+"""The string functions of the library. Pure; each takes evaluated arguments."""
+
+from __future__ import annotations
+
+import base64
+import re
+import unicodedata
+from collections.abc import Callable, Sequence
+from functools import wraps
+
+from engine.expressions.values import (
+    MISSING,
+    Arg,
+    Env,
+    EvaluationError,
+    Value,
+    given,
+    integer,
+    single,
+)
+
+StringFunction = Callable[..., Value]
+
+
+def elementwise(function: StringFunction) -> StringFunction:
+    """Apply a function of one text to each value of a multi-valued first argument."""
+
+    @wraps(function)
+    def apply(env: Env, source: Arg, *rest: Arg) -> Value:
+        if isinstance(source, list):
+            results = [function(env, value, *rest) for value in source]
+            return [r for r in results if isinstance(r, str)]
+        return function(env, source, *rest)
+
+    return apply
+
+
+@elementwise
+def append(env: Env, source: Arg, suffix: Arg) -> Value:
+    if source is None:
+        return None
+    return f"{source}{single(suffix) or ''}"
+
+
+@elementwise
+def prepend(env: Env, prefix: Arg, source: Arg) -> Value:
+    if source is None:
+        return None
+    return f"{single(prefix) or ''}{single(source)}"
+
+
+@elementwise
+def convert_to_base64(env: Env, source: Arg) -> Value:
+    if source is None:
+        return None
+    return base64.b64encode(str(source).encode("utf-16-le")).decode("ascii")
+
+
+@elementwise
+def convert_to_utf8_hex(env: Env, source: Arg) -> Value:
+    if source is None:
+        return None
+    return str(source).encode("utf-8").hex().upper()
+
+
+@elementwise
+def left(env: Env, source: Arg, count: Arg) -> Value:
+    if source is None:
+        return ""
+    n = integer(count, "Left's NumChars")
+    text = str(source)
+    if n < 0:
+        return text
+    return text[:n]
+
+
+@elementwise
+def mid(env: Env, source: Arg, start: Arg, length: Arg) -> Value:
+    if source is None:
+        return None
+    first = integer(start, "Mid's start")
+    size = integer(length, "Mid's length")
+    if first < 1 or size < 0:
+        raise EvaluationError(f"Mid needs start >= 1 and length >= 0, got {first} and {size}")
+    return str(source)[first - 1 : first - 1 + size]
+
+
+# ----------------------------------------------------------------------- diacritics
+_SPECIAL = {
+    "æ": "ae", "Æ": "AE", "ǣ": "ae", "Ǣ": "AE", "ø": "oe", "Ø": "OE", "œ": "oe", "Œ": "OE",
+    "ß": "ss", "ł": "l", "Ł": "L", "ı": "i", "đ": "d", "Đ": "D", "ħ": "h", "Ħ": "H",
+    "þ": "th", "Þ": "TH", "ð": "d", "Ð": "D",
+}
+_SPECIAL_TABLE = str.maketrans(_SPECIAL)
+
+
+@elementwise
+def normalize_diacritics(env: Env, source: Arg) -> Value:
+    if source is None:
+        return None
+    text = str(source).translate(_SPECIAL_TABLE)
+    decomposed = unicodedata.normalize("NFD", text)
+    stripped = "".join(ch for ch in decomposed if unicodedata.category(ch) != "Mn")
+    return unicodedata.normalize("NFC", stripped)
+
+
+# ---------------------------------------------------------------------------- case
+_SEPARATOR_CATEGORIES = {"Zs", "Zl", "Zp", "Cc", "Cf", "Pc", "Pd", "Ps", "Pe", "Pi", "Pf",
+                         "Po", "Sm", "Sc", "Sk", "So"}
+
+
+@elementwise
+def pcase(env: Env, source: Arg, separators: Arg = None) -> Value:
+    """Title case: first letter of each word upper, the rest lower (also for ALL-CAPS input)."""
+    if source is None:
+        return None
+    custom = single(separators) if given(separators) and separators is not None else None
+
+    def separates(ch: str) -> bool:
+        if custom is not None:
+            return ch in custom
+        return unicodedata.category(ch) in _SEPARATOR_CATEGORIES
+
+    out: list[str] = []
+    start = True
+    for ch in str(source):
+        if separates(ch):
+            out.append(ch)
+            start = True
+        else:
+            out.append(ch.upper() if start else ch.lower())
+            start = False
+    return "".join(out)
+
+
+_CULTURE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+
+
+def check_culture(culture: str) -> None:
+    if not _CULTURE.match(culture):
+        raise EvaluationError(f"{culture!r} is not an RFC 4646 culture name such as en-US")
+
+
+def _turkic(culture: str | None) -> bool:
+    return bool(culture) and str(culture).lower().split("-")[0] in ("tr", "az")
+
+
+@elementwise
+def to_lower(env: Env, source: Arg, culture: Arg = None) -> Value:
+    if source is None:
+        return None
+    name = single(culture) if given(culture) else None
+    if name:
+        check_culture(name)
+    text = str(source)
+    if _turkic(name):
+        text = text.replace("I", "ı").replace("İ", "i")
+    return text.lower()
+
+
+@elementwise
+def to_upper(env: Env, source: Arg, culture: Arg = None) -> Value:
+    if source is None:
+        return None
+    name = single(culture) if given(culture) else None
+    if name:
+        check_culture(name)
+    text = str(source)
+    if _turkic(name):
+        text = text.replace("i", "İ")
+    return text.upper()
+
+
+@elementwise
+def strip_spaces(env: Env, source: Arg) -> Value:
+    if source is None:
+        return None
+    return str(source).replace(" ", "")
+
+
+def split(env: Env, source: Arg, delimiter: Arg) -> Value:
+    """Split into values; surrounding white space of each value is trimmed (Entra's example)."""
+    text = single(source)
+    if text is None:
+        return None
+    sep = single(delimiter)
+    if not sep:
+        raise EvaluationError("Split needs a non-empty delimiter")
+    return [part.strip() for part in text.split(sep)]
+
+
+def word(env: Env, source: Arg, number: Arg, delimiters: Arg) -> Value:
+    text = single(source)
+    n = integer(number, "Word's WordNumber")
+    if text is None or n < 1:
+        return ""
+    chars = single(delimiters) or ""
+    words = re.split("[" + re.escape(chars) + "]", text) if chars else [text]
+    words = [w for w in words if w]
+    return words[n - 1] if n <= len(words) else ""
+
+
+def instr(env: Env, haystack: Arg, needle: Arg, start: Arg = None, compare: Arg = None) -> Value:
+    text, wanted = single(haystack), single(needle)
+    if text is None or wanted is None:
+        return None
+    first = integer(start, "InStr's start") if given(start) and start is not None else 1
+    if first < 1:
+        raise EvaluationError(f"InStr's start must be 1 or more, got {first}")
+    mode = (single(compare) or "vbBinaryCompare") if given(compare) else "vbBinaryCompare"
+    if mode.lower() not in ("vbbinarycompare", "vbtextcompare", "0", "1"):
+        raise EvaluationError(f"InStr's compareType must be vbBinaryCompare or vbTextCompare, "
+                              f"got {mode!r}")
+    if mode.lower() in ("vbtextcompare", "1"):
+        text, wanted = text.lower(), wanted.lower()
+    return str(text.find(wanted, first - 1) + 1)
+
+
+# --------------------------------------------------------------------------- Replace
+_NAMED_GROUP = re.compile(r"\(\?<(?![=!])(\w+)>")
+_DOTNET_REFERENCE = re.compile(r"\$\{(\w+)\}|\$(\d+)")
+
+
+def dotnet_regex(pattern: str) -> re.Pattern[str]:
+    """A .NET pattern in Python's dialect: ``(?<name>...)`` becomes ``(?P<name>...)``."""
+    try:
+        return re.compile(_NAMED_GROUP.sub(r"(?P<\1>", pattern))
+    except re.error as exc:
+        raise EvaluationError(f"invalid regular expression {pattern!r}: {exc}") from None
+
+
+def _dotnet_replacement(template: str) -> Callable[[re.Match[str]], str]:
+    def expand(match: re.Match[str]) -> str:
+        def group(ref: re.Match[str]) -> str:
+            key = ref.group(1) or int(ref.group(2))
+            try:
+                return match.group(key) or ""
+            except (IndexError, error_type):
+                return ref.group(0)
+
+        return _DOTNET_REFERENCE.sub(group, template)
+
+    return expand
+
+
+error_type = re.error
+
+
+def replace_mode(provided: Sequence[bool]) -> str:
+    """Which of Replace's documented forms the given argument positions select."""
+    _, old, regex, group, replacement, attribute, template = [*provided, *[False] * 7][:7]
+    if old and not regex:
+        if template:
+            return "template"
+        return "plain" if replacement else "invalid"
+    if regex:
+        if group and attribute:
+            return "extract"
+        if group and replacement:
+            return "group"
+        if replacement:
+            return "regex"
+    return "invalid"
+
+
+def replace(env: Env, *args: Arg) -> Value:
+    padded: list[Arg] = [*args, *[MISSING] * 7][:7]
+    source, old, regex, group, replacement, attribute, template = padded
+    mode = replace_mode([given(a) for a in padded])
+    if mode == "invalid":
+        raise EvaluationError("Replace needs oldValue with replacementValue or template, or "
+                              "regexPattern with replacementValue or regexGroupName")
+    if isinstance(source, list):
+        out = [replace(env, value, *args[1:]) for value in source]
+        return [v for v in out if isinstance(v, str)]
+    text = single(source)
+    if mode == "template":
+        return None if text is None else (single(template) or "").replace(single(old) or "", text)
+    if mode == "plain":
+        if text is None:
+            return None
+        return text.replace(single(old) or "", single(replacement) or "")
+    pattern = dotnet_regex(single(regex) or "")
+    if mode == "extract":
+        if text:
+            return text
+        other = single(attribute)
+        if not other:
+            return None
+        match = pattern.search(other)
+        return match.group(single(group) or 0) if match else None
+    if text is None:
+        return None
+    if mode == "group":
+        name = single(group) or ""
+        new = single(replacement) or ""
+
+        def swap(match: re.Match[str]) -> str:
+            whole, start = match.group(0), match.start()
+            try:
+                a, b = match.span(name)
+            except (IndexError, error_type):
+                raise EvaluationError(f"the regex has no group named {name!r}") from None
+            if a < 0:
+                return whole
+            return whole[: a - start] + new + whole[b - start :]
+
+        return pattern.sub(swap, text)
+    return pattern.sub(_dotnet_replacement(single(replacement) or ""), text)

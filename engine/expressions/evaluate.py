@@ -1,0 +1,181 @@
+"""Compile a syntax tree into a Python closure, validating every call once, up front.
+
+Validation happens here, not at evaluation: unknown functions, wrong argument counts,
+SelectUniqueValue below the top level, Switch without key/value pairs, Replace argument
+combinations that select no documented form. Evaluation is then a chain of closures.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import attrs
+
+from engine.expressions import _other, _text
+from engine.expressions.library import FUNCTIONS, FunctionSpec
+from engine.expressions.syntax import (
+    Attribute,
+    Call,
+    Compare,
+    Empty,
+    ExpressionSyntaxError,
+    Literal,
+    Node,
+    parse,
+    to_text,
+)
+from engine.expressions.values import (
+    IGNORE,
+    MISSING,
+    Arg,
+    Env,
+    EvaluationError,
+    Sentinel,
+    normal,
+    single,
+)
+
+Source = Mapping[str, Any]
+Compiled = Callable[[Source, Env], Arg]
+
+
+@attrs.frozen
+class Expression:
+    """A parsed, validated, compiled expression."""
+
+    node: Node
+    text: str
+    run: Compiled = attrs.field(repr=False, eq=False)
+
+    def evaluate(self, source: Source, env: Env) -> Arg:
+        """The value for ``source``; IGNORE when IgnoreFlowIfNullOrEmpty drops the attribute."""
+        return self.run(source, env)
+
+
+def compile_expression(
+    expression: str | Node, *, target_attribute: str | None = None
+) -> Expression:
+    """Parse (if needed), validate and compile; raises ExpressionSyntaxError."""
+    node = parse(expression) if isinstance(expression, str) else expression
+    run = _compile(node, top=True, target_attribute=target_attribute)
+    return Expression(node=node, text=to_text(node), run=run)
+
+
+def _compile(node: Node, *, top: bool, target_attribute: str | None) -> Compiled:
+    if isinstance(node, Attribute):
+        return _attribute(node.name)
+    if isinstance(node, Literal):
+        constant = node.value
+        return lambda source, env: constant
+    if isinstance(node, Empty):
+        return lambda source, env: MISSING
+    if isinstance(node, Compare):
+        left = _compile(node.left, top=False, target_attribute=target_attribute)
+        right = _compile(node.right, top=False, target_attribute=target_attribute)
+        op = node.op
+        return lambda source, env: _other.compare(op, left(source, env), right(source, env))
+    return _call(node, top=top, target_attribute=target_attribute)
+
+
+def _attribute(name: str) -> Compiled:
+    lowered = name.lower()
+
+    def read(source: Source, env: Env) -> Arg:
+        value = source.get(name)
+        if value is None:
+            for key, candidate in source.items():
+                if key.lower() == lowered:
+                    value = candidate
+                    break
+        return normal(value)
+
+    return read
+
+
+def _spec(node: Call) -> FunctionSpec:
+    spec = FUNCTIONS.get(node.name)
+    if spec is not None:
+        return spec
+    close = difflib.get_close_matches(node.name, FUNCTIONS, n=1, cutoff=0.6)
+    same_case = [n for n in FUNCTIONS if n.lower() == node.name.lower()]
+    hint = same_case or close
+    suffix = f" (did you mean {hint[0]}? names are case-sensitive)" if hint else ""
+    raise ExpressionSyntaxError(f"unknown function {node.name}{suffix}")
+
+
+def _check_arity(spec: FunctionSpec, node: Call) -> None:
+    count = len(node.args)
+    if count < spec.min_args or (spec.max_args is not None and count > spec.max_args):
+        wanted = (f"{spec.min_args}" if spec.min_args == spec.max_args
+                  else f"{spec.min_args} or more" if spec.max_args is None
+                  else f"{spec.min_args} to {spec.max_args}")
+        raise ExpressionSyntaxError(
+            f"{spec.name} takes {wanted} arguments, got {count}: {to_text(node)}"
+        )
+    for position, parameter in enumerate(spec.parameters[: len(node.args)]):
+        if parameter.required and isinstance(node.args[position], Empty):
+            if not (spec.name == "Switch" and position == 1):
+                raise ExpressionSyntaxError(
+                    f"{spec.name}: the required argument {parameter.name} is empty"
+                )
+    if spec.name == "Switch" and count % 2:
+        raise ExpressionSyntaxError(
+            "Switch takes source, defaultValue and key/value pairs: an even number of arguments"
+        )
+    if spec.name == "Replace":
+        provided = [not isinstance(a, Empty) for a in node.args]
+        if _text.replace_mode(provided) == "invalid":
+            raise ExpressionSyntaxError(
+                "Replace needs oldValue with replacementValue or template, or regexPattern "
+                "with replacementValue, regexGroupName or replacementAttributeName"
+            )
+
+
+def _call(node: Call, *, top: bool, target_attribute: str | None) -> Compiled:
+    spec = _spec(node)
+    _check_arity(spec, node)
+    if spec.name == "SelectUniqueValue":
+        if not top:
+            raise ExpressionSyntaxError("SelectUniqueValue must be the whole expression, "
+                                        "not nested in another function")
+        return _select_unique(node, target_attribute)
+    args = [_compile(a, top=False, target_attribute=target_attribute) for a in node.args]
+    implementation = spec.implementation
+    name = spec.name
+
+    def run(source: Source, env: Env) -> Arg:
+        values = []
+        for arg in args:
+            value = arg(source, env)
+            values.append(None if value is IGNORE else value)
+        try:
+            result: Arg = implementation(env, *values)
+        except EvaluationError:
+            raise
+        except (ValueError, TypeError, IndexError, OverflowError) as exc:
+            raise EvaluationError(f"{name}: {exc}") from None
+        return result
+
+    return run
+
+
+def _select_unique(node: Call, target_attribute: str | None) -> Compiled:
+    rules = [_compile(a, top=False, target_attribute=target_attribute) for a in node.args]
+    attribute = target_attribute or ""
+
+    def run(source: Source, env: Env) -> Arg:
+        tried = []
+        for rule in rules:
+            value = single(rule(source, env))
+            if value is None or isinstance(value, Sentinel) or value == "":
+                continue
+            if env.is_unique(attribute, value):
+                return value
+            tried.append(value)
+        raise EvaluationError(
+            f"SelectUniqueValue: every generated value is already taken ({len(tried)} tried)"
+        )
+
+    return run
