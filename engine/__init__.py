@@ -18,6 +18,13 @@ from engine.errors import (
     TransitionError,
     UnreachableError,
 )
+from engine.expressions import (
+    ExpressionSyntaxError,
+    ParseExpressionResult,
+    filter_operators,
+    functions,
+    parse_expression,
+)
 from engine.lifecycle import Command, transition
 from engine.logs import configure_logging
 from engine.model import (
@@ -40,6 +47,7 @@ __all__ = [
     "ConfigurationError",
     "ConnectorError",
     "CredentialsError",
+    "ExpressionSyntaxError",
     "LogRecord",
     "ManualClock",
     "MappingError",
@@ -47,6 +55,7 @@ __all__ = [
     "ModelError",
     "NotFoundError",
     "ObjectError",
+    "ParseExpressionResult",
     "QuarantineReason",
     "RestartScope",
     "SqliteStateStore",
@@ -64,7 +73,10 @@ __all__ = [
     "TransitionError",
     "UnreachableError",
     "configure_logging",
+    "filter_operators",
     "from_graph",
+    "functions",
+    "parse_expression",
     "to_graph",
     "transition",
 ]

@@ -7,6 +7,7 @@ continues where a crashed one stopped.
 
 from __future__ import annotations
 
+import random as random_module
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
@@ -28,7 +29,7 @@ from engine.clock import Clock, SystemClock
 from engine.errors import ConfigurationError, NotFoundError, TransitionError
 from engine.lifecycle import SCHEDULE_STATE, Command, is_runnable, transition
 from engine.logs import configure_logging
-from engine.mapping import CompiledMapping, FunctionCompiler, compile_mapping
+from engine.mapping import CompiledMapping, compile_mapping, link_references
 from engine.model import (
     Application,
     KeyValuePair,
@@ -98,13 +99,13 @@ class SyncEngine:
         clock: Clock | None = None,
         *,
         templates: Mapping[str, Template] | None = None,
-        functions: FunctionCompiler | None = None,
+        random: random_module.Random | None = None,
     ) -> None:
         configure_logging()
         self.store = _open_store(store)
         self.clock: Clock = clock or SystemClock()
         self.templates: dict[str, Template] = dict(templates or builtin_templates())
-        self._functions = functions
+        self.random = random or random_module.Random()
         self._connectors: dict[str, tuple[Source, Target]] = {}
         self._compiled: dict[str, tuple[SynchronizationSchema, list[CompiledMapping]]] = {}
         self._log = structlog.get_logger("syncjob.engine")
@@ -332,6 +333,7 @@ class SyncEngine:
             mappings=self._mappings(row),
             should_stop=lambda: not is_runnable(self.store.job_code(job_id) or StatusCode.PAUSED),
             force_deletes=row.force_deletes,
+            random=self.random,
         )
         ctx.log.info("cycle_started")
         failure: ConnectorError | None = None
@@ -502,6 +504,7 @@ class SyncEngine:
             ),
             mappings=mappings,
             should_stop=lambda: False,
+            random=self.random,
         )
         return cycle_module.provision_one(ctx, anchor)
 
@@ -590,13 +593,10 @@ class SyncEngine:
         for rule in sorted(schema.synchronization_rules, key=lambda r: r.priority):
             for mapping in rule.object_mappings:
                 if mapping.enabled:
-                    if self._functions is None:
-                        compiled.append(compile_mapping(schema, rule, mapping))
-                    else:
-                        compiled.append(compile_mapping(schema, rule, mapping, self._functions))
+                    compiled.append(compile_mapping(schema, rule, mapping))
         if not compiled:
             raise ConfigurationError("the schema has no enabled object mapping")
-        return compiled
+        return link_references(compiled)
 
     def _mappings(self, row: JobRow) -> list[CompiledMapping]:
         job_id = row.job.id or ""

@@ -10,6 +10,7 @@ import click
 
 from connectors.memory import MemoryDirectory
 from engine._engine import SyncEngine
+from engine.expressions import parse_expression
 from engine.logs import configure_logging
 from engine.model import to_graph
 
@@ -116,6 +117,33 @@ def jobs(state: Path) -> None:
         for job in value:
             job.pop("schema", None)
         click.echo(json.dumps({"value": value}, indent=2))
+
+
+@main.command()
+@click.argument("expression")
+@click.option("--attr", "attributes", multiple=True, metavar="NAME=VALUE",
+              help="An input attribute; repeat a name for a multi-valued attribute.")
+@click.option("--json", "as_json", is_flag=True, help="Print Graph's parseExpressionResponse.")
+def expr(expression: str, attributes: tuple[str, ...], as_json: bool) -> None:
+    """Parse and evaluate an attribute-mapping expression, as Graph's parseExpression does."""
+    inputs: dict[str, list[str]] = {}
+    for item in attributes:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise click.BadParameter(f"{item!r} is not NAME=VALUE", param_hint="--attr")
+        inputs.setdefault(name, []).append(value)
+    flat = {k: (v[0] if len(v) == 1 else v) for k, v in inputs.items()}
+    result = parse_expression(expression, flat)
+    if as_json:
+        click.echo(json.dumps(result.to_graph(), indent=2))
+    elif result.error is not None:
+        stage = "parse error" if not result.parsing_succeeded else "evaluation error"
+        click.echo(f"{stage}: {result.error}", err=True)
+    else:
+        values = result.evaluation_result or []
+        click.echo(values[0] if len(values) == 1 else json.dumps(values))
+    if result.error is not None:
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":  # pragma: no cover

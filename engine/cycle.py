@@ -10,6 +10,7 @@ accidental-deletion threshold before any is applied.
 
 from __future__ import annotations
 
+import random as random_module
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
@@ -30,6 +31,7 @@ from connectors.base import (
 )
 from engine.clock import Clock
 from engine.errors import MappingError
+from engine.expressions import Env
 from engine.mapping import CompiledMapping, diff, map_object
 from engine.model import QuarantineReason
 from engine.settings import JobSettings
@@ -51,6 +53,10 @@ class CyclePaused(Exception):
     """The job was paused; the cycle stopped at a checkpoint."""
 
 
+class ReferenceNotResolved(ObjectError):
+    """A reference attribute points at an object that is not linked in the target yet."""
+
+
 @attrs.define
 class Counters:
     imported: int = 0
@@ -61,6 +67,7 @@ class Counters:
     escrowed: int = 0
     deleted: int = 0
     pages: int = 0
+    unresolved: int = 0  # objects escrowed for references that did not resolve
 
 
 @attrs.define
@@ -85,6 +92,7 @@ class CycleContext:
     mappings: Sequence[CompiledMapping]
     should_stop: Callable[[], bool]
     force_deletes: bool = False
+    random: random_module.Random = attrs.field(factory=random_module.Random)
     started: datetime = attrs.field(init=False)
     counters: Counters = attrs.field(factory=Counters)
     log: Any = attrs.field(init=False)
@@ -94,6 +102,26 @@ class CycleContext:
         self.started = self.clock.now()
         self.log = structlog.get_logger("syncjob.cycle").bind(
             job_id=self.job_id, cycle_id=self.cycle_id
+        )
+
+    def state_for(
+        self,
+        mapping: CompiledMapping,
+        escrows: Sequence[Escrow],
+        staged: Sequence[StagedDelete],
+    ) -> _MappingState:
+        """Per-mapping state: open escrows and staged deletes, and the evaluation Env."""
+        target_type = mapping.target_type
+
+        def is_unique(attribute: str, value: str) -> bool:
+            return self.call(self.target.find, target_type, attribute, value) is None
+
+        referenced = any(owner == mapping.key for m in self.mappings for _, owner in m.references)
+        return _MappingState(
+            escrows={e.anchor: e for e in escrows if e.mapping == mapping.key},
+            staged={s.anchor for s in staged if s.mapping == mapping.key},
+            env=Env(now=self.clock.now, random=self.random, is_unique=is_unique),
+            referenced=referenced,
         )
 
     def record(
@@ -148,8 +176,13 @@ class _MappingState:
 
     escrows: dict[str, Escrow]
     staged: set[str]
+    env: Env
+    referenced: bool = False  # another mapping's references resolve through these links
     claimed: dict[str, str] = attrs.field(factory=dict)
     failed_now: set[str] = attrs.field(factory=set)  # escrowed in this cycle: not retried in it
+    page_links: dict[str, str] = attrs.field(factory=dict)  # links of the page in flight
+    unresolved: set[str] = attrs.field(factory=set)  # objects whose references did not resolve
+    pending: set[str] = attrs.field(factory=set)  # to process again at the end of the cycle
 
 
 def run(ctx: CycleContext) -> CycleOutcome:
@@ -158,13 +191,14 @@ def run(ctx: CycleContext) -> CycleOutcome:
     staged_all = ctx.store.staged_deletes(ctx.job_id)
     escrows_all = ctx.store.get_escrows(ctx.job_id)
     try:
+        states = []
         for mapping in ctx.mappings:
-            state = _MappingState(
-                escrows={e.anchor: e for e in escrows_all if e.mapping == mapping.key},
-                staged={s.anchor for s in staged_all if s.mapping == mapping.key},
-            )
+            state = ctx.state_for(mapping, escrows_all, staged_all)
+            states.append((mapping, state))
             outcome.initial |= _sync_pages(ctx, mapping, state)
             _retry_escrows(ctx, mapping, state)
+        for mapping, state in states:  # references to objects exported later in the cycle
+            _second_pass(ctx, mapping, state)
         outcome.quarantine = _apply_staged_deletes(ctx)
     except CyclePaused:
         outcome.paused = True
@@ -243,8 +277,27 @@ def _retry_escrows(ctx: CycleContext, mapping: CompiledMapping, state: _MappingS
             else:
                 changes.append(Change("upsert", escrow.anchor, attributes))
         work = Checkpoint()
-        _process(ctx, mapping, state, changes, work)
+        _process(ctx, mapping, state, changes, work, final_pass=True)
         ctx.store.commit(ctx.job_id, work)
+
+
+def _second_pass(ctx: CycleContext, mapping: CompiledMapping, state: _MappingState) -> None:
+    """Objects whose references pointed at objects not linked yet: once more, at the end."""
+    if not state.pending:
+        return
+    if ctx.should_stop():
+        raise CyclePaused
+    anchors = sorted(state.pending)
+    state.pending.clear()
+    changes = []
+    for anchor in anchors:
+        attributes = ctx.call(ctx.source.get, mapping.source_type, anchor)
+        changes.append(Change("delete", anchor) if attributes is None
+                       else Change("upsert", anchor, attributes))
+    work = Checkpoint()
+    _process(ctx, mapping, state, changes, work, final_pass=True)
+    ctx.counters.imported -= len(changes)  # the same objects, not new imports
+    ctx.store.commit(ctx.job_id, work)
 
 
 def _process(
@@ -255,10 +308,14 @@ def _process(
     work: Checkpoint,
     *,
     unlinked: bool = False,
+    final_pass: bool = False,
 ) -> None:
+    """Handle a batch of changes; ``final_pass`` escrows unresolved references at once
+    instead of deferring them to the end of the cycle."""
     anchors = [c.anchor for c in changes]
     links = {} if unlinked else ctx.store.get_links(ctx.job_id, mapping.key, anchors)
     state.claimed.clear()
+    state.page_links.clear()
     ctx.counters.imported += len(changes)
     for change in changes:
         link = links.get(change.anchor)
@@ -301,8 +358,68 @@ def _process(
         except (ObjectError, TransientError, MappingError) as exc:
             _escrow(ctx, mapping, state, change.anchor, exc, work)
             continue
+        if change.anchor in state.unresolved:
+            state.unresolved.discard(change.anchor)
+            if final_pass:
+                _escrow(ctx, mapping, state, change.anchor,
+                        ReferenceNotResolved("a referenced object is not provisioned yet"),
+                        work, counted=False)
+                continue
+            state.pending.add(change.anchor)
         if state.escrows.pop(change.anchor, None) is not None:
             work.unescrows.append((mapping.key, change.anchor))
+
+
+def _desired(
+    ctx: CycleContext,
+    mapping: CompiledMapping,
+    state: _MappingState,
+    anchor: str,
+    attributes: Attributes,
+    *,
+    creating: bool,
+    previous: str | None = None,
+) -> dict[str, Any]:
+    """Mapped values, with dropped (IgnoreFlowIfNullOrEmpty) attributes kept as they were and
+    references translated to target refs; notes the anchor when a reference is unresolved."""
+    ignored: list[str] | None = [] if mapping.may_ignore else None
+    desired = map_object(mapping, attributes, state.env, creating=creating, ignored=ignored)
+    if ignored and previous is not None:
+        before = decode_values(previous)
+        for name in ignored:
+            if name in before:
+                desired[name] = before[name]
+    if mapping.references and not _resolve_references(ctx, mapping, state, desired):
+        state.unresolved.add(anchor)
+    return desired
+
+
+def _resolve_references(
+    ctx: CycleContext, mapping: CompiledMapping, state: _MappingState, desired: dict[str, Any]
+) -> bool:
+    """Source anchors in Reference attributes become target refs through the link table."""
+    complete = True
+    for attribute, owner in mapping.references:
+        value = desired.get(attribute)
+        if value is None:
+            continue
+        anchors = [str(v) for v in as_list(value)]
+        found = {a: state.page_links[a] for a in anchors if owner == mapping.key
+                 and a in state.page_links}
+        missing = [a for a in anchors if a not in found]
+        if missing:
+            found.update((a, link.target_ref) for a, link in
+                         ctx.store.get_links(ctx.job_id, owner, missing).items())
+        resolved = [found[a] for a in anchors if a in found]
+        if len(resolved) < len(anchors):
+            complete = False
+        if isinstance(value, list):
+            desired[attribute] = resolved
+        elif resolved:
+            desired[attribute] = resolved[0]
+        else:
+            del desired[attribute]
+    return complete
 
 
 def _export(
@@ -314,13 +431,14 @@ def _export(
     link: Link | None,
     work: Checkpoint,
 ) -> None:
-    desired = map_object(mapping, attributes)
-    exported = encode_values(desired)
     if anchor in state.staged:
         state.staged.discard(anchor)
         work.unstaged.append((mapping.key, anchor))
     target_type = mapping.target_type
     if link is not None:
+        desired = _desired(ctx, mapping, state, anchor, attributes, creating=False,
+                           previous=link.exported)
+        exported = encode_values(desired)
         delta = (
             {}
             if exported == link.exported
@@ -345,8 +463,10 @@ def _export(
             )
             if exported == link.exported:
                 return
-        work.links.append(link._replace(exported=exported))
+        _link(state, work, link._replace(exported=exported))
         return
+    desired = _desired(ctx, mapping, state, anchor, attributes,
+                       creating=not mapping.has_create_only)
     ref = None
     matchable = False
     for name in mapping.matching:
@@ -372,6 +492,8 @@ def _export(
             ctx.call(ctx.target.update, target_type, ref, delta)
         ctx.record(work, mapping, anchor, "Update", target_ref=ref, names=sorted(delta))
     elif "add" in mapping.flows:
+        if mapping.has_create_only:
+            desired = _desired(ctx, mapping, state, anchor, attributes, creating=True)
         ref = ctx.call(ctx.target.create, target_type, desired)
         ctx.record(work, mapping, anchor, "Create", target_ref=ref, names=tuple(desired))
     else:
@@ -380,7 +502,13 @@ def _export(
         return
     ctx.counters.exported += 1
     state.claimed[ref] = anchor
-    work.links.append(Link(mapping.key, anchor, ref, exported))
+    _link(state, work, Link(mapping.key, anchor, ref, encode_values(desired)))
+
+
+def _link(state: _MappingState, work: Checkpoint, link: Link) -> None:
+    work.links.append(link)
+    if state.referenced:
+        state.page_links[link.anchor] = link.target_ref
 
 
 def _deprovision(
@@ -432,7 +560,11 @@ def _escrow(
     anchor: str,
     exc: Exception,
     work: Checkpoint,
+    *,
+    counted: bool = True,
 ) -> None:
+    """Escrow one object; reference failures are ``counted=False``: like Entra, they do not
+    count toward the escrow-share quarantine."""
     now = ctx.clock.now()
     previous = state.escrows.get(anchor)
     attempts = (previous.attempts if previous else 0) + 1
@@ -449,7 +581,10 @@ def _escrow(
     state.escrows[anchor] = escrow
     state.failed_now.add(anchor)
     work.escrows.append(escrow)
-    ctx.counters.escrowed += 1
+    if counted:
+        ctx.counters.escrowed += 1
+    else:
+        ctx.counters.unresolved += 1
     ctx.record(work, mapping, anchor, "Other", "failure", error=escrow.error)
     ctx.log.warning(
         "object_escrowed", anchor=anchor, attempts=attempts, error_type=type(exc).__name__
@@ -531,44 +666,28 @@ def _apply_staged_deletes(ctx: CycleContext) -> tuple[QuarantineReason, str] | N
 def provision_one(ctx: CycleContext, anchor: str) -> list[LogRecord]:
     """Run one object through every mapping of ``ctx`` now, deletes applied at once."""
     records: list[LogRecord] = []
+    escrows = ctx.store.get_escrows(ctx.job_id)
+    staged = ctx.store.staged_deletes(ctx.job_id)
     for mapping in ctx.mappings:
-        state = _MappingState(
-            escrows={
-                e.anchor: e for e in ctx.store.get_escrows(ctx.job_id) if e.mapping == mapping.key
-            },
-            staged={
-                s.anchor for s in ctx.store.staged_deletes(ctx.job_id) if s.mapping == mapping.key
-            },
-        )
+        state = ctx.state_for(mapping, escrows, staged)
         attributes = ctx.call(ctx.source.get, mapping.source_type, anchor)
         change = (
-            Change("delete", anchor) if attributes is None else Change("upsert", anchor, attributes)
+            Change("delete", anchor) if attributes is None
+            else Change("upsert", anchor, attributes)
         )
         work = Checkpoint()
-        _process(ctx, mapping, state, [change], work)
-        for staged in work.staged:
+        _process(ctx, mapping, state, [change], work, final_pass=True)
+        for item in work.staged:
             try:
-                ctx.call(ctx.target.delete, staged.target_type, staged.target_ref, soft=staged.soft)
+                ctx.call(ctx.target.delete, item.target_type, item.target_ref, soft=item.soft)
             except (ObjectError, TransientError) as exc:
-                ctx.record(
-                    work,
-                    mapping,
-                    anchor,
-                    "Delete",
-                    "failure",
-                    target_ref=staged.target_ref,
-                    error=f"{type(exc).__name__}: {exc}",
-                )
+                ctx.record(work, mapping, anchor, "Delete", "failure",
+                           target_ref=item.target_ref, error=f"{type(exc).__name__}: {exc}")
                 continue
             work.unstaged.append((mapping.key, anchor))
             work.unlinks.append((mapping.key, anchor))
-            ctx.record(
-                work,
-                mapping,
-                anchor,
-                "Disable" if staged.soft else "Delete",
-                target_ref=staged.target_ref,
-            )
+            ctx.record(work, mapping, anchor, "Disable" if item.soft else "Delete",
+                       target_ref=item.target_ref)
         work.staged = [s for s in work.staged if (s.mapping, s.anchor) not in work.unstaged]
         ctx.store.commit(ctx.job_id, work)
         records.extend(work.logs)

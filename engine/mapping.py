@@ -8,14 +8,17 @@ exported into the smallest update, honouring each attribute's flowType and caseE
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import attrs
 
 from connectors.base import Attributes, Scalar, Value, as_list
 from engine.errors import MappingError
+from engine.expressions import IGNORE, Env, compile_expression, from_mapping_source
 from engine.model import (
     AttributeDefinition,
     AttributeMapping,
+    AttributeType,
     FlowBehavior,
     FlowType,
     ObjectMapping,
@@ -25,15 +28,21 @@ from engine.model import (
 )
 from engine.scoping import Predicate, compile_scope
 
-Evaluator = Callable[[Attributes], Value | None]
-#: How Function sources are compiled; the expression language plugs in here.
-FunctionCompiler = Callable[[AttributeMapping], Evaluator]
+Evaluator = Callable[[Attributes, Env], Any]
+
+
+def _no_clock() -> Any:
+    raise MappingError("this evaluation has no clock: pass an Env to map_object")
+
+
+#: For mappings used outside a cycle (tests, tools): no time, no target to check.
+PURE_ENV = Env(now=_no_clock)
 
 
 def _attribute(name: str) -> Evaluator:
     lowered = name.lower()
 
-    def read(source: Attributes) -> Value | None:
+    def read(source: Attributes, env: Env) -> Value | None:
         value = source.get(name)
         if value is None:
             for key, candidate in source.items():
@@ -42,14 +51,6 @@ def _attribute(name: str) -> Evaluator:
         return value
 
     return read
-
-
-def _no_functions(mapping: AttributeMapping) -> Evaluator:
-    raise MappingError(
-        f"{mapping.target_attribute_name}: Function mappings need the expression language, "
-        "which this build does not have yet",
-        attribute=mapping.target_attribute_name,
-    )
 
 
 @attrs.frozen(kw_only=True)
@@ -61,6 +62,8 @@ class CompiledAttribute:
     flow_always: bool
     default_value: str | None
     case_exact: bool
+    references: str | None = None  # the object type a Reference attribute points to
+    multivalued: bool = False
 
 
 @attrs.frozen(kw_only=True)
@@ -74,14 +77,24 @@ class CompiledMapping:
     matching: tuple[str, ...]
     scope: Predicate | None
     flows: frozenset[str]
-    plan: tuple[tuple[str, str | None, Evaluator, str | None], ...] = attrs.field(init=False)
+    #: (target attribute, key of the mapping whose links resolve it), set by link_references
+    references: tuple[tuple[str, str], ...] = ()
+    plan: tuple[tuple[str, str | None, Evaluator, str | None, bool], ...] = attrs.field(
+        init=False
+    )
+    has_create_only: bool = attrs.field(init=False)
+    may_ignore: bool = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         # the hot loop of map_object reads plain tuples, not attrs objects
         plan = tuple(
-            (a.target, a.source_attribute, a.evaluate, a.default_value) for a in self.attributes
+            (a.target, a.source_attribute, a.evaluate, a.default_value,
+             a.flow_type is FlowType.OBJECT_ADD_ONLY)
+            for a in self.attributes
         )
         object.__setattr__(self, "plan", plan)
+        object.__setattr__(self, "has_create_only", any(p[4] for p in plan))
+        object.__setattr__(self, "may_ignore", any(p[1] is None for p in plan))
 
     def in_scope(self, source: Attributes) -> bool:
         return self.scope is None or self.scope(source)
@@ -105,15 +118,13 @@ def _definitions(
 
 
 def compile_mapping(
-    schema: SynchronizationSchema,
-    rule: SynchronizationRule,
-    mapping: ObjectMapping,
-    functions: FunctionCompiler = _no_functions,
+    schema: SynchronizationSchema, rule: SynchronizationRule, mapping: ObjectMapping
 ) -> CompiledMapping:
     """Compile one object mapping; raises MappingError naming what cannot work."""
     if not mapping.source_object_name or not mapping.target_object_name:
         raise MappingError(f"object mapping {mapping.name!r} needs source and target object names")
     targets = _definitions(schema, rule.target_directory_name, mapping.target_object_name)
+    sources = _definitions(schema, rule.source_directory_name, mapping.source_object_name)
     flows = frozenset(f.strip().lower() for f in mapping.flow_types.split(",") if f.strip())
     unknown = flows - {"add", "update", "delete"}
     if unknown:
@@ -124,9 +135,12 @@ def compile_mapping(
         name = am.target_attribute_name
         if not name:
             raise MappingError("an attribute mapping has no targetAttributeName")
-        evaluate = _evaluator(am, functions)
+        evaluate = _evaluator(am)
         definition = targets.get(name.lower())
         direct = am.source is not None and am.source.type is SourceType.ATTRIBUTE
+        source_definition = (
+            sources.get((am.source.name or "").lower()) if direct and am.source else None
+        )
         compiled.append(
             CompiledAttribute(
                 target=name,
@@ -136,6 +150,8 @@ def compile_mapping(
                 flow_always=am.flow_behavior is FlowBehavior.FLOW_ALWAYS,
                 default_value=am.default_value,
                 case_exact=bool(definition and definition.case_exact),
+                references=_referenced(definition) or _referenced(source_definition),
+                multivalued=bool(definition and definition.multivalued),
             )
         )
         if am.matching_priority > 0:
@@ -157,35 +173,82 @@ def compile_mapping(
     )
 
 
-def _evaluator(am: AttributeMapping, functions: FunctionCompiler) -> Evaluator:
+def _referenced(definition: AttributeDefinition | None) -> str | None:
+    if definition is None or definition.type is not AttributeType.REFERENCE:
+        return None
+    for referenced in definition.referenced_objects:
+        if referenced.referenced_object_name:
+            return referenced.referenced_object_name
+    return None
+
+
+def link_references(mappings: list[CompiledMapping]) -> list[CompiledMapping]:
+    """Point each Reference attribute at the mapping whose links translate its values."""
+    linked = []
+    for mapping in mappings:
+        references = []
+        for attribute in mapping.attributes:
+            if attribute.references is None:
+                continue
+            owners = [m for m in mappings if m.target_type == attribute.references]
+            if not owners:
+                raise MappingError(
+                    f"{attribute.target} refers to {attribute.references} objects, but no "
+                    "enabled object mapping provisions them",
+                    attribute=attribute.target,
+                )
+            references.append((attribute.target, owners[0].key))
+        linked.append(attrs.evolve(mapping, references=tuple(references)) if references
+                      else mapping)
+    return linked
+
+
+def _evaluator(am: AttributeMapping) -> Evaluator:
     source = am.source
+    target = am.target_attribute_name
     if source is None:
-        return lambda _: None  # the defaultValue, if any, acts as a constant
+        return lambda _source, _env: None  # the defaultValue, if any, acts as a constant
     if source.type is SourceType.ATTRIBUTE:
         if not source.name:
-            raise MappingError(
-                f"{am.target_attribute_name}: Attribute source has no name",
-                attribute=am.target_attribute_name,
-            )
+            raise MappingError(f"{target}: Attribute source has no name", attribute=target)
         return _attribute(source.name)
     if source.type is SourceType.CONSTANT:
         constant = source.name
-        return lambda _: constant
-    return functions(am)
+        return lambda _source, _env: constant
+    try:
+        expression = compile_expression(from_mapping_source(source), target_attribute=target)
+    except MappingError as exc:
+        raise MappingError(f"{target}: {exc}", attribute=target) from None
+    return expression.run
 
 
-def map_object(mapping: CompiledMapping, source: Attributes) -> dict[str, Value]:
+def map_object(
+    mapping: CompiledMapping,
+    source: Attributes,
+    env: Env = PURE_ENV,
+    *,
+    creating: bool = True,
+    ignored: list[str] | None = None,
+) -> dict[str, Value]:
     """The attributes the target object should have; attributes without a value are left out.
 
     Direct attribute sources are read inline (the hot path of every cycle); a name missing in
     the exact case is looked up again ignoring case, through one lower-cased copy per object.
+    ``creating=False`` skips ObjectAddOnly attributes (they flow only on create). Attributes
+    that IgnoreFlowIfNullOrEmpty drops are left out and named in ``ignored``.
     """
     desired: dict[str, Value] = {}
     get = source.get
     lowered: dict[str, Value | None] | None = None
-    for target, name, evaluate, default in mapping.plan:
+    for target, name, evaluate, default, create_only in mapping.plan:
+        if create_only and not creating:
+            continue
         if name is None:
-            value = evaluate(source)
+            value = evaluate(source, env)
+            if value is IGNORE:
+                if ignored is not None:
+                    ignored.append(target)
+                continue
         else:
             value = get(name)
             if value is None:

@@ -30,3 +30,32 @@ def test_bad_arguments_are_clear(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["jobs", "--state", str(tmp_path / "missing.db")])
     assert 2 == result.exit_code
     assert "does not exist" in result.output
+
+
+def test_expr_prints_the_result() -> None:
+    """`syncjob expr` evaluates an expression against --attr inputs."""
+    result = CliRunner().invoke(
+        main, ["expr", 'Join(" ", [givenName], [sn])', "--attr", "givenName=Ada",
+               "--attr", "sn=Lovelace"])
+    assert 0 == result.exit_code, result.output
+    assert "Ada Lovelace\n" == result.output
+
+
+def test_expr_multi_valued_and_json() -> None:
+    """Repeated --attr makes a multi-valued input; --json prints Graph's response body."""
+    result = CliRunner().invoke(main, ["expr", "Join(\"|\", [p])", "--attr", "p=a",
+                                       "--attr", "p=b"])
+    assert "a|b\n" == result.output
+    result = CliRunner().invoke(main, ["expr", "--json", 'ToUpper([x])', "--attr", "x=a"])
+    body = json.loads(result.output)
+    assert body["parsingSucceeded"] and ["A"] == body["evaluationResult"]
+    assert "ToUpper" == body["parsedExpression"]["name"]
+
+
+def test_expr_reports_parse_errors_with_position() -> None:
+    """A parse error is printed with its position and exits non-zero."""
+    result = CliRunner().invoke(main, ["expr", 'Join(" ", [a] [b])'])
+    assert 1 == result.exit_code
+    assert "parse error: syntax error at position 15" in result.output
+    result = CliRunner().invoke(main, ["expr", "X()", "--attr", "novalue"])
+    assert 2 == result.exit_code and "NAME=VALUE" in result.output

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import string
+from datetime import datetime
+from typing import Any
 
 from engine.expressions import dates
 from engine.expressions.values import (
@@ -23,7 +25,7 @@ from engine.expressions.values import (
 
 
 def _empty(value: Arg) -> bool:
-    return value is None or value == "" or value == [] or isinstance(value, Sentinel)
+    return value is None or value in ("", []) or isinstance(value, Sentinel)
 
 
 # ------------------------------------------------------------------------------- logic
@@ -56,14 +58,23 @@ def compare(op: str, left: Arg, right: Arg) -> str:
     """IIF conditions: numbers compare as numbers, everything else as case-sensitive text."""
     a, b = single(left) or "", single(right) or ""
     try:
-        x: float | str = float(a)
-        y: float | str = float(b)
+        return boolean(_ordered(op, float(a), float(b)))
     except ValueError:
-        x, y = a, b
-    result = {
-        "=": x == y, "<>": x != y, ">": x > y, ">=": x >= y, "<": x < y, "<=": x <= y,  # type: ignore[operator]
-    }[op]
-    return boolean(result)
+        return boolean(_ordered(op, a, b))
+
+
+def _ordered(op: str, x: Any, y: Any) -> bool:
+    if op == "=":
+        return bool(x == y)
+    if op == "<>":
+        return bool(x != y)
+    if op == ">":
+        return bool(x > y)
+    if op == ">=":
+        return bool(x >= y)
+    if op == "<":
+        return bool(x < y)
+    return bool(x <= y)
 
 
 def cbool(env: Env, value: Arg) -> Value:
@@ -93,7 +104,7 @@ def is_string(env: Env, value: Arg) -> Value:
 
 
 def ignore_flow_if_null_or_empty(env: Env, value: Arg) -> Value | Sentinel:
-    return IGNORE if _empty(value) else value  # type: ignore[return-value]
+    return IGNORE if _empty(value) else value
 
 
 def redact(env: Env, value: Arg) -> Value:
@@ -142,7 +153,7 @@ def remove_duplicates(env: Env, value: Arg) -> Value:
 
 
 # ------------------------------------------------------------------------------ dates
-def _moment(value: Arg, what: str) -> dates.datetime:
+def _moment(value: Arg, what: str) -> datetime:
     text = single(value)
     if text is None:
         raise EvaluationError(f"{what} needs a date, got nothing")

@@ -88,7 +88,7 @@ def mid(env: Env, source: Arg, start: Arg, length: Arg) -> Value:
 # ----------------------------------------------------------------------- diacritics
 _SPECIAL = {
     "æ": "ae", "Æ": "AE", "ǣ": "ae", "Ǣ": "AE", "ø": "oe", "Ø": "OE", "œ": "oe", "Œ": "OE",
-    "ß": "ss", "ł": "l", "Ł": "L", "ı": "i", "đ": "d", "Đ": "D", "ħ": "h", "Ħ": "H",
+    "ß": "ss", "ł": "l", "Ł": "L", "\u0131": "i", "đ": "d", "Đ": "D", "ħ": "h", "Ħ": "H",
     "þ": "th", "Þ": "TH", "ð": "d", "Ð": "D",
 }
 _SPECIAL_TABLE = str.maketrans(_SPECIAL)
@@ -154,7 +154,7 @@ def to_lower(env: Env, source: Arg, culture: Arg = None) -> Value:
         check_culture(name)
     text = str(source)
     if _turkic(name):
-        text = text.replace("I", "ı").replace("İ", "i")
+        text = text.replace("I", "\u0131").replace("\u0130", "i")  # dotless and dotted I
     return text.lower()
 
 
@@ -167,7 +167,7 @@ def to_upper(env: Env, source: Arg, culture: Arg = None) -> Value:
         check_culture(name)
     text = str(source)
     if _turkic(name):
-        text = text.replace("i", "İ")
+        text = text.replace("i", "\u0130")  # dotted capital I
     return text.upper()
 
 

@@ -126,7 +126,8 @@ def parse_with_format(value: str, fmt: str) -> datetime:
     for token in _tokens(fmt):
         literal = _literal(token)
         if token[0] in "fF" and literal is None:
-            regex += rf"(?P<f>\d{{1,{len(token)}}})" if "f" not in seen else rf"\d{{1,{len(token)}}}"
+            digits = rf"\d{{1,{len(token)}}}"
+            regex += f"(?P<f>{digits})" if "f" not in seen else digits
             seen.add("f")
             continue
         pattern = _PATTERNS.get(token)
@@ -228,7 +229,7 @@ def add(moment: datetime, interval: str, amount: int) -> datetime:
 
 
 def _days_in(year: int, month: int) -> int:
-    following = datetime(year + month // 12, month % 12 + 1, 1)
+    following = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC)
     return (following - timedelta(days=1)).day
 
 

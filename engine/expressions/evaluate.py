@@ -115,11 +115,11 @@ def _check_arity(spec: FunctionSpec, node: Call) -> None:
             f"{spec.name} takes {wanted} arguments, got {count}: {to_text(node)}"
         )
     for position, parameter in enumerate(spec.parameters[: len(node.args)]):
-        if parameter.required and isinstance(node.args[position], Empty):
-            if not (spec.name == "Switch" and position == 1):
-                raise ExpressionSyntaxError(
-                    f"{spec.name}: the required argument {parameter.name} is empty"
-                )
+        optional_here = spec.name == "Switch" and position == 1  # Switch([x], , "k", "v")
+        if parameter.required and isinstance(node.args[position], Empty) and not optional_here:
+            raise ExpressionSyntaxError(
+                f"{spec.name}: the required argument {parameter.name} is empty"
+            )
     if spec.name == "Switch" and count % 2:
         raise ExpressionSyntaxError(
             "Switch takes source, defaultValue and key/value pairs: an even number of arguments"

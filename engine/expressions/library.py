@@ -43,7 +43,7 @@ class FunctionSpec:
         return repeating[-1].name if repeating else f"arg{position + 1}"
 
 
-def P(name: str, required: bool = True, many: bool = False, kind: str = "String") -> Parameter:  # noqa: N802
+def P(name: str, required: bool = True, many: bool = False, kind: str = "String") -> Parameter:
     return Parameter(name=name, required=required, allow_multiple_occurrences=many, type=kind)
 
 

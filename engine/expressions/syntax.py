@@ -91,7 +91,7 @@ Node = Attribute | Literal | Empty | Call | Compare
 
 
 def unescape(text: str) -> str:
-    """Body of a string literal: ``\\\\`` is a backslash, ``\\"`` a quote; others stay as written."""
+    """A string literal's body: backslash-backslash and backslash-quote are escapes."""
     out: list[str] = []
     i = 0
     while i < len(text):
@@ -179,7 +179,7 @@ def _describe(text: str, exc: UnexpectedInput) -> str:
     expected = getattr(exc, "expected", None) or getattr(exc, "allowed", None) or set()
     names = sorted({_TERMINALS.get(str(e), str(e)) for e in expected})
     token = getattr(exc, "token", None)
-    if token is not None and getattr(token, "type", "") == "$END" or position >= len(text):
+    if (token is not None and getattr(token, "type", "") == "$END") or position >= len(text):
         where = "at the end of the expression"
     else:
         where = f"at position {position + 1} (near {text[position : position + 12]!r})"

@@ -28,7 +28,7 @@ MISSING = Sentinel.MISSING
 IGNORE = Sentinel.IGNORE
 
 Value: TypeAlias = str | list[str] | None
-Arg: TypeAlias = str | list[str] | None | Sentinel
+Arg: TypeAlias = str | list[str] | Sentinel | None
 
 
 class EvaluationError(MappingError):

@@ -71,8 +71,8 @@ def test_diff_for_a_newly_joined_object_sets_but_never_clears() -> None:
     assert {"userName": "a", "code": "c"} == diff(MAPPING, {"userName": "a", "code": "c"}, None)
 
 
-def test_function_sources_wait_for_the_expression_language() -> None:
-    """A Function mapping is refused at compile time with the attribute named."""
+def test_bad_function_sources_are_refused_at_compile_time() -> None:
+    """A Function mapping that cannot be compiled is refused, naming the target attribute."""
     schema = from_graph({"synchronizationRules": [{"objectMappings": [{
         "sourceObjectName": "User", "targetObjectName": "User", "attributeMappings": [
             {"targetAttributeName": "userName", "matchingPriority": 1,

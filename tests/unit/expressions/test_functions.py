@@ -139,7 +139,7 @@ DOCUMENTED = [
     # what the expression computes for that input.
     ('Join("", 1000, Replace(ConvertToUTF8Hex([objectId]), , "[a-zA-Z_]*", , "", , ))',
      {"objectId": "00aa00aa-bb11-cc22-dd33-44ee44ee44ee"},
-     "1000" + re.sub("[a-zA-Z_]*", "", "00aa00aa-bb11-cc22-dd33-44ee44ee44ee".encode().hex()
+     "1000" + re.sub("[a-zA-Z_]*", "", b"00aa00aa-bb11-cc22-dd33-44ee44ee44ee".hex()
                      .upper())),
     ("Not([IsSoftDeleted])", {"IsSoftDeleted": "True"}, "False"),
     ("Not([IsSoftDeleted])", {"IsSoftDeleted": "False"}, "True"),
