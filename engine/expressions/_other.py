@@ -132,7 +132,13 @@ def _values(value: Arg) -> list[str]:
 
 def join(env: Env, separator: Arg, *sources: Arg) -> Value:
     """Join every value of every source; null and empty values are left out."""
-    parts = [v for source in sources for v in _values(source) if v != ""]
+    parts: list[str] = []
+    for source in sources:
+        if source.__class__ is str:
+            if source:
+                parts.append(source)
+        else:
+            parts.extend(v for v in _values(source) if v != "")
     return (single(separator) or "").join(parts)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import re
 import unicodedata
 from collections.abc import Callable, Sequence
@@ -27,7 +28,7 @@ def elementwise(function: StringFunction) -> StringFunction:
 
     @wraps(function)
     def apply(env: Env, source: Arg, *rest: Arg) -> Value:
-        if isinstance(source, list):
+        if source.__class__ is list:
             results = [function(env, value, *rest) for value in source]
             return [r for r in results if isinstance(r, str)]
         return function(env, source, *rest)
@@ -98,7 +99,13 @@ _SPECIAL_TABLE = str.maketrans(_SPECIAL)
 def normalize_diacritics(env: Env, source: Arg) -> Value:
     if source is None:
         return None
-    text = str(source).translate(_SPECIAL_TABLE)
+    text = str(source)
+    return text if text.isascii() else _without_diacritics(text)
+
+
+@functools.lru_cache(maxsize=8192)  # names repeat across a directory; the work is pure
+def _without_diacritics(text: str) -> str:
+    text = text.translate(_SPECIAL_TABLE)
     decomposed = unicodedata.normalize("NFD", text)
     stripped = "".join(ch for ch in decomposed if unicodedata.category(ch) != "Mn")
     return unicodedata.normalize("NFC", stripped)
@@ -149,6 +156,8 @@ def _turkic(culture: str | None) -> bool:
 def to_lower(env: Env, source: Arg, culture: Arg = None) -> Value:
     if source is None:
         return None
+    if culture is None:
+        return str(source).lower()
     name = single(culture) if given(culture) else None
     if name:
         check_culture(name)
@@ -162,6 +171,8 @@ def to_lower(env: Env, source: Arg, culture: Arg = None) -> Value:
 def to_upper(env: Env, source: Arg, culture: Arg = None) -> Value:
     if source is None:
         return None
+    if culture is None:
+        return str(source).upper()
     name = single(culture) if given(culture) else None
     if name:
         check_culture(name)
@@ -261,6 +272,20 @@ def replace_mode(provided: Sequence[bool]) -> str:
         if replacement:
             return "regex"
     return "invalid"
+
+
+def replace_for(provided: Sequence[bool]) -> Callable[..., Value]:
+    """Replace with its form chosen once, when the expression is compiled."""
+    mode = replace_mode(provided)
+    if mode == "plain":
+
+        def plain(env: Env, source: Arg, old: Arg, *rest: Arg) -> Value:
+            if source.__class__ is str:
+                return source.replace(single(old) or "", single(rest[2]) or "")
+            return replace(env, source, old, *rest)
+
+        return plain
+    return replace
 
 
 def replace(env: Env, *args: Arg) -> Value:

@@ -33,6 +33,7 @@ from engine.expressions.values import (
     Env,
     EvaluationError,
     Sentinel,
+    is_true,
     normal,
     single,
 )
@@ -84,6 +85,8 @@ def _attribute(name: str) -> Compiled:
 
     def read(source: Source, env: Env) -> Arg:
         value = source.get(name)
+        if value.__class__ is str:
+            return value
         if value is None:
             for key, candidate in source.items():
                 if key.lower() == lowered:
@@ -141,15 +144,49 @@ def _call(node: Call, *, top: bool, target_attribute: str | None) -> Compiled:
             raise ExpressionSyntaxError("SelectUniqueValue must be the whole expression, "
                                         "not nested in another function")
         return _select_unique(node, target_attribute)
-    args = [_compile(a, top=False, target_attribute=target_attribute) for a in node.args]
+    if spec.name == "Switch" and all(isinstance(a, Literal) for a in node.args[2::2]):
+        return _switch(node, target_attribute)
+    if spec.name == "IIF":
+        return _iif(node, target_attribute)
     implementation = spec.implementation
+    if spec.name == "Replace":
+        implementation = _text.replace_for([not isinstance(a, Empty) for a in node.args])
+    # Constant arguments are computed once; only the others run per object. IGNORE can only
+    # come out of IgnoreFlowIfNullOrEmpty, so only those arguments are converted to null.
+    template: list[Arg] = []
+    dynamic: list[tuple[int, Compiled]] = []
+    for position, arg in enumerate(node.args):
+        if isinstance(arg, Literal):
+            template.append(arg.value)
+        elif isinstance(arg, Empty):
+            template.append(MISSING)
+        else:
+            template.append(None)
+            compiled = _compile(arg, top=False, target_attribute=target_attribute)
+            if isinstance(arg, Call) and arg.name == "IgnoreFlowIfNullOrEmpty":
+                compiled = _no_ignore(compiled)
+            dynamic.append((position, compiled))
     name = spec.name
+    fixed = tuple(template)
+
+    if len(dynamic) == 1 and len(fixed) == 1:
+        only = dynamic[0][1]
+
+        def run_one(source: Source, env: Env) -> Arg:
+            try:
+                result: Arg = implementation(env, only(source, env))
+            except EvaluationError:
+                raise
+            except (ValueError, TypeError, IndexError, OverflowError) as exc:
+                raise EvaluationError(f"{name}: {exc}") from None
+            return result
+
+        return run_one
 
     def run(source: Source, env: Env) -> Arg:
-        values = []
-        for arg in args:
-            value = arg(source, env)
-            values.append(None if value is IGNORE else value)
+        values = list(fixed)
+        for position, compiled in dynamic:
+            values[position] = compiled(source, env)
         try:
             result: Arg = implementation(env, *values)
         except EvaluationError:
@@ -157,6 +194,51 @@ def _call(node: Call, *, top: bool, target_attribute: str | None) -> Compiled:
         except (ValueError, TypeError, IndexError, OverflowError) as exc:
             raise EvaluationError(f"{name}: {exc}") from None
         return result
+
+    return run
+
+
+def _argument(node: Node, target_attribute: str | None) -> Compiled:
+    compiled = _compile(node, top=False, target_attribute=target_attribute)
+    if isinstance(node, Call) and node.name == "IgnoreFlowIfNullOrEmpty":
+        return _no_ignore(compiled)
+    return compiled
+
+
+def _switch(node: Call, target_attribute: str | None) -> Compiled:
+    """Switch with constant keys: one dict lookup, and only the chosen value is computed."""
+    source = _argument(node.args[0], target_attribute)
+    default = _argument(node.args[1], target_attribute)
+    choices: dict[str, Compiled] = {}
+    for key, value in zip(node.args[2::2], node.args[3::2], strict=True):
+        assert isinstance(key, Literal)
+        choices.setdefault(key.value, _argument(value, target_attribute))
+
+    def run(source_object: Source, env: Env) -> Arg:
+        key = single(source(source_object, env))
+        chosen = choices.get("" if key is None else key, default)
+        value = chosen(source_object, env)
+        return None if value is MISSING else value
+
+    return run
+
+
+def _iif(node: Call, target_attribute: str | None) -> Compiled:
+    """IIF computes only the branch its condition selects."""
+    condition, if_true, if_false = (_argument(a, target_attribute) for a in node.args)
+
+    def run(source: Source, env: Env) -> Arg:
+        chosen = if_true if is_true(condition(source, env)) else if_false
+        value = chosen(source, env)
+        return None if isinstance(value, Sentinel) else value
+
+    return run
+
+
+def _no_ignore(compiled: Compiled) -> Compiled:
+    def run(source: Source, env: Env) -> Arg:
+        value = compiled(source, env)
+        return None if value is IGNORE else value
 
     return run
 

@@ -111,6 +111,8 @@ def integer(value: Arg, what: str) -> int:
 
 def single(value: Arg) -> str | None:
     """The one text of a value (the first of a list), or None."""
+    if value.__class__ is str:
+        return value
     if isinstance(value, list):
         return value[0] if value else None
     if isinstance(value, Sentinel):
