@@ -19,6 +19,9 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _calibrate import python_speed
 
 from engine.clock import ManualClock
 from engine.expressions import Env
@@ -85,6 +88,7 @@ def main() -> None:
     assert sample["division"] == "Engineering" and sample["alias"] == "user.1"
     print(f"machine: {platform.platform()}, {os.cpu_count()} cores, "
           f"Python {platform.python_version()}")
+    print(f"calibration: {python_speed():.1f} M loop iterations/s (machine speed now)")
     base = measure(mapping(False), people, env)
     full = measure(mapping(True), people, env)
     print(f"baseline  12 direct attributes:           {base:>10,.0f} objects/s")

@@ -29,6 +29,9 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _calibrate import python_speed
 
 from connectors.base import Attributes, Capability, Change, Page
 from connectors.memory import MemoryDirectory
@@ -226,6 +229,7 @@ def main() -> None:
     initial = 20_000 if options.quick else 100_000
     print(f"machine: {platform.platform()}, {os.cpu_count()} cores, "
           f"Python {platform.python_version()}")
+    print(f"calibration: {python_speed():.1f} M loop iterations/s (machine speed now)")
     base = run_child("baseline", [str(initial)])
     print(f"baseline  {initial:>9,} objects: "
           f"MemoryDirectory.create {base['memory_creates_per_s']:,}/s, "

@@ -402,7 +402,7 @@ def _resolve_references(
     for attribute, owner in mapping.references:
         value = desired.get(attribute)
         if value is None:
-            continue
+            continue  # most objects: no manager, no members
         anchors = [str(v) for v in as_list(value)]
         found = {a: state.page_links[a] for a in anchors if owner == mapping.key
                  and a in state.page_links}
@@ -465,8 +465,11 @@ def _export(
                 return
         _link(state, work, link._replace(exported=exported))
         return
-    desired = _desired(ctx, mapping, state, anchor, attributes,
-                       creating=not mapping.has_create_only)
+    # inline: this is the per-object hot path of every initial cycle
+    desired = map_object(mapping, attributes, state.env, creating=not mapping.has_create_only,
+                         ignored=[] if mapping.may_ignore else None)
+    if mapping.references and not _resolve_references(ctx, mapping, state, desired):
+        state.unresolved.add(anchor)
     ref = None
     matchable = False
     for name in mapping.matching:
@@ -502,7 +505,9 @@ def _export(
         return
     ctx.counters.exported += 1
     state.claimed[ref] = anchor
-    _link(state, work, Link(mapping.key, anchor, ref, encode_values(desired)))
+    work.links.append(Link(mapping.key, anchor, ref, encode_values(desired)))
+    if state.referenced:
+        state.page_links[anchor] = ref
 
 
 def _link(state: _MappingState, work: Checkpoint, link: Link) -> None:

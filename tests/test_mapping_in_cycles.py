@@ -233,3 +233,22 @@ def test_reference_to_an_unmapped_type_is_refused(job: Any) -> None:
     schema["synchronizationRules"][0]["objectMappings"][0]["enabled"] = False
     with pytest.raises(ConfigurationError, match="refers to User objects"):
         engine.update_schema(job_id, schema)
+
+
+def test_expressions_are_compiled_once_per_schema(job: Any, monkeypatch: Any) -> None:
+    """Cycles never parse expressions: they were compiled when the schema was saved."""
+    from engine.expressions import syntax
+
+    engine, job_id, source, target = job
+    engine.update_schema(job_id, schema_with(
+        engine, job_id, displayName=function('Join(" ", [givenName], [surname])')))
+
+    def refuse(*_: Any, **__: Any) -> Any:
+        raise AssertionError("parsed during a cycle")
+
+    monkeypatch.setattr(syntax._PARSER, "parse", refuse)
+    for n in range(20):
+        source.put("User", f"u{n}", {"userName": f"u{n}", "givenName": "A", "surname": str(n)})
+    assert 20 == engine.run_cycle(job_id).count_exported
+    assert "A 7" == next(u for u in target.list("User").values()
+                         if u["userName"] == "u7")["displayName"]

@@ -195,3 +195,19 @@ def test_quarantine_backoff_grows_and_is_capped(series: int) -> None:
     interval = timedelta(minutes=40)
     now, after = quarantine_delay(interval, series), quarantine_delay(interval, series + 1)
     assert interval <= now <= after <= timedelta(days=1)
+
+
+def test_flow_always_rides_along_with_any_update() -> None:
+    """flowBehavior FlowAlways sends an unchanged attribute whenever the object is updated."""
+    schema = from_graph({"synchronizationRules": [{"objectMappings": [{
+        "sourceObjectName": "User", "targetObjectName": "User", "attributeMappings": [
+            {"targetAttributeName": "userName", "matchingPriority": 1,
+             "source": {"type": "Attribute", "name": "userName"}},
+            {"targetAttributeName": "title", "source": {"type": "Attribute", "name": "title"}},
+            {"targetAttributeName": "company", "flowBehavior": "FlowAlways",
+             "source": {"type": "Constant", "name": "ACME"}}]}]}]}, SynchronizationSchema)
+    rule = schema.synchronization_rules[0]
+    mapping = compile_mapping(schema, rule, rule.object_mappings[0])
+    exported = {"userName": "a", "title": "x", "company": "ACME"}
+    assert {"title": "y", "company": "ACME"} == diff(
+        mapping, {"userName": "a", "title": "y", "company": "ACME"}, exported)
