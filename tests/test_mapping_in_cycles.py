@@ -10,6 +10,7 @@ import pytest
 
 from connectors.memory import MemoryDirectory
 from engine import ConfigurationError, ManualClock, SyncEngine
+from engine.expressions import syntax
 from engine.model import to_graph
 
 
@@ -237,8 +238,6 @@ def test_reference_to_an_unmapped_type_is_refused(job: Any) -> None:
 
 def test_expressions_are_compiled_once_per_schema(job: Any, monkeypatch: Any) -> None:
     """Cycles never parse expressions: they were compiled when the schema was saved."""
-    from engine.expressions import syntax
-
     engine, job_id, source, target = job
     engine.update_schema(job_id, schema_with(
         engine, job_id, displayName=function('Join(" ", [givenName], [surname])')))
