@@ -25,6 +25,7 @@ from connectors.base import (
     UnreachableError,
 )
 from engine import cycle as cycle_module
+from engine._status import after_cycle, execution_of
 from engine.clock import Clock, SystemClock
 from engine.errors import ConfigurationError, NotFoundError, TransitionError
 from engine.lifecycle import SCHEDULE_STATE, Command, is_runnable, transition
@@ -33,25 +34,19 @@ from engine.mapping import CompiledMapping, compile_mapping, link_references
 from engine.model import (
     Application,
     KeyValuePair,
-    QuarantineReason,
     RestartScope,
     StatusCode,
     StringKeyLongValuePair,
-    SynchronizationError,
     SynchronizationJob,
     SynchronizationJobRestartCriteria,
-    SynchronizationProgress,
-    SynchronizationQuarantine,
     SynchronizationSchedule,
     SynchronizationSchema,
     SynchronizationStatus,
     SynchronizationTaskExecution,
-    TaskExecutionResult,
     from_graph,
     parse_duration,
 )
-from engine.model.job import NEVER
-from engine.settings import DEFAULT_INTERVAL, KNOWN_SETTINGS, JobSettings, quarantine_delay
+from engine.settings import DEFAULT_INTERVAL, KNOWN_SETTINGS, JobSettings
 from engine.store import JobRow, LogRecord, MemoryStateStore, SqliteStateStore, StateStore
 from engine.store.base import Escrow
 from engine.templates import Template, builtin_templates
@@ -361,127 +356,33 @@ class SyncEngine:
         failure: ConnectorError | None,
     ) -> SynchronizationTaskExecution:
         now = self.clock.now()
-        c = ctx.counters
-        if failure is not None:
-            state = TaskExecutionResult.FAILED
-        elif c.escrowed:
-            state = TaskExecutionResult.ENTRY_LEVEL_ERRORS
-        else:
-            state = TaskExecutionResult.SUCCEEDED
-        error = None
-        if failure is not None:
-            error = SynchronizationError(
-                code=type(failure).__name__, message=str(failure)[:1000], tenant_actionable=True
-            )
-        execution = SynchronizationTaskExecution(
-            activity_identifier=ctx.cycle_id,
-            count_entitled=c.entitled,
-            count_entitled_for_provisioning=c.entitled,
-            count_escrowed=c.escrowed,
-            count_escrowed_raw=c.escrowed,
-            count_exported=c.exported,
-            count_exports=c.exports,
-            count_imported=c.imported,
-            count_imported_deltas=c.imported_deltas,
-            error=error,
-            state=state,
-            time_began=ctx.started,
-            time_ended=now,
-        )
+        execution = execution_of(ctx.cycle_id, ctx.counters, ctx.started, now, failure)
         row = self._row(job_id)  # re-read: the job may have been paused meanwhile
-        status = attrs.evolve(self._status(row), last_execution=execution)
-        interval = row.job.schedule.interval if row.job.schedule else DEFAULT_INTERVAL
-        next_run = now + interval
-        force_deletes = row.force_deletes
-        quarantine: tuple[QuarantineReason, SynchronizationError] | None = None
-        if failure is not None:
-            failures = status.count_successive_complete_failures + 1
-            status = attrs.evolve(status, count_successive_complete_failures=failures)
-            limit = 1 if isinstance(failure, CredentialsError) else ctx.settings.unreachable_cycles
-            if failures >= limit:
-                assert error is not None
-                quarantine = (QuarantineReason.ENCOUNTERED_QUARANTINE_EXCEPTION, error)
-        elif outcome is not None and not outcome.paused:
-            force_deletes = False if outcome.quarantine is None else force_deletes
-            status = attrs.evolve(status, count_successive_complete_failures=0)
-            if state is TaskExecutionResult.SUCCEEDED:
-                status = attrs.evolve(status, last_successful_execution=execution)
-                if c.exported:
-                    status = attrs.evolve(status, last_successful_execution_with_exports=execution)
-            if c.exported == 0 and c.escrowed == 0 and outcome.quarantine is None:
-                first = status.steady_state_first_achieved_time
-                status = attrs.evolve(
-                    status,
-                    steady_state_first_achieved_time=now if first == NEVER else first,
-                    steady_state_last_achieved_time=now,
-                )
-            if outcome.quarantine is not None:
-                reason, message = outcome.quarantine
-                quarantine = (
-                    reason,
-                    SynchronizationError(
-                        code=reason.value, message=message, tenant_actionable=True
-                    ),
-                )
-        status = attrs.evolve(
-            status,
-            progress=(
-                SynchronizationProgress(
-                    completed_units=c.pages,
-                    total_units=c.pages,
-                    units="pages",
-                    progress_observation_date_time=now,
-                ),
-            ),
-            synchronized_entry_count_by_type=self._entry_counts(row),
+        before = self._status(row)
+        after = after_cycle(
+            before,
+            execution,
+            counters=ctx.counters,
+            outcome=outcome,
+            failure=failure,
+            settings=ctx.settings,
+            interval=row.job.schedule.interval if row.job.schedule else DEFAULT_INTERVAL,
+            now=now,
+            force_deletes=row.force_deletes,
+            entry_counts=self._entry_counts(row),
         )
-        if is_runnable(status.code):
-            if quarantine is not None:
-                status = self._quarantine(status, quarantine, now, interval)
-                assert status.quarantine is not None
-                next_run = status.quarantine.next_attempt or next_run
-            elif status.code is StatusCode.QUARANTINE and failure is None and outcome:
-                code = transition(status.code, Command.RECOVER)
-                assert isinstance(code, StatusCode)
-                status = attrs.evolve(status, code=code, quarantine=None)
-                self._log.info("job_recovered", job_id=job_id)
-            elif status.code is StatusCode.QUARANTINE and status.quarantine is not None:
-                status = self._quarantine(
-                    status,
-                    (
-                        status.quarantine.reason or QuarantineReason.UNKNOWN,
-                        status.quarantine.error or SynchronizationError(),
-                    ),
-                    now,
-                    interval,
-                )
-                assert status.quarantine is not None
-                next_run = status.quarantine.next_attempt or next_run
-        self._save(row, status, next_run=next_run, force_deletes=force_deletes)
+        status = after.status
+        if status.quarantine is not None:
+            self._log.warning(
+                "job_quarantined",
+                job_id=job_id,
+                reason=status.quarantine.reason.value if status.quarantine.reason else None,
+                series_count=status.quarantine.series_count,
+            )
+        elif before.code is StatusCode.QUARANTINE and status.code is StatusCode.ACTIVE:
+            self._log.info("job_recovered", job_id=job_id)
+        self._save(row, status, next_run=after.next_run, force_deletes=after.force_deletes)
         return execution
-
-    def _quarantine(
-        self,
-        status: SynchronizationStatus,
-        verdict: tuple[QuarantineReason, SynchronizationError],
-        now: Any,
-        interval: timedelta,
-    ) -> SynchronizationStatus:
-        reason, error = verdict
-        code = transition(status.code, Command.QUARANTINE)
-        assert isinstance(code, StatusCode)
-        previous = status.quarantine
-        series = 0 if previous is None else previous.series_count + 1
-        quarantine = SynchronizationQuarantine(
-            current_began=now,
-            series_began=now if previous is None else previous.series_began,
-            series_count=series,
-            reason=reason,
-            error=error,
-            next_attempt=now + quarantine_delay(interval, series),
-        )
-        self._log.warning("job_quarantined", reason=reason.value, series_count=series)
-        return attrs.evolve(status, code=code, quarantine=quarantine)
 
     def provision_on_demand(self, job_id: str, object_type: str, anchor: str) -> list[LogRecord]:
         """Synchronize one source object now, bypassing schedule and delete threshold."""

@@ -121,8 +121,13 @@ def jobs(state: Path) -> None:
 
 @main.command()
 @click.argument("expression")
-@click.option("--attr", "attributes", multiple=True, metavar="NAME=VALUE",
-              help="An input attribute; repeat a name for a multi-valued attribute.")
+@click.option(
+    "--attr",
+    "attributes",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="An input attribute; repeat a name for a multi-valued attribute.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print Graph's parseExpressionResponse.")
 def expr(expression: str, attributes: tuple[str, ...], as_json: bool) -> None:
     """Parse and evaluate an attribute-mapping expression, as Graph's parseExpression does."""

@@ -79,17 +79,20 @@ class CompiledMapping:
     flows: frozenset[str]
     #: (target attribute, key of the mapping whose links resolve it), set by link_references
     references: tuple[tuple[str, str], ...] = ()
-    plan: tuple[tuple[str, str | None, Evaluator, str | None, bool], ...] = attrs.field(
-        init=False
-    )
+    plan: tuple[tuple[str, str | None, Evaluator, str | None, bool], ...] = attrs.field(init=False)
     has_create_only: bool = attrs.field(init=False)
     may_ignore: bool = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         # the hot loop of map_object reads plain tuples, not attrs objects
         plan = tuple(
-            (a.target, a.source_attribute, a.evaluate, a.default_value,
-             a.flow_type is FlowType.OBJECT_ADD_ONLY)
+            (
+                a.target,
+                a.source_attribute,
+                a.evaluate,
+                a.default_value,
+                a.flow_type is FlowType.OBJECT_ADD_ONLY,
+            )
             for a in self.attributes
         )
         object.__setattr__(self, "plan", plan)
@@ -198,8 +201,9 @@ def link_references(mappings: list[CompiledMapping]) -> list[CompiledMapping]:
                     attribute=attribute.target,
                 )
             references.append((attribute.target, owners[0].key))
-        linked.append(attrs.evolve(mapping, references=tuple(references)) if references
-                      else mapping)
+        linked.append(
+            attrs.evolve(mapping, references=tuple(references)) if references else mapping
+        )
     return linked
 
 

@@ -82,7 +82,7 @@ def cbool(env: Env, value: Arg) -> Value:
 
 
 def not_(env: Env, value: Arg) -> Value:
-    """"True" becomes "False"; anything else becomes "True" (Entra's wording)."""
+    """ "True" becomes "False"; anything else becomes "True" (Entra's wording)."""
     text = single(value)
     return boolean(not (text is not None and text.strip().lower() == "true"))
 
@@ -215,23 +215,39 @@ def guid(env: Env) -> Value:
 SPECIALS = "~!@#$%^&*_-+=`|\\(){}[]:;\"'<>,.?/"
 
 
-def random_string(env: Env, length: Arg, numbers: Arg, specials: Arg, capitals: Arg,
-                  lowers: Arg, avoid: Arg = MISSING) -> Value:
+def random_string(
+    env: Env,
+    length: Arg,
+    numbers: Arg,
+    specials: Arg,
+    capitals: Arg,
+    lowers: Arg,
+    avoid: Arg = MISSING,
+) -> Value:
     size = integer(length, "RandomString's Length")
-    counts = [integer(v, f"RandomString's {n}") for v, n in (
-        (numbers, "MinimumNumbers"), (specials, "MinimumSpecialCharacters"),
-        (capitals, "MinimumCapital"), (lowers, "MinimumLowerCase"))]
+    counts = [
+        integer(v, f"RandomString's {n}")
+        for v, n in (
+            (numbers, "MinimumNumbers"),
+            (specials, "MinimumSpecialCharacters"),
+            (capitals, "MinimumCapital"),
+            (lowers, "MinimumLowerCase"),
+        )
+    ]
     if not 0 < size <= 256:
         raise EvaluationError(f"RandomString's Length must be 1 to 256, got {size}")
     if min(counts) < 0 or sum(counts) > size:
         raise EvaluationError("RandomString's minimums must be >= 0 and fit in its Length")
     excluded = set(single(avoid) or "") if given(avoid) else set()
-    pools = [[c for c in pool if c not in excluded] for pool in (
-        string.digits, SPECIALS, string.ascii_uppercase, string.ascii_lowercase)]
+    pools = [
+        [c for c in pool if c not in excluded]
+        for pool in (string.digits, SPECIALS, string.ascii_uppercase, string.ascii_lowercase)
+    ]
     if any(n and not pool for n, pool in zip(counts, pools, strict=True)):
         raise EvaluationError("RandomString's CharactersToAvoid leaves a required class empty")
-    chars = [env.random.choice(pool) for n, pool in zip(counts, pools, strict=True)
-             for _ in range(n)]
+    chars = [
+        env.random.choice(pool) for n, pool in zip(counts, pools, strict=True) for _ in range(n)
+    ]
     everything = [c for pool in pools for c in pool]
     chars += [env.random.choice(everything) for _ in range(size - len(chars))]
     env.random.shuffle(chars)
@@ -246,10 +262,18 @@ def _role(value: str) -> dict[str, object]:
         parsed = None
     if isinstance(parsed, dict):
         name = parsed.get("displayName") or parsed.get("display") or parsed.get("value")
-        return {"primary": False, "type": "WindowsAzureActiveDirectoryRole",
-                "display": name, "value": parsed.get("value", name)}
-    return {"primary": False, "type": "WindowsAzureActiveDirectoryRole", "display": value,
-            "value": value}
+        return {
+            "primary": False,
+            "type": "WindowsAzureActiveDirectoryRole",
+            "display": name,
+            "value": parsed.get("value", name),
+        }
+    return {
+        "primary": False,
+        "type": "WindowsAzureActiveDirectoryRole",
+        "display": value,
+        "value": value,
+    }
 
 
 def app_role_assignments_complex(env: Env, value: Arg) -> Value:

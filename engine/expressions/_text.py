@@ -88,9 +88,26 @@ def mid(env: Env, source: Arg, start: Arg, length: Arg) -> Value:
 
 # ----------------------------------------------------------------------- diacritics
 _SPECIAL = {
-    "æ": "ae", "Æ": "AE", "ǣ": "ae", "Ǣ": "AE", "ø": "oe", "Ø": "OE", "œ": "oe", "Œ": "OE",
-    "ß": "ss", "ł": "l", "Ł": "L", "\u0131": "i", "đ": "d", "Đ": "D", "ħ": "h", "Ħ": "H",
-    "þ": "th", "Þ": "TH", "ð": "d", "Ð": "D",
+    "æ": "ae",
+    "Æ": "AE",
+    "ǣ": "ae",
+    "Ǣ": "AE",
+    "ø": "oe",
+    "Ø": "OE",
+    "œ": "oe",
+    "Œ": "OE",
+    "ß": "ss",
+    "ł": "l",
+    "Ł": "L",
+    "\u0131": "i",
+    "đ": "d",
+    "Đ": "D",
+    "ħ": "h",
+    "Ħ": "H",
+    "þ": "th",
+    "Þ": "TH",
+    "ð": "d",
+    "Ð": "D",
 }
 _SPECIAL_TABLE = str.maketrans(_SPECIAL)
 
@@ -112,8 +129,24 @@ def _without_diacritics(text: str) -> str:
 
 
 # ---------------------------------------------------------------------------- case
-_SEPARATOR_CATEGORIES = {"Zs", "Zl", "Zp", "Cc", "Cf", "Pc", "Pd", "Ps", "Pe", "Pi", "Pf",
-                         "Po", "Sm", "Sc", "Sk", "So"}
+_SEPARATOR_CATEGORIES = {
+    "Zs",
+    "Zl",
+    "Zp",
+    "Cc",
+    "Cf",
+    "Pc",
+    "Pd",
+    "Ps",
+    "Pe",
+    "Pi",
+    "Pf",
+    "Po",
+    "Sm",
+    "Sc",
+    "Sk",
+    "So",
+}
 
 
 @elementwise
@@ -220,8 +253,9 @@ def instr(env: Env, haystack: Arg, needle: Arg, start: Arg = None, compare: Arg 
         raise EvaluationError(f"InStr's start must be 1 or more, got {first}")
     mode = (single(compare) or "vbBinaryCompare") if given(compare) else "vbBinaryCompare"
     if mode.lower() not in ("vbbinarycompare", "vbtextcompare", "0", "1"):
-        raise EvaluationError(f"InStr's compareType must be vbBinaryCompare or vbTextCompare, "
-                              f"got {mode!r}")
+        raise EvaluationError(
+            f"InStr's compareType must be vbBinaryCompare or vbTextCompare, got {mode!r}"
+        )
     if mode.lower() in ("vbtextcompare", "1"):
         text, wanted = text.lower(), wanted.lower()
     return str(text.find(wanted, first - 1) + 1)
@@ -293,8 +327,10 @@ def replace(env: Env, *args: Arg) -> Value:
     source, old, regex, group, replacement, attribute, template = padded
     mode = replace_mode([given(a) for a in padded])
     if mode == "invalid":
-        raise EvaluationError("Replace needs oldValue with replacementValue or template, or "
-                              "regexPattern with replacementValue or regexGroupName")
+        raise EvaluationError(
+            "Replace needs oldValue with replacementValue or template, or "
+            "regexPattern with replacementValue or regexGroupName"
+        )
     if isinstance(source, list):
         out = [replace(env, value, *args[1:]) for value in source]
         return [v for v in out if isinstance(v, str)]

@@ -9,8 +9,20 @@ from datetime import UTC, datetime, timedelta, timezone
 from engine.errors import MappingError
 
 FILETIME_EPOCH = datetime(1601, 1, 1, tzinfo=UTC)
-MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
-          "September", "October", "November", "December")
+MONTHS = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
 DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 
@@ -78,8 +90,14 @@ def parse_date(value: str) -> datetime:
     fraction = (parts.get("f") or "0")[:6].ljust(6, "0")
     try:
         moment = datetime(
-            int(parts["y"]), int(parts["mo"]), int(parts["d"]), hour, int(parts.get("mi") or 0),
-            int(parts.get("s") or 0), int(fraction), tzinfo=_offset(parts.get("z")),
+            int(parts["y"]),
+            int(parts["mo"]),
+            int(parts["d"]),
+            hour,
+            int(parts.get("mi") or 0),
+            int(parts.get("s") or 0),
+            int(fraction),
+            tzinfo=_offset(parts.get("z")),
         )
     except ValueError as exc:
         raise MappingError(f"{value!r} is not a valid date: {exc}") from None
@@ -108,13 +126,29 @@ def _literal(token: str) -> str | None:
 
 
 _PATTERNS = {
-    "yyyy": r"(?P<y>\d{4})", "yy": r"(?P<y2>\d{2})", "MMMM": r"(?P<mname>[A-Za-z]+)",
-    "MMM": r"(?P<mabbr>[A-Za-z]{3})", "MM": r"(?P<mo>\d{2})", "M": r"(?P<mo>\d{1,2})",
-    "dddd": r"[A-Za-z]+", "ddd": r"[A-Za-z]{3}", "dd": r"(?P<d>\d{2})", "d": r"(?P<d>\d{1,2})",
-    "HH": r"(?P<H>\d{2})", "H": r"(?P<H>\d{1,2})", "hh": r"(?P<h>\d{2})", "h": r"(?P<h>\d{1,2})",
-    "mm": r"(?P<mi>\d{2})", "m": r"(?P<mi>\d{1,2})", "ss": r"(?P<s>\d{2})",
-    "s": r"(?P<s>\d{1,2})", "tt": r"(?P<tt>[AaPp][Mm])", "t": r"(?P<t>[AaPp])",
-    "zzz": r"(?P<z>[+-]\d{2}:\d{2})", "zz": r"(?P<z>[+-]\d{2})", "z": r"(?P<z>[+-]\d{1,2})",
+    "yyyy": r"(?P<y>\d{4})",
+    "yy": r"(?P<y2>\d{2})",
+    "MMMM": r"(?P<mname>[A-Za-z]+)",
+    "MMM": r"(?P<mabbr>[A-Za-z]{3})",
+    "MM": r"(?P<mo>\d{2})",
+    "M": r"(?P<mo>\d{1,2})",
+    "dddd": r"[A-Za-z]+",
+    "ddd": r"[A-Za-z]{3}",
+    "dd": r"(?P<d>\d{2})",
+    "d": r"(?P<d>\d{1,2})",
+    "HH": r"(?P<H>\d{2})",
+    "H": r"(?P<H>\d{1,2})",
+    "hh": r"(?P<h>\d{2})",
+    "h": r"(?P<h>\d{1,2})",
+    "mm": r"(?P<mi>\d{2})",
+    "m": r"(?P<mi>\d{1,2})",
+    "ss": r"(?P<s>\d{2})",
+    "s": r"(?P<s>\d{1,2})",
+    "tt": r"(?P<tt>[AaPp][Mm])",
+    "t": r"(?P<t>[AaPp])",
+    "zzz": r"(?P<z>[+-]\d{2}:\d{2})",
+    "zz": r"(?P<z>[+-]\d{2})",
+    "z": r"(?P<z>[+-]\d{1,2})",
     "K": r"(?P<z>Z|[+-]\d{2}:\d{2})?",
 }
 
@@ -154,8 +188,16 @@ def parse_with_format(value: str, fmt: str) -> datetime:
         hour = 0
     micro = int(p.get("f", "0")[:6].ljust(6, "0"))
     try:
-        moment = datetime(year, month, int(p.get("d", 1)), hour, int(p.get("mi", 0)),
-                          int(p.get("s", 0)), micro, tzinfo=_offset(p.get("z")))
+        moment = datetime(
+            year,
+            month,
+            int(p.get("d", 1)),
+            hour,
+            int(p.get("mi", 0)),
+            int(p.get("s", 0)),
+            micro,
+            tzinfo=_offset(p.get("z")),
+        )
     except ValueError as exc:
         raise MappingError(f"{value!r} is not a valid date: {exc}") from None
     return moment
@@ -181,12 +223,26 @@ def format_with(moment: datetime, fmt: str) -> str:
 def _format_token(m: datetime, token: str) -> str:
     literal = _literal(token)
     simple = {
-        "yyyy": f"{m.year:04d}", "yy": f"{m.year % 100:02d}", "y": str(m.year % 100),
-        "MMMM": MONTHS[m.month - 1], "MMM": MONTHS[m.month - 1][:3], "MM": f"{m.month:02d}",
-        "M": str(m.month), "dddd": DAYS[m.weekday()], "ddd": DAYS[m.weekday()][:3],
-        "dd": f"{m.day:02d}", "d": str(m.day), "HH": f"{m.hour:02d}", "H": str(m.hour),
-        "hh": f"{m.hour % 12 or 12:02d}", "h": str(m.hour % 12 or 12), "mm": f"{m.minute:02d}",
-        "m": str(m.minute), "ss": f"{m.second:02d}", "s": str(m.second), "tt": _ampm(m),
+        "yyyy": f"{m.year:04d}",
+        "yy": f"{m.year % 100:02d}",
+        "y": str(m.year % 100),
+        "MMMM": MONTHS[m.month - 1],
+        "MMM": MONTHS[m.month - 1][:3],
+        "MM": f"{m.month:02d}",
+        "M": str(m.month),
+        "dddd": DAYS[m.weekday()],
+        "ddd": DAYS[m.weekday()][:3],
+        "dd": f"{m.day:02d}",
+        "d": str(m.day),
+        "HH": f"{m.hour:02d}",
+        "H": str(m.hour),
+        "hh": f"{m.hour % 12 or 12:02d}",
+        "h": str(m.hour % 12 or 12),
+        "mm": f"{m.minute:02d}",
+        "m": str(m.minute),
+        "ss": f"{m.second:02d}",
+        "s": str(m.second),
+        "tt": _ampm(m),
         "t": _ampm(m)[0],
     }
     if token in simple:
@@ -221,8 +277,14 @@ def add(moment: datetime, interval: str, amount: int) -> datetime:
         month += 1
         day = min(moment.day, _days_in(year, month))
         return moment.replace(year=year, month=month, day=day)
-    steps = {"d": timedelta(days=1), "ww": timedelta(weeks=1), "w": timedelta(weeks=1),
-             "h": timedelta(hours=1), "n": timedelta(minutes=1), "s": timedelta(seconds=1)}
+    steps = {
+        "d": timedelta(days=1),
+        "ww": timedelta(weeks=1),
+        "w": timedelta(weeks=1),
+        "h": timedelta(hours=1),
+        "n": timedelta(minutes=1),
+        "s": timedelta(seconds=1),
+    }
     if unit not in steps:
         raise MappingError(f"unknown date interval {interval!r} (yyyy, m, d, ww, h, n, s)")
     return moment + steps[unit] * amount
@@ -242,6 +304,7 @@ def difference(interval: str, first: datetime, second: datetime) -> int:
     if unit == "m":
         return (b.year - a.year) * 12 + b.month - a.month
     if unit == "ww":
+
         def sunday(m: datetime) -> datetime:
             day = m.replace(hour=0, minute=0, second=0, microsecond=0)
             return day - timedelta(days=(day.weekday() + 1) % 7)

@@ -111,9 +111,13 @@ def _spec(node: Call) -> FunctionSpec:
 def _check_arity(spec: FunctionSpec, node: Call) -> None:
     count = len(node.args)
     if count < spec.min_args or (spec.max_args is not None and count > spec.max_args):
-        wanted = (f"{spec.min_args}" if spec.min_args == spec.max_args
-                  else f"{spec.min_args} or more" if spec.max_args is None
-                  else f"{spec.min_args} to {spec.max_args}")
+        wanted = (
+            f"{spec.min_args}"
+            if spec.min_args == spec.max_args
+            else f"{spec.min_args} or more"
+            if spec.max_args is None
+            else f"{spec.min_args} to {spec.max_args}"
+        )
         raise ExpressionSyntaxError(
             f"{spec.name} takes {wanted} arguments, got {count}: {to_text(node)}"
         )
@@ -141,8 +145,9 @@ def _call(node: Call, *, top: bool, target_attribute: str | None) -> Compiled:
     _check_arity(spec, node)
     if spec.name == "SelectUniqueValue":
         if not top:
-            raise ExpressionSyntaxError("SelectUniqueValue must be the whole expression, "
-                                        "not nested in another function")
+            raise ExpressionSyntaxError(
+                "SelectUniqueValue must be the whole expression, not nested in another function"
+            )
         return _select_unique(node, target_attribute)
     if spec.name == "Switch" and all(isinstance(a, Literal) for a in node.args[2::2]):
         return _switch(node, target_attribute)

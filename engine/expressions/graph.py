@@ -41,18 +41,23 @@ from engine.scoping import OPERATORS
 def to_mapping_source(node: Node) -> AttributeMappingSource:
     """A syntax tree as Graph's attributeMappingSource (parameters keyed by Graph's names)."""
     if isinstance(node, Attribute):
-        return AttributeMappingSource(type=SourceType.ATTRIBUTE, name=node.name,
-                                      expression=f"[{node.name}]")
+        return AttributeMappingSource(
+            type=SourceType.ATTRIBUTE, name=node.name, expression=f"[{node.name}]"
+        )
     if isinstance(node, Literal | Empty):
         value = "" if isinstance(node, Empty) else node.value
-        return AttributeMappingSource(type=SourceType.CONSTANT, name=value,
-                                      expression=escape(value))
+        return AttributeMappingSource(
+            type=SourceType.CONSTANT, name=value, expression=escape(value)
+        )
     if isinstance(node, Compare):
         return AttributeMappingSource(
-            type=SourceType.FUNCTION, name=node.op, expression=to_text(node),
-            parameters=(AttributeMappingParameter(key="left", value=to_mapping_source(node.left)),
-                        AttributeMappingParameter(key="right",
-                                                  value=to_mapping_source(node.right))),
+            type=SourceType.FUNCTION,
+            name=node.op,
+            expression=to_text(node),
+            parameters=(
+                AttributeMappingParameter(key="left", value=to_mapping_source(node.left)),
+                AttributeMappingParameter(key="right", value=to_mapping_source(node.right)),
+            ),
         )
     spec = FUNCTIONS.get(node.name)
     parameters = tuple(
@@ -63,8 +68,9 @@ def to_mapping_source(node: Node) -> AttributeMappingSource:
         for i, arg in enumerate(node.args)
         if not isinstance(arg, Empty)
     )
-    return AttributeMappingSource(type=SourceType.FUNCTION, name=node.name,
-                                  expression=to_text(node), parameters=parameters)
+    return AttributeMappingSource(
+        type=SourceType.FUNCTION, name=node.name, expression=to_text(node), parameters=parameters
+    )
 
 
 def from_mapping_source(source: AttributeMappingSource) -> Node:
@@ -107,11 +113,13 @@ class ParseExpressionResult:
     def to_graph(self) -> dict[str, Any]:
         """parseExpressionResponse JSON."""
         return {
-            "error": None if self.error is None
+            "error": None
+            if self.error is None
             else {"code": self.error_code or "InvalidExpression", "message": self.error},
             "evaluationResult": self.evaluation_result,
             "evaluationSucceeded": self.evaluation_succeeded,
-            "parsedExpression": None if self.parsed_expression is None
+            "parsedExpression": None
+            if self.parsed_expression is None
             else to_graph(self.parsed_expression),
             "parsingSucceeded": self.parsing_succeeded,
         }
@@ -128,25 +136,33 @@ def parse_expression(
     try:
         compiled = compile_expression(expression)
     except MappingError as exc:
-        return ParseExpressionResult(parsing_succeeded=False, error=str(exc),
-                                     error_code="ExpressionParsingFailed")
+        return ParseExpressionResult(
+            parsing_succeeded=False, error=str(exc), error_code="ExpressionParsingFailed"
+        )
     parsed = to_mapping_source(compiled.node)
-    source = {k: (list(v) if isinstance(v, list | tuple) else v)
-              for k, v in (inputs or {}).items()}
+    source = {k: (list(v) if isinstance(v, list | tuple) else v) for k, v in (inputs or {}).items()}
     env = Env(now=(clock or SystemClock()).now, random=random_module.Random(seed))
     try:
         value = compiled.evaluate(source, env)
     except MappingError as exc:
-        return ParseExpressionResult(parsing_succeeded=True, parsed_expression=parsed,
-                                     error=str(exc), error_code="ExpressionEvaluationFailed")
+        return ParseExpressionResult(
+            parsing_succeeded=True,
+            parsed_expression=parsed,
+            error=str(exc),
+            error_code="ExpressionEvaluationFailed",
+        )
     if value is None or isinstance(value, Sentinel):
         result: list[str] = []
     elif isinstance(value, list):
         result = list(value)
     else:
         result = [str(value)]
-    return ParseExpressionResult(parsing_succeeded=True, parsed_expression=parsed,
-                                 evaluation_succeeded=True, evaluation_result=result)
+    return ParseExpressionResult(
+        parsing_succeeded=True,
+        parsed_expression=parsed,
+        evaluation_succeeded=True,
+        evaluation_result=result,
+    )
 
 
 def functions() -> list[AttributeMappingFunctionSchema]:
@@ -156,7 +172,8 @@ def functions() -> list[AttributeMappingFunctionSchema]:
             name=spec.name,
             parameters=tuple(
                 AttributeMappingParameterSchema(
-                    name=p.name, required=p.required,
+                    name=p.name,
+                    required=p.required,
                     allow_multiple_occurrences=p.allow_multiple_occurrences,
                     type=AttributeType(p.type),
                 )
@@ -170,7 +187,11 @@ def functions() -> list[AttributeMappingFunctionSchema]:
 def filter_operators() -> list[FilterOperatorSchema]:
     """Every scoping operator (Graph's schema/filterOperators)."""
     return [
-        FilterOperatorSchema(name=name, arity=arity, multivalued_comparison_type=rule,
-                             supported_attribute_types=tuple(AttributeType(t) for t in types))
+        FilterOperatorSchema(
+            name=name,
+            arity=arity,
+            multivalued_comparison_type=rule,
+            supported_attribute_types=tuple(AttributeType(t) for t in types),
+        )
         for name, arity, rule, types in OPERATORS
     ]

@@ -43,20 +43,33 @@ class FunctionSpec:
         return repeating[-1].name if repeating else f"arg{position + 1}"
 
 
+def _compiled_specially(*_: Any) -> Any:
+    """SelectUniqueValue is compiled by the evaluator itself (it must consult the target)."""
+    raise NotImplementedError
+
+
 def P(name: str, required: bool = True, many: bool = False, kind: str = "String") -> Parameter:
     return Parameter(name=name, required=required, allow_multiple_occurrences=many, type=kind)
 
 
-def _spec(name: str, implementation: Callable[..., Any], *params: Parameter,
-          min_args: int | None = None, max_args: int | None = -1, description: str = ""
-          ) -> FunctionSpec:
+def _spec(
+    name: str,
+    implementation: Callable[..., Any],
+    *params: Parameter,
+    min_args: int | None = None,
+    max_args: int | None = -1,
+    description: str = "",
+) -> FunctionSpec:
     required = sum(1 for p in params if p.required)
     unbounded = any(p.allow_multiple_occurrences for p in params)
     top = None if unbounded else len(params)
     return FunctionSpec(
-        name=name, parameters=params, implementation=implementation,
+        name=name,
+        parameters=params,
+        implementation=implementation,
         min_args=required if min_args is None else min_args,
-        max_args=top if max_args == -1 else max_args, description=description,
+        max_args=top if max_args == -1 else max_args,
+        description=description,
     )
 
 
@@ -64,13 +77,11 @@ FUNCTIONS: dict[str, FunctionSpec] = {
     s.name: s
     for s in (
         _spec("Append", t.append, P("source"), P("suffix")),
-        _spec("AppRoleAssignmentsComplex", o.app_role_assignments_complex,
-              P("appRoleAssignments")),
+        _spec("AppRoleAssignmentsComplex", o.app_role_assignments_complex, P("appRoleAssignments")),
         _spec("BitAnd", o.bit_and, P("value1", kind="Integer"), P("value2", kind="Integer")),
         _spec("CBool", o.cbool, P("expression")),
         _spec("CDate", o.cdate, P("expression")),
-        _spec("Coalesce", o.coalesce, P("source", many=True), P("defaultValue", False),
-              min_args=1),
+        _spec("Coalesce", o.coalesce, P("source", many=True), P("defaultValue", False), min_args=1),
         _spec("ConvertToBase64", t.convert_to_base64, P("source")),
         _spec("ConvertToUTF8Hex", t.convert_to_utf8_hex, P("source")),
         _spec("Count", o.count, P("attribute")),
@@ -78,13 +89,26 @@ FUNCTIONS: dict[str, FunctionSpec] = {
         _spec("DateAdd", o.date_add, P("interval"), P("value", kind="Integer"), P("dateTime")),
         _spec("DateDiff", o.date_diff, P("interval"), P("date1"), P("date2")),
         _spec("DateFromNum", o.date_from_num, P("value")),
-        _spec("FormatDateTime", o.format_date_time, P("source"), P("dateTimeStyles", False),
-              P("inputFormat"), P("outputFormat"), min_args=3),
+        _spec(
+            "FormatDateTime",
+            o.format_date_time,
+            P("source"),
+            P("dateTimeStyles", False),
+            P("inputFormat"),
+            P("outputFormat"),
+            min_args=3,
+        ),
         _spec("Guid", o.guid),
         _spec("IgnoreFlowIfNullOrEmpty", o.ignore_flow_if_null_or_empty, P("expression")),
         _spec("IIF", o.iif, P("condition"), P("valueIfTrue"), P("valueIfFalse")),
-        _spec("InStr", t.instr, P("value1"), P("value2"), P("start", False, kind="Integer"),
-              P("compareType", False)),
+        _spec(
+            "InStr",
+            t.instr,
+            P("value1"),
+            P("value2"),
+            P("start", False, kind="Integer"),
+            P("compareType", False),
+        ),
         _spec("IsNull", o.is_null, P("expression")),
         _spec("IsNothing", o.is_null, P("source")),
         _spec("IsNullOrEmpty", o.is_null_or_empty, P("expression")),
@@ -100,24 +124,46 @@ FUNCTIONS: dict[str, FunctionSpec] = {
         _spec("NumFromDate", o.num_from_date, P("value")),
         _spec("PCase", t.pcase, P("source"), P("wordSeparators", False)),
         _spec("Prepend", t.prepend, P("prefix"), P("source")),
-        _spec("RandomString", o.random_string, P("Length", kind="Integer"),
-              P("MinimumNumbers", kind="Integer"), P("MinimumSpecialCharacters", kind="Integer"),
-              P("MinimumCapital", kind="Integer"), P("MinimumLowerCase", kind="Integer"),
-              P("CharactersToAvoid", False)),
+        _spec(
+            "RandomString",
+            o.random_string,
+            P("Length", kind="Integer"),
+            P("MinimumNumbers", kind="Integer"),
+            P("MinimumSpecialCharacters", kind="Integer"),
+            P("MinimumCapital", kind="Integer"),
+            P("MinimumLowerCase", kind="Integer"),
+            P("CharactersToAvoid", False),
+        ),
         _spec("Redact", o.redact, P("source")),
         _spec("RemoveDuplicates", o.remove_duplicates, P("attribute")),
-        _spec("Replace", t.replace, P("source"), P("Find", False),
-              P("RegularExpression", False), P("RegularExpressionGroupName", False),
-              P("Replacement", False), P("ReplacementPropertyName", False),
-              P("Template", False)),
-        _spec("SelectUniqueValue", None, P("uniqueValueRule", many=True),  # type: ignore[arg-type]
-              min_args=2),
-        _spec("SingleAppRoleAssignment", o.single_app_role_assignment,
-              P("appRoleAssignments")),
+        _spec(
+            "Replace",
+            t.replace,
+            P("source"),
+            P("Find", False),
+            P("RegularExpression", False),
+            P("RegularExpressionGroupName", False),
+            P("Replacement", False),
+            P("ReplacementPropertyName", False),
+            P("Template", False),
+        ),
+        _spec(
+            "SelectUniqueValue",
+            _compiled_specially,
+            P("uniqueValueRule", many=True),
+            min_args=2,
+        ),
+        _spec("SingleAppRoleAssignment", o.single_app_role_assignment, P("appRoleAssignments")),
         _spec("Split", t.split, P("source"), P("delimiter")),
         _spec("StripSpaces", t.strip_spaces, P("source")),
-        _spec("Switch", o.switch, P("source"), P("defaultValue", False),
-              P("switchValue", many=True), min_args=4),
+        _spec(
+            "Switch",
+            o.switch,
+            P("source"),
+            P("defaultValue", False),
+            P("switchValue", many=True),
+            min_args=4,
+        ),
         _spec("ToLower", t.to_lower, P("source"), P("culture", False)),
         _spec("ToUpper", t.to_upper, P("source"), P("culture", False)),
         _spec("Word", t.word, P("String"), P("WordNumber", kind="Integer"), P("delimiters")),

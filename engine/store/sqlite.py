@@ -84,6 +84,23 @@ def _statements(script: str) -> list[str]:
     return statements
 
 
+def _record(job_id: str, cycle_id: str, row: list[Any]) -> LogRecord:
+    change, at, action, status, mapping, anchor, ref, names, error = row
+    return LogRecord(
+        job_id,
+        cycle_id,
+        change,
+        _time(at),
+        action,
+        status,
+        mapping,
+        anchor,
+        ref,
+        tuple(names),
+        error,
+    )
+
+
 def _time(text: str) -> datetime:
     parsed = parse_datetime(text)
     assert parsed is not None
@@ -141,8 +158,9 @@ class SqliteStateStore:
         scope = self._scopes.get(key)
         if scope is None:
             if create:
-                self._db.execute("INSERT OR IGNORE INTO scopes (job_id, mapping) VALUES (?, ?)",
-                                 key)
+                self._db.execute(
+                    "INSERT OR IGNORE INTO scopes (job_id, mapping) VALUES (?, ?)", key
+                )
             rows = self._db.execute(
                 "SELECT id FROM scopes WHERE job_id=? AND mapping=?", key
             ).fetchall()
@@ -467,12 +485,7 @@ class SqliteStateStore:
         with self._lock:
             cursor = self._db.execute(sql + " ORDER BY seq DESC", params)
             for batch_cycle, body in cursor:
-                batch = [
-                    LogRecord(job_id, batch_cycle, change, _time(at), action, status, mapping,
-                              anchor, ref, tuple(names), error)
-                    for change, at, action, status, mapping, anchor, ref, names, error
-                    in orjson.loads(body)
-                ]
+                batch = [_record(job_id, batch_cycle, row) for row in orjson.loads(body)]
                 records[:0] = batch
                 if len(records) >= limit:
                     break

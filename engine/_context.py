@@ -1,0 +1,169 @@
+"""What one cycle carries: its context (store, connectors, clock, settings, counters), the
+per-mapping state, and the signals it raises. Built by the engine, discarded after the cycle."""
+
+from __future__ import annotations
+
+import random as random_module
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+import attrs
+import structlog
+
+from connectors.base import (
+    ObjectError,
+    Source,
+    Target,
+    TransientError,
+)
+from engine.clock import Clock
+from engine.expressions import Env
+from engine.mapping import CompiledMapping
+from engine.model import QuarantineReason
+from engine.settings import JobSettings
+from engine.store.base import (
+    Checkpoint,
+    Escrow,
+    LogRecord,
+    StagedDelete,
+    StateStore,
+)
+
+T = TypeVar("T")
+
+
+class CyclePaused(Exception):
+    """The job was paused; the cycle stopped at a checkpoint."""
+
+
+class ReferenceNotResolved(ObjectError):
+    """A reference attribute points at an object that is not linked in the target yet."""
+
+
+@attrs.define
+class Counters:
+    imported: int = 0
+    imported_deltas: int = 0
+    entitled: int = 0
+    exports: int = 0
+    exported: int = 0
+    escrowed: int = 0
+    deleted: int = 0
+    pages: int = 0
+    unresolved: int = 0  # objects escrowed for references that did not resolve
+
+
+@attrs.define
+class CycleOutcome:
+    counters: Counters
+    initial: bool = False
+    paused: bool = False
+    quarantine: tuple[QuarantineReason, str] | None = None
+
+
+@attrs.define
+class CycleContext:
+    """What one cycle needs; built by the engine, discarded after the cycle."""
+
+    job_id: str
+    cycle_id: str
+    store: StateStore
+    source: Source
+    target: Target
+    clock: Clock
+    settings: JobSettings
+    mappings: Sequence[CompiledMapping]
+    should_stop: Callable[[], bool]
+    force_deletes: bool = False
+    random: random_module.Random = attrs.field(factory=random_module.Random)
+    started: datetime = attrs.field(init=False)
+    counters: Counters = attrs.field(factory=Counters)
+    log: Any = attrs.field(init=False)
+    _changes: int = attrs.field(init=False, default=0)
+
+    def __attrs_post_init__(self) -> None:
+        self.started = self.clock.now()
+        self.log = structlog.get_logger("syncjob.cycle").bind(
+            job_id=self.job_id, cycle_id=self.cycle_id
+        )
+
+    def state_for(
+        self,
+        mapping: CompiledMapping,
+        escrows: Sequence[Escrow],
+        staged: Sequence[StagedDelete],
+    ) -> MappingState:
+        """Per-mapping state: open escrows and staged deletes, and the evaluation Env."""
+        target_type = mapping.target_type
+
+        def is_unique(attribute: str, value: str) -> bool:
+            return self.call(self.target.find, target_type, attribute, value) is None
+
+        referenced = any(owner == mapping.key for m in self.mappings for _, owner in m.references)
+        return MappingState(
+            escrows={e.anchor: e for e in escrows if e.mapping == mapping.key},
+            staged={s.anchor for s in staged if s.mapping == mapping.key},
+            env=Env(now=self.clock.now, random=self.random, is_unique=is_unique),
+            referenced=referenced,
+        )
+
+    def record(
+        self,
+        work: Checkpoint,
+        mapping: CompiledMapping,
+        anchor: str,
+        action: str,
+        status: str = "success",
+        *,
+        target_ref: str | None = None,
+        names: Sequence[str] = (),
+        error: str | None = None,
+    ) -> None:
+        self.log.debug("object_processed", anchor=anchor, action=action, status=status)
+        self._changes += 1
+        work.logs.append(
+            LogRecord(
+                self.job_id,
+                self.cycle_id,
+                f"{self.cycle_id}.{self._changes}",
+                self.clock.now(),
+                action,
+                status,
+                mapping.key,
+                anchor,
+                target_ref,
+                tuple(names),
+                error,
+            )
+        )
+
+    def call(self, operation: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Call a connector, retrying transient failures with backoff on the engine's clock."""
+        try:
+            return operation(*args, **kwargs)
+        except TransientError as exc:
+            failure = exc
+        for attempt in range(1, self.settings.transient_retries + 1):
+            delay = failure.retry_after if failure.retry_after is not None else 0.5 * 2**attempt
+            self.clock.sleep(min(delay, 60.0))
+            try:
+                return operation(*args, **kwargs)
+            except TransientError as exc:
+                failure = exc
+        raise failure
+
+
+@attrs.define
+class MappingState:
+    """Per mapping and cycle: open escrows and staged deletes, and refs joined in this page."""
+
+    escrows: dict[str, Escrow]
+    staged: set[str]
+    env: Env
+    referenced: bool = False  # another mapping's references resolve through these links
+    claimed: dict[str, str] = attrs.field(factory=dict)
+    failed_now: set[str] = attrs.field(factory=set)  # escrowed in this cycle: not retried in it
+    page_links: dict[str, str] = attrs.field(factory=dict)  # links of the page in flight
+    unresolved: set[str] = attrs.field(factory=set)  # objects whose references did not resolve
+    pending: set[str] = attrs.field(factory=set)  # to process again at the end of the cycle

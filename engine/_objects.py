@@ -1,0 +1,343 @@
+"""One object through a cycle: scope, map, join, diff, export or stage a delete, or escrow.
+
+Everything here works on a batch of changes of one page (or one escrow batch) and records its
+outcome in the page's Checkpoint; nothing here commits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from connectors.base import (
+    Attributes,
+    Capability,
+    Change,
+    ObjectError,
+    TransientError,
+    as_list,
+)
+from engine._context import CycleContext, MappingState, ReferenceNotResolved
+from engine.errors import MappingError
+from engine.mapping import CompiledMapping, diff, map_object
+from engine.store.base import (
+    Checkpoint,
+    Escrow,
+    Link,
+    StagedDelete,
+    decode_values,
+    encode_values,
+)
+
+
+def process(
+    ctx: CycleContext,
+    mapping: CompiledMapping,
+    state: MappingState,
+    changes: Sequence[Change],
+    work: Checkpoint,
+    *,
+    unlinked: bool = False,
+    final_pass: bool = False,
+) -> None:
+    """Handle a batch of changes; ``final_pass`` escrows unresolved references at once
+    instead of deferring them to the end of the cycle."""
+    anchors = [c.anchor for c in changes]
+    links = {} if unlinked else ctx.store.get_links(ctx.job_id, mapping.key, anchors)
+    state.claimed.clear()
+    state.page_links.clear()
+    ctx.counters.imported += len(changes)
+    for change in changes:
+        link = links.get(change.anchor)
+        try:
+            if change.kind == "delete" or change.attributes is None:
+                deprovision(
+                    ctx,
+                    mapping,
+                    state,
+                    change.anchor,
+                    link,
+                    work,
+                    soft=not ctx.settings.hard_deletes,
+                    reason="deleted in source",
+                )
+            elif not mapping.in_scope(change.attributes):
+                if link is not None and not ctx.settings.skip_out_of_scope_deletions:
+                    deprovision(
+                        ctx,
+                        mapping,
+                        state,
+                        change.anchor,
+                        link,
+                        work,
+                        soft=True,
+                        reason="out of scope",
+                    )
+                else:
+                    ctx.record(
+                        work,
+                        mapping,
+                        change.anchor,
+                        "Other",
+                        "skipped",
+                        error="not in scope of the scoping filter",
+                    )
+            else:
+                ctx.counters.entitled += 1
+                export(ctx, mapping, state, change.anchor, change.attributes, link, work)
+        except (ObjectError, TransientError, MappingError) as exc:
+            escrow(ctx, mapping, state, change.anchor, exc, work)
+            continue
+        if change.anchor in state.unresolved:
+            state.unresolved.discard(change.anchor)
+            if final_pass:
+                escrow(
+                    ctx,
+                    mapping,
+                    state,
+                    change.anchor,
+                    ReferenceNotResolved("a referenced object is not provisioned yet"),
+                    work,
+                    counted=False,
+                )
+                continue
+            state.pending.add(change.anchor)
+        if state.escrows.pop(change.anchor, None) is not None:
+            work.unescrows.append((mapping.key, change.anchor))
+
+
+def desired_values(
+    ctx: CycleContext,
+    mapping: CompiledMapping,
+    state: MappingState,
+    anchor: str,
+    attributes: Attributes,
+    *,
+    creating: bool,
+    previous: str | None = None,
+) -> dict[str, Any]:
+    """Mapped values, with dropped (IgnoreFlowIfNullOrEmpty) attributes kept as they were and
+    references translated to target refs; notes the anchor when a reference is unresolved."""
+    ignored: list[str] | None = [] if mapping.may_ignore else None
+    desired = map_object(mapping, attributes, state.env, creating=creating, ignored=ignored)
+    if ignored and previous is not None:
+        before = decode_values(previous)
+        for name in ignored:
+            if name in before:
+                desired[name] = before[name]
+    if mapping.references and not resolve_references(ctx, mapping, state, desired):
+        state.unresolved.add(anchor)
+    return desired
+
+
+def resolve_references(
+    ctx: CycleContext, mapping: CompiledMapping, state: MappingState, desired: dict[str, Any]
+) -> bool:
+    """Source anchors in Reference attributes become target refs through the link table."""
+    complete = True
+    for attribute, owner in mapping.references:
+        value = desired.get(attribute)
+        if value is None:
+            continue  # most objects: no manager, no members
+        anchors = [str(v) for v in as_list(value)]
+        found = {
+            a: state.page_links[a]
+            for a in anchors
+            if owner == mapping.key and a in state.page_links
+        }
+        missing = [a for a in anchors if a not in found]
+        if missing:
+            found.update(
+                (a, link.target_ref)
+                for a, link in ctx.store.get_links(ctx.job_id, owner, missing).items()
+            )
+        resolved = [found[a] for a in anchors if a in found]
+        if len(resolved) < len(anchors):
+            complete = False
+        if isinstance(value, list):
+            desired[attribute] = resolved
+        elif resolved:
+            desired[attribute] = resolved[0]
+        else:
+            del desired[attribute]
+    return complete
+
+
+def export(
+    ctx: CycleContext,
+    mapping: CompiledMapping,
+    state: MappingState,
+    anchor: str,
+    attributes: Attributes,
+    link: Link | None,
+    work: Checkpoint,
+) -> None:
+    if anchor in state.staged:
+        state.staged.discard(anchor)
+        work.unstaged.append((mapping.key, anchor))
+    target_type = mapping.target_type
+    if link is not None:
+        desired = desired_values(
+            ctx, mapping, state, anchor, attributes, creating=False, previous=link.exported
+        )
+        exported = encode_values(desired)
+        delta = (
+            {}
+            if exported == link.exported
+            else diff(mapping, desired, decode_values(link.exported))
+        )
+        if delta and "update" in mapping.flows:
+            ctx.counters.exports += 1
+            ctx.call(ctx.target.update, target_type, link.target_ref, delta)
+            ctx.counters.exported += 1
+            ctx.record(
+                work, mapping, anchor, "Update", target_ref=link.target_ref, names=sorted(delta)
+            )
+        else:
+            ctx.record(
+                work,
+                mapping,
+                anchor,
+                "Other",
+                "skipped",
+                target_ref=link.target_ref,
+                error="RedundantExport" if not delta else "Update is not in flowTypes",
+            )
+            if exported == link.exported:
+                return
+        link_into(state, work, link._replace(exported=exported))
+        return
+    # inline: this is the per-object hot path of every initial cycle
+    desired = map_object(
+        mapping,
+        attributes,
+        state.env,
+        creating=not mapping.has_create_only,
+        ignored=[] if mapping.may_ignore else None,
+    )
+    if mapping.references and not resolve_references(ctx, mapping, state, desired):
+        state.unresolved.add(anchor)
+    ref = None
+    matchable = False
+    for name in mapping.matching:
+        value = desired.get(name)
+        if value is None:
+            continue
+        matchable = True
+        ref = ctx.call(ctx.target.find, target_type, name, as_list(value)[0])
+        if ref is not None:
+            break
+    if not matchable:
+        raise ObjectError(
+            f"no value for any matching attribute ({', '.join(mapping.matching)}): "
+            "the object cannot be matched safely"
+        )
+    ctx.counters.exports += 1
+    if ref is not None:
+        owner = state.claimed.get(ref) or ctx.store.anchor_for_ref(ctx.job_id, mapping.key, ref)
+        if owner is not None and owner != anchor:
+            raise ObjectError(f"the matching target object {ref} is already joined to {owner}")
+        delta = diff(mapping, desired, None)
+        if delta and "update" in mapping.flows:
+            ctx.call(ctx.target.update, target_type, ref, delta)
+        ctx.record(work, mapping, anchor, "Update", target_ref=ref, names=sorted(delta))
+    elif "add" in mapping.flows:
+        if mapping.has_create_only:
+            desired = desired_values(ctx, mapping, state, anchor, attributes, creating=True)
+        ref = ctx.call(ctx.target.create, target_type, desired)
+        ctx.record(work, mapping, anchor, "Create", target_ref=ref, names=tuple(desired))
+    else:
+        ctx.counters.exports -= 1
+        ctx.record(work, mapping, anchor, "Other", "skipped", error="Add is not in flowTypes")
+        return
+    ctx.counters.exported += 1
+    state.claimed[ref] = anchor
+    work.links.append(Link(mapping.key, anchor, ref, encode_values(desired)))
+    if state.referenced:
+        state.page_links[anchor] = ref
+
+
+def link_into(state: MappingState, work: Checkpoint, link: Link) -> None:
+    work.links.append(link)
+    if state.referenced:
+        state.page_links[link.anchor] = link.target_ref
+
+
+def deprovision(
+    ctx: CycleContext,
+    mapping: CompiledMapping,
+    state: MappingState,
+    anchor: str,
+    link: Link | None,
+    work: Checkpoint,
+    *,
+    soft: bool,
+    reason: str,
+) -> None:
+    if link is None:
+        return
+    if "delete" not in mapping.flows:
+        ctx.record(
+            work,
+            mapping,
+            anchor,
+            "Other",
+            "skipped",
+            target_ref=link.target_ref,
+            error=f"{reason}, but Delete is not in flowTypes",
+        )
+        return
+    capabilities = ctx.target.capabilities
+    if soft and Capability.SOFT_DELETE not in capabilities:
+        soft = False
+    elif not soft and Capability.DELETE not in capabilities:
+        soft = True
+    state.staged.add(anchor)
+    work.staged.append(
+        StagedDelete(
+            mapping=mapping.key,
+            anchor=anchor,
+            target_type=mapping.target_type,
+            target_ref=link.target_ref,
+            soft=soft,
+            reason=reason,
+        )
+    )
+
+
+def escrow(
+    ctx: CycleContext,
+    mapping: CompiledMapping,
+    state: MappingState,
+    anchor: str,
+    exc: Exception,
+    work: Checkpoint,
+    *,
+    counted: bool = True,
+) -> None:
+    """Escrow one object; reference failures are ``counted=False``: like Entra, they do not
+    count toward the escrow-share quarantine."""
+    now = ctx.clock.now()
+    previous = state.escrows.get(anchor)
+    attempts = (previous.attempts if previous else 0) + 1
+    first = previous.first_failed if previous else now
+    escrow = Escrow(
+        mapping=mapping.key,
+        anchor=anchor,
+        attempts=attempts,
+        first_failed=first,
+        next_retry=now + ctx.settings.escrow_delay(attempts),
+        error=f"{type(exc).__name__}: {exc}",
+        parked=now - first > ctx.settings.escrow_max_age,
+    )
+    state.escrows[anchor] = escrow
+    state.failed_now.add(anchor)
+    work.escrows.append(escrow)
+    if counted:
+        ctx.counters.escrowed += 1
+    else:
+        ctx.counters.unresolved += 1
+    ctx.record(work, mapping, anchor, "Other", "failure", error=escrow.error)
+    ctx.log.warning(
+        "object_escrowed", anchor=anchor, attempts=attempts, error_type=type(exc).__name__
+    )
