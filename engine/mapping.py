@@ -82,6 +82,11 @@ class CompiledMapping:
     plan: tuple[tuple[str, str | None, Evaluator, str | None, bool], ...] = attrs.field(init=False)
     has_create_only: bool = attrs.field(init=False)
     may_ignore: bool = attrs.field(init=False)
+    #: lower-cased views of source key layouts seen so far (objects of one directory share a
+    #: few layouts), so a missing attribute costs a lookup instead of a scan of every key
+    layouts: dict[tuple[str, ...], dict[str, str]] = attrs.field(
+        init=False, factory=dict, eq=False, repr=False
+    )
 
     def __attrs_post_init__(self) -> None:
         # the hot loop of map_object reads plain tuples, not attrs objects
@@ -243,7 +248,7 @@ def map_object(
     """
     desired: dict[str, Value] = {}
     get = source.get
-    lowered: dict[str, Value | None] | None = None
+    lowered: dict[str, str] | None = None
     for target, name, evaluate, default, create_only in mapping.plan:
         if create_only and not creating:
             continue
@@ -257,14 +262,26 @@ def map_object(
             value = get(name)
             if value is None:
                 if lowered is None:
-                    lowered = {k.lower(): v for k, v in source.items()}
-                value = lowered.get(name.lower())
+                    lowered = _layout(mapping, source)
+                key = lowered.get(name.lower())
+                value = None if key is None else get(key)
         if value is None or value in ("", []):
             if default is None:
                 continue
             value = default
         desired[target] = value
     return desired
+
+
+def _layout(mapping: CompiledMapping, source: Attributes) -> dict[str, str]:
+    """Lower-cased name -> actual key, cached per key layout."""
+    keys = tuple(source)
+    layout = mapping.layouts.get(keys)
+    if layout is None:
+        if len(mapping.layouts) > 256:
+            mapping.layouts.clear()
+        layout = mapping.layouts[keys] = {k.lower(): k for k in keys}
+    return layout
 
 
 def _normal(value: Value | None, case_exact: bool) -> list[Scalar]:
