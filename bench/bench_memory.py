@@ -76,11 +76,13 @@ def scenario_initial(count: int, folder: Path) -> dict[str, Any]:
     for n in range(count):
         source.put("User", f"a{n:08d}", person(n))
     engine, job_id = engine_on(folder / "initial.db", source, target)
+    speed = python_speed()
     began = time.perf_counter()
     run = engine.run_cycle(job_id)
     seconds = time.perf_counter() - began
+    speed = (speed + python_speed()) / 2  # the host's speed around this very run
     assert run.count_exported == count == len(target.list("User"))
-    return {"objects": count, "seconds": round(seconds, 2),
+    return {"objects": count, "seconds": round(seconds, 2), "calibration": round(speed, 1),
             "objects_per_s": round(count / seconds), "peak_rss_mb": round(peak_rss_mb())}
 
 
@@ -241,6 +243,8 @@ def main() -> None:
           f"(range {rates[0]:,}-{rates[-1]:,} over {ROUNDS} runs; "
           f"{median / base['both_per_s']:.2f}x of raw writes+rows), "
           f"peak RSS {max(r['peak_rss_mb'] for r in runs)} MB")
+    pairs = ", ".join(f"{r['objects_per_s']:,} at {r['calibration']}" for r in runs)
+    print(f"          each run, objects/s at calibration (M loops/s): {pairs}")
     for size in (10_000, 100_000, big):
         inc = run_child("incremental", [str(size), "100"])
         print(f"incremental 100 changes over {size:>9,} objects: median {inc['incremental_ms']} ms "
