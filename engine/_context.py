@@ -143,7 +143,12 @@ class CycleContext:
         try:
             return operation(*args, **kwargs)
         except TransientError as exc:
-            failure = exc
+            return self.retry(exc, operation, *args, **kwargs)
+
+    def retry(
+        self, failure: TransientError, operation: Callable[..., T], *args: Any, **kwargs: Any
+    ) -> T:
+        """Go on after a first transient failure (hot paths make the first call themselves)."""
         for attempt in range(1, self.settings.transient_retries + 1):
             delay = failure.retry_after if failure.retry_after is not None else 0.5 * 2**attempt
             self.clock.sleep(min(delay, 60.0))

@@ -219,12 +219,17 @@ def export(
         state.unresolved.add(anchor)
     ref = None
     matchable = False
+    find = ctx.target.find
     for name in mapping.matching:
         value = desired.get(name)
         if value is None:
             continue
         matchable = True
-        ref = ctx.call(ctx.target.find, target_type, name, as_list(value)[0])
+        probe = as_list(value)[0]
+        try:  # the first attempt inline: this runs once per object of an initial cycle
+            ref = find(target_type, name, probe)
+        except TransientError as exc:
+            ref = ctx.retry(exc, find, target_type, name, probe)
         if ref is not None:
             break
     if not matchable:
@@ -244,7 +249,10 @@ def export(
     elif "add" in mapping.flows:
         if mapping.has_create_only:
             desired = desired_values(ctx, mapping, state, anchor, attributes, creating=True)
-        ref = ctx.call(ctx.target.create, target_type, desired)
+        try:
+            ref = ctx.target.create(target_type, desired)
+        except TransientError as exc:
+            ref = ctx.retry(exc, ctx.target.create, target_type, desired)
         ctx.record(work, mapping, anchor, "Create", target_ref=ref, names=tuple(desired))
     else:
         ctx.counters.exports -= 1
