@@ -51,27 +51,12 @@ def process(
         link = links.get(change.anchor)
         try:
             if change.kind == "delete" or change.attributes is None:
-                deprovision(
-                    ctx,
-                    mapping,
-                    state,
-                    change.anchor,
-                    link,
-                    work,
-                    soft=not ctx.settings.hard_deletes,
-                    reason="deleted in source",
-                )
+                soft, reason = not ctx.settings.hard_deletes, "deleted in source"
+                deprovision(ctx, mapping, state, change.anchor, link, work, soft, reason)
             elif not mapping.in_scope(change.attributes):
                 if link is not None and not ctx.settings.skip_out_of_scope_deletions:
                     deprovision(
-                        ctx,
-                        mapping,
-                        state,
-                        change.anchor,
-                        link,
-                        work,
-                        soft=True,
-                        reason="out of scope",
+                        ctx, mapping, state, change.anchor, link, work, True, "out of scope"
                     )
                 else:
                     ctx.record(
@@ -278,7 +263,6 @@ def deprovision(
     anchor: str,
     link: Link | None,
     work: Checkpoint,
-    *,
     soft: bool,
     reason: str,
 ) -> None:

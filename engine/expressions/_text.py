@@ -185,34 +185,32 @@ def _turkic(culture: str | None) -> bool:
     return bool(culture) and str(culture).lower().split("-")[0] in ("tr", "az")
 
 
-@elementwise
-def to_lower(env: Env, source: Arg, culture: Arg = None) -> Value:
+def _case(source: Arg, culture: Arg, upper: bool) -> Value:
+    """ToLower/ToUpper: invariant culture by default; Turkic cultures keep the dotted I."""
     if source is None:
         return None
-    if culture is None:
-        return str(source).lower()
-    name = single(culture) if given(culture) else None
-    if name:
-        check_culture(name)
     text = str(source)
-    if _turkic(name):
-        text = text.replace("I", "\u0131").replace("\u0130", "i")  # dotless and dotted I
-    return text.lower()
+    if culture is not None:
+        name = single(culture) if given(culture) else None
+        if name:
+            check_culture(name)
+        if _turkic(name):
+            text = (
+                text.replace("i", "\u0130")
+                if upper  # dotted capital I
+                else text.replace("I", "\u0131").replace("\u0130", "i")
+            )  # dotless i
+    return text.upper() if upper else text.lower()
+
+
+@elementwise
+def to_lower(env: Env, source: Arg, culture: Arg = None) -> Value:
+    return _case(source, culture, upper=False)
 
 
 @elementwise
 def to_upper(env: Env, source: Arg, culture: Arg = None) -> Value:
-    if source is None:
-        return None
-    if culture is None:
-        return str(source).upper()
-    name = single(culture) if given(culture) else None
-    if name:
-        check_culture(name)
-    text = str(source)
-    if _turkic(name):
-        text = text.replace("i", "\u0130")  # dotted capital I
-    return text.upper()
+    return _case(source, culture, upper=True)
 
 
 @elementwise

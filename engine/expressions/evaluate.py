@@ -180,10 +180,8 @@ def _call(node: Call, *, top: bool, target_attribute: str | None) -> Compiled:
         def run_one(source: Source, env: Env) -> Arg:
             try:
                 result: Arg = implementation(env, only(source, env))
-            except EvaluationError:
-                raise
-            except (ValueError, TypeError, IndexError, OverflowError) as exc:
-                raise EvaluationError(f"{name}: {exc}") from None
+            except _UNEXPECTED as exc:
+                raise _failure(name, exc) from None
             return result
 
         return run_one
@@ -194,13 +192,19 @@ def _call(node: Call, *, top: bool, target_attribute: str | None) -> Compiled:
             values[position] = compiled(source, env)
         try:
             result: Arg = implementation(env, *values)
-        except EvaluationError:
-            raise
-        except (ValueError, TypeError, IndexError, OverflowError) as exc:
-            raise EvaluationError(f"{name}: {exc}") from None
+        except _UNEXPECTED as exc:
+            raise _failure(name, exc) from None
         return result
 
     return run
+
+
+_UNEXPECTED = (ValueError, TypeError, IndexError, OverflowError)
+
+
+def _failure(name: str, exc: Exception) -> EvaluationError:
+    """A library function's own error passes as is; any other names the function."""
+    return exc if isinstance(exc, EvaluationError) else EvaluationError(f"{name}: {exc}")
 
 
 def _argument(node: Node, target_attribute: str | None) -> Compiled:
