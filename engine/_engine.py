@@ -382,6 +382,7 @@ class SyncEngine:
         elif before.code is StatusCode.QUARANTINE and status.code is StatusCode.ACTIVE:
             self._log.info("job_recovered", job_id=job_id)
         self._save(row, status, next_run=after.next_run, force_deletes=after.force_deletes)
+        self.store.prune_logs(job_id, now - ctx.settings.log_retention)
         return execution
 
     def provision_on_demand(self, job_id: str, object_type: str, anchor: str) -> list[LogRecord]:

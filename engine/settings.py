@@ -36,6 +36,7 @@ KNOWN_SETTINGS = frozenset(
         "ExportConcurrency",
         "PageSize",
         "TransientRetries",
+        "ProvisioningLogRetention",
     }
 )
 
@@ -92,6 +93,7 @@ class JobSettings:
     export_concurrency: int = 1
     page_size: int = 500
     transient_retries: int = 3
+    log_retention: timedelta = timedelta(days=30)  # Entra keeps provisioning logs 30 days
     hard_deletes: bool = True
     skip_out_of_scope_deletions: bool = False
 
@@ -132,6 +134,10 @@ class JobSettings:
             if not steps:
                 raise ConfigurationError("EscrowRetryBackoff needs at least one duration")
             kwargs["escrow_backoff"] = tuple(_duration(s, "EscrowRetryBackoff") for s in steps)
+        if "ProvisioningLogRetention" in values:
+            kwargs["log_retention"] = _duration(
+                values["ProvisioningLogRetention"], "ProvisioningLogRetention"
+            )
         if "EscrowMaxAge" in values:
             kwargs["escrow_max_age"] = _duration(values["EscrowMaxAge"], "EscrowMaxAge")
         if "HardDeletesEnabled" in secrets:

@@ -460,3 +460,14 @@ def test_unknown_settings_are_kept_and_warned(make_job: Any) -> None:
                                 settings={"DomainFQDN": "corp.example"})
     assert "DomainFQDN" in [p.name for p in job.synchronization_job_settings]
     assert any(e["event"] == "setting_not_used" for e in captured)
+
+
+def test_provisioning_log_retention(make_job: Any, clock: ManualClock) -> None:
+    """Records older than ProvisioningLogRetention are pruned after each cycle."""
+    engine, job_id, source, _ = make_job(users=2, settings={"ProvisioningLogRetention": "P7D"})
+    engine.run_cycle(job_id)
+    assert 2 == len(engine.provisioning_logs(job_id))
+    clock.advance(timedelta(days=8))
+    source.put("User", "s000000", user(0, department="R&D"))
+    engine.run_cycle(job_id)
+    assert ["Update"] == [r.action for r in engine.provisioning_logs(job_id)]

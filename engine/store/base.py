@@ -127,6 +127,11 @@ class StateStore(Protocol):
     def provisioning_logs(
         self, job_id: str, cycle_id: str | None = None, limit: int = 1000
     ) -> list[LogRecord]: ...
+    def prune_logs(self, job_id: str, before: datetime) -> int:
+        """Drop provisioning log records older than ``before`` (whole checkpoints at a time);
+        returns how many rows or records went."""
+        ...
+
     def close(self) -> None: ...
 
 

@@ -151,5 +151,13 @@ class MemoryStateStore:
         logs = [r for r in self._job(job_id).logs if cycle_id in (None, r.cycle_id)]
         return logs[-limit:]
 
+    def prune_logs(self, job_id: str, before: datetime) -> int:
+        with self._lock:
+            state = self._job(job_id)
+            kept = [r for r in state.logs if r.time >= before]
+            pruned = len(state.logs) - len(kept)
+            state.logs = kept
+            return pruned
+
     def close(self) -> None:
         """Nothing to release."""

@@ -64,6 +64,11 @@ MIGRATIONS: list[str] = [
         count INTEGER NOT NULL, records TEXT NOT NULL);
     CREATE INDEX log_by_job ON provisioning_log (job_id, cycle_id);
     """,
+    # 2: provisioning log retention needs each batch's time
+    """
+    ALTER TABLE provisioning_log ADD COLUMN time TEXT;
+    CREATE INDEX log_by_time ON provisioning_log (job_id, time);
+    """,
 ]
 
 _LINK_BATCH = 500
@@ -445,11 +450,26 @@ class SqliteStateStore:
         for record in logs:
             batches.setdefault((record.job_id, record.cycle_id), []).append(record[2:])
         for (job_id, cycle_id), records in batches.items():
+            newest = max(r[1] for r in records)
             self._db.execute(
-                "INSERT INTO provisioning_log (job_id, cycle_id, count, records) "
-                "VALUES (?, ?, ?, ?)",
-                (job_id, cycle_id, len(records), orjson.dumps(records).decode()),
+                "INSERT INTO provisioning_log (job_id, cycle_id, count, records, time) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (
+                    job_id,
+                    cycle_id,
+                    len(records),
+                    orjson.dumps(records).decode(),
+                    format_datetime(newest),
+                ),
             )
+
+    def prune_logs(self, job_id: str, before: datetime) -> int:
+        with self._lock:
+            cursor = self._db.execute(
+                "DELETE FROM provisioning_log WHERE job_id=? AND time < ?",
+                (job_id, format_datetime(before)),
+            )
+            return int(cursor.rowcount)
 
     def reset(self, job_id: str, *, watermarks: bool, escrows: bool, links: bool) -> None:
         tables = [

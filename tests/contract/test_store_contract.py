@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+import engine.store.sqlite as sqlite_module
 from engine.model import Application, StatusCode, SynchronizationJob, SynchronizationStatus
 from engine.store import (
     Checkpoint,
@@ -198,3 +199,35 @@ def test_link_counts_follow_inserts_replacements_and_removals(store: StateStore)
     assert {"m": 1} == store.count_links("j1")
     store.reset("j1", watermarks=False, escrows=False, links=True)
     assert {} == store.count_links("j1")
+
+
+def test_prune_logs_drops_only_older_records(store: StateStore) -> None:
+    """Retention drops records older than the cut-off and keeps the rest."""
+    store.save_job(job_row())
+    old = [log("old")]
+    new = [log("new")._replace(cycle_id="c2", time=T0 + timedelta(days=40))]
+    store.commit("j1", Checkpoint(logs=old))
+    store.commit("j1", Checkpoint(logs=new))
+    assert 1 == store.prune_logs("j1", T0 + timedelta(days=10))
+    assert ["new"] == [r.anchor for r in store.provisioning_logs("j1")]
+
+
+def test_sqlite_migrates_a_version_1_file(tmp_path: Path) -> None:
+    """A state file made by the first schema is migrated forward and keeps its data."""
+    path = tmp_path / "v1.db"
+    first_only = sqlite_module.MIGRATIONS[:1]
+    original = sqlite_module.MIGRATIONS[:]
+    sqlite_module.MIGRATIONS[:] = first_only
+    try:
+        old = SqliteStateStore(path)
+        assert 1 == old.schema_version
+        old.save_job(job_row())
+        old.close()
+    finally:
+        sqlite_module.MIGRATIONS[:] = original
+    migrated = SqliteStateStore(path)
+    assert len(original) == migrated.schema_version
+    assert migrated.get_job("j1") is not None
+    migrated.commit("j1", Checkpoint(logs=[log("a")]))
+    assert 1 == migrated.prune_logs("j1", T0 + timedelta(days=1))
+    migrated.close()
