@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from connectors.base import Scalar, as_list
 from connectors.memory import MemoryDirectory
 from engine._engine import SyncEngine
 from engine.expressions import parse_expression
@@ -21,6 +22,7 @@ def demo_directory(users: int, seed: int = 7) -> MemoryDirectory:
     """A source with ``users`` people and one group per department."""
     rng = random.Random(seed)
     source = MemoryDirectory()
+    members: dict[str, list[Scalar]] = {name: [] for name in DEPARTMENTS}
     for n in range(users):
         given = rng.choice(["Ada", "Alan", "Grace", "Edsger", "Barbara", "Donald", "Frances"])
         surname = rng.choice(["Lovelace", "Turing", "Hopper", "Dijkstra", "Liskov", "Knuth"])
@@ -33,12 +35,15 @@ def demo_directory(users: int, seed: int = 7) -> MemoryDirectory:
                 "givenName": given,
                 "surname": surname,
                 "mail": f"{given}.{surname}.{n}@example.org".lower(),
-                "department": rng.choice(DEPARTMENTS),
+                "department": (department := rng.choice(DEPARTMENTS)),
                 "employeeId": str(100000 + n),
+                # references hold source anchors; the engine maps them to target ids
+                "manager": f"src-{n // 10 * 10:06d}" if n % 10 else None,
             },
         )
+        members[department].append(f"src-{n:06d}")
     for name in DEPARTMENTS:
-        source.put("Group", f"grp-{name.lower()}", {"displayName": name})
+        source.put("Group", f"grp-{name.lower()}", {"displayName": name, "members": members[name]})
     return source
 
 
@@ -86,6 +91,10 @@ def demo(state: Path, users: int) -> None:
             {**(source.get("User", "src-000000") or {}), "department": "Management"},
         )
         source.remove("User", "src-000001")
+        for anchor, group in source.list("Group").items():  # the source drops the membership
+            kept = [m for m in as_list(group.get("members")) if m != "src-000001"]
+            if len(kept) < len(as_list(group.get("members"))):
+                source.put("Group", anchor, {**group, "members": kept})
         second = engine.run_cycle(job.id)
         click.echo(
             f"incremental cycle: imported {second.count_imported}, exported {second.count_exported}"
@@ -97,9 +106,12 @@ def demo(state: Path, users: int) -> None:
             )
         status = engine.get_job(job.id).status
         assert status is not None
+        managed = sum(1 for user in target.list("User").values() if user.get("manager"))
+        members = sum(len(as_list(group.get("members"))) for group in target.list("Group").values())
         click.echo(
-            f"status: {status.code.value}; target holds "
-            f"{len(target.list('User'))} users, {len(target.list('Group'))} groups"
+            f"status: {status.code.value}; target holds {len(target.list('User'))} users "
+            f"({managed} with a manager), {len(target.list('Group'))} groups "
+            f"({members} memberships)"
         )
 
 

@@ -17,7 +17,8 @@ def test_demo_runs_and_state_lists(tmp_path: Path) -> None:
     result = runner.invoke(main, ["demo", "--state", str(state), "--users", "50"])
     assert 0 == result.exit_code, result.output
     assert "initial cycle: imported 55, exported 55" in result.output
-    assert "target holds 49 users, 5 groups" in result.output
+    assert "incremental cycle: imported 3, exported 3" in result.output
+    assert "target holds 49 users (44 with a manager), 5 groups (49 memberships)" in result.output
     listed = runner.invoke(main, ["jobs", "--state", str(state)])
     assert 0 == listed.exit_code, listed.output
     jobs = json.loads(listed.output)["value"]
