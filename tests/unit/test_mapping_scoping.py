@@ -112,6 +112,14 @@ def scope(*groups: list[FilterClause]) -> Any:
         ([clause("Excludes", "mail", "@corp")], {"mail": "a@corp.com"}, False),
         ([clause("ENDS_WITH", "mail", ".com")], {"mail": "a@corp.com"}, True),
         ([clause("EQUALS", "tags", "b")], {"tags": ["a", "b"]}, True),  # any value
+        ([clause("NOT EQUALS", "tags", "b")], {"tags": ["a", "b"]}, False),  # no value may
+        ([clause("NOT EQUALS", "tags", "c")], {"tags": ["a", "b"]}, True),
+        ([clause("Excludes", "tags", "x")], {"tags": ["ax", "b"]}, False),
+        ([clause("IS NULL", "tags")], {"tags": []}, True),
+        ([clause("&", "flags", "2")], {"flags": "6"}, True),
+        ([clause("!&", "flags", "2")], {"flags": "5"}, True),
+        ([clause("STARTS_WITH", "mail", "adm")], {"mail": "admin@x"}, True),
+        ([clause("equals", "dept", "Sales")], {"DEPT": "Sales"}, True),  # names ignore case
         ([clause("EQUALS", "dept", "Sales"), clause("IS NOT NULL", "mail")],
          {"dept": "Sales"}, False),  # AND inside a group
     ],
