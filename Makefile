@@ -1,33 +1,14 @@
-# Two entry points: `make demo` and `make test`. Both create or reuse .venv and install
-# what is missing, so they work on a fresh machine.
-PYTHON ?= python3
-VENV := .venv
-BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+# Aliases for ./dev, which does the work (and installs what is missing on a fresh machine).
+.PHONY: demo test bench clean
 
-.PHONY: demo test lint typecheck bench clean
+demo:
+	./dev demo
 
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+test:
+	./dev test
 
-demo: $(STAMP)
-	$(BIN)/syncjob demo
-
-lint: $(STAMP)
-	$(BIN)/ruff check engine connectors tests examples bench
-
-typecheck: $(STAMP)
-	$(BIN)/mypy --strict engine connectors
-
-test: lint typecheck
-	$(BIN)/python -m pytest -q
-
-bench: $(STAMP)
-	$(BIN)/python bench/bench_memory.py
-	$(BIN)/python bench/bench_mapping.py
+bench:
+	./dev bench
 
 clean:
-	rm -rf $(VENV) demo-state .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .venv demo-state .pytest_cache .mypy_cache .ruff_cache
