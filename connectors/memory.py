@@ -111,6 +111,13 @@ class MemoryDirectory:
         """Make the next ``times`` writes touching ``key`` (a ref or any attribute value) fail."""
         self._faults.append(_FaultRule(object_type, _match_key(key), times, error))
 
+    def clear_faults(self) -> None:
+        """Forget every injected fault: object faults, transient, unreachable, credentials."""
+        self._faults.clear()
+        self.transient_failures = 0
+        self.unreachable = False
+        self.bad_credentials = False
+
     # ------------------------------------------------------------------------ source side
     def object_types(self) -> Sequence[str]:
         return list(self._types)

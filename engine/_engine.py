@@ -47,7 +47,14 @@ from engine.model import (
     parse_duration,
 )
 from engine.settings import DEFAULT_INTERVAL, KNOWN_SETTINGS, JobSettings
-from engine.store import JobRow, LogRecord, MemoryStateStore, SqliteStateStore, StateStore
+from engine.store import (
+    Checkpoint,
+    JobRow,
+    LogRecord,
+    MemoryStateStore,
+    SqliteStateStore,
+    StateStore,
+)
 from engine.store.base import Escrow
 from engine.templates import Template, builtin_templates
 
@@ -420,6 +427,24 @@ class SyncEngine:
     def escrows(self, job_id: str) -> list[Escrow]:
         self._row(job_id)
         return self.store.get_escrows(job_id)
+
+    def replay_escrows(self, job_id: str, anchors: Sequence[str] | None = None) -> int:
+        """Make escrowed objects (parked ones included) due on the next cycle; returns how many.
+
+        Parked escrows (older than EscrowMaxAge) are no longer retried by themselves; this is
+        how an operator sends them through again once the cause is fixed.
+        """
+        self._row(job_id)
+        wanted = None if anchors is None else set(anchors)
+        now = self.clock.now()
+        chosen = [
+            attrs.evolve(e, parked=False, next_retry=now, first_failed=now)
+            for e in self.store.get_escrows(job_id)
+            if wanted is None or e.anchor in wanted
+        ]
+        if chosen:
+            self.store.commit(job_id, Checkpoint(escrows=chosen))
+        return len(chosen)
 
     def close(self) -> None:
         self.store.close()

@@ -471,3 +471,22 @@ def test_provisioning_log_retention(make_job: Any, clock: ManualClock) -> None:
     source.put("User", "s000000", user(0, department="R&D"))
     engine.run_cycle(job_id)
     assert ["Update"] == [r.action for r in engine.provisioning_logs(job_id)]
+
+
+def test_old_escrows_are_parked_and_can_be_replayed(make_job: Any, clock: ManualClock) -> None:
+    """Past EscrowMaxAge an escrow is parked (kept, no longer retried) until replayed."""
+    engine, job_id, _, target = make_job(users=2, settings={"EscrowMaxAge": "P2D"})
+    target.fail_object("User", "user1@example.org", times=100)
+    engine.run_cycle(job_id)
+    for _ in range(4):
+        clock.advance(timedelta(days=1))
+        engine.run_cycle(job_id)
+    escrow = engine.escrows(job_id)[0]
+    assert escrow.parked
+    clock.advance(timedelta(days=2))
+    assert 0 == engine.run_cycle(job_id).count_imported  # parked: not retried
+    target.clear_faults()
+    assert 1 == engine.replay_escrows(job_id, ["s000001"])
+    run = engine.run_cycle(job_id)
+    assert 1 == run.count_exported and [] == engine.escrows(job_id)
+    assert 2 == len(target.list("User"))
