@@ -138,6 +138,17 @@ class CycleContext:
             )
         )
 
+    def skip(
+        self,
+        work: Checkpoint,
+        mapping: CompiledMapping,
+        anchor: str,
+        reason: str,
+        target_ref: str | None = None,
+    ) -> None:
+        """Log that an object needed no write ("Other", skipped), and why."""
+        self.record(work, mapping, anchor, "Other", "skipped", target_ref=target_ref, error=reason)
+
     def call(self, operation: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Call a connector, retrying transient failures with backoff on the engine's clock."""
         try:

@@ -59,14 +59,7 @@ def process(
                         ctx, mapping, state, change.anchor, link, work, True, "out of scope"
                     )
                 else:
-                    ctx.record(
-                        work,
-                        mapping,
-                        change.anchor,
-                        "Other",
-                        "skipped",
-                        error="not in scope of the scoping filter",
-                    )
+                    ctx.skip(work, mapping, change.anchor, "not in scope of the scoping filter")
             else:
                 ctx.counters.entitled += 1
                 export(ctx, mapping, state, change.anchor, change.attributes, link, work)
@@ -179,14 +172,12 @@ def export(
                 work, mapping, anchor, "Update", target_ref=link.target_ref, names=sorted(delta)
             )
         else:
-            ctx.record(
+            ctx.skip(
                 work,
                 mapping,
                 anchor,
-                "Other",
-                "skipped",
-                target_ref=link.target_ref,
-                error="RedundantExport" if not delta else "Update is not in flowTypes",
+                "RedundantExport" if not delta else "Update is not in flowTypes",
+                link.target_ref,
             )
             if exported == link.exported:
                 return
@@ -241,7 +232,7 @@ def export(
         ctx.record(work, mapping, anchor, "Create", target_ref=ref, names=tuple(desired))
     else:
         ctx.counters.exports -= 1
-        ctx.record(work, mapping, anchor, "Other", "skipped", error="Add is not in flowTypes")
+        ctx.skip(work, mapping, anchor, "Add is not in flowTypes")
         return
     ctx.counters.exported += 1
     state.claimed[ref] = anchor
@@ -269,14 +260,8 @@ def deprovision(
     if link is None:
         return
     if "delete" not in mapping.flows:
-        ctx.record(
-            work,
-            mapping,
-            anchor,
-            "Other",
-            "skipped",
-            target_ref=link.target_ref,
-            error=f"{reason}, but Delete is not in flowTypes",
+        ctx.skip(
+            work, mapping, anchor, f"{reason}, but Delete is not in flowTypes", link.target_ref
         )
         return
     capabilities = ctx.target.capabilities

@@ -203,20 +203,29 @@ def test_c_restart_rereads_everything(tmp_path: Path, clock: ManualClock) -> Non
     assert source.reads[1] is not None
 
 
-def test_d_delete_threshold_holds_then_force_deletes(tmp_path: Path, clock: ManualClock) -> None:
-    """600 deletes over a threshold of 500: none applied, quarantine TooManyDeletes;
-    restart with ForceDeletes applies them."""
+def threshold_job(
+    tmp_path: Path, clock: ManualClock, users: int, threshold: int, deletes: int
+) -> tuple[SyncEngine, str, MemoryDirectory]:
+    """A synced job whose source then loses ``deletes`` users, cycled once more."""
     source, target = MemoryDirectory(), MemoryDirectory()
-    fill(source, 700)
+    fill(source, users)
     engine = SyncEngine(tmp_path / "s.db", clock)
     job_id = engine.create_job(
-        "memoryToMemory", source, target, settings={"QuarantineTooManyDeletesThreshold": "500"}
+        "memoryToMemory", source, target,
+        settings={"QuarantineTooManyDeletesThreshold": str(threshold)},
     ).id or ""
     engine.start(job_id)
     engine.run_cycle(job_id)
-    for n in range(600):
+    for n in range(deletes):
         source.remove("User", f"s{n:06d}")
     engine.run_cycle(job_id)
+    return engine, job_id, target
+
+
+def test_d_delete_threshold_holds_then_force_deletes(tmp_path: Path, clock: ManualClock) -> None:
+    """600 deletes over a threshold of 500: none applied, quarantine TooManyDeletes;
+    restart with ForceDeletes applies them."""
+    engine, job_id, target = threshold_job(tmp_path, clock, 700, 500, 600)
     assert 700 == len(target.list("User"))
     status = engine.get_job(job_id).status
     assert StatusCode.QUARANTINE == status.code
@@ -236,17 +245,7 @@ def test_d_delete_threshold_holds_then_force_deletes(tmp_path: Path, clock: Manu
 
 def test_d_raised_threshold_lets_deletes_through(tmp_path: Path, clock: ManualClock) -> None:
     """Raising the threshold through SyncNotificationSettings releases the held deletes."""
-    source, target = MemoryDirectory(), MemoryDirectory()
-    fill(source, 20)
-    engine = SyncEngine(tmp_path / "s.db", clock)
-    job_id = engine.create_job(
-        "memoryToMemory", source, target, settings={"QuarantineTooManyDeletesThreshold": "5"}
-    ).id or ""
-    engine.start(job_id)
-    engine.run_cycle(job_id)
-    for n in range(10):
-        source.remove("User", f"s{n:06d}")
-    engine.run_cycle(job_id)
+    engine, job_id, target = threshold_job(tmp_path, clock, 20, 5, 10)
     assert 20 == len(target.list("User"))
     engine.set_secrets(None, {"SyncNotificationSettings": '{"DeleteThresholdEnabled": true, '
                                                           '"DeleteThresholdValue": 50}'})
