@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random as random_module
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import attrs
@@ -18,6 +18,7 @@ from connectors.base import (
     TransientError,
 )
 from engine.clock import Clock
+from engine.errors import LeaseLost
 from engine.expressions import Env
 from engine.mapping import CompiledMapping
 from engine.model import QuarantineReason
@@ -25,6 +26,8 @@ from engine.settings import JobSettings
 from engine.store.base import (
     Checkpoint,
     Escrow,
+    Intent,
+    Lease,
     LogRecord,
     StagedDelete,
     StateStore,
@@ -77,6 +80,8 @@ class CycleContext:
     should_stop: Callable[[], bool]
     force_deletes: bool = False
     random: random_module.Random = attrs.field(factory=random_module.Random)
+    lease: Lease | None = None  # held for the whole cycle; renewed by every commit
+    lease_duration: timedelta = timedelta(minutes=5)
     started: datetime = attrs.field(init=False)
     counters: Counters = attrs.field(factory=Counters)
     log: Any = attrs.field(init=False)
@@ -87,6 +92,25 @@ class CycleContext:
         self.log = structlog.get_logger("syncjob.cycle").bind(
             job_id=self.job_id, cycle_id=self.cycle_id
         )
+
+    def commit(self, work: Checkpoint) -> None:
+        """Commit a checkpoint under this cycle's lease (refused if another runner took it)."""
+        work.lease = self._renewed()
+        self.store.commit(self.job_id, work)
+
+    def write_intents(self, intents: Sequence[Intent]) -> None:
+        """Durably record the writes about to be sent, before any of them is."""
+        self.store.write_intents(self.job_id, intents, self._renewed())
+
+    def check_lease(self) -> None:
+        """Refuse to write once the lease may have passed to another runner."""
+        if self.lease is not None and self.clock.now() >= self.lease.expires:
+            raise LeaseLost(f"job {self.job_id}: the lease expired during the cycle")
+
+    def _renewed(self) -> Lease | None:
+        if self.lease is not None:
+            self.lease = attrs.evolve(self.lease, expires=self.clock.now() + self.lease_duration)
+        return self.lease
 
     def state_for(
         self,

@@ -2,19 +2,62 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence, Set
+from itertools import groupby
+
 from connectors.base import (
     ObjectError,
     TransientError,
 )
 from engine._context import CycleContext, CyclePaused
+from engine._objects import matching
 from engine.model import QuarantineReason
 from engine.store.base import (
     Checkpoint,
+    Intent,
+    StagedDelete,
+    decode_values,
 )
 
 
-def apply_staged_deletes(ctx: CycleContext) -> tuple[QuarantineReason, str] | None:
+def delete_intents(ctx: CycleContext, batch: Sequence[StagedDelete]) -> list[Intent]:
+    """Intents for deletes about to be sent, with the matching values the object was last
+    exported with: after a crash they tell whether it survived (see engine/_recovery.py)."""
+    by_key = {m.key: m for m in ctx.mappings}
+    intents = []
+    for mapping_key, group in groupby(batch, key=lambda s: s.mapping):
+        mapping = by_key.get(mapping_key)
+        if mapping is None:
+            continue
+        items = list(group)
+        links = ctx.store.get_links(ctx.job_id, mapping_key, [s.anchor for s in items])
+        for s in items:
+            link = links.get(s.anchor)
+            exported = decode_values(link.exported) if link is not None else None
+            intents.append(
+                Intent(
+                    s.mapping,
+                    s.anchor,
+                    "delete",
+                    s.target_type,
+                    s.target_ref,
+                    matching(mapping, exported or {}),
+                )
+            )
+    return intents
+
+
+def apply_staged_deletes(
+    ctx: CycleContext, only: Set[tuple[str, str]] | None = None
+) -> tuple[QuarantineReason, str] | None:
+    """Apply the staged deletes, or hold them all when they exceed the threshold.
+
+    ``only`` (mapping, anchor) pairs: settle those early (an interrupted cycle's), holding
+    them quietly when over the threshold; the end of the cycle counts and reports them all.
+    """
     staged = ctx.store.staged_deletes(ctx.job_id)
+    if only is not None:
+        staged = [s for s in staged if (s.mapping, s.anchor) in only]
     if not staged:
         return None
     by_key = {m.key: m for m in ctx.mappings}
@@ -25,6 +68,8 @@ def apply_staged_deletes(ctx: CycleContext) -> tuple[QuarantineReason, str] | No
     if percent is not None and len(staged) > linked * percent / 100:
         over = True
     if over and not ctx.force_deletes:
+        if only is not None:
+            return None
         work = Checkpoint()
         for s in staged:
             if s.mapping in by_key:
@@ -37,7 +82,7 @@ def apply_staged_deletes(ctx: CycleContext) -> tuple[QuarantineReason, str] | No
                     target_ref=s.target_ref,
                     error=s.reason,
                 )
-        ctx.store.commit(ctx.job_id, work)
+        ctx.commit(work)
         ctx.log.warning("deletes_held", staged=len(staged), threshold=limit)
         return (
             QuarantineReason.TOO_MANY_DELETES,
@@ -48,14 +93,17 @@ def apply_staged_deletes(ctx: CycleContext) -> tuple[QuarantineReason, str] | No
     for start in range(0, len(staged), page):
         if ctx.should_stop():
             raise CyclePaused
-        work = Checkpoint()
-        for s in staged[start : start + page]:
+        batch = staged[start : start + page]
+        work = Checkpoint(clear_intents=True)
+        ctx.write_intents(delete_intents(ctx, batch))
+        for s in batch:
             mapping = by_key.get(s.mapping)
             if mapping is None:  # its mapping left the schema: drop the stale intent
                 work.unstaged.append((s.mapping, s.anchor))
                 continue
             ctx.counters.exports += 1
             try:
+                ctx.check_lease()
                 ctx.call(ctx.target.delete, s.target_type, s.target_ref, soft=s.soft)
             except (ObjectError, TransientError) as exc:
                 ctx.counters.escrowed += 1
@@ -81,5 +129,5 @@ def apply_staged_deletes(ctx: CycleContext) -> tuple[QuarantineReason, str] | No
                 target_ref=s.target_ref,
                 error=None,
             )
-        ctx.store.commit(ctx.job_id, work)
+        ctx.commit(work)
     return None

@@ -7,6 +7,7 @@ continues where a crashed one stopped.
 
 from __future__ import annotations
 
+import os
 import random as random_module
 import uuid
 from collections.abc import Mapping, Sequence
@@ -27,7 +28,12 @@ from connectors.base import (
 from engine import cycle as cycle_module
 from engine._status import after_cycle, execution_of
 from engine.clock import Clock, SystemClock
-from engine.errors import ConfigurationError, NotFoundError, TransitionError
+from engine.errors import (
+    ConfigurationError,
+    JobRunningElsewhere,
+    NotFoundError,
+    TransitionError,
+)
 from engine.lifecycle import SCHEDULE_STATE, Command, is_runnable, transition
 from engine.logs import configure_logging
 from engine.mapping import CompiledMapping, compile_mapping, link_references
@@ -55,7 +61,7 @@ from engine.store import (
     SqliteStateStore,
     StateStore,
 )
-from engine.store.base import Escrow
+from engine.store.base import Escrow, Lease, this_host
 from engine.templates import Template, builtin_templates
 
 DEFAULT_APPLICATION = "00000000-0000-0000-0000-000000000000"
@@ -102,6 +108,7 @@ class SyncEngine:
         *,
         templates: Mapping[str, Template] | None = None,
         random: random_module.Random | None = None,
+        lease_duration: timedelta = timedelta(minutes=5),
     ) -> None:
         configure_logging()
         self.store = _open_store(store)
@@ -112,6 +119,10 @@ class SyncEngine:
         self._compiled: dict[str, tuple[SynchronizationSchema, list[CompiledMapping]]] = {}
         self._log = structlog.get_logger("syncjob.engine")
         self._warned: set[str] = set()
+        #: who holds a job's lease while this engine runs its cycle: unique per engine object,
+        #: with the host and process so a dead holder's lease can be taken over at once
+        self.runner_id = f"{this_host()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+        self.lease_duration = lease_duration
 
     # ------------------------------------------------------------------- applications
     def create_application(
@@ -304,7 +315,10 @@ class SyncEngine:
             if schedule and schedule.expiration and now > schedule.expiration:
                 continue
             if row.next_run is None or row.next_run <= now:
-                ran.append(self.run_cycle(row.job.id or ""))
+                try:
+                    ran.append(self.run_cycle(row.job.id or ""))
+                except JobRunningElsewhere:
+                    self._log.info("job_running_elsewhere", job_id=row.job.id)
         return ran
 
     def _has_connectors(self, row: JobRow) -> bool:
@@ -324,6 +338,29 @@ class SyncEngine:
         source, target = self._connectors_for(row)
         secrets = self.store.get_secrets(row.application_id)
         settings = JobSettings.parse(row.job.synchronization_job_settings, secrets)
+        lease = self._acquire(job_id)
+        try:
+            return self._run_leased(job_id, row, source, target, settings, lease)
+        finally:
+            self.store.release_lease(lease)
+
+    def _acquire(self, job_id: str) -> Lease:
+        """This engine's lease on the job, or JobRunningElsewhere."""
+        now = self.clock.now()
+        lease = self.store.acquire_lease(job_id, self.runner_id, now, now + self.lease_duration)
+        if lease is None:
+            raise JobRunningElsewhere(f"job {job_id} is running elsewhere (another runner)")
+        return lease
+
+    def _run_leased(
+        self,
+        job_id: str,
+        row: JobRow,
+        source: Source,
+        target: Target,
+        settings: JobSettings,
+        lease: Lease,
+    ) -> SynchronizationTaskExecution:
         ctx = cycle_module.CycleContext(
             job_id=job_id,
             cycle_id=uuid.uuid4().hex,
@@ -336,6 +373,8 @@ class SyncEngine:
             should_stop=lambda: not is_runnable(self.store.job_code(job_id) or StatusCode.PAUSED),
             force_deletes=row.force_deletes,
             random=self.random,
+            lease=lease,
+            lease_duration=self.lease_duration,
         )
         ctx.log.info("cycle_started")
         failure: ConnectorError | None = None
@@ -414,8 +453,14 @@ class SyncEngine:
             mappings=mappings,
             should_stop=lambda: False,
             random=self.random,
+            lease=self._acquire(job_id),
+            lease_duration=self.lease_duration,
         )
-        return cycle_module.provision_one(ctx, anchor)
+        try:
+            return cycle_module.provision_one(ctx, anchor)
+        finally:
+            assert ctx.lease is not None
+            self.store.release_lease(ctx.lease)
 
     # ------------------------------------------------------------------------- queries
     def provisioning_logs(

@@ -23,6 +23,7 @@ from engine.mapping import CompiledMapping, diff, map_object
 from engine.store.base import (
     Checkpoint,
     Escrow,
+    Intent,
     Link,
     StagedDelete,
     decode_values,
@@ -40,71 +41,139 @@ def process(
     unlinked: bool = False,
     final_pass: bool = False,
 ) -> None:
-    """Handle a batch of changes; ``final_pass`` escrows unresolved references at once
-    instead of deferring them to the end of the cycle."""
+    """Handle a batch of changes in two steps: decide (scope, map, stage deletes; no target
+    write), then record the writes about to be made as durable intents, then write.
+
+    ``final_pass`` escrows unresolved references at once instead of deferring them to the end
+    of the cycle. The caller commits ``work``, which clears the intents.
+    """
     anchors = [c.anchor for c in changes]
     links = {} if unlinked else ctx.store.get_links(ctx.job_id, mapping.key, anchors)
     state.claimed.clear()
     state.page_links.clear()
     ctx.counters.imported += len(changes)
+    planned: list[tuple[str, Link | None, dict[str, Any]]] = []
+    intents: list[Intent] = []
+    key, target_type = mapping.key, mapping.target_type
     for change in changes:
-        link = links.get(change.anchor)
+        anchor = change.anchor
+        link = links.get(anchor)
         try:
             if change.kind == "delete" or change.attributes is None:
                 soft, reason = not ctx.settings.hard_deletes, "deleted in source"
-                deprovision(ctx, mapping, state, change.anchor, link, work, soft, reason)
+                deprovision(ctx, mapping, state, anchor, link, work, soft, reason)
             elif not mapping.in_scope(change.attributes):
                 if link is not None and not ctx.settings.skip_out_of_scope_deletions:
-                    deprovision(
-                        ctx, mapping, state, change.anchor, link, work, True, "out of scope"
-                    )
+                    deprovision(ctx, mapping, state, anchor, link, work, True, "out of scope")
                 else:
-                    ctx.skip(work, mapping, change.anchor, "not in scope of the scoping filter")
+                    ctx.skip(work, mapping, anchor, "not in scope of the scoping filter")
             else:
                 ctx.counters.entitled += 1
-                export(ctx, mapping, state, change.anchor, change.attributes, link, work)
-        except (ObjectError, TransientError, MappingError) as exc:
-            escrow(ctx, mapping, state, change.anchor, exc, work)
-            continue
-        if change.anchor in state.unresolved:
-            state.unresolved.discard(change.anchor)
-            if final_pass:
-                escrow(
-                    ctx,
-                    mapping,
-                    state,
-                    change.anchor,
-                    ReferenceNotResolved("a referenced object is not provisioned yet"),
-                    work,
-                    counted=False,
-                )
+                desired = planned_values(ctx, mapping, state, change.attributes, link)
+                planned.append((anchor, link, desired))
+                if link is not None:
+                    intents.append(Intent(key, anchor, "update", target_type, link.target_ref))
+                else:
+                    intents.append(
+                        Intent(key, anchor, "upsert", target_type, None, matching(mapping, desired))
+                    )
                 continue
-            state.pending.add(change.anchor)
-        if state.escrows.pop(change.anchor, None) is not None:
-            work.unescrows.append((mapping.key, change.anchor))
+        except (ObjectError, TransientError, MappingError) as exc:
+            escrow(ctx, mapping, state, anchor, exc, work)
+            continue
+        settled(ctx, mapping, state, anchor, work, final_pass)
+    if not planned:
+        return
+    ctx.write_intents(intents)
+    work.clear_intents = True
+    for anchor, link, desired in planned:
+        try:
+            ctx.check_lease()
+            export(ctx, mapping, state, anchor, desired, link, work)
+        except (ObjectError, TransientError, MappingError) as exc:
+            escrow(ctx, mapping, state, anchor, exc, work)
+            continue
+        settled(ctx, mapping, state, anchor, work, final_pass)
 
 
-def desired_values(
+def settled(
     ctx: CycleContext,
     mapping: CompiledMapping,
     state: MappingState,
     anchor: str,
+    work: Checkpoint,
+    final_pass: bool,
+) -> None:
+    """After an object went through without error: defer or escrow what did not resolve,
+    close its escrow otherwise."""
+    if anchor in state.unresolved:
+        state.unresolved.discard(anchor)
+        if final_pass:
+            escrow(
+                ctx,
+                mapping,
+                state,
+                anchor,
+                ReferenceNotResolved("a referenced object is not provisioned yet"),
+                work,
+                counted=False,
+            )
+            return
+        # Durable, so a crash before the second pass cannot forget it: due now, but not
+        # retried before the second pass of this cycle.
+        state.pending.add(anchor)
+        state.failed_now.add(anchor)
+        previous = state.escrows.get(anchor)
+        now = ctx.clock.now()
+        pending = Escrow(
+            mapping=mapping.key,
+            anchor=anchor,
+            attempts=previous.attempts if previous else 0,
+            first_failed=previous.first_failed if previous else now,
+            next_retry=now,
+            error=previous.error if previous else "ReferenceNotResolved: pending",
+        )
+        state.escrows[anchor] = pending
+        work.escrows.append(pending)
+        return
+    if state.escrows.pop(anchor, None) is not None:
+        work.unescrows.append((mapping.key, anchor))
+
+
+def matching(mapping: CompiledMapping, desired: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+    """The (attribute, value) pairs an upsert is looked up by, in matching priority order."""
+    pairs = []
+    for name in mapping.matching:
+        value = desired.get(name)
+        if value is not None:
+            pairs.append((name, as_list(value)[0]))
+    return tuple(pairs)
+
+
+def planned_values(
+    ctx: CycleContext,
+    mapping: CompiledMapping,
+    state: MappingState,
     attributes: Attributes,
-    *,
-    creating: bool,
-    previous: str | None = None,
+    link: Link | None,
 ) -> dict[str, Any]:
-    """Mapped values, with dropped (IgnoreFlowIfNullOrEmpty) attributes kept as they were and
-    references translated to target refs; notes the anchor when a reference is unresolved."""
+    """Mapped values before references are resolved. Mapped once per object: a create sends
+    the very values (Guid, RandomString, SelectUniqueValue included) its intent records."""
+    if link is None:  # the per-object hot path of every initial cycle
+        return map_object(
+            mapping,
+            attributes,
+            state.env,
+            creating=True,
+            ignored=[] if mapping.may_ignore else None,
+        )
     ignored: list[str] | None = [] if mapping.may_ignore else None
-    desired = map_object(mapping, attributes, state.env, creating=creating, ignored=ignored)
-    if ignored and previous is not None:
-        before = decode_values(previous)
+    desired = map_object(mapping, attributes, state.env, creating=False, ignored=ignored)
+    if ignored:
+        before = decode_values(link.exported) or {}
         for name in ignored:
             if name in before:
                 desired[name] = before[name]
-    if mapping.references and not resolve_references(ctx, mapping, state, desired):
-        state.unresolved.add(anchor)
     return desired
 
 
@@ -146,18 +215,17 @@ def export(
     mapping: CompiledMapping,
     state: MappingState,
     anchor: str,
-    attributes: Attributes,
+    desired: dict[str, Any],
     link: Link | None,
     work: Checkpoint,
 ) -> None:
     if anchor in state.staged:
         state.staged.discard(anchor)
         work.unstaged.append((mapping.key, anchor))
+    if mapping.references and not resolve_references(ctx, mapping, state, desired):
+        state.unresolved.add(anchor)
     target_type = mapping.target_type
     if link is not None:
-        desired = desired_values(
-            ctx, mapping, state, anchor, attributes, creating=False, previous=link.exported
-        )
         exported = encode_values(desired)
         delta = (
             {}
@@ -184,15 +252,6 @@ def export(
         link_into(state, work, link._replace(exported=exported))
         return
     # inline: this is the per-object hot path of every initial cycle
-    desired = map_object(
-        mapping,
-        attributes,
-        state.env,
-        creating=not mapping.has_create_only,
-        ignored=[] if mapping.may_ignore else None,
-    )
-    if mapping.references and not resolve_references(ctx, mapping, state, desired):
-        state.unresolved.add(anchor)
     ref = None
     matchable = False
     find = ctx.target.find
@@ -223,8 +282,6 @@ def export(
             ctx.call(ctx.target.update, target_type, ref, delta)
         ctx.record(work, mapping, anchor, "Update", target_ref=ref, names=sorted(delta))
     elif "add" in mapping.flows:
-        if mapping.has_create_only:
-            desired = desired_values(ctx, mapping, state, anchor, attributes, creating=True)
         try:
             ref = ctx.target.create(target_type, desired)
         except TransientError as exc:

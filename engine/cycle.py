@@ -1,16 +1,19 @@
 """One cycle of one job: read -> scope -> map -> join -> diff -> export -> checkpoint.
 
-Correctness rests on three rules. A page's watermark is committed only together with the
+Correctness rests on four rules. A page's watermark is committed only together with the
 outcome (link, escrow or staged delete) of every change in it, so a crash replays at most one
-page. Replays are harmless because a create is always preceded by a join (link table, then the
-target's matching attributes) and deletes succeed on objects already gone. Deletes are staged
-durably and applied only after every page has been read, so they can be counted against the
-accidental-deletion threshold before any is applied.
+page. Every target write is preceded by a durable intent, settled after a crash before the
+source is read again (engine/_recovery.py), so a replay is exact even when the source moved
+meanwhile. A create is always preceded by a join (link table, then the target's matching
+attributes) and deletes succeed on objects already gone. Deletes are staged durably and
+applied only after every page has been read, so they can be counted against the
+accidental-deletion threshold before any is applied; those an interrupted cycle left are
+settled before escrows are retried.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from connectors.base import (
     Change,
@@ -26,8 +29,9 @@ from engine._context import (
     MappingState,
     ReferenceNotResolved,
 )
-from engine._deletes import apply_staged_deletes
+from engine._deletes import apply_staged_deletes, delete_intents
 from engine._objects import process
+from engine._recovery import settle_intents
 from engine.mapping import CompiledMapping
 from engine.model import QuarantineReason
 from engine.store.base import (
@@ -47,16 +51,22 @@ __all__ = [
 
 
 def run(ctx: CycleContext) -> CycleOutcome:
-    """Run every mapping, then the staged deletes; raises connector errors that end the cycle."""
+    """Settle a crash's intents, run every mapping, then the staged deletes; raises connector
+    errors that end the cycle."""
     outcome = CycleOutcome(ctx.counters)
-    staged_all = ctx.store.staged_deletes(ctx.job_id)
-    escrows_all = ctx.store.get_escrows(ctx.job_id)
     try:
+        in_doubt = settle_intents(ctx)
+        staged_all = ctx.store.staged_deletes(ctx.job_id)
+        escrows_all = ctx.store.get_escrows(ctx.job_id)
         states = []
         for mapping in ctx.mappings:
             state = ctx.state_for(mapping, escrows_all, staged_all)
             states.append((mapping, state))
+            _reprocess(ctx, mapping, state, in_doubt.get(mapping.key, ()), final_pass=False)
             outcome.initial |= _sync_pages(ctx, mapping, state)
+            left = {(s.mapping, s.anchor) for s in staged_all if s.mapping == mapping.key}
+            if left:  # an interrupted cycle's deletes go before escrows (a rehire waits not)
+                apply_staged_deletes(ctx, only=left)
             _retry_escrows(ctx, mapping, state)
         for mapping, state in states:  # references to objects exported later in the cycle
             _second_pass(ctx, mapping, state)
@@ -109,7 +119,7 @@ def _sync_pages(ctx: CycleContext, mapping: CompiledMapping, state: MappingState
         if not initial:
             ctx.counters.imported_deltas += len(page.changes)
         process(ctx, mapping, state, page.changes, work, unlinked=unlinked)
-        ctx.store.commit(ctx.job_id, work)
+        ctx.commit(work)
         ctx.counters.pages += 1
         ctx.log.debug("page_checkpointed", mapping=mapping.key, changes=len(page.changes))
     return initial
@@ -129,37 +139,48 @@ def _retry_escrows(ctx: CycleContext, mapping: CompiledMapping, state: MappingSt
             return
         if ctx.should_stop():
             raise CyclePaused
-        changes: list[Change] = []
         for escrow in due:
             tried.add(escrow.anchor)
-            attributes = ctx.call(ctx.source.get, mapping.source_type, escrow.anchor)
-            if attributes is None:
-                changes.append(Change("delete", escrow.anchor))
-            else:
-                changes.append(Change("upsert", escrow.anchor, attributes))
-        work = Checkpoint()
-        process(ctx, mapping, state, changes, work, final_pass=True)
-        ctx.store.commit(ctx.job_id, work)
+        _reprocess(ctx, mapping, state, [e.anchor for e in due], final_pass=True, counted=True)
 
 
 def _second_pass(ctx: CycleContext, mapping: CompiledMapping, state: MappingState) -> None:
     """Objects whose references pointed at objects not linked yet: once more, at the end."""
     if not state.pending:
         return
-    if ctx.should_stop():
-        raise CyclePaused
     anchors = sorted(state.pending)
     state.pending.clear()
-    changes = []
-    for anchor in anchors:
-        attributes = ctx.call(ctx.source.get, mapping.source_type, anchor)
-        changes.append(
-            Change("delete", anchor) if attributes is None else Change("upsert", anchor, attributes)
-        )
-    work = Checkpoint()
-    process(ctx, mapping, state, changes, work, final_pass=True)
-    ctx.counters.imported -= len(changes)  # the same objects, not new imports
-    ctx.store.commit(ctx.job_id, work)
+    _reprocess(ctx, mapping, state, anchors, final_pass=True)
+
+
+def _reprocess(
+    ctx: CycleContext,
+    mapping: CompiledMapping,
+    state: MappingState,
+    anchors: Sequence[str],
+    *,
+    final_pass: bool,
+    counted: bool = False,
+) -> None:
+    """Process objects again as the source has them now, a page at a time; ``counted`` says
+    whether they count as imports (escrow retries do, second passes and recovery do not)."""
+    page = max(ctx.settings.page_size, 1)
+    for start in range(0, len(anchors), page):
+        if ctx.should_stop():
+            raise CyclePaused
+        changes = []
+        for anchor in anchors[start : start + page]:
+            attributes = ctx.call(ctx.source.get, mapping.source_type, anchor)
+            changes.append(
+                Change("delete", anchor)
+                if attributes is None
+                else Change("upsert", anchor, attributes)
+            )
+        work = Checkpoint()
+        process(ctx, mapping, state, changes, work, final_pass=final_pass)
+        if not counted:
+            ctx.counters.imported -= len(changes)  # the same objects, not new imports
+        ctx.commit(work)
 
 
 def provision_one(ctx: CycleContext, anchor: str) -> list[LogRecord]:
@@ -175,6 +196,9 @@ def provision_one(ctx: CycleContext, anchor: str) -> list[LogRecord]:
         )
         work = Checkpoint()
         process(ctx, mapping, state, [change], work, final_pass=True)
+        if work.staged:
+            ctx.write_intents(delete_intents(ctx, work.staged))
+            work.clear_intents = True
         for item in work.staged:
             try:
                 ctx.call(ctx.target.delete, item.target_type, item.target_ref, soft=item.soft)
@@ -199,6 +223,6 @@ def provision_one(ctx: CycleContext, anchor: str) -> list[LogRecord]:
                 target_ref=item.target_ref,
             )
         work.staged = [s for s in work.staged if (s.mapping, s.anchor) not in work.unstaged]
-        ctx.store.commit(ctx.job_id, work)
+        ctx.commit(work)
         records.extend(work.logs)
     return records

@@ -8,6 +8,8 @@
     │   └── MappingError          a mapping or expression that cannot work (names attribute)
     ├── NotFoundError             unknown job, application or template: 404 at the API
     └── TransitionError           a command the job's state refuses (e.g. pause a NotRun job)
+        └── JobRunningElsewhere   another runner holds the job's lease: 409 at the API
+            └── LeaseLost         this runner's lease was taken over; its commit is refused
     connectors.base.ConnectorError  (re-exported here; raised by connectors)
     ├── TransientError            retried with backoff, then escrowed
     ├── ObjectError               the object is escrowed, the cycle goes on
@@ -29,6 +31,8 @@ __all__ = [
     "ConfigurationError",
     "ConnectorError",
     "CredentialsError",
+    "JobRunningElsewhere",
+    "LeaseLost",
     "MappingError",
     "ModelError",
     "NotFoundError",
@@ -78,3 +82,13 @@ class TransitionError(SyncJobError):
     """The job's current state does not allow the command."""
 
     code = "notAllowed"
+
+
+class JobRunningElsewhere(TransitionError):
+    """Another runner (process, thread or engine) is running this job's cycle now."""
+
+    code = "conflict"
+
+
+class LeaseLost(JobRunningElsewhere):
+    """This runner's lease was taken over: what it would commit now could be stale."""

@@ -296,8 +296,11 @@ def diff(
 ) -> dict[str, Value | None]:
     """The smallest update from what was exported to what is desired (None clears).
 
-    With ``exported=None`` (a newly joined object whose values we never wrote) every desired
-    value is sent and nothing is cleared.
+    ``exported=None`` means the target object's values are unknown: an object joined by its
+    matching value (never written by us, or back in scope after we stopped managing it) or one
+    whose last write a crash left in doubt. Then every desired value is sent and every mapped
+    attribute without a desired value is cleared, so nothing stale survives a (re-)join;
+    add-only flows only ever add.
     """
     delta: dict[str, Value | None] = {}
     for attribute in mapping.attributes:
@@ -309,6 +312,8 @@ def diff(
         if exported is None:
             if want is not None:
                 delta[name] = want
+            elif flow is FlowType.ALWAYS:
+                delta[name] = None
             continue
         had = exported.get(name)
         same = _normal(want, attribute.case_exact) == _normal(had, attribute.case_exact)

@@ -2,13 +2,17 @@
 
 The contract (tested by ``tests/contract/test_store_contract.py`` against every store):
 ``commit`` applies a whole :class:`Checkpoint` atomically (links, escrows, staged deletes,
-provisioning log and the page watermark) or nothing of it; ``delete_job`` removes every trace
-of a job; reads never return objects that a later write could mutate.
+provisioning log, the page watermark and the clearing of write-ahead intents) or nothing of
+it; ``write_intents`` is durable (on disk, fsynced) when it returns; both refuse a checkpoint
+or intents from a runner whose lease was taken over (:class:`LeaseLost`); ``delete_job``
+removes every trace of a job; reads never return objects that a later write could mutate.
 """
 
 from __future__ import annotations
 
 import base64
+import os
+import socket
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple, Protocol
@@ -17,7 +21,13 @@ import attrs
 import orjson
 
 from connectors.base import Value
+from engine.errors import LeaseLost
 from engine.model import Application, StatusCode, SynchronizationJob
+
+#: ``Link.exported`` when the values in the target object are not known: a join of an object
+#: we never wrote, or a write whose outcome a crash left in doubt. The next diff then sends
+#: every mapped value and clears every mapped attribute that has no desired value.
+UNKNOWN = ""
 
 
 class Link(NamedTuple):
@@ -76,6 +86,69 @@ class LogRecord(NamedTuple):
     error: str | None = None
 
 
+class Intent(NamedTuple):
+    """A target write about to be made, recorded durably before it is sent.
+
+    ``op`` is ``upsert`` (a create or a join-and-update: the object is found afterwards by its
+    ``matching`` values), ``update`` (of the linked ``target_ref``) or ``delete``.
+    """
+
+    mapping: str
+    anchor: str
+    op: str
+    target_type: str
+    target_ref: str | None = None
+    matching: tuple[tuple[str, Value], ...] = ()
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class Lease:
+    """Who may run a job's cycles until ``expires``; ``token`` fences out earlier holders."""
+
+    job_id: str
+    holder: str
+    host: str
+    pid: int
+    token: int
+    expires: datetime
+
+
+def this_host() -> str:
+    return socket.gethostname()
+
+
+def holder_is_gone(lease: Lease) -> bool:
+    """True when the lease's holder was a process on this machine that no longer exists."""
+    if lease.host != this_host() or lease.pid == os.getpid():
+        return False
+    try:
+        os.kill(lease.pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def may_take(current: Lease | None, holder: str, now: datetime) -> bool:
+    """The one rule both stores apply when a runner asks for a job's lease."""
+    return (
+        current is None
+        or current.holder == holder
+        or current.expires <= now
+        or holder_is_gone(current)
+    )
+
+
+def check_fence(current: Lease | None, lease: Lease | None) -> None:
+    if lease is None:
+        return
+    if current is None or current.token != lease.token or current.holder != lease.holder:
+        raise LeaseLost(
+            f"job {lease.job_id}: this runner's lease was taken over by another runner"
+        )
+
+
 @attrs.frozen(kw_only=True, slots=True)
 class JobRow:
     """A stored job: its Graph shape plus the engine's private bookkeeping."""
@@ -99,6 +172,8 @@ class Checkpoint:
     staged: list[StagedDelete] = attrs.field(factory=list)
     unstaged: list[tuple[str, str]] = attrs.field(factory=list)
     logs: list[LogRecord] = attrs.field(factory=list)
+    clear_intents: bool = False  # the write-ahead intents this checkpoint resolves
+    lease: Lease | None = None  # fencing: refused unless still held; renewed to its expiry
 
 
 class StateStore(Protocol):
@@ -124,6 +199,22 @@ class StateStore(Protocol):
     def staged_deletes(self, job_id: str) -> list[StagedDelete]: ...
     def commit(self, job_id: str, checkpoint: Checkpoint) -> None: ...
     def reset(self, job_id: str, *, watermarks: bool, escrows: bool, links: bool) -> None: ...
+
+    def write_intents(self, job_id: str, intents: Sequence[Intent], lease: Lease | None) -> None:
+        """Record writes about to be sent; on disk when this returns (power loss included)."""
+        ...
+
+    def pending_intents(self, job_id: str) -> list[Intent]: ...
+
+    def acquire_lease(
+        self, job_id: str, holder: str, now: datetime, expires: datetime
+    ) -> Lease | None:
+        """The job's lease for ``holder`` with a new fencing token, or None while another
+        live runner holds it (a holder past ``expires``, or a dead process on this host, is
+        taken over at once)."""
+        ...
+
+    def release_lease(self, lease: Lease) -> None: ...
     def provisioning_logs(
         self, job_id: str, cycle_id: str | None = None, limit: int = 1000
     ) -> list[LogRecord]: ...
@@ -157,7 +248,10 @@ def encode_values(values: Mapping[str, Value]) -> str:
     return orjson.dumps(values, default=_default).decode()
 
 
-def decode_values(text: str) -> dict[str, Value]:
+def decode_values(text: str) -> dict[str, Value] | None:
+    """The exported values, or None when they are UNKNOWN."""
+    if text == UNKNOWN:
+        return None
     decoded: dict[str, Value] = orjson.loads(text)
     for name, value in decoded.items():
         if isinstance(value, dict):
@@ -165,6 +259,33 @@ def decode_values(text: str) -> dict[str, Value]:
         elif isinstance(value, list):
             decoded[name] = [_hook(v) if isinstance(v, dict) else v for v in value]
     return decoded
+
+
+def _intent_default(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return list(value)
+    return _default(value)
+
+
+def encode_intents(intents: Sequence[Intent]) -> str:
+    return orjson.dumps(intents, default=_intent_default).decode()
+
+
+def decode_intents(text: str) -> list[Intent]:
+    return [
+        Intent(
+            mapping,
+            anchor,
+            op,
+            target_type,
+            ref,
+            tuple(
+                (name, _hook(value) if isinstance(value, dict) else value)
+                for name, value in matching
+            ),
+        )
+        for mapping, anchor, op, target_type, ref, matching in orjson.loads(text)
+    ]
 
 
 def chunked(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:

@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import os
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
 from engine.model import Application, StatusCode
-from engine.store.base import Checkpoint, Escrow, JobRow, Link, LogRecord, StagedDelete
+from engine.store.base import (
+    Checkpoint,
+    Escrow,
+    Intent,
+    JobRow,
+    Lease,
+    Link,
+    LogRecord,
+    StagedDelete,
+    check_fence,
+    may_take,
+    this_host,
+)
 
 Key = tuple[str, str]  # (mapping, anchor)
 
@@ -21,6 +34,7 @@ class _JobState:
         self.escrows: dict[Key, Escrow] = {}
         self.staged: dict[Key, StagedDelete] = {}
         self.logs: list[LogRecord] = []
+        self.intents: list[Intent] = []
 
 
 class MemoryStateStore:
@@ -32,6 +46,8 @@ class MemoryStateStore:
         self._secrets: dict[str, dict[str, str]] = {}
         self._jobs: dict[str, JobRow] = {}
         self._state: dict[str, _JobState] = {}
+        self._leases: dict[str, Lease] = {}
+        self._tokens: dict[str, int] = {}
 
     def save_application(self, application: Application) -> None:
         with self._lock:
@@ -68,6 +84,7 @@ class MemoryStateStore:
         with self._lock:
             self._jobs.pop(job_id, None)
             self._state.pop(job_id, None)
+            self._leases.pop(job_id, None)
 
     def _job(self, job_id: str) -> _JobState:
         return self._state.setdefault(job_id, _JobState())
@@ -106,6 +123,7 @@ class MemoryStateStore:
 
     def commit(self, job_id: str, checkpoint: Checkpoint) -> None:
         with self._lock:
+            check_fence(self._leases.get(job_id), checkpoint.lease)
             state = self._job(job_id)
             for key in checkpoint.unlinks:
                 old = state.links.pop(key, None)
@@ -129,6 +147,10 @@ class MemoryStateStore:
             for staged in checkpoint.staged:
                 state.staged[(staged.mapping, staged.anchor)] = staged
             state.logs.extend(checkpoint.logs)
+            if checkpoint.clear_intents:
+                state.intents = []
+            if checkpoint.lease is not None:
+                self._leases[job_id] = checkpoint.lease
             if checkpoint.mapping is not None and checkpoint.watermark is not None:
                 state.watermarks[checkpoint.mapping] = checkpoint.watermark
 
@@ -144,6 +166,42 @@ class MemoryStateStore:
                 state.refs.clear()
                 state.counts.clear()
                 state.staged.clear()
+                state.intents = []
+
+    def write_intents(self, job_id: str, intents: Sequence[Intent], lease: Lease | None) -> None:
+        with self._lock:
+            check_fence(self._leases.get(job_id), lease)
+            self._job(job_id).intents.extend(intents)
+            if lease is not None:
+                self._leases[job_id] = lease
+
+    def pending_intents(self, job_id: str) -> list[Intent]:
+        return list(self._job(job_id).intents)
+
+    def acquire_lease(
+        self, job_id: str, holder: str, now: datetime, expires: datetime
+    ) -> Lease | None:
+        with self._lock:
+            if not may_take(self._leases.get(job_id), holder, now):
+                return None
+            token = self._tokens.get(job_id, 0) + 1
+            self._tokens[job_id] = token
+            lease = Lease(
+                job_id=job_id,
+                holder=holder,
+                host=this_host(),
+                pid=os.getpid(),
+                token=token,
+                expires=expires,
+            )
+            self._leases[job_id] = lease
+            return lease
+
+    def release_lease(self, lease: Lease) -> None:
+        with self._lock:
+            current = self._leases.get(lease.job_id)
+            if current is not None and current.token == lease.token:
+                del self._leases[lease.job_id]
 
     def provisioning_logs(
         self, job_id: str, cycle_id: str | None = None, limit: int = 1000

@@ -2,16 +2,19 @@
 
 A checkpoint is one transaction, so a crash leaves either the whole page recorded (links,
 escrows, staged deletes, log and watermark) or none of it. ``synchronous=NORMAL`` keeps every
-committed transaction across a process crash; pass ``synchronous="FULL"`` to also survive
-power loss at some cost.
+committed transaction across a process crash; write-ahead intents are committed with
+``synchronous=FULL`` (an fsync of the WAL), which makes them and every checkpoint before
+them survive power loss too, before any target write they cover is sent. Pass
+``synchronous="FULL"`` to fsync every checkpoint as well.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,11 +26,18 @@ from engine.model.converter import parse_datetime
 from engine.store.base import (
     Checkpoint,
     Escrow,
+    Intent,
     JobRow,
+    Lease,
     Link,
     LogRecord,
     StagedDelete,
+    check_fence,
     chunked,
+    decode_intents,
+    encode_intents,
+    may_take,
+    this_host,
 )
 
 MIGRATIONS: list[str] = [
@@ -69,7 +79,18 @@ MIGRATIONS: list[str] = [
     ALTER TABLE provisioning_log ADD COLUMN time TEXT;
     CREATE INDEX log_by_time ON provisioning_log (job_id, time);
     """,
+    # 3: write-ahead intents (one row per page of writes in flight) and per-job leases whose
+    # token fences out a runner that lost its lease
+    """
+    CREATE TABLE intents (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT, job_id TEXT NOT NULL, body TEXT NOT NULL);
+    CREATE INDEX intents_by_job ON intents (job_id);
+    CREATE TABLE leases (
+        job_id TEXT PRIMARY KEY, holder TEXT NOT NULL, host TEXT NOT NULL,
+        pid INTEGER NOT NULL, token INTEGER NOT NULL, expires TEXT NOT NULL);
+    """,
 ]
+_RELEASED = "0001-01-01T00:00:00.000000+00:00"
 
 _LINK_BATCH = 500
 
@@ -128,7 +149,8 @@ class SqliteStateStore:
         self._scopes: dict[tuple[str, str], int] = {}
         self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(f"PRAGMA synchronous={synchronous.upper()}")
+        self._synchronous = synchronous.upper()
+        self._db.execute(f"PRAGMA synchronous={self._synchronous}")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._migrate()
 
@@ -251,7 +273,14 @@ class SqliteStateStore:
             try:
                 self._delete_links(job_id)
                 self._db.execute("DELETE FROM scopes WHERE job_id=?", (job_id,))
-                for table in ("watermarks", "escrows", "staged_deletes", "provisioning_log"):
+                for table in (
+                    "watermarks",
+                    "escrows",
+                    "staged_deletes",
+                    "provisioning_log",
+                    "intents",
+                    "leases",
+                ):
                     self._db.execute(f"DELETE FROM {table} WHERE job_id=?", (job_id,))
                 self._db.execute("DELETE FROM jobs WHERE id=?", (job_id,))
                 self._db.execute("COMMIT")
@@ -357,6 +386,7 @@ class SqliteStateStore:
             db = self._db
             db.execute("BEGIN IMMEDIATE")
             try:
+                self._fence(job_id, c.lease)
                 self._write_links(job_id, c)
                 db.executemany(
                     "DELETE FROM escrows WHERE job_id=? AND mapping=? AND anchor=?",
@@ -399,6 +429,8 @@ class SqliteStateStore:
                 )
                 if c.logs:
                     self._insert_logs(c.logs)
+                if c.clear_intents:
+                    db.execute("DELETE FROM intents WHERE job_id=?", (job_id,))
                 if c.mapping is not None and c.watermark is not None:
                     db.execute(
                         "INSERT OR REPLACE INTO watermarks VALUES (?, ?, ?)",
@@ -478,6 +510,7 @@ class SqliteStateStore:
                 ("watermarks", watermarks),
                 ("escrows", escrows),
                 ("staged_deletes", links),
+                ("intents", links),
             )
             if wanted
         ]
@@ -492,6 +525,96 @@ class SqliteStateStore:
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
+
+    # --------------------------------------------------------------- intents and leases
+    def write_intents(self, job_id: str, intents: Sequence[Intent], lease: Lease | None) -> None:
+        body = encode_intents(intents)
+        with self._lock:
+            db = self._db
+            durable = self._synchronous in {"FULL", "EXTRA"}
+            if not durable:
+                db.execute("PRAGMA synchronous=FULL")
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    self._fence(job_id, lease)
+                    db.execute(
+                        "INSERT INTO intents (job_id, body) VALUES (?, ?)", (job_id, body)
+                    )
+                    db.execute("COMMIT")
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+            finally:
+                if not durable:
+                    db.execute(f"PRAGMA synchronous={self._synchronous}")
+
+    def pending_intents(self, job_id: str) -> list[Intent]:
+        rows = self._rows("SELECT body FROM intents WHERE job_id=? ORDER BY seq", (job_id,))
+        return [intent for (body,) in rows for intent in decode_intents(body)]
+
+    def _lease(self, job_id: str) -> Lease | None:
+        rows = self._db.execute(
+            "SELECT holder, host, pid, token, expires FROM leases WHERE job_id=?", (job_id,)
+        ).fetchall()
+        if not rows:
+            return None
+        holder, host, pid, token, expires = rows[0]
+        return Lease(
+            job_id=job_id, holder=holder, host=host, pid=pid, token=token, expires=_time(expires)
+        )
+
+    def _fence(self, job_id: str, lease: Lease | None) -> None:
+        """Inside a write transaction: refuse a stale runner, renew a current one."""
+        if lease is None:
+            return
+        check_fence(self._lease(job_id), lease)
+        self._db.execute(
+            "UPDATE leases SET expires=? WHERE job_id=?",
+            (format_datetime(lease.expires), job_id),
+        )
+
+    def acquire_lease(
+        self, job_id: str, holder: str, now: datetime, expires: datetime
+    ) -> Lease | None:
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")  # serialises acquirers across processes
+            try:
+                current = self._lease(job_id)
+                if not may_take(current, holder, now):
+                    db.execute("ROLLBACK")
+                    return None
+                lease = Lease(
+                    job_id=job_id,
+                    holder=holder,
+                    host=this_host(),
+                    pid=os.getpid(),
+                    token=(current.token if current else 0) + 1,
+                    expires=expires,
+                )
+                db.execute(
+                    "INSERT OR REPLACE INTO leases VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        job_id,
+                        lease.holder,
+                        lease.host,
+                        lease.pid,
+                        lease.token,
+                        format_datetime(lease.expires),
+                    ),
+                )
+                db.execute("COMMIT")
+                return lease
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+    def release_lease(self, lease: Lease) -> None:
+        self._write(
+            "UPDATE leases SET expires=? WHERE job_id=? AND token=? AND holder=?",
+            (_RELEASED, lease.job_id, lease.token, lease.holder),
+        )
 
     def provisioning_logs(
         self, job_id: str, cycle_id: str | None = None, limit: int = 1000

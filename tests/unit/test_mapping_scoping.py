@@ -66,9 +66,12 @@ def test_diff_honours_case_exact_and_flow_types() -> None:
     assert {"code": "AB", "proxies": ["x", "y"]} == diff(MAPPING, desired, exported)
 
 
-def test_diff_for_a_newly_joined_object_sets_but_never_clears() -> None:
-    """Joining by matching writes every desired value and clears nothing."""
-    assert {"userName": "a", "code": "c"} == diff(MAPPING, {"userName": "a", "code": "c"}, None)
+def test_diff_against_unknown_values_sets_everything_and_clears_the_rest() -> None:
+    """Joining an object whose values we do not know writes every desired value and clears
+    every other mapped attribute, except add-only ones (ObjectAddOnly, ValueAddOnly)."""
+    assert {"userName": "a", "mail": None, "code": "c", "company": None, "title": None} == diff(
+        MAPPING, {"userName": "a", "code": "c"}, None
+    )
 
 
 def test_bad_function_sources_are_refused_at_compile_time() -> None:
