@@ -3,6 +3,7 @@ per-mapping state, and the signals it raises. Built by the engine, discarded aft
 
 from __future__ import annotations
 
+import math
 import random as random_module
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
@@ -26,7 +27,7 @@ from engine.settings import JobSettings
 from engine.store.base import (
     Checkpoint,
     Escrow,
-    Intent,
+    IntentBatch,
     Lease,
     LogRecord,
     StagedDelete,
@@ -34,6 +35,18 @@ from engine.store.base import (
 )
 
 T = TypeVar("T")
+
+#: Bounds on in-cycle retries of transient failures, whatever settings or servers say.
+MAX_RETRIES = 10
+MAX_RETRY_SLEEP = 60.0
+
+
+def backoff(attempt: int, retry_after: float | None) -> float:
+    """Seconds to wait before retry ``attempt``: the server's Retry-After when sane, else
+    0.5 s doubling; never negative, never more than MAX_RETRY_SLEEP."""
+    if retry_after is not None and math.isfinite(retry_after):
+        return min(max(retry_after, 0.0), MAX_RETRY_SLEEP)
+    return min(0.5 * 2.0 ** min(attempt, 16), MAX_RETRY_SLEEP)
 
 
 class CyclePaused(Exception):
@@ -98,9 +111,9 @@ class CycleContext:
         work.lease = self._renewed()
         self.store.commit(self.job_id, work)
 
-    def write_intents(self, intents: Sequence[Intent]) -> None:
+    def write_intents(self, batches: Sequence[IntentBatch]) -> None:
         """Durably record the writes about to be sent, before any of them is."""
-        self.store.write_intents(self.job_id, intents, self._renewed())
+        self.store.write_intents(self.job_id, batches, self._renewed())
 
     def check_lease(self) -> None:
         """Refuse to write once the lease may have passed to another runner."""
@@ -184,9 +197,8 @@ class CycleContext:
         self, failure: TransientError, operation: Callable[..., T], *args: Any, **kwargs: Any
     ) -> T:
         """Go on after a first transient failure (hot paths make the first call themselves)."""
-        for attempt in range(1, self.settings.transient_retries + 1):
-            delay = failure.retry_after if failure.retry_after is not None else 0.5 * 2**attempt
-            self.clock.sleep(min(delay, 60.0))
+        for attempt in range(1, min(self.settings.transient_retries, MAX_RETRIES) + 1):
+            self.clock.sleep(backoff(attempt, failure.retry_after))
             try:
                 return operation(*args, **kwargs)
             except TransientError as exc:

@@ -10,41 +10,32 @@ from connectors.base import (
     TransientError,
 )
 from engine._context import CycleContext, CyclePaused
-from engine._objects import matching
 from engine.model import QuarantineReason
 from engine.store.base import (
+    UNKNOWN,
     Checkpoint,
-    Intent,
+    IntentBatch,
     StagedDelete,
-    decode_values,
 )
 
 
-def delete_intents(ctx: CycleContext, batch: Sequence[StagedDelete]) -> list[Intent]:
-    """Intents for deletes about to be sent, with the matching values the object was last
-    exported with: after a crash they tell whether it survived (see engine/_recovery.py)."""
+def delete_intents(ctx: CycleContext, batch: Sequence[StagedDelete]) -> list[IntentBatch]:
+    """Intents for deletes about to be sent, with the values the object was last exported
+    with: after a crash they tell whether it survived (see engine/_recovery.py)."""
     by_key = {m.key: m for m in ctx.mappings}
-    intents = []
+    batches = []
     for mapping_key, group in groupby(batch, key=lambda s: s.mapping):
         mapping = by_key.get(mapping_key)
         if mapping is None:
             continue
         items = list(group)
         links = ctx.store.get_links(ctx.job_id, mapping_key, [s.anchor for s in items])
+        intents = IntentBatch(mapping_key, mapping.target_type, mapping.matching)
         for s in items:
             link = links.get(s.anchor)
-            exported = decode_values(link.exported) if link is not None else None
-            intents.append(
-                Intent(
-                    s.mapping,
-                    s.anchor,
-                    "delete",
-                    s.target_type,
-                    s.target_ref,
-                    matching(mapping, exported or {}),
-                )
-            )
-    return intents
+            intents.deletes.append((s.anchor, s.target_ref, link.exported if link else UNKNOWN))
+        batches.append(intents)
+    return batches
 
 
 def apply_staged_deletes(

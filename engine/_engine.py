@@ -26,6 +26,7 @@ from connectors.base import (
     UnreachableError,
 )
 from engine import cycle as cycle_module
+from engine._contract import CycleFailed, printable
 from engine._status import after_cycle, execution_of
 from engine.clock import Clock, SystemClock
 from engine.errors import (
@@ -319,6 +320,8 @@ class SyncEngine:
                     ran.append(self.run_cycle(row.job.id or ""))
                 except JobRunningElsewhere:
                     self._log.info("job_running_elsewhere", job_id=row.job.id)
+                except Exception:  # one job's failure never keeps the others from running
+                    self._log.exception("job_run_failed", job_id=row.job.id)
         return ran
 
     def _has_connectors(self, row: JobRow) -> bool:
@@ -384,6 +387,11 @@ class SyncEngine:
         except (CredentialsError, UnreachableError, ConnectorError) as exc:
             failure = exc
             ctx.log.warning("cycle_failed", error_type=type(exc).__name__, error=str(exc))
+        except JobRunningElsewhere:
+            raise  # another runner owns the job now: its status is not ours to write
+        except Exception as exc:  # a bug or a poison we did not foresee: this job only
+            failure = CycleFailed(f"{type(exc).__name__}: {printable(str(exc))[:500]}")
+            ctx.log.exception("cycle_failed", error_type=type(exc).__name__)
         execution = self._finish(job_id, ctx, outcome, failure)
         ctx.log.info(
             "cycle_finished",

@@ -13,17 +13,19 @@ from connectors.base import (
     Attributes,
     Capability,
     Change,
+    ConnectorError,
     ObjectError,
     TransientError,
     as_list,
 )
-from engine._context import CycleContext, MappingState, ReferenceNotResolved
-from engine.errors import MappingError
+from engine._context import CycleContext, CyclePaused, MappingState, ReferenceNotResolved
+from engine._contract import ValueRefused, checked_encoding, printable, storable_text
+from engine.errors import JobRunningElsewhere, MappingError
 from engine.mapping import CompiledMapping, diff, map_object
 from engine.store.base import (
     Checkpoint,
     Escrow,
-    Intent,
+    IntentBatch,
     Link,
     StagedDelete,
     decode_values,
@@ -44,24 +46,33 @@ def process(
     """Handle a batch of changes in two steps: decide (scope, map, stage deletes; no target
     write), then record the writes about to be made as durable intents, then write.
 
+    Whatever goes wrong with one object (a connector refusal, a mapping error, a value outside
+    the contract, an unexpected exception) becomes that object's escrow; only errors that
+    concern the whole cycle (unreachable, credentials, a lost lease, a pause) propagate.
     ``final_pass`` escrows unresolved references at once instead of deferring them to the end
     of the cycle. The caller commits ``work``, which clears the intents.
     """
-    anchors = [c.anchor for c in changes]
+    good = [c for c in changes if c.anchor.__class__ is str and c.anchor.isascii()]
+    if len(good) < len(changes):
+        good = [c for c in changes if storable_text(c.anchor) or refuse(ctx, mapping, c, work)]
+    anchors = [c.anchor for c in good]
     links = {} if unlinked else ctx.store.get_links(ctx.job_id, mapping.key, anchors)
     state.claimed.clear()
     state.page_links.clear()
     ctx.counters.imported += len(changes)
-    planned: list[tuple[str, Link | None, dict[str, Any]]] = []
-    intents: list[Intent] = []
-    key, target_type = mapping.key, mapping.target_type
-    for change in changes:
+    planned: list[tuple[str, Link | None, dict[str, Any], str]] = []
+    intents = IntentBatch(mapping.key, mapping.target_type, mapping.matching)
+    upserts, updates = intents.upserts, intents.updates
+    for change in good:
         anchor = change.anchor
         link = links.get(anchor)
         try:
-            if change.kind == "delete" or change.attributes is None:
+            kind = change.kind
+            if kind == "delete" or change.attributes is None:
                 soft, reason = not ctx.settings.hard_deletes, "deleted in source"
                 deprovision(ctx, mapping, state, anchor, link, work, soft, reason)
+            elif kind != "upsert":
+                raise ValueRefused(f"unknown change kind {printable(str(kind))[:40]!r}")
             elif not mapping.in_scope(change.attributes):
                 if link is not None and not ctx.settings.skip_out_of_scope_deletions:
                     deprovision(ctx, mapping, state, anchor, link, work, True, "out of scope")
@@ -70,30 +81,48 @@ def process(
             else:
                 ctx.counters.entitled += 1
                 desired = planned_values(ctx, mapping, state, change.attributes, link)
-                planned.append((anchor, link, desired))
-                if link is not None:
-                    intents.append(Intent(key, anchor, "update", target_type, link.target_ref))
+                exported = checked_encoding(desired)
+                planned.append((anchor, link, desired, exported))
+                if link is None:
+                    upserts.append((anchor, exported))
                 else:
-                    intents.append(
-                        Intent(key, anchor, "upsert", target_type, None, matching(mapping, desired))
-                    )
+                    updates.append((anchor, link.target_ref))
                 continue
-        except (ObjectError, TransientError, MappingError) as exc:
-            escrow(ctx, mapping, state, anchor, exc, work)
+        except Exception as exc:
+            escrow(ctx, mapping, state, anchor, object_failure(exc), work)
             continue
         settled(ctx, mapping, state, anchor, work, final_pass)
     if not planned:
         return
-    ctx.write_intents(intents)
+    ctx.write_intents([intents])
     work.clear_intents = True
-    for anchor, link, desired in planned:
+    for anchor, link, desired, exported in planned:
         try:
             ctx.check_lease()
-            export(ctx, mapping, state, anchor, desired, link, work)
-        except (ObjectError, TransientError, MappingError) as exc:
-            escrow(ctx, mapping, state, anchor, exc, work)
+            export(ctx, mapping, state, anchor, desired, exported, link, work)
+        except Exception as exc:
+            escrow(ctx, mapping, state, anchor, object_failure(exc), work)
             continue
         settled(ctx, mapping, state, anchor, work, final_pass)
+
+
+def object_failure(exc: Exception) -> Exception:
+    """The error to escrow one object with; re-raises what ends the whole cycle."""
+    if isinstance(exc, ObjectError | TransientError | MappingError):
+        return exc
+    if isinstance(exc, ConnectorError | JobRunningElsewhere | CyclePaused):
+        raise exc  # unreachable, credentials, a lost lease: the cycle, not the object
+    return ValueRefused(f"{type(exc).__name__}: {printable(str(exc))[:500]}")
+
+
+def refuse(ctx: CycleContext, mapping: CompiledMapping, change: Change, work: Checkpoint) -> bool:
+    """An anchor that cannot be stored: logged as a failure (escaped), never kept or retried."""
+    shown = printable(change.anchor) if isinstance(change.anchor, str) else repr(change.anchor)
+    ctx.counters.escrowed += 1
+    ctx.record(work, mapping, shown[:200], "Other", "failure",
+               error="ValueRefused: the source gave an anchor that is not storable text")
+    ctx.log.warning("anchor_refused", mapping=mapping.key)
+    return False
 
 
 def settled(
@@ -138,16 +167,6 @@ def settled(
         return
     if state.escrows.pop(anchor, None) is not None:
         work.unescrows.append((mapping.key, anchor))
-
-
-def matching(mapping: CompiledMapping, desired: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
-    """The (attribute, value) pairs an upsert is looked up by, in matching priority order."""
-    pairs = []
-    for name in mapping.matching:
-        value = desired.get(name)
-        if value is not None:
-            pairs.append((name, as_list(value)[0]))
-    return tuple(pairs)
 
 
 def planned_values(
@@ -216,17 +235,21 @@ def export(
     state: MappingState,
     anchor: str,
     desired: dict[str, Any],
+    exported: str,
     link: Link | None,
     work: Checkpoint,
 ) -> None:
+    """Join, diff and write one object; ``exported`` is the JSON of ``desired`` as mapped."""
     if anchor in state.staged:
         state.staged.discard(anchor)
         work.unstaged.append((mapping.key, anchor))
-    if mapping.references and not resolve_references(ctx, mapping, state, desired):
-        state.unresolved.add(anchor)
+    if mapping.references:
+        if not resolve_references(ctx, mapping, state, desired):
+            state.unresolved.add(anchor)
+        if any(attribute in desired for attribute, _ in mapping.references):
+            exported = encode_values(desired)  # now with target refs
     target_type = mapping.target_type
     if link is not None:
-        exported = encode_values(desired)
         delta = (
             {}
             if exported == link.exported
@@ -293,7 +316,7 @@ def export(
         return
     ctx.counters.exported += 1
     state.claimed[ref] = anchor
-    work.links.append(Link(mapping.key, anchor, ref, encode_values(desired)))
+    work.links.append(Link(mapping.key, anchor, ref, exported))
     if state.referenced:
         state.page_links[anchor] = ref
 
@@ -361,7 +384,7 @@ def escrow(
         attempts=attempts,
         first_failed=first,
         next_retry=now + ctx.settings.escrow_delay(attempts),
-        error=f"{type(exc).__name__}: {exc}",
+        error=printable(f"{type(exc).__name__}: {exc}")[:2000],
         parked=now - first > ctx.settings.escrow_max_age,
     )
     state.escrows[anchor] = escrow

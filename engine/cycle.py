@@ -22,13 +22,16 @@ from connectors.base import (
     TransientError,
 )
 from engine._context import (
+    MAX_RETRIES,
     Counters,
     CycleContext,
     CycleOutcome,
     CyclePaused,
     MappingState,
     ReferenceNotResolved,
+    backoff,
 )
+from engine._contract import SourceContractError, storable_text
 from engine._deletes import apply_staged_deletes, delete_intents
 from engine._objects import process
 from engine._recovery import settle_intents
@@ -102,9 +105,9 @@ def _pages(ctx: CycleContext, mapping: CompiledMapping, watermark: str | None) -
             return
         except TransientError as exc:
             attempts += 1
-            if attempts > ctx.settings.transient_retries:
+            if attempts > min(ctx.settings.transient_retries, MAX_RETRIES):
                 raise
-            ctx.clock.sleep(exc.retry_after if exc.retry_after is not None else 0.5 * 2**attempts)
+            ctx.clock.sleep(backoff(attempts, exc.retry_after))
 
 
 def _sync_pages(ctx: CycleContext, mapping: CompiledMapping, state: MappingState) -> bool:
@@ -115,6 +118,10 @@ def _sync_pages(ctx: CycleContext, mapping: CompiledMapping, state: MappingState
     for page in _pages(ctx, mapping, watermark):
         if ctx.should_stop():
             raise CyclePaused
+        if not storable_text(page.watermark):
+            raise SourceContractError(
+                f"the {mapping.source_type} source gave a watermark that is not storable text"
+            )
         work = Checkpoint(mapping=mapping.key, watermark=page.watermark)
         if not initial:
             ctx.counters.imported_deltas += len(page.changes)

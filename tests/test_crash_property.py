@@ -25,8 +25,8 @@ import pytest
 
 from connectors.memory import MemoryDirectory
 from engine import ManualClock, SqliteStateStore, SyncEngine
-from engine.store import Checkpoint
-from engine.store.base import Intent, Lease
+from engine.store import Checkpoint, encode_values
+from engine.store.base import Intent, IntentBatch, Lease
 from tests.test_proofs import Crash
 
 CRASH_SEEDS = int(os.environ.get("SYNCJOB_CRASH_SEEDS", "40"))
@@ -281,8 +281,15 @@ def test_random_crashes_and_source_changes_converge(seed: int, tmp_path: Path) -
 def test_intent_round_trip_keeps_binary_matching_values(tmp_path: Path) -> None:
     """Intents survive the store with their matching values, binary ones included."""
     store = SqliteStateStore(tmp_path / "s.db")
-    intents = [Intent("m", "a", "upsert", "User", None, (("userName", "x"), ("bin", b"\x00")))]
-    store.write_intents("j", intents, None)
-    assert intents == store.pending_intents("j")
+    batch = IntentBatch("m", "User", ("userName", "bin"))
+    batch.upserts.append(("a", encode_values({"userName": "x", "mail": "y", "bin": b"\x00"})))
+    batch.updates.append(("b", "ref-b"))
+    batch.deletes.append(("c", "ref-c", encode_values({"userName": ["z", "w"]})))
+    store.write_intents("j", [batch], None)
+    assert [
+        Intent("m", "a", "upsert", "User", None, (("userName", "x"), ("bin", b"\x00"))),
+        Intent("m", "b", "update", "User", "ref-b"),
+        Intent("m", "c", "delete", "User", "ref-c", (("userName", "z"),)),
+    ] == store.pending_intents("j")
     store.commit("j", Checkpoint(clear_intents=True))
     assert [] == store.pending_intents("j")

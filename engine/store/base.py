@@ -87,10 +87,11 @@ class LogRecord(NamedTuple):
 
 
 class Intent(NamedTuple):
-    """A target write about to be made, recorded durably before it is sent.
+    """A target write about to be made, as read back after a crash.
 
     ``op`` is ``upsert`` (a create or a join-and-update: the object is found afterwards by its
-    ``matching`` values), ``update`` (of the linked ``target_ref``) or ``delete``.
+    ``matching`` values), ``update`` (of the linked ``target_ref``) or ``delete`` (of
+    ``target_ref``, whose ``matching`` values tell whether it survived).
     """
 
     mapping: str
@@ -99,6 +100,65 @@ class Intent(NamedTuple):
     target_type: str
     target_ref: str | None = None
     matching: tuple[tuple[str, Value], ...] = ()
+
+
+@attrs.define
+class IntentBatch:
+    """The writes one batch (a page, an escrow batch, a batch of deletes) is about to send for
+    one object mapping, recorded before any is sent.
+
+    Compact on purpose, since an initial cycle records one per object: an upsert carries the
+    JSON of the values sent (already computed for the link) and the matching attribute names
+    are stored once, so nothing is built per object but a tuple.
+    """
+
+    mapping: str
+    target_type: str
+    matching: tuple[str, ...]
+    upserts: list[tuple[str, str]] = attrs.field(factory=list)  # (anchor, values sent)
+    updates: list[tuple[str, str]] = attrs.field(factory=list)  # (anchor, target ref)
+    deletes: list[tuple[str, str, str]] = attrs.field(factory=list)  # + last exported values
+
+    def __len__(self) -> int:
+        return len(self.upserts) + len(self.updates) + len(self.deletes)
+
+    def intents(self) -> list[Intent]:
+        def pairs(exported: str) -> tuple[tuple[str, Value], ...]:
+            values = decode_values(exported) or {}
+            found = []
+            for name in self.matching:
+                value = values.get(name)
+                if value is not None and value != []:
+                    found.append((name, value[0] if isinstance(value, list) else value))
+            return tuple(found)
+
+        m, t = self.mapping, self.target_type
+        return [
+            *(Intent(m, a, "upsert", t, None, pairs(e)) for a, e in self.upserts),
+            *(Intent(m, a, "update", t, r) for a, r in self.updates),
+            *(Intent(m, a, "delete", t, r, pairs(e)) for a, r, e in self.deletes),
+        ]
+
+
+def encode_intents(batches: Sequence[IntentBatch]) -> str:
+    return orjson.dumps(
+        [[b.mapping, b.target_type, b.matching, b.upserts, b.updates, b.deletes] for b in batches]
+    ).decode()
+
+
+def decode_intents(text: str) -> list[Intent]:
+    return [
+        intent
+        for m, t, k, ups, upd, dels in orjson.loads(text)
+        for intent in IntentBatch(
+            m,
+            t,
+            tuple(k),
+            [(a, e) for a, e in ups],
+            [(a, r) for a, r in upd],
+            [(a, r, e) for a, r, e in dels],
+        ).intents()
+    ]
 
 
 @attrs.frozen(kw_only=True, slots=True)
@@ -200,7 +260,9 @@ class StateStore(Protocol):
     def commit(self, job_id: str, checkpoint: Checkpoint) -> None: ...
     def reset(self, job_id: str, *, watermarks: bool, escrows: bool, links: bool) -> None: ...
 
-    def write_intents(self, job_id: str, intents: Sequence[Intent], lease: Lease | None) -> None:
+    def write_intents(
+        self, job_id: str, batches: Sequence[IntentBatch], lease: Lease | None
+    ) -> None:
         """Record writes about to be sent; on disk when this returns (power loss included)."""
         ...
 
@@ -259,33 +321,6 @@ def decode_values(text: str) -> dict[str, Value] | None:
         elif isinstance(value, list):
             decoded[name] = [_hook(v) if isinstance(v, dict) else v for v in value]
     return decoded
-
-
-def _intent_default(value: Any) -> Any:
-    if isinstance(value, tuple):
-        return list(value)
-    return _default(value)
-
-
-def encode_intents(intents: Sequence[Intent]) -> str:
-    return orjson.dumps(intents, default=_intent_default).decode()
-
-
-def decode_intents(text: str) -> list[Intent]:
-    return [
-        Intent(
-            mapping,
-            anchor,
-            op,
-            target_type,
-            ref,
-            tuple(
-                (name, _hook(value) if isinstance(value, dict) else value)
-                for name, value in matching
-            ),
-        )
-        for mapping, anchor, op, target_type, ref, matching in orjson.loads(text)
-    ]
 
 
 def chunked(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:

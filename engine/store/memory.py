@@ -7,11 +7,14 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
+import attrs
+
 from engine.model import Application, StatusCode
 from engine.store.base import (
     Checkpoint,
     Escrow,
     Intent,
+    IntentBatch,
     JobRow,
     Lease,
     Link,
@@ -34,7 +37,7 @@ class _JobState:
         self.escrows: dict[Key, Escrow] = {}
         self.staged: dict[Key, StagedDelete] = {}
         self.logs: list[LogRecord] = []
-        self.intents: list[Intent] = []
+        self.intents: list[IntentBatch] = []
 
 
 class MemoryStateStore:
@@ -168,15 +171,17 @@ class MemoryStateStore:
                 state.staged.clear()
                 state.intents = []
 
-    def write_intents(self, job_id: str, intents: Sequence[Intent], lease: Lease | None) -> None:
+    def write_intents(
+        self, job_id: str, batches: Sequence[IntentBatch], lease: Lease | None
+    ) -> None:
         with self._lock:
             check_fence(self._leases.get(job_id), lease)
-            self._job(job_id).intents.extend(intents)
+            self._job(job_id).intents.extend(attrs.evolve(b) for b in batches)
             if lease is not None:
                 self._leases[job_id] = lease
 
     def pending_intents(self, job_id: str) -> list[Intent]:
-        return list(self._job(job_id).intents)
+        return [i for batch in self._job(job_id).intents for i in batch.intents()]
 
     def acquire_lease(
         self, job_id: str, holder: str, now: datetime, expires: datetime

@@ -27,6 +27,7 @@ from engine.store.base import (
     Checkpoint,
     Escrow,
     Intent,
+    IntentBatch,
     JobRow,
     Lease,
     Link,
@@ -527,8 +528,10 @@ class SqliteStateStore:
                 raise
 
     # --------------------------------------------------------------- intents and leases
-    def write_intents(self, job_id: str, intents: Sequence[Intent], lease: Lease | None) -> None:
-        body = encode_intents(intents)
+    def write_intents(
+        self, job_id: str, batches: Sequence[IntentBatch], lease: Lease | None
+    ) -> None:
+        body = encode_intents(batches)
         with self._lock:
             db = self._db
             durable = self._synchronous in {"FULL", "EXTRA"}

@@ -1,0 +1,226 @@
+"""Hostile input never stops a job or the runner: poison objects are escrowed, never a poison
+page; one job's failure is isolated; retry sleeps are bounded."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from connectors.base import Attributes, Change, Page, TransientError
+from connectors.memory import MemoryDirectory
+from engine import ManualClock, MemoryStateStore, StatusCode, SyncEngine, from_graph, to_graph
+from engine._context import backoff
+from engine.model import QuarantineReason, SynchronizationSchema, TaskExecutionResult
+from tests.conftest import fill, user
+
+
+def job(
+    clock: ManualClock, store: Any = None, settings: dict[str, str] | None = None
+) -> tuple[SyncEngine, str, MemoryDirectory, MemoryDirectory]:
+    source, target = MemoryDirectory(), MemoryDirectory()
+    engine = SyncEngine(store if store is not None else MemoryStateStore(), clock)
+    job_id = engine.create_job("memoryToMemory", source, target, settings=settings).id
+    assert job_id is not None
+    engine.start(job_id)
+    return engine, job_id, source, target
+
+
+HOSTILE = {
+    "surrogate": "\ud800",
+    "huge int": 2**64,
+    "set": {"a"},
+    "dict": {"a": 1},
+    "nested list": [["x"]],
+    "float nan": float("nan"),
+    "object": object(),
+    "too long": "x" * ((1 << 20) + 1),
+}
+
+
+def test_each_hostile_value_escrows_only_its_object(tmp_path: Path, clock: ManualClock) -> None:
+    """Each value outside the contract escrows its own object with a readable error; the good
+    objects of the same page are exported and the page commits (SQLite store)."""
+    engine, job_id, source, target = job(clock, tmp_path / "s.db")
+    fill(source, 3)
+    for n, (name, value) in enumerate(HOSTILE.items(), start=100):
+        source.put("User", f"bad{n}", user(n, department=value))
+    execution = engine.run_cycle(job_id)
+    assert 3 == execution.count_exported
+    assert len(HOSTILE) == execution.count_escrowed
+    assert 3 == len(target.list("User"))
+    errors = [e.error for e in engine.escrows(job_id)]
+    assert all(e.startswith("ValueRefused") for e in errors), errors
+    assert any("not a directory value" in e for e in errors)
+    assert any("64-bit" in e for e in errors)
+    assert any("too long" in e for e in errors)
+    assert engine.store.get_watermark(job_id, "memoryToMemory:User:User") is not None
+    assert StatusCode.ACTIVE == engine.get_job(job_id).status.code
+
+
+def test_deep_nesting_in_an_expression_escrows_the_object(clock: ManualClock) -> None:
+    """A string nested 100k deep handed to AppRoleAssignmentsComplex escrows that object
+    (RecursionError becomes the object's error), and the cycle returns."""
+    engine, job_id, source, target = job(clock)
+    schema = engine.get_schema(job_id)
+    body = to_graph(schema)
+    mappings = body["synchronizationRules"][0]["objectMappings"][0]["attributeMappings"]
+    mappings.append({"targetAttributeName": "roles", "source": {
+        "type": "Function", "expression": "AppRoleAssignmentsComplex([appRoleAssignments])",
+        "name": "AppRoleAssignmentsComplex",
+        "parameters": [{"key": "source", "value": {"type": "Attribute",
+                                                  "name": "appRoleAssignments"}}]}})
+    engine.update_schema(job_id, from_graph(body, SynchronizationSchema))
+    for n in range(2):
+        source.put("User", f"ok{n}", user(n, appRoleAssignments=["Reader"]))
+    source.put("User", "deep", user(9, appRoleAssignments="[" * 100_000 + "]" * 100_000))
+    execution = engine.run_cycle(job_id)
+    assert 1 == execution.count_escrowed and 2 == len(target.list("User"))
+
+
+def test_odd_anchor_and_change_kind_are_refused_not_fatal(clock: ManualClock,
+                                                          tmp_path: Path) -> None:
+    """A lone-surrogate anchor is logged (escaped) as a failure; an unknown change kind
+    escrows the object; the rest of the page is exported."""
+
+    class Odd(MemoryDirectory):
+        def read(self, object_type: str, watermark: str | None, page_size: int) -> Iterator[Page]:
+            for page in super().read(object_type, watermark, page_size):
+                changes = list(page.changes)
+                if object_type == "User" and watermark is None:
+                    changes += [Change("upsert", "\udc80", user(50)),
+                                Change("frobnicate", "k1", user(51))]  # type: ignore[arg-type]
+                yield Page(changes, page.watermark)  # type: ignore[arg-type]
+
+    source, target = Odd(), MemoryDirectory()
+    fill(source, 2)
+    engine = SyncEngine(tmp_path / "s.db", clock)
+    job_id = engine.create_job("memoryToMemory", source, target).id or ""
+    engine.start(job_id)
+    execution = engine.run_cycle(job_id)
+    assert 2 == len(target.list("User")) and 2 == execution.count_escrowed
+    failures = [r for r in engine.provisioning_logs(job_id) if r.status == "failure"]
+    assert {"\\udc80", "k1"} == {r.anchor for r in failures}
+    assert ["k1"] == [e.anchor for e in engine.escrows(job_id)]
+
+
+def test_a_watermark_that_cannot_be_stored_fails_the_cycle_clearly(clock: ManualClock,
+                                                                   tmp_path: Path) -> None:
+    """A source watermark with a lone surrogate fails the cycle with a clear error recorded
+    on the job; nothing loops."""
+
+    class BadMark(MemoryDirectory):
+        def read(self, object_type: str, watermark: str | None, page_size: int) -> Iterator[Page]:
+            for page in super().read(object_type, watermark, page_size):
+                yield Page(page.changes, "\ud800")
+
+    source, target = BadMark(), MemoryDirectory()
+    fill(source, 2)
+    engine = SyncEngine(tmp_path / "s.db", clock)
+    job_id = engine.create_job("memoryToMemory", source, target).id or ""
+    engine.start(job_id)
+    execution = engine.run_cycle(job_id)
+    assert TaskExecutionResult.FAILED == execution.state
+    assert execution.error is not None and "watermark" in (execution.error.message or "")
+
+
+class Exploding(MemoryDirectory):
+    """A source with a bug: every read raises something no connector error covers."""
+
+    def read(self, object_type: str, watermark: str | None, page_size: int) -> Iterator[Page]:
+        raise RuntimeError("boom")
+
+
+def test_one_jobs_failure_never_stops_the_others(clock: ManualClock) -> None:
+    """run_pending records an unexpected exception on its job (lastExecution.error, then
+    quarantine after repeated failures) and still runs the healthy job."""
+    engine = SyncEngine(MemoryStateStore(), clock)
+    bad = engine.create_job("memoryToMemory", Exploding(), MemoryDirectory()).id or ""
+    healthy_source, healthy_target = MemoryDirectory(), MemoryDirectory()
+    fill(healthy_source, 3)
+    good = engine.create_job("memoryToMemory", healthy_source, healthy_target).id or ""
+    engine.start(bad)
+    engine.start(good)
+    ran = engine.run_pending()
+    assert 2 == len(ran)
+    assert 3 == len(healthy_target.list("User"))
+    status = engine.get_job(bad).status
+    assert status.last_execution is not None and status.last_execution.error is not None
+    assert "RuntimeError: boom" in (status.last_execution.error.message or "")
+    for _ in range(3):
+        clock.advance(timedelta(days=2))
+        engine.run_pending()
+    status = engine.get_job(bad).status
+    assert StatusCode.QUARANTINE == status.code
+    assert QuarantineReason.ENCOUNTERED_QUARANTINE_EXCEPTION == status.quarantine.reason
+
+
+class Busy(MemoryDirectory):
+    """A target that is always busy and never says when to come back."""
+
+    def create(self, object_type: str, attributes: Attributes) -> str:
+        raise TransientError("busy", retry_after=None)
+
+    def find(self, object_type: str, attribute: str, value: Any) -> str | None:
+        return None
+
+
+def test_retry_sleeps_and_counts_are_bounded(clock: ManualClock) -> None:
+    """TransientRetries=30 without Retry-After: at most 10 retries of at most 60 s each, then
+    the object is escrowed; a huge or negative Retry-After is clamped."""
+    source, target = MemoryDirectory(), Busy()
+    fill(source, 1)
+    engine = SyncEngine(MemoryStateStore(), clock)
+    job_id = engine.create_job("memoryToMemory", source, target,
+                               settings={"TransientRetries": "30"}).id or ""
+    engine.start(job_id)
+    before = clock.now()
+    execution = engine.run_cycle(job_id)
+    assert 1 == execution.count_escrowed
+    assert clock.now() - before <= timedelta(seconds=600)
+    assert 60.0 == backoff(3, 1e12) and 0.0 == backoff(3, -5) and 60.0 == backoff(10**6, None)
+    assert 1.0 == backoff(1, float("nan"))
+
+
+scalars = st.one_of(
+    st.text(max_size=20),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.booleans(),
+    st.binary(max_size=8),
+    st.floats(allow_nan=True),
+    st.sampled_from(["\ud800", "a\x00b", "x" * ((1 << 20) + 5), "\U0001F600"]),
+    st.builds(set, st.lists(st.text(max_size=3), max_size=2)),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+    st.none(),
+)
+hostile_values = st.one_of(scalars, st.lists(scalars, max_size=3),
+                           st.recursive(scalars, lambda c: st.lists(c, max_size=2), max_leaves=4))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                   HealthCheck.data_too_large])
+@given(st.lists(st.tuples(st.sampled_from(["displayName", "department", "mail", "city",
+                                           "manager", "userName"]), hostile_values),
+                min_size=1, max_size=6))
+def test_random_hostile_values_never_stop_a_cycle(values: Sequence[tuple[str, Any]]) -> None:
+    """Random hostile values through a cycle: it always returns, the good objects are exported,
+    each object is either exported or escrowed."""
+    clock = ManualClock()
+    engine, job_id, source, target = job(clock)
+    fill(source, 2)
+    for n, (name, value) in enumerate(values, start=10):
+        source.put("User", f"h{n}", user(n, **{name: value}))
+    execution = engine.run_cycle(job_id)
+    escrowed = {e.anchor for e in engine.escrows(job_id)}
+    exported = [a.get("userName") for a in target.list("User").values()]
+    assert "user0@example.org" in exported and "user1@example.org" in exported
+    for anchor, attributes in source.list("User").items():  # each one exported or escrowed
+        assert anchor in escrowed or attributes.get("userName") in exported, anchor
+    assert execution.state is not TaskExecutionResult.FAILED
+    for attributes in target.list("User").values():
+        for value in attributes.values():
+            assert not isinstance(value, set | dict | float)
