@@ -178,11 +178,11 @@ class SyncEngine:
             for k, v in {"QuarantineTooManyDeletesThreshold": "500", **(settings or {})}.items()
         )
         secrets = self.store.get_secrets(app)
-        JobSettings.parse(pairs, secrets)
+        job_settings = JobSettings.parse(pairs, secrets)
         for pair in pairs:
             if pair.name not in KNOWN_SETTINGS:
                 self._log.warning("setting_not_used", setting=pair.name)
-        compiled = self._compile(parsed_schema)
+        compiled = self._compile(parsed_schema, job_settings.regex_timeout.total_seconds())
         job_id = f"{template_id}.{uuid.uuid4().hex}"
         missing = [k for k in template.required_secrets if not secrets.get(k)]
         code = StatusCode.NOT_CONFIGURED if missing else StatusCode.NOT_RUN
@@ -226,7 +226,7 @@ class SyncEngine:
         """Replace the schema; like Entra, a changed mapping forces a new initial cycle."""
         row = self._row(job_id)
         parsed = self._schema(schema)
-        compiled = self._compile(parsed)
+        compiled = self._compile(parsed, self._regex_seconds(row))
         self.store.reset(job_id, watermarks=True, escrows=False, links=False)
         self.store.save_job(attrs.evolve(row, job=attrs.evolve(row.job, schema=parsed)))
         self._compiled[job_id] = (parsed, compiled)
@@ -560,12 +560,22 @@ class SyncEngine:
             return schema
         return from_graph(dict(schema), SynchronizationSchema)
 
-    def _compile(self, schema: SynchronizationSchema) -> list[CompiledMapping]:
+    @staticmethod
+    def _regex_seconds(row: JobRow) -> float:
+        """The job's RegexTimeout, which compiled scoping filters carry."""
+        settings = JobSettings.parse(row.job.synchronization_job_settings)
+        return settings.regex_timeout.total_seconds()
+
+    def _compile(
+        self, schema: SynchronizationSchema, regex_seconds: float
+    ) -> list[CompiledMapping]:
         compiled = []
         for rule in sorted(schema.synchronization_rules, key=lambda r: r.priority):
             for mapping in rule.object_mappings:
                 if mapping.enabled:
-                    compiled.append(compile_mapping(schema, rule, mapping))
+                    compiled.append(
+                        compile_mapping(schema, rule, mapping, regex_timeout=regex_seconds)
+                    )
         if not compiled:
             raise ConfigurationError("the schema has no enabled object mapping")
         return link_references(compiled)
@@ -575,7 +585,7 @@ class SyncEngine:
         schema = row.job.schema or SynchronizationSchema()
         cached = self._compiled.get(job_id)
         if cached is None or cached[0] != schema:
-            cached = (schema, self._compile(schema))
+            cached = (schema, self._compile(schema, self._regex_seconds(row)))
             self._compiled[job_id] = cached
         return cached[1]
 

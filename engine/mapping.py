@@ -15,6 +15,7 @@ import attrs
 from connectors.base import Attributes, Scalar, Value, as_list
 from engine.errors import MappingError
 from engine.expressions import IGNORE, Env, compile_expression, from_mapping_source
+from engine.expressions.values import DEFAULT_REGEX_SECONDS
 from engine.model import (
     AttributeDefinition,
     AttributeMapping,
@@ -126,9 +127,16 @@ def _definitions(
 
 
 def compile_mapping(
-    schema: SynchronizationSchema, rule: SynchronizationRule, mapping: ObjectMapping
+    schema: SynchronizationSchema,
+    rule: SynchronizationRule,
+    mapping: ObjectMapping,
+    *,
+    regex_timeout: float = DEFAULT_REGEX_SECONDS,
 ) -> CompiledMapping:
-    """Compile one object mapping; raises MappingError naming what cannot work."""
+    """Compile one object mapping; raises MappingError naming what cannot work.
+
+    ``regex_timeout`` (the job's RegexTimeout, seconds) is bound into the scoping filter.
+    """
     if not mapping.source_object_name or not mapping.target_object_name:
         raise MappingError(f"object mapping {mapping.name!r} needs source and target object names")
     targets = _definitions(schema, rule.target_directory_name, mapping.target_object_name)
@@ -176,7 +184,7 @@ def compile_mapping(
         target_type=mapping.target_object_name,
         attributes=tuple(compiled),
         matching=tuple(name for _, name in sorted(matching)),
-        scope=compile_scope(mapping.scope),
+        scope=compile_scope(mapping.scope, regex_timeout),
         flows=flows,
     )
 

@@ -14,8 +14,9 @@ from datetime import timedelta
 import attrs
 
 from engine.errors import ConfigurationError
+from engine.limits import DEFAULT_REGEX_TIMEOUT, MAX_REGEX_TIMEOUT
 from engine.model import KeyValuePair
-from engine.model.converter import parse_duration
+from engine.model.converter import format_duration, parse_duration
 
 DEFAULT_INTERVAL = timedelta(minutes=2)
 DEFAULT_ESCROW_BACKOFF = (
@@ -37,6 +38,7 @@ KNOWN_SETTINGS = frozenset(
         "PageSize",
         "TransientRetries",
         "ProvisioningLogRetention",
+        "RegexTimeout",
     }
 )
 
@@ -94,6 +96,7 @@ class JobSettings:
     page_size: int = 500
     transient_retries: int = 3
     log_retention: timedelta = timedelta(days=30)  # Entra keeps provisioning logs 30 days
+    regex_timeout: timedelta = DEFAULT_REGEX_TIMEOUT  # per regular expression call and value
     hard_deletes: bool = True
     skip_out_of_scope_deletions: bool = False
 
@@ -140,6 +143,14 @@ class JobSettings:
             )
         if "EscrowMaxAge" in values:
             kwargs["escrow_max_age"] = _duration(values["EscrowMaxAge"], "EscrowMaxAge")
+        if "RegexTimeout" in values:
+            timeout = _duration(values["RegexTimeout"], "RegexTimeout")
+            if not timedelta(0) < timeout <= MAX_REGEX_TIMEOUT:
+                raise ConfigurationError(
+                    "RegexTimeout must be longer than zero and at most "
+                    f"{format_duration(MAX_REGEX_TIMEOUT)}, not {values['RegexTimeout']!r}"
+                )
+            kwargs["regex_timeout"] = timeout
         if "HardDeletesEnabled" in secrets:
             kwargs["hard_deletes"] = _truthy(secrets["HardDeletesEnabled"], "HardDeletesEnabled")
         if "SkipOutOfScopeDeletions" in secrets:

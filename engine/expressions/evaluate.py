@@ -13,6 +13,7 @@ from typing import Any
 
 import attrs
 
+from engine.errors import MappingError, RegexTimeoutError
 from engine.expressions import _other, _text
 from engine.expressions.library import FUNCTIONS, FunctionSpec
 from engine.expressions.syntax import (
@@ -202,9 +203,14 @@ def _call(node: Call, *, top: bool, target_attribute: str | None) -> Compiled:
 _UNEXPECTED = (ValueError, TypeError, IndexError, OverflowError)
 
 
-def _failure(name: str, exc: Exception) -> EvaluationError:
-    """A library function's own error passes as is; any other names the function."""
-    return exc if isinstance(exc, EvaluationError) else EvaluationError(f"{name}: {exc}")
+def _failure(name: str, exc: Exception) -> MappingError:
+    """A library function's own error passes as is; any other names the function (a
+    RegexTimeoutError stays one, so callers can tell a timeout from a bad value)."""
+    if isinstance(exc, EvaluationError):
+        return exc
+    if isinstance(exc, RegexTimeoutError):
+        return RegexTimeoutError(f"{name}: {exc}")
+    return EvaluationError(f"{name}: {exc}")
 
 
 def _argument(node: Node, target_attribute: str | None) -> Compiled:
