@@ -35,6 +35,7 @@ from engine.errors import (
     TransitionError,
 )
 from engine.lifecycle import SCHEDULE_STATE, Command, is_runnable, transition
+from engine.limits import MAX_DURATION, shown
 from engine.logs import configure_logging
 from engine.mapping import CompiledMapping, compile_mapping, link_references
 from engine.model import (
@@ -80,22 +81,23 @@ def _open_store(store: str | Path | StateStore | None) -> StateStore:
 
 
 def _schedule_of(schedule: Any) -> timedelta:
+    """The interval of a schedule given as ISO-8601 text, timedelta or Graph's object; longer
+    than zero and at most MAX_DURATION (ten years), so next-run times never overflow."""
     if schedule is None:
         return DEFAULT_INTERVAL
     if isinstance(schedule, SynchronizationSchedule):
-        interval = schedule.interval
-    elif isinstance(schedule, timedelta):
+        interval: Any = schedule.interval
+    elif isinstance(schedule, timedelta | str):
         interval = schedule
-    elif isinstance(schedule, str):
-        try:
-            interval = parse_duration(schedule)
-        except (TypeError, ValueError) as exc:
-            raise ConfigurationError(f"invalid schedule: {exc}") from None
     else:
-        raise ConfigurationError(f"invalid schedule {schedule!r}: use an ISO-8601 duration")
-    if interval <= timedelta(0):
+        raise ConfigurationError(f"invalid schedule {shown(schedule)}: use an ISO-8601 duration")
+    try:
+        parsed = parse_duration(interval, MAX_DURATION)
+    except (TypeError, ValueError) as exc:
+        raise ConfigurationError(f"invalid schedule: {exc}") from None
+    if parsed <= timedelta(0):
         raise ConfigurationError("the schedule interval must be longer than zero")
-    return interval
+    return parsed
 
 
 class SyncEngine:

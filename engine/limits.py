@@ -27,6 +27,16 @@ MAX_EXPRESSION_DEPTH = 64
 MAX_JSON_DEPTH = 204
 #: The largest whole number a setting takes (32-bit signed, as Graph's Int32 settings).
 MAX_WHOLE_NUMBER = 2**31 - 1
+#: Integers in Graph JSON (priority, matchingPriority) fit Graph's Int64.
+MAX_JSON_INTEGER = 2**63 - 1
+#: A job setting's value (name/value strings): ample for a list of backoff durations.
+MAX_SETTING_TEXT = 1024
+
+
+def shown(value: object, limit: int = 40) -> str:
+    """``repr`` of a caller's value for an error message, cut so a huge value stays one line."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 5] + "...'"
 
 
 def json_depth(value: Any, limit: int = MAX_JSON_DEPTH) -> int:
