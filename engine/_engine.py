@@ -31,6 +31,7 @@ from engine.clock import Clock, SystemClock
 from engine.errors import (
     ConfigurationError,
     JobRunningElsewhere,
+    ModelError,
     NotFoundError,
     TransitionError,
 )
@@ -64,6 +65,7 @@ from engine.store import (
 )
 from engine.store.base import Escrow, Lease, this_host
 from engine.templates import Template, builtin_templates
+from engine.validation import validate_schema
 
 DEFAULT_APPLICATION = "00000000-0000-0000-0000-000000000000"
 _RESTART_DEFAULT = frozenset(
@@ -100,6 +102,16 @@ def _schedule_of(schedule: Any) -> timedelta:
     return parsed
 
 
+def _check_connectors(source: object, target: object) -> tuple[Source, Target]:
+    if source is None or target is None:
+        raise ConfigurationError("a job needs both a source and a target connector")
+    if not isinstance(source, Source):
+        raise ConfigurationError("the source does not implement the source protocol")
+    if not isinstance(target, Target):
+        raise ConfigurationError("the target does not implement the target protocol")
+    return source, target
+
+
 class SyncEngine:
     """Create, command and run synchronization jobs; see README "Embedding"."""
 
@@ -134,20 +146,26 @@ class SyncEngine:
         self.store.save_application(app)
         return app
 
-    def _application(self, application_id: str | None) -> str:
+    def _application(self, application_id: str | None, *, create: bool = True) -> str:
+        """The application's id; the default one is made on first use unless ``create=False``."""
         if application_id is None:
-            if self.store.get_application(DEFAULT_APPLICATION) is None:
+            if create and self.store.get_application(DEFAULT_APPLICATION) is None:
                 self.create_application("default", DEFAULT_APPLICATION)
             return DEFAULT_APPLICATION
-        if self.store.get_application(application_id) is None:
-            raise NotFoundError(f"no application {application_id}")
+        known = isinstance(application_id, str) and self.store.get_application(application_id)
+        if not known:
+            raise NotFoundError(f"no application {shown(application_id)}")
         return application_id
 
     def set_secrets(self, application_id: str | None, secrets: Mapping[str, str]) -> None:
         """Replace the application's secrets (Graph's PUT); jobs become (un)configured."""
-        app = self._application(application_id)
+        if not isinstance(secrets, Mapping):
+            raise ConfigurationError(
+                f"secrets must map names to values, not {type(secrets).__name__}"
+            )
         clean = {str(k): str(v) for k, v in secrets.items()}
         JobSettings.parse((), clean)  # refuse malformed switches before storing anything
+        app = self._application(application_id)
         self.store.save_secrets(app, clean)
         for row in self.store.list_jobs(app):
             assert row.job.id is not None
@@ -169,31 +187,38 @@ class SyncEngine:
         *,
         application_id: str | None = None,
     ) -> SynchronizationJob:
-        template = self.templates.get(template_id)
+        # everything is checked before anything is stored: a refused call leaves no trace
+        template = self.templates.get(template_id) if isinstance(template_id, str) else None
         if template is None:
             known = ", ".join(sorted(self.templates))
-            raise NotFoundError(f"no template {template_id!r} (known: {known})")
-        app = self._application(application_id)
+            raise NotFoundError(f"no template {shown(template_id)} (known: {known})")
         parsed_schema = self._schema(schema) if schema is not None else template.schema
+        if settings is not None and not isinstance(settings, Mapping):
+            raise ConfigurationError(
+                f"settings must map names to values, not {type(settings).__name__}"
+            )
         pairs = tuple(
             KeyValuePair(name=str(k), value=str(v))
             for k, v in {"QuarantineTooManyDeletesThreshold": "500", **(settings or {})}.items()
         )
-        secrets = self.store.get_secrets(app)
+        secrets = self.store.get_secrets(self._application(application_id, create=False))
         job_settings = JobSettings.parse(pairs, secrets)
+        interval = _schedule_of(schedule)
+        if source is not None or target is not None:
+            _check_connectors(source, target)
+        validate_schema(parsed_schema)
+        compiled = self._compile(parsed_schema, job_settings.regex_timeout.total_seconds())
         for pair in pairs:
             if pair.name not in KNOWN_SETTINGS:
                 self._log.warning("setting_not_used", setting=pair.name)
-        compiled = self._compile(parsed_schema, job_settings.regex_timeout.total_seconds())
+        app = self._application(application_id)
         job_id = f"{template_id}.{uuid.uuid4().hex}"
         missing = [k for k in template.required_secrets if not secrets.get(k)]
         code = StatusCode.NOT_CONFIGURED if missing else StatusCode.NOT_RUN
         job = SynchronizationJob(
             id=job_id,
             template_id=template_id,
-            schedule=SynchronizationSchedule(
-                interval=_schedule_of(schedule), state=SCHEDULE_STATE[code]
-            ),
+            schedule=SynchronizationSchedule(interval=interval, state=SCHEDULE_STATE[code]),
             status=SynchronizationStatus(code=code),
             synchronization_job_settings=pairs,
             schema=parsed_schema,
@@ -208,12 +233,7 @@ class SyncEngine:
     def attach(self, job_id: str, source: Source | None, target: Target | None) -> None:
         """Give a job its connector objects (after a restart of the process, for instance)."""
         self._row(job_id)
-        if source is None or target is None:
-            raise ConfigurationError("a job needs both a source and a target connector")
-        for role, obj, protocol in (("source", source, Source), ("target", target, Target)):
-            if not isinstance(obj, protocol):
-                raise ConfigurationError(f"the {role} does not implement the {role} protocol")
-        self._connectors[job_id] = (source, target)
+        self._connectors[job_id] = _check_connectors(source, target)
 
     def get_job(self, job_id: str) -> SynchronizationJob:
         return self._row(job_id).job
@@ -228,6 +248,7 @@ class SyncEngine:
         """Replace the schema; like Entra, a changed mapping forces a new initial cycle."""
         row = self._row(job_id)
         parsed = self._schema(schema)
+        validate_schema(parsed)
         compiled = self._compile(parsed, self._regex_seconds(row))
         self.store.reset(job_id, watermarks=True, escrows=False, links=False)
         self.store.save_job(attrs.evolve(row, job=attrs.evolve(row.job, schema=parsed)))
@@ -560,6 +581,11 @@ class SyncEngine:
     def _schema(self, schema: SynchronizationSchema | Mapping[str, Any]) -> SynchronizationSchema:
         if isinstance(schema, SynchronizationSchema):
             return schema
+        if not isinstance(schema, Mapping):
+            raise ModelError(
+                "a schema is a SynchronizationSchema or Graph JSON (a dict), "
+                f"not {type(schema).__name__}"
+            )
         return from_graph(dict(schema), SynchronizationSchema)
 
     @staticmethod

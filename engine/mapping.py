@@ -110,8 +110,20 @@ class CompiledMapping:
 
 
 def mapping_key(rule: SynchronizationRule, mapping: ObjectMapping) -> str:
+    """The name of a mapping's state (watermark, links, escrows) in the store.
+
+    The first mapping of a rule from one object type to another keeps the historical key
+    ``rule:source:target`` (stored watermarks stay valid); a later one between the same types
+    adds its own name, so two mappings never share a watermark (validation refuses a schema
+    where the names do not tell them apart).
+    """
     rule_id = rule.id or rule.name or "rule"
-    return f"{rule_id}:{mapping.source_object_name}:{mapping.target_object_name}"
+    key = f"{rule_id}:{mapping.source_object_name}:{mapping.target_object_name}"
+    pair = (mapping.source_object_name, mapping.target_object_name)
+    for sibling in rule.object_mappings:
+        if (sibling.source_object_name, sibling.target_object_name) == pair:
+            return key if sibling is mapping else f"{key}:{mapping.name or ''}"
+    return key
 
 
 def _definitions(

@@ -24,6 +24,7 @@ from engine.expressions.syntax import (
     ExpressionSyntaxError,
     Literal,
     Node,
+    depth,
     parse,
     to_text,
 )
@@ -38,6 +39,7 @@ from engine.expressions.values import (
     normal,
     single,
 )
+from engine.limits import MAX_EXPRESSION_DEPTH
 
 Source = Mapping[str, Any]
 Compiled = Callable[[Source, Env], Arg]
@@ -61,6 +63,12 @@ def compile_expression(
 ) -> Expression:
     """Parse (if needed), validate and compile; raises ExpressionSyntaxError."""
     node = parse(expression) if isinstance(expression, str) else expression
+    if not isinstance(node, Attribute | Literal | Empty | Call | Compare):
+        raise ExpressionSyntaxError(f"an expression must be a string, not {type(node).__name__}")
+    if depth(node) > MAX_EXPRESSION_DEPTH:  # a tree built from Graph's parameters
+        raise ExpressionSyntaxError(
+            f"the expression nests functions deeper than {MAX_EXPRESSION_DEPTH}"
+        )
     run = _compile(node, top=True, target_attribute=target_attribute)
     return Expression(node=node, text=to_text(node), run=run)
 
