@@ -32,10 +32,12 @@ from engine.clock import Clock, SystemClock
 from engine.errors import (
     ConfigurationError,
     JobRunningElsewhere,
+    ModelError,
     NotFoundError,
     TransitionError,
 )
 from engine.lifecycle import SCHEDULE_STATE, Command, is_runnable, transition
+from engine.limits import MAX_DURATION, shown
 from engine.logs import configure_logging
 from engine.mapping import CompiledMapping, compile_mapping, link_references
 from engine.model import (
@@ -64,6 +66,7 @@ from engine.store import (
 )
 from engine.store.base import Escrow, Lease, this_host
 from engine.templates import Template, builtin_templates
+from engine.validation import validate_schema
 
 DEFAULT_APPLICATION = "00000000-0000-0000-0000-000000000000"
 _RESTART_DEFAULT = frozenset(
@@ -81,22 +84,33 @@ def _open_store(store: str | Path | StateStore | None) -> StateStore:
 
 
 def _schedule_of(schedule: Any) -> timedelta:
+    """The interval of a schedule given as ISO-8601 text, timedelta or Graph's object; longer
+    than zero and at most MAX_DURATION (ten years), so next-run times never overflow."""
     if schedule is None:
         return DEFAULT_INTERVAL
     if isinstance(schedule, SynchronizationSchedule):
-        interval = schedule.interval
-    elif isinstance(schedule, timedelta):
+        interval: Any = schedule.interval
+    elif isinstance(schedule, timedelta | str):
         interval = schedule
-    elif isinstance(schedule, str):
-        try:
-            interval = parse_duration(schedule)
-        except (TypeError, ValueError) as exc:
-            raise ConfigurationError(f"invalid schedule: {exc}") from None
     else:
-        raise ConfigurationError(f"invalid schedule {schedule!r}: use an ISO-8601 duration")
-    if interval <= timedelta(0):
+        raise ConfigurationError(f"invalid schedule {shown(schedule)}: use an ISO-8601 duration")
+    try:
+        parsed = parse_duration(interval, MAX_DURATION)
+    except (TypeError, ValueError) as exc:
+        raise ConfigurationError(f"invalid schedule: {exc}") from None
+    if parsed <= timedelta(0):
         raise ConfigurationError("the schedule interval must be longer than zero")
-    return interval
+    return parsed
+
+
+def _check_connectors(source: object, target: object) -> tuple[Source, Target]:
+    if source is None or target is None:
+        raise ConfigurationError("a job needs both a source and a target connector")
+    if not isinstance(source, Source):
+        raise ConfigurationError("the source does not implement the source protocol")
+    if not isinstance(target, Target):
+        raise ConfigurationError("the target does not implement the target protocol")
+    return source, target
 
 
 class SyncEngine:
@@ -133,20 +147,26 @@ class SyncEngine:
         self.store.save_application(app)
         return app
 
-    def _application(self, application_id: str | None) -> str:
+    def _application(self, application_id: str | None, *, create: bool = True) -> str:
+        """The application's id; the default one is made on first use unless ``create=False``."""
         if application_id is None:
-            if self.store.get_application(DEFAULT_APPLICATION) is None:
+            if create and self.store.get_application(DEFAULT_APPLICATION) is None:
                 self.create_application("default", DEFAULT_APPLICATION)
             return DEFAULT_APPLICATION
-        if self.store.get_application(application_id) is None:
-            raise NotFoundError(f"no application {application_id}")
+        known = isinstance(application_id, str) and self.store.get_application(application_id)
+        if not known:
+            raise NotFoundError(f"no application {shown(application_id)}")
         return application_id
 
     def set_secrets(self, application_id: str | None, secrets: Mapping[str, str]) -> None:
         """Replace the application's secrets (Graph's PUT); jobs become (un)configured."""
-        app = self._application(application_id)
+        if not isinstance(secrets, Mapping):
+            raise ConfigurationError(
+                f"secrets must map names to values, not {type(secrets).__name__}"
+            )
         clean = {str(k): str(v) for k, v in secrets.items()}
         JobSettings.parse((), clean)  # refuse malformed switches before storing anything
+        app = self._application(application_id)
         self.store.save_secrets(app, clean)
         for row in self.store.list_jobs(app):
             assert row.job.id is not None
@@ -168,31 +188,38 @@ class SyncEngine:
         *,
         application_id: str | None = None,
     ) -> SynchronizationJob:
-        template = self.templates.get(template_id)
+        # everything is checked before anything is stored: a refused call leaves no trace
+        template = self.templates.get(template_id) if isinstance(template_id, str) else None
         if template is None:
             known = ", ".join(sorted(self.templates))
-            raise NotFoundError(f"no template {template_id!r} (known: {known})")
-        app = self._application(application_id)
+            raise NotFoundError(f"no template {shown(template_id)} (known: {known})")
         parsed_schema = self._schema(schema) if schema is not None else template.schema
+        if settings is not None and not isinstance(settings, Mapping):
+            raise ConfigurationError(
+                f"settings must map names to values, not {type(settings).__name__}"
+            )
         pairs = tuple(
             KeyValuePair(name=str(k), value=str(v))
             for k, v in {"QuarantineTooManyDeletesThreshold": "500", **(settings or {})}.items()
         )
-        secrets = self.store.get_secrets(app)
-        JobSettings.parse(pairs, secrets)
+        secrets = self.store.get_secrets(self._application(application_id, create=False))
+        job_settings = JobSettings.parse(pairs, secrets)
+        interval = _schedule_of(schedule)
+        if source is not None or target is not None:
+            _check_connectors(source, target)
+        validate_schema(parsed_schema)
+        compiled = self._compile(parsed_schema, job_settings.regex_timeout.total_seconds())
         for pair in pairs:
             if pair.name not in KNOWN_SETTINGS:
                 self._log.warning("setting_not_used", setting=pair.name)
-        compiled = self._compile(parsed_schema)
+        app = self._application(application_id)
         job_id = f"{template_id}.{uuid.uuid4().hex}"
         missing = [k for k in template.required_secrets if not secrets.get(k)]
         code = StatusCode.NOT_CONFIGURED if missing else StatusCode.NOT_RUN
         job = SynchronizationJob(
             id=job_id,
             template_id=template_id,
-            schedule=SynchronizationSchedule(
-                interval=_schedule_of(schedule), state=SCHEDULE_STATE[code]
-            ),
+            schedule=SynchronizationSchedule(interval=interval, state=SCHEDULE_STATE[code]),
             status=SynchronizationStatus(code=code),
             synchronization_job_settings=pairs,
             schema=parsed_schema,
@@ -207,12 +234,7 @@ class SyncEngine:
     def attach(self, job_id: str, source: Source | None, target: Target | None) -> None:
         """Give a job its connector objects (after a restart of the process, for instance)."""
         self._row(job_id)
-        if source is None or target is None:
-            raise ConfigurationError("a job needs both a source and a target connector")
-        for role, obj, protocol in (("source", source, Source), ("target", target, Target)):
-            if not isinstance(obj, protocol):
-                raise ConfigurationError(f"the {role} does not implement the {role} protocol")
-        self._connectors[job_id] = (source, target)
+        self._connectors[job_id] = _check_connectors(source, target)
 
     def get_job(self, job_id: str) -> SynchronizationJob:
         return self._row(job_id).job
@@ -227,7 +249,8 @@ class SyncEngine:
         """Replace the schema; like Entra, a changed mapping forces a new initial cycle."""
         row = self._row(job_id)
         parsed = self._schema(schema)
-        compiled = self._compile(parsed)
+        validate_schema(parsed)
+        compiled = self._compile(parsed, self._regex_seconds(row))
         self.store.reset(job_id, watermarks=True, escrows=False, links=False)
         self.store.save_job(attrs.evolve(row, job=attrs.evolve(row.job, schema=parsed)))
         self._compiled[job_id] = (parsed, compiled)
@@ -566,14 +589,29 @@ class SyncEngine:
     def _schema(self, schema: SynchronizationSchema | Mapping[str, Any]) -> SynchronizationSchema:
         if isinstance(schema, SynchronizationSchema):
             return schema
+        if not isinstance(schema, Mapping):
+            raise ModelError(
+                "a schema is a SynchronizationSchema or Graph JSON (a dict), "
+                f"not {type(schema).__name__}"
+            )
         return from_graph(dict(schema), SynchronizationSchema)
 
-    def _compile(self, schema: SynchronizationSchema) -> list[CompiledMapping]:
+    @staticmethod
+    def _regex_seconds(row: JobRow) -> float:
+        """The job's RegexTimeout, which compiled scoping filters carry."""
+        settings = JobSettings.parse(row.job.synchronization_job_settings)
+        return settings.regex_timeout.total_seconds()
+
+    def _compile(
+        self, schema: SynchronizationSchema, regex_seconds: float
+    ) -> list[CompiledMapping]:
         compiled = []
         for rule in sorted(schema.synchronization_rules, key=lambda r: r.priority):
             for mapping in rule.object_mappings:
                 if mapping.enabled:
-                    compiled.append(compile_mapping(schema, rule, mapping))
+                    compiled.append(
+                        compile_mapping(schema, rule, mapping, regex_timeout=regex_seconds)
+                    )
         if not compiled:
             raise ConfigurationError("the schema has no enabled object mapping")
         return link_references(compiled)
@@ -583,7 +621,7 @@ class SyncEngine:
         schema = row.job.schema or SynchronizationSchema()
         cached = self._compiled.get(job_id)
         if cached is None or cached[0] != schema:
-            cached = (schema, self._compile(schema))
+            cached = (schema, self._compile(schema, self._regex_seconds(row)))
             self._compiled[job_id] = cached
         return cached[1]
 

@@ -14,6 +14,7 @@ from engine._engine import SyncEngine
 from engine.expressions import parse_expression
 from engine.logs import configure_logging
 from engine.model import to_graph
+from engine.store.inspect import StateFileError, read_jobs
 
 DEPARTMENTS = ("Engineering", "Sales", "Finance", "Support", "Research")
 
@@ -123,12 +124,16 @@ def demo(state: Path, users: int) -> None:
     help="SQLite state file.",
 )
 def jobs(state: Path) -> None:
-    """List the jobs in a state file as Graph JSON."""
-    with SyncEngine(state) as engine:
-        value = [to_graph(job) for job in engine.list_jobs()]
-        for job in value:
-            job.pop("schema", None)
-        click.echo(json.dumps({"value": value}, indent=2))
+    """List the jobs in a state file as Graph JSON (the file is opened read-only)."""
+    try:
+        found = read_jobs(state)
+    except StateFileError as exc:
+        click.echo(f"syncjob jobs: {exc}", err=True)
+        raise SystemExit(1) from None
+    value = [to_graph(job) for job in found]
+    for job in value:
+        job.pop("schema", None)
+    click.echo(json.dumps({"value": value}, indent=2))
 
 
 @main.command()

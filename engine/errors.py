@@ -6,6 +6,7 @@
     ├── ConfigurationError        bad input from a caller: 400 at the API, nothing changed
     │   ├── ModelError            JSON that does not fit Graph's model (names the field)
     │   └── MappingError          a mapping or expression that cannot work (names attribute)
+    │       └── RegexTimeoutError a regular expression ran past RegexTimeout (object escrowed)
     ├── NotFoundError             unknown job, application or template: 404 at the API
     └── TransitionError           a command the job's state refuses (e.g. pause a NotRun job)
         └── JobRunningElsewhere   another runner holds the job's lease: 409 at the API
@@ -37,6 +38,7 @@ __all__ = [
     "ModelError",
     "NotFoundError",
     "ObjectError",
+    "RegexTimeoutError",
     "SyncJobError",
     "TransientError",
     "TransitionError",
@@ -70,6 +72,14 @@ class MappingError(ConfigurationError):
     def __init__(self, message: str, attribute: str | None = None) -> None:
         super().__init__(message)
         self.attribute = attribute
+
+
+class RegexTimeoutError(MappingError):
+    """A regular expression ran past its time limit for one value.
+
+    A MappingError, so a cycle escrows the object being processed (and retries it later)
+    while every other object goes on; parse_expression reports it as an evaluation error.
+    """
 
 
 class NotFoundError(SyncJobError, LookupError):

@@ -15,6 +15,7 @@ import attrs
 from connectors.base import Attributes, Scalar, Value, as_list
 from engine.errors import MappingError
 from engine.expressions import IGNORE, Env, compile_expression, from_mapping_source
+from engine.expressions.values import DEFAULT_REGEX_SECONDS
 from engine.model import (
     AttributeDefinition,
     AttributeMapping,
@@ -109,8 +110,20 @@ class CompiledMapping:
 
 
 def mapping_key(rule: SynchronizationRule, mapping: ObjectMapping) -> str:
+    """The name of a mapping's state (watermark, links, escrows) in the store.
+
+    The first mapping of a rule from one object type to another keeps the historical key
+    ``rule:source:target`` (stored watermarks stay valid); a later one between the same types
+    adds its own name, so two mappings never share a watermark (validation refuses a schema
+    where the names do not tell them apart).
+    """
     rule_id = rule.id or rule.name or "rule"
-    return f"{rule_id}:{mapping.source_object_name}:{mapping.target_object_name}"
+    key = f"{rule_id}:{mapping.source_object_name}:{mapping.target_object_name}"
+    pair = (mapping.source_object_name, mapping.target_object_name)
+    for sibling in rule.object_mappings:
+        if (sibling.source_object_name, sibling.target_object_name) == pair:
+            return key if sibling is mapping else f"{key}:{mapping.name or ''}"
+    return key
 
 
 def _definitions(
@@ -126,9 +139,16 @@ def _definitions(
 
 
 def compile_mapping(
-    schema: SynchronizationSchema, rule: SynchronizationRule, mapping: ObjectMapping
+    schema: SynchronizationSchema,
+    rule: SynchronizationRule,
+    mapping: ObjectMapping,
+    *,
+    regex_timeout: float = DEFAULT_REGEX_SECONDS,
 ) -> CompiledMapping:
-    """Compile one object mapping; raises MappingError naming what cannot work."""
+    """Compile one object mapping; raises MappingError naming what cannot work.
+
+    ``regex_timeout`` (the job's RegexTimeout, seconds) is bound into the scoping filter.
+    """
     if not mapping.source_object_name or not mapping.target_object_name:
         raise MappingError(f"object mapping {mapping.name!r} needs source and target object names")
     targets = _definitions(schema, rule.target_directory_name, mapping.target_object_name)
@@ -176,7 +196,7 @@ def compile_mapping(
         target_type=mapping.target_object_name,
         attributes=tuple(compiled),
         matching=tuple(name for _, name in sorted(matching)),
-        scope=compile_scope(mapping.scope),
+        scope=compile_scope(mapping.scope, regex_timeout),
         flows=flows,
     )
 

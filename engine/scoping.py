@@ -8,10 +8,10 @@ any value satisfies it and a negative one when no value violates it.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 
 from connectors.base import Attributes, Scalar, as_list
+from engine import regexes
 from engine.errors import MappingError
 from engine.model import Filter, FilterClause
 
@@ -92,17 +92,19 @@ OPERATORS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
 )
 
 
-def _value_test(operator: str, operands: Sequence[str]) -> tuple[Callable[[Scalar], bool], bool]:
+def _value_test(
+    operator: str, operands: Sequence[str], regex_timeout: float
+) -> tuple[Callable[[Scalar], bool], bool]:
     """(test of one value, negated?) for a binary operator; negated means 'no value may match'."""
     if operator in ("EQUALS", "NOT EQUALS"):
         return (lambda v: _text(v) in operands), operator == "NOT EQUALS"
     if operator in ("REGEX MATCH", "NOT REGEX MATCH"):
         try:
-            patterns = [re.compile(o) for o in operands]
-        except re.error as exc:
+            patterns = [regexes.compile_pattern(o) for o in operands]
+        except regexes.error as exc:
             raise MappingError(f"invalid regular expression in scoping filter: {exc}") from None
         return (
-            lambda v: any(p.search(_text(v)) for p in patterns),
+            lambda v: any(regexes.search(p, _text(v), regex_timeout) for p in patterns),
             operator == "NOT REGEX MATCH",
         )
     if operator in ("INCLUDES", "EXCLUDES"):
@@ -128,7 +130,9 @@ def _value_test(operator: str, operands: Sequence[str]) -> tuple[Callable[[Scala
     raise MappingError(f"unknown scoping operator {operator!r}")
 
 
-def compile_clause(clause: FilterClause) -> Predicate:
+def compile_clause(
+    clause: FilterClause, regex_timeout: float = regexes.DEFAULT_TIMEOUT_SECONDS
+) -> Predicate:
     operator = clause.operator_name.strip().upper()
     name = clause.source_operand_name
     if operator in _UNARY:
@@ -141,15 +145,21 @@ def compile_clause(clause: FilterClause) -> Predicate:
     operands = list(clause.target_operand.values) if clause.target_operand else []
     if not operands:
         raise MappingError(f"scoping operator {operator} on {name} needs a value")
-    test, negated = _value_test(operator, operands)
+    test, negated = _value_test(operator, operands, regex_timeout)
     if negated:
         return lambda a: bool(values := lookup(a, name)) and not any(test(v) for v in values)
     return lambda a: any(test(v) for v in lookup(a, name))
 
 
-def compile_scope(scope: Filter | None) -> Predicate | None:
-    """A predicate for the filter's groups, or None when every object is in scope."""
+def compile_scope(
+    scope: Filter | None, regex_timeout: float = regexes.DEFAULT_TIMEOUT_SECONDS
+) -> Predicate | None:
+    """A predicate for the filter's groups, or None when every object is in scope.
+
+    ``regex_timeout`` (seconds, the job's RegexTimeout) bounds each REGEX MATCH per value:
+    the predicate has no Env, so the limit is bound when the filter is compiled.
+    """
     if scope is None or not scope.groups:
         return None
-    groups = [[compile_clause(c) for c in g.clauses] for g in scope.groups]
+    groups = [[compile_clause(c, regex_timeout) for c in g.clauses] for g in scope.groups]
     return lambda a: any(all(clause(a) for clause in group) for group in groups)

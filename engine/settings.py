@@ -8,14 +8,25 @@ secrets of the application (``SkipOutOfScopeDeletions``, ``HardDeletesEnabled``,
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from datetime import timedelta
 
 import attrs
 
 from engine.errors import ConfigurationError
+from engine.limits import (
+    DEFAULT_REGEX_TIMEOUT,
+    MAX_DURATION,
+    MAX_JSON_DEPTH,
+    MAX_REGEX_TIMEOUT,
+    MAX_SETTING_TEXT,
+    MAX_WHOLE_NUMBER,
+    shown,
+    text_depth,
+)
 from engine.model import KeyValuePair
-from engine.model.converter import parse_duration
+from engine.model.converter import format_duration, parse_duration
 
 DEFAULT_INTERVAL = timedelta(minutes=2)
 DEFAULT_ESCROW_BACKOFF = (
@@ -37,6 +48,7 @@ KNOWN_SETTINGS = frozenset(
         "PageSize",
         "TransientRetries",
         "ProvisioningLogRetention",
+        "RegexTimeout",
     }
 )
 
@@ -49,34 +61,56 @@ def _truthy(value: str | None, name: str) -> bool:
         return True
     if text in {"false", "0", "no", ""}:
         return False
-    raise ConfigurationError(f"{name} must be True or False, not {value!r}")
+    raise ConfigurationError(f"{name} must be True or False, not {shown(value)}")
 
 
-def _int(value: str, name: str, minimum: int = 0) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise ConfigurationError(f"{name} must be a whole number, not {value!r}") from None
-    if number < minimum:
-        raise ConfigurationError(f"{name} must be at least {minimum}, not {number}")
+_WHOLE = re.compile(r"-?[0-9]{1,10}")  # ASCII digits only: int() would take "١٢" and "1_0"
+_DECIMAL = re.compile(r"-?[0-9]{1,10}(\.[0-9]{1,10})?")  # and float() "nan" and "inf"
+
+
+def _int(value: str, name: str, minimum: int = 0, maximum: int = MAX_WHOLE_NUMBER) -> int:
+    if not _WHOLE.fullmatch(value.strip()):
+        raise ConfigurationError(
+            f"{name} must be a whole number written with the digits 0-9, not {shown(value)}"
+        )
+    number = int(value.strip())
+    if not minimum <= number <= maximum:
+        raise ConfigurationError(f"{name} must be from {minimum} to {maximum}, not {number}")
     return number
 
 
-def _float(value: str, name: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise ConfigurationError(f"{name} must be a number, not {value!r}") from None
-    if not 0 <= number <= 100:
-        raise ConfigurationError(f"{name} must be between 0 and 100, not {number}")
+def _float(value: str, name: str, maximum: float) -> float:
+    if not _DECIMAL.fullmatch(value.strip()):
+        raise ConfigurationError(
+            f"{name} must be a decimal number such as 0.4 (digits 0-9), not {shown(value)}"
+        )
+    number = float(value.strip())
+    if not 0 <= number <= maximum:
+        raise ConfigurationError(f"{name} must be from 0 to {maximum:g}, not {number:g}")
     return number
 
 
-def _duration(value: str, name: str) -> timedelta:
+def _duration(value: str, name: str, *, positive: bool = False) -> timedelta:
+    """A bounded ISO-8601 duration; ``positive`` refuses zero where zero would mean 'at once'
+    (a log kept for no time, an escrow parked at its first failure)."""
     try:
-        return parse_duration(value)
+        duration = parse_duration(value, MAX_DURATION)
     except (TypeError, ValueError) as exc:
         raise ConfigurationError(f"{name}: {exc}") from None
+    if positive and duration <= timedelta(0):
+        raise ConfigurationError(f"{name} must be longer than zero, not {shown(value)}")
+    return duration
+
+
+#: (field, setting, minimum, maximum) of the whole-number settings.
+_WHOLE_SETTINGS = (
+    ("delete_threshold", "QuarantineTooManyDeletesThreshold", 0, MAX_WHOLE_NUMBER),
+    ("escrow_minimum", "QuarantineEscrowMinimum", 0, MAX_WHOLE_NUMBER),
+    ("unreachable_cycles", "QuarantineUnreachableCycles", 1, 1000),
+    ("export_concurrency", "ExportConcurrency", 1, 64),
+    ("page_size", "PageSize", 1, 100_000),
+    ("transient_retries", "TransientRetries", 0, 20),
+)
 
 
 @attrs.frozen(kw_only=True)
@@ -94,6 +128,7 @@ class JobSettings:
     page_size: int = 500
     transient_retries: int = 3
     log_retention: timedelta = timedelta(days=30)  # Entra keeps provisioning logs 30 days
+    regex_timeout: timedelta = DEFAULT_REGEX_TIMEOUT  # per regular expression call and value
     hard_deletes: bool = True
     skip_out_of_scope_deletions: bool = False
 
@@ -103,32 +138,24 @@ class JobSettings:
     ) -> JobSettings:
         """Validate settings and switches; a bad value raises ConfigurationError naming it."""
         values = {pair.name: pair.value for pair in settings if pair.value is not None}
+        for name, value in values.items():
+            if len(value) > MAX_SETTING_TEXT:
+                raise ConfigurationError(f"{name} is longer than {MAX_SETTING_TEXT} characters")
         secrets = secrets or {}
         kwargs: dict[str, object] = {}
-        if "QuarantineTooManyDeletesThreshold" in values:
-            kwargs["delete_threshold"] = _int(
-                values["QuarantineTooManyDeletesThreshold"], "QuarantineTooManyDeletesThreshold"
-            )
+        for key, name, minimum, maximum in _WHOLE_SETTINGS:
+            if name in values:
+                kwargs[key] = _int(values[name], name, minimum, maximum)
         if "QuarantineTooManyDeletesPercent" in values:
             kwargs["delete_threshold_percent"] = _float(
-                values["QuarantineTooManyDeletesPercent"], "QuarantineTooManyDeletesPercent"
+                values["QuarantineTooManyDeletesPercent"], "QuarantineTooManyDeletesPercent", 100
             )
         if "SyncNotificationSettings" in secrets:
             kwargs.update(_notification_threshold(secrets["SyncNotificationSettings"]))
-        for key, name, minimum in (
-            ("escrow_minimum", "QuarantineEscrowMinimum", 0),
-            ("unreachable_cycles", "QuarantineUnreachableCycles", 1),
-            ("export_concurrency", "ExportConcurrency", 1),
-            ("page_size", "PageSize", 1),
-            ("transient_retries", "TransientRetries", 0),
-        ):
-            if name in values:
-                kwargs[key] = _int(values[name], name, minimum)
         if "QuarantineEscrowProportion" in values:
-            proportion = _float(values["QuarantineEscrowProportion"], "QuarantineEscrowProportion")
-            if proportion > 1:
-                raise ConfigurationError("QuarantineEscrowProportion is a share from 0 to 1")
-            kwargs["escrow_proportion"] = proportion
+            kwargs["escrow_proportion"] = _float(
+                values["QuarantineEscrowProportion"], "QuarantineEscrowProportion", 1
+            )
         if "EscrowRetryBackoff" in values:
             steps = [s for s in values["EscrowRetryBackoff"].split(",") if s.strip()]
             if not steps:
@@ -136,10 +163,20 @@ class JobSettings:
             kwargs["escrow_backoff"] = tuple(_duration(s, "EscrowRetryBackoff") for s in steps)
         if "ProvisioningLogRetention" in values:
             kwargs["log_retention"] = _duration(
-                values["ProvisioningLogRetention"], "ProvisioningLogRetention"
+                values["ProvisioningLogRetention"], "ProvisioningLogRetention", positive=True
             )
         if "EscrowMaxAge" in values:
-            kwargs["escrow_max_age"] = _duration(values["EscrowMaxAge"], "EscrowMaxAge")
+            kwargs["escrow_max_age"] = _duration(
+                values["EscrowMaxAge"], "EscrowMaxAge", positive=True
+            )
+        if "RegexTimeout" in values:
+            timeout = _duration(values["RegexTimeout"], "RegexTimeout")
+            if not timedelta(0) < timeout <= MAX_REGEX_TIMEOUT:
+                raise ConfigurationError(
+                    "RegexTimeout must be longer than zero and at most "
+                    f"{format_duration(MAX_REGEX_TIMEOUT)}, not {values['RegexTimeout']!r}"
+                )
+            kwargs["regex_timeout"] = timeout
         if "HardDeletesEnabled" in secrets:
             kwargs["hard_deletes"] = _truthy(secrets["HardDeletesEnabled"], "HardDeletesEnabled")
         if "SkipOutOfScopeDeletions" in secrets:
@@ -156,6 +193,11 @@ class JobSettings:
 
 
 def _notification_threshold(text: str) -> dict[str, object]:
+    if len(text) > MAX_SETTING_TEXT or text_depth(text) > MAX_JSON_DEPTH:
+        raise ConfigurationError(
+            f"SyncNotificationSettings must be a JSON object of at most {MAX_SETTING_TEXT} "
+            f"characters nesting at most {MAX_JSON_DEPTH} levels"
+        )
     try:
         body = json.loads(text)
     except ValueError:
@@ -168,8 +210,10 @@ def _notification_threshold(text: str) -> dict[str, object]:
     value = body.get("DeleteThresholdValue")
     if value is None:
         return {}
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ConfigurationError("SyncNotificationSettings.DeleteThresholdValue must be >= 0")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_WHOLE_NUMBER:
+        raise ConfigurationError(
+            f"SyncNotificationSettings.DeleteThresholdValue must be from 0 to {MAX_WHOLE_NUMBER}"
+        )
     return {"delete_threshold": value}
 
 

@@ -15,10 +15,16 @@ from engine.model import to_graph
 
 
 def schema_with(engine: SyncEngine, job_id: str, **mappings: dict[str, Any]) -> dict[str, Any]:
-    """The job's schema with User attribute mappings replaced or added by target name."""
+    """The job's schema with User attribute mappings replaced or added by target name; a new
+    target attribute is also defined in the target directory, as a schema must."""
     schema = to_graph(engine.get_schema(job_id))
     users = schema["synchronizationRules"][0]["objectMappings"][0]["attributeMappings"]
+    target_user = next(o for d in schema["directories"] if d["name"] == "Memory Target"
+                       for o in d["objects"] if o["name"] == "User")
+    defined = {a["name"] for a in target_user["attributes"]}
     for target, mapping in mappings.items():
+        if target not in defined:
+            target_user["attributes"].append({"name": target})
         users[:] = [m for m in users if m["targetAttributeName"] != target]
         users.append({"targetAttributeName": target, **mapping})
     return schema

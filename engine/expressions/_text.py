@@ -9,6 +9,7 @@ import unicodedata
 from collections.abc import Callable, Sequence
 from functools import wraps
 
+from engine import regexes
 from engine.expressions.values import (
     MISSING,
     Arg,
@@ -260,20 +261,19 @@ def instr(env: Env, haystack: Arg, needle: Arg, start: Arg = None, compare: Arg 
 
 
 # --------------------------------------------------------------------------- Replace
-_NAMED_GROUP = re.compile(r"\(\?<(?![=!])(\w+)>")
 _DOTNET_REFERENCE = re.compile(r"\$\{(\w+)\}|\$(\d+)")
 
 
-def dotnet_regex(pattern: str) -> re.Pattern[str]:
-    """A .NET pattern in Python's dialect: ``(?<name>...)`` becomes ``(?P<name>...)``."""
+def dotnet_regex(pattern: str) -> regexes.Pattern:
+    """A .NET pattern, compiled as written: ``regex`` reads ``(?<name>...)`` groups natively."""
     try:
-        return re.compile(_NAMED_GROUP.sub(r"(?P<\1>", pattern))
-    except re.error as exc:
+        return regexes.compile_pattern(pattern)
+    except regexes.error as exc:
         raise EvaluationError(f"invalid regular expression {pattern!r}: {exc}") from None
 
 
-def _dotnet_replacement(template: str) -> Callable[[re.Match[str]], str]:
-    def expand(match: re.Match[str]) -> str:
+def _dotnet_replacement(template: str) -> Callable[[regexes.Match], str]:
+    def expand(match: regexes.Match) -> str:
         def group(ref: re.Match[str]) -> str:
             key = ref.group(1) or int(ref.group(2))
             try:
@@ -286,7 +286,7 @@ def _dotnet_replacement(template: str) -> Callable[[re.Match[str]], str]:
     return expand
 
 
-error_type = re.error
+error_type = regexes.error
 
 
 def replace_mode(provided: Sequence[bool]) -> str:
@@ -346,7 +346,7 @@ def replace(env: Env, *args: Arg) -> Value:
         other = single(attribute)
         if not other:
             return None
-        match = pattern.search(other)
+        match = regexes.search(pattern, other, env.regex_timeout)
         return match.group(single(group) or 0) if match else None
     if text is None:
         return None
@@ -354,7 +354,7 @@ def replace(env: Env, *args: Arg) -> Value:
         name = single(group) or ""
         new = single(replacement) or ""
 
-        def swap(match: re.Match[str]) -> str:
+        def swap(match: regexes.Match) -> str:
             whole, start = match.group(0), match.start()
             try:
                 a, b = match.span(name)
@@ -364,5 +364,6 @@ def replace(env: Env, *args: Arg) -> Value:
                 return whole
             return whole[: a - start] + new + whole[b - start :]
 
-        return pattern.sub(swap, text)
-    return pattern.sub(_dotnet_replacement(single(replacement) or ""), text)
+        return regexes.sub(pattern, swap, text, env.regex_timeout)
+    expand = _dotnet_replacement(single(replacement) or "")
+    return regexes.sub(pattern, expand, text, env.regex_timeout)

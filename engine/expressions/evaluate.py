@@ -13,6 +13,7 @@ from typing import Any
 
 import attrs
 
+from engine.errors import MappingError, RegexTimeoutError
 from engine.expressions import _other, _text
 from engine.expressions.library import FUNCTIONS, FunctionSpec
 from engine.expressions.syntax import (
@@ -23,6 +24,7 @@ from engine.expressions.syntax import (
     ExpressionSyntaxError,
     Literal,
     Node,
+    depth,
     parse,
     to_text,
 )
@@ -37,6 +39,7 @@ from engine.expressions.values import (
     normal,
     single,
 )
+from engine.limits import MAX_EXPRESSION_DEPTH
 
 Source = Mapping[str, Any]
 Compiled = Callable[[Source, Env], Arg]
@@ -60,6 +63,12 @@ def compile_expression(
 ) -> Expression:
     """Parse (if needed), validate and compile; raises ExpressionSyntaxError."""
     node = parse(expression) if isinstance(expression, str) else expression
+    if not isinstance(node, Attribute | Literal | Empty | Call | Compare):
+        raise ExpressionSyntaxError(f"an expression must be a string, not {type(node).__name__}")
+    if depth(node) > MAX_EXPRESSION_DEPTH:  # a tree built from Graph's parameters
+        raise ExpressionSyntaxError(
+            f"the expression nests functions deeper than {MAX_EXPRESSION_DEPTH}"
+        )
     run = _compile(node, top=True, target_attribute=target_attribute)
     return Expression(node=node, text=to_text(node), run=run)
 
@@ -202,9 +211,14 @@ def _call(node: Call, *, top: bool, target_attribute: str | None) -> Compiled:
 _UNEXPECTED = (ValueError, TypeError, IndexError, OverflowError)
 
 
-def _failure(name: str, exc: Exception) -> EvaluationError:
-    """A library function's own error passes as is; any other names the function."""
-    return exc if isinstance(exc, EvaluationError) else EvaluationError(f"{name}: {exc}")
+def _failure(name: str, exc: Exception) -> MappingError:
+    """A library function's own error passes as is; any other names the function (a
+    RegexTimeoutError stays one, so callers can tell a timeout from a bad value)."""
+    if isinstance(exc, EvaluationError):
+        return exc
+    if isinstance(exc, RegexTimeoutError):
+        return RegexTimeoutError(f"{name}: {exc}")
+    return EvaluationError(f"{name}: {exc}")
 
 
 def _argument(node: Node, target_attribute: str | None) -> Compiled:

@@ -132,7 +132,15 @@ def parse_expression(
     clock: Clock | None = None,
     seed: int | None = None,
 ) -> ParseExpressionResult:
-    """Parse ``expression`` and evaluate it against ``inputs`` (attribute -> value(s))."""
+    """Parse ``expression`` and evaluate it against ``inputs`` (attribute -> value(s)).
+
+    An expression that does not parse or evaluate is answered in the result, as Graph does;
+    arguments of the wrong type raise MappingError.
+    """
+    if not isinstance(expression, str):
+        raise MappingError(f"the expression must be a string, not {type(expression).__name__}")
+    if inputs is not None and not isinstance(inputs, Mapping):
+        raise MappingError(f"inputs must map names to values, not {type(inputs).__name__}")
     try:
         compiled = compile_expression(expression)
     except MappingError as exc:

@@ -15,6 +15,7 @@ from lark import Lark, Token, Transformer, UnexpectedInput, v_args
 from lark.exceptions import LarkError, VisitError
 
 from engine.errors import MappingError
+from engine.limits import MAX_EXPRESSION_DEPTH, text_depth
 
 MAX_LENGTH = 10_000
 
@@ -150,6 +151,10 @@ def parse(text: str) -> Node:
         raise ExpressionSyntaxError(f"expressions are limited to {MAX_LENGTH} characters")
     if not text.strip():
         raise ExpressionSyntaxError("the expression is empty", 0)
+    if text_depth(text, "(", ")") > MAX_EXPRESSION_DEPTH:  # lark's transformer recurses
+        raise ExpressionSyntaxError(
+            f"the expression nests functions or parentheses deeper than {MAX_EXPRESSION_DEPTH}"
+        )
     try:
         tree = _PARSER.parse(text)
         node = _Build().transform(tree)
@@ -186,6 +191,22 @@ def _describe(text: str, exc: UnexpectedInput) -> str:
     if names:
         return f"syntax error {where}: expected {', '.join(names)}"
     return f"syntax error {where}"
+
+
+def depth(node: Node) -> int:
+    """Nesting depth of a tree (a call or comparison is one level), counted without recursion."""
+    deepest = 0
+    stack: list[tuple[Node, int]] = [(node, 0)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, Call):
+            stack.extend((arg, level + 1) for arg in item.args)
+        elif isinstance(item, Compare):
+            stack.extend(((item.left, level + 1), (item.right, level + 1)))
+        else:
+            continue
+        deepest = max(deepest, level + 1)
+    return deepest
 
 
 def to_text(node: Node) -> str:

@@ -17,6 +17,10 @@ from typing import TypeAlias
 import attrs
 
 from engine.errors import MappingError
+from engine.limits import DEFAULT_REGEX_TIMEOUT
+
+#: Seconds a regular expression may run per value when the Env does not say otherwise.
+DEFAULT_REGEX_SECONDS = DEFAULT_REGEX_TIMEOUT.total_seconds()
 
 
 class Sentinel(enum.Enum):
@@ -47,6 +51,9 @@ class Env:
     random: random_module.Random = attrs.field(factory=random_module.Random)
     #: (target attribute, value) -> True when no target object holds it (SelectUniqueValue)
     is_unique: Callable[[str, str], bool] = _never_unique
+    #: seconds one regular expression call may take (the job's RegexTimeout), so a
+    #: backtracking pattern escrows one object instead of hanging the cycle
+    regex_timeout: float = DEFAULT_REGEX_SECONDS
 
     def guid(self) -> str:
         return str(uuid.UUID(int=self.random.getrandbits(128), version=4))

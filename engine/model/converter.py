@@ -18,6 +18,13 @@ import isodate
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
 from engine.errors import ModelError
+from engine.limits import (
+    MAX_DURATION_TEXT,
+    MAX_JSON_DEPTH,
+    MAX_JSON_INTEGER,
+    json_depth,
+    shown,
+)
 from engine.model._enums import GraphEnum, RestartScope
 
 T = TypeVar("T")
@@ -31,16 +38,28 @@ def camel(name: str) -> str:
 
 
 def parse_datetime(value: Any) -> datetime | None:
-    """ISO-8601 to aware UTC; Graph sends "" for unset and up to 7 fractional digits."""
+    """ISO-8601 to aware UTC; Graph sends "" for unset and up to 7 fractional digits.
+
+    The value is converted to UTC here, so a time that is not representable in UTC (year 1
+    with a positive offset, year 9999 with a negative one) is refused at the door instead of
+    overflowing when the job is written.
+    """
     if value is None or value == "":
         return None
     if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    if not isinstance(value, str):
+        parsed = value if value.tzinfo else value.replace(tzinfo=UTC)
+    elif not isinstance(value, str):
         raise TypeError(f"expected an ISO-8601 date-time string, got {type(value).__name__}")
-    text = _FRACTION.sub(r"\1", value.strip()).replace("z", "Z")
-    parsed = datetime.fromisoformat(text)
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    else:
+        text = _FRACTION.sub(r"\1", value.strip()).replace("z", "Z")
+        if len(text) > 64 or not text.isascii():
+            raise ValueError(f"{shown(value)} is not an ISO-8601 date-time")
+        parsed = datetime.fromisoformat(text)
+        parsed = parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{shown(value)} is outside the years 1 to 9999 in UTC") from None
 
 
 def format_datetime(value: datetime) -> str:
@@ -48,18 +67,34 @@ def format_datetime(value: datetime) -> str:
     return text.replace("+00:00", "Z")
 
 
-def parse_duration(value: Any) -> timedelta:
-    """ISO-8601 duration (``PT40M``) to timedelta; years and months are refused (not fixed)."""
+def parse_duration(value: Any, maximum: timedelta | None = None) -> timedelta:
+    """ISO-8601 duration (``PT40M``) to timedelta, zero or more; digits are ASCII only.
+
+    Years and months are refused (no fixed length), and so are negative durations. Graph's
+    own JSON may hold .NET's TimeSpan.MaxValue (``P10675199DT2H48M5.4775807S``), so the model
+    takes any length timedelta holds; what the engine adds to a date passes ``maximum``
+    (settings and schedules: MAX_DURATION, ten years), so it can never overflow.
+    """
+    parsed: timedelta
     if isinstance(value, timedelta):
-        return value
-    if not isinstance(value, str):
+        parsed = value
+    elif not isinstance(value, str):
         raise TypeError(f"expected an ISO-8601 duration string, got {type(value).__name__}")
-    try:
-        parsed = isodate.parse_duration(value.strip())
-    except (isodate.ISO8601Error, ValueError) as exc:
-        raise ValueError(f"{value!r} is not an ISO-8601 duration such as PT40M") from exc
-    if not isinstance(parsed, timedelta):
-        raise ValueError(f"{value!r} uses years or months, which have no fixed length")
+    else:
+        text = value.strip()
+        if len(text) > MAX_DURATION_TEXT or not text.isascii():
+            raise ValueError(f"{shown(value)} is not an ISO-8601 duration such as PT40M")
+        try:
+            result = isodate.parse_duration(text)
+        except (isodate.ISO8601Error, ValueError, ArithmeticError):
+            raise ValueError(f"{shown(value)} is not an ISO-8601 duration such as PT40M") from None
+        if not isinstance(result, timedelta):
+            raise ValueError(f"{shown(value)} uses years or months, which have no fixed length")
+        parsed = result
+    if parsed < timedelta(0):
+        raise ValueError(f"{shown(value)} is negative; durations are zero or more")
+    if maximum is not None and parsed > maximum:
+        raise ValueError(f"{shown(value)} is longer than the maximum of {format_duration(maximum)}")
     return parsed
 
 
@@ -157,12 +192,14 @@ def _make_converter() -> cattrs.Converter:
 
     def strict_int(value: Any, _: Any) -> int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"expected an integer, got {value!r}")
+            raise TypeError(f"expected an integer, got {shown(value)}")
+        if abs(value) > MAX_JSON_INTEGER:
+            raise ValueError(f"expected an integer of at most 64 bits, got {shown(value)}")
         return value
 
     def strict_str(value: Any, _: Any) -> str:
         if not isinstance(value, str):
-            raise TypeError(f"expected a string, got {value!r}")
+            raise TypeError(f"expected a string, got {shown(value)}")
         return value
 
     conv.register_structure_hook(bool, strict_bool)
@@ -193,6 +230,8 @@ def from_graph(data: Any, cls: type[T]) -> T:
     """Graph JSON (already decoded) to a model object; raises ModelError naming the field."""
     if not isinstance(data, dict):
         raise ModelError(f"expected a JSON object for {cls.__name__}, got {type(data).__name__}")
+    if json_depth(data) > MAX_JSON_DEPTH:  # before anything recursive walks it
+        raise ModelError(f"the JSON nests deeper than {MAX_JSON_DEPTH} levels")
     try:
         return CONVERTER.structure(_strip_annotations(data), cls)
     except cattrs.BaseValidationError as exc:
