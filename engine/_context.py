@@ -141,7 +141,12 @@ class CycleContext:
         return MappingState(
             escrows={e.anchor: e for e in escrows if e.mapping == mapping.key},
             staged={s.anchor for s in staged if s.mapping == mapping.key},
-            env=Env(now=self.clock.now, random=self.random, is_unique=is_unique),
+            env=Env(
+                now=self.clock.now,
+                random=self.random,
+                is_unique=is_unique,
+                regex_timeout=self.settings.regex_timeout.total_seconds(),
+            ),
             referenced=referenced,
         )
 

@@ -109,7 +109,7 @@ _WHOLE_SETTINGS = (
     ("unreachable_cycles", "QuarantineUnreachableCycles", 1, 1000),
     ("export_concurrency", "ExportConcurrency", 1, 64),
     ("page_size", "PageSize", 1, 100_000),
-    ("transient_retries", "TransientRetries", 0, 20),
+    ("transient_retries", "TransientRetries", 0, 10),  # see _context.MAX_RETRIES
 )
 
 

@@ -8,12 +8,21 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from connectors.base import Attributes, Change, Page, TransientError
 from connectors.memory import MemoryDirectory
-from engine import ManualClock, MemoryStateStore, StatusCode, SyncEngine, from_graph, to_graph
+from engine import (
+    ConfigurationError,
+    ManualClock,
+    MemoryStateStore,
+    StatusCode,
+    SyncEngine,
+    from_graph,
+    to_graph,
+)
 from engine._context import backoff
 from engine.model import QuarantineReason, SynchronizationSchema, TaskExecutionResult
 from tests.conftest import fill, user
@@ -69,7 +78,8 @@ def test_deep_nesting_in_an_expression_escrows_the_object(clock: ManualClock) ->
     schema = engine.get_schema(job_id)
     body = to_graph(schema)
     mappings = body["synchronizationRules"][0]["objectMappings"][0]["attributeMappings"]
-    mappings.append({"targetAttributeName": "roles", "source": {
+    mappings[:] = [m for m in mappings if m["targetAttributeName"] != "jobTitle"]
+    mappings.append({"targetAttributeName": "jobTitle", "source": {
         "type": "Function", "expression": "AppRoleAssignmentsComplex([appRoleAssignments])",
         "name": "AppRoleAssignmentsComplex",
         "parameters": [{"key": "source", "value": {"type": "Attribute",
@@ -170,13 +180,15 @@ class Busy(MemoryDirectory):
 
 
 def test_retry_sleeps_and_counts_are_bounded(clock: ManualClock) -> None:
-    """TransientRetries=30 without Retry-After: at most 10 retries of at most 60 s each, then
-    the object is escrowed; a huge or negative Retry-After is clamped."""
+    """TransientRetries at its maximum (10) without Retry-After: each wait at most 60 s, then
+    the object is escrowed; a huge or negative Retry-After is clamped; 30 is refused."""
     source, target = MemoryDirectory(), Busy()
     fill(source, 1)
     engine = SyncEngine(MemoryStateStore(), clock)
+    with pytest.raises(ConfigurationError, match="TransientRetries"):
+        engine.create_job("memoryToMemory", source, target, settings={"TransientRetries": "30"})
     job_id = engine.create_job("memoryToMemory", source, target,
-                               settings={"TransientRetries": "30"}).id or ""
+                               settings={"TransientRetries": "10"}).id or ""
     engine.start(job_id)
     before = clock.now()
     execution = engine.run_cycle(job_id)

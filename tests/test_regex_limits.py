@@ -142,13 +142,15 @@ def test_cycle_escrows_an_object_whose_scope_regex_times_out(clock: ManualClock)
     assert ["fine"] == [u["userName"] for u in target.list("User").values()]
     (escrow,) = engine.escrows(job_id)
     assert "u1" == escrow.anchor and "RegexTimeout" in escrow.error
+    assert "0.05s limit" in escrow.error  # the job's setting reached the evaluation
 
 
 def test_cycle_escrows_an_object_whose_replace_times_out(clock: ManualClock) -> None:
     """In a cycle, a Replace past the limit escrows that object; the others flow."""
     source, target = MemoryDirectory(), MemoryDirectory()
     engine = SyncEngine(clock=clock)
-    job_id = engine.create_job("memoryToMemory", source, target).id or ""
+    job_id = engine.create_job("memoryToMemory", source, target,
+                               settings={"RegexTimeout": "PT0.05S"}).id or ""
     schema = to_graph(engine.get_schema(job_id))
     mappings = schema["synchronizationRules"][0]["objectMappings"][0]["attributeMappings"]
     city = next(m for m in mappings if m["targetAttributeName"] == "city")
@@ -161,3 +163,4 @@ def test_cycle_escrows_an_object_whose_replace_times_out(clock: ManualClock) -> 
     assert 1 == run.count_escrowed
     (escrow,) = engine.escrows(job_id)
     assert "u1" == escrow.anchor and "RegexTimeout" in escrow.error
+    assert "0.05s limit" in escrow.error  # the job's setting reached the evaluation
