@@ -55,14 +55,16 @@ def process(
     good = [c for c in changes if c.anchor.__class__ is str and c.anchor.isascii()]
     if len(good) < len(changes):
         good = [c for c in changes if storable_text(c.anchor) or refuse(ctx, mapping, c, work)]
-    anchors = [c.anchor for c in good]
-    links = {} if unlinked else ctx.store.get_links(ctx.job_id, mapping.key, anchors)
+    anchors = [] if unlinked else [c.anchor for c in good]
+    links = ctx.store.get_links(ctx.job_id, mapping.key, anchors) if anchors else {}
     state.claimed.clear()
     state.page_links.clear()
     ctx.counters.imported += len(changes)
     planned: list[tuple[str, Link | None, dict[str, Any], str]] = []
     intents = IntentBatch(mapping.key, mapping.target_type, mapping.matching)
     upserts, updates = intents.upserts, intents.updates
+    unresolved, escrows = state.unresolved, state.escrows
+    env = state.env
     for change in good:
         anchor = change.anchor
         link = links.get(anchor)
@@ -80,18 +82,21 @@ def process(
                     ctx.skip(work, mapping, anchor, "not in scope of the scoping filter")
             else:
                 ctx.counters.entitled += 1
-                desired = planned_values(ctx, mapping, state, change.attributes, link)
-                exported = checked_encoding(desired)
-                planned.append((anchor, link, desired, exported))
-                if link is None:
+                if link is None:  # inline: the per-object hot path of every initial cycle
+                    desired = map_object(mapping, change.attributes, env)
+                    exported = checked_encoding(desired)
                     upserts.append((anchor, exported))
                 else:
+                    desired = linked_values(mapping, state, change.attributes, link)
+                    exported = checked_encoding(desired)
                     updates.append((anchor, link.target_ref))
+                planned.append((anchor, link, desired, exported))
                 continue
         except Exception as exc:
             escrow(ctx, mapping, state, anchor, object_failure(exc), work)
             continue
-        settled(ctx, mapping, state, anchor, work, final_pass)
+        if anchor in unresolved or anchor in escrows:
+            settled(ctx, mapping, state, anchor, work, final_pass)
     if not planned:
         return
     ctx.write_intents([intents])
@@ -103,7 +108,8 @@ def process(
         except Exception as exc:
             escrow(ctx, mapping, state, anchor, object_failure(exc), work)
             continue
-        settled(ctx, mapping, state, anchor, work, final_pass)
+        if anchor in unresolved or anchor in escrows:
+            settled(ctx, mapping, state, anchor, work, final_pass)
 
 
 def object_failure(exc: Exception) -> Exception:
@@ -169,23 +175,11 @@ def settled(
         work.unescrows.append((mapping.key, anchor))
 
 
-def planned_values(
-    ctx: CycleContext,
-    mapping: CompiledMapping,
-    state: MappingState,
-    attributes: Attributes,
-    link: Link | None,
+def linked_values(
+    mapping: CompiledMapping, state: MappingState, attributes: Attributes, link: Link
 ) -> dict[str, Any]:
-    """Mapped values before references are resolved. Mapped once per object: a create sends
-    the very values (Guid, RandomString, SelectUniqueValue included) its intent records."""
-    if link is None:  # the per-object hot path of every initial cycle
-        return map_object(
-            mapping,
-            attributes,
-            state.env,
-            creating=True,
-            ignored=[] if mapping.may_ignore else None,
-        )
+    """Mapped values of a linked object, before references are resolved; attributes that
+    IgnoreFlowIfNullOrEmpty drops keep the value last exported."""
     ignored: list[str] | None = [] if mapping.may_ignore else None
     desired = map_object(mapping, attributes, state.env, creating=False, ignored=ignored)
     if ignored:
@@ -246,8 +240,10 @@ def export(
     if mapping.references:
         if not resolve_references(ctx, mapping, state, desired):
             state.unresolved.add(anchor)
-        if any(attribute in desired for attribute, _ in mapping.references):
-            exported = encode_values(desired)  # now with target refs
+        for attribute, _ in mapping.references:
+            if attribute in desired:
+                exported = encode_values(desired)  # now with target refs
+                break
     target_type = mapping.target_type
     if link is not None:
         delta = (

@@ -148,6 +148,7 @@ class SqliteStateStore:
         self.path = Path(path)
         self._lock = threading.RLock()
         self._scopes: dict[tuple[str, str], int] = {}
+        self._parsed_jobs: dict[str, SynchronizationJob] = {}  # stored body -> frozen model
         self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._synchronous = synchronous.upper()
@@ -244,9 +245,15 @@ class SqliteStateStore:
 
     def _job_row(self, values: tuple[Any, ...]) -> JobRow:
         application_id, body, next_run, force_deletes = values
+        job = self._parsed_jobs.get(body)
+        if job is None:  # a job (its schema above all) is read a few times per cycle
+            job = from_graph(json.loads(body), SynchronizationJob)
+            if len(self._parsed_jobs) >= 64:
+                self._parsed_jobs.clear()
+            self._parsed_jobs[body] = job
         return JobRow(
             application_id=application_id,
-            job=from_graph(json.loads(body), SynchronizationJob),
+            job=job,
             next_run=parse_datetime(next_run),
             force_deletes=bool(force_deletes),
         )
