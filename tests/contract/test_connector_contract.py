@@ -1,13 +1,17 @@
-"""The contract every connector passes; today the memory directory, later LDAP and SCIM.
+"""The contract every connector passes; today the memory and SQLite test directories, later
+LDAP and SCIM.
 
-A new connector joins by adding a factory to CONNECTORS: a callable returning a fresh
-``(connector, seed)`` where ``seed(object_type, anchor, attributes)`` creates a source object
-the way that directory's own tools would (for the memory directory, ``put``).
+A new connector joins by adding a factory to CONNECTORS: a callable taking a fresh temporary
+directory (for connectors that need files) and returning a fresh ``(connector, seed)`` where
+``seed(object_type, anchor, attributes)`` creates a source object the way that directory's own
+tools would (for the memory directory, ``put``). A connector with ``close()`` is closed after
+each test.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,21 +26,34 @@ from connectors.base import (
     UnreachableError,
 )
 from connectors.memory import MemoryDirectory
+from tests.crash.sqlite_directory import SqliteDirectory
 
 Seed = Callable[[str, str, dict[str, Any]], None]
 
 
-def _memory() -> tuple[MemoryDirectory, Seed]:
+def _memory(tmp_path: Path) -> tuple[MemoryDirectory, Seed]:
     directory = MemoryDirectory()
     return directory, directory.put
 
 
-CONNECTORS = {"memory": _memory}
+def _sqlite(tmp_path: Path) -> tuple[SqliteDirectory, Seed]:
+    directory = SqliteDirectory(tmp_path / "directory.sqlite")
+    return directory, directory.put
+
+
+CONNECTORS: dict[str, Callable[[Path], tuple[Any, Seed]]] = {
+    "memory": _memory,
+    "sqlite": _sqlite,
+}
 
 
 @pytest.fixture(params=sorted(CONNECTORS))
-def connector(request: pytest.FixtureRequest) -> tuple[Any, Seed]:
-    return CONNECTORS[request.param]()
+def connector(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Any, Seed]]:
+    made = CONNECTORS[request.param](tmp_path)
+    yield made
+    close = getattr(made[0], "close", None)
+    if close is not None:
+        close()
 
 
 def read_all(source: Source, object_type: str, watermark: str | None, page_size: int = 3):
