@@ -15,7 +15,9 @@ exceptions into these, and nowhere else does)::
     ├── TransientError      retry soon (honour retry_after); escrow if it keeps happening
     ├── ObjectError         this object cannot be written: escrow it, go on with the others
     ├── CredentialsError    the cycle fails; quarantines the job at once
-    └── UnreachableError    the cycle fails; quarantines after successive failed cycles
+    ├── UnreachableError    the cycle fails; quarantines after successive failed cycles
+    └── WatermarkExpired    the delta log no longer reaches the watermark: the engine reads
+                            everything again and reconciles (deprovisions what it did not see)
 """
 
 from __future__ import annotations
@@ -53,6 +55,11 @@ class CredentialsError(ConnectorError):
 
 class UnreachableError(ConnectorError):
     """The directory could not be reached at all (connection refused, DNS, TLS)."""
+
+
+class WatermarkExpired(ConnectorError):
+    """read() was given a watermark older than what the source's change log still holds
+    (purged while the engine was down): only a full read can catch up."""
 
 
 class Capability(enum.Enum):

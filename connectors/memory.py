@@ -28,6 +28,7 @@ from connectors.base import (
     TransientError,
     UnreachableError,
     Value,
+    WatermarkExpired,
     as_list,
 )
 
@@ -75,6 +76,7 @@ class MemoryDirectory:
         self._log_seqs: dict[str, list[int]] = {t: [] for t in self._types}
         self._log_anchors: dict[str, list[str]] = {t: [] for t in self._types}
         self._seq = 0
+        self._log_floor = 0  # changes at or before this sequence number were forgotten
         self._next_id = 0
         self._id_prefix = id_prefix
         self._indexes: dict[tuple[str, str], dict[Scalar, set[str]]] = {}
@@ -110,6 +112,14 @@ class MemoryDirectory:
     ) -> None:
         """Make the next ``times`` writes touching ``key`` (a ref or any attribute value) fail."""
         self._faults.append(_FaultRule(object_type, _match_key(key), times, error))
+
+    def forget_changes(self) -> None:
+        """Purge the change log, as a directory does after its retention: a delta read from
+        an older watermark then raises WatermarkExpired."""
+        self._log_floor = self._seq
+        for object_type in self._types:
+            self._log_seqs[object_type] = []
+            self._log_anchors[object_type] = []
 
     def clear_faults(self) -> None:
         """Forget every injected fault: object faults, transient, unreachable, credentials."""
@@ -165,6 +175,10 @@ class MemoryDirectory:
             yield Page(changes, final if last else f"f:{start}:{chunk[-1]}")
 
     def _read_delta(self, object_type: str, after: int, page_size: int) -> Iterator[Page]:
+        if after < self._log_floor:
+            raise WatermarkExpired(
+                f"the change log starts after {self._log_floor}; watermark {after} is older"
+            )
         seqs = self._log_seqs[object_type]
         log = self._log_anchors[object_type]
         objects = self._objects[object_type]

@@ -97,6 +97,12 @@ class CycleContext:
     lease_duration: timedelta = timedelta(minutes=5)
     started: datetime = attrs.field(init=False)
     counters: Counters = attrs.field(factory=Counters)
+    #: per object mapping key, set up by cycle.run
+    states: dict[str, MappingState] = attrs.field(factory=dict)
+    #: (owner mapping -> anchors) whose link appeared, went or changed in this cycle: their
+    #: referrers are evaluated again before the cycle ends
+    link_events: dict[str, set[str]] = attrs.field(factory=dict)
+    deletes_applied: bool = False
     log: Any = attrs.field(init=False)
     _changes: int = attrs.field(init=False, default=0)
 
@@ -124,6 +130,9 @@ class CycleContext:
         if self.lease is not None:
             self.lease = attrs.evolve(self.lease, expires=self.clock.now() + self.lease_duration)
         return self.lease
+
+    def link_changed(self, mapping: str, anchor: str) -> None:
+        self.link_events.setdefault(mapping, set()).add(anchor)
 
     def state_for(
         self,
@@ -224,3 +233,7 @@ class MappingState:
     page_links: dict[str, str] = attrs.field(factory=dict)  # links of the page in flight
     unresolved: set[str] = attrs.field(factory=set)  # objects whose references did not resolve
     pending: set[str] = attrs.field(factory=set)  # to process again at the end of the cycle
+    #: objects whose matching target object is still joined to an object whose delete is
+    #: staged: processed again once the cycle's deletes are applied
+    after_deletes: set[str] = attrs.field(factory=set)
+    quiet_links: bool = False  # a first full read into no links: nobody can refer to them yet

@@ -59,6 +59,8 @@ def process(
     links = ctx.store.get_links(ctx.job_id, mapping.key, anchors) if anchors else {}
     state.claimed.clear()
     state.page_links.clear()
+    state.quiet_links = unlinked
+    key = mapping.key
     ctx.counters.imported += len(changes)
     planned: list[tuple[str, Link | None, dict[str, Any], str]] = []
     intents = IntentBatch(mapping.key, mapping.target_type, mapping.matching)
@@ -73,6 +75,8 @@ def process(
             if kind == "delete" or change.attributes is None:
                 soft, reason = not ctx.settings.hard_deletes, "deleted in source"
                 deprovision(ctx, mapping, state, anchor, link, work, soft, reason)
+                if mapping.references:
+                    work.references.append((key, anchor, ()))
             elif kind != "upsert":
                 raise ValueRefused(f"unknown change kind {printable(str(kind))[:40]!r}")
             elif not mapping.in_scope(change.attributes):
@@ -154,22 +158,8 @@ def settled(
                 counted=False,
             )
             return
-        # Durable, so a crash before the second pass cannot forget it: due now, but not
-        # retried before the second pass of this cycle.
         state.pending.add(anchor)
-        state.failed_now.add(anchor)
-        previous = state.escrows.get(anchor)
-        now = ctx.clock.now()
-        pending = Escrow(
-            mapping=mapping.key,
-            anchor=anchor,
-            attempts=previous.attempts if previous else 0,
-            first_failed=previous.first_failed if previous else now,
-            next_retry=now,
-            error=previous.error if previous else "ReferenceNotResolved: pending",
-        )
-        state.escrows[anchor] = pending
-        work.escrows.append(pending)
+        hold(ctx, mapping, state, anchor, work, "ReferenceNotResolved: pending")
         return
     if state.escrows.pop(anchor, None) is not None:
         work.unescrows.append((mapping.key, anchor))
@@ -190,28 +180,63 @@ def linked_values(
     return desired
 
 
+def hold(
+    ctx: CycleContext,
+    mapping: CompiledMapping,
+    state: MappingState,
+    anchor: str,
+    work: Checkpoint,
+    note: str,
+) -> None:
+    """Keep an object for later in this cycle as a silent escrow row, due now: durable, so a
+    crash before then cannot forget it, and not retried by this cycle's escrow retries."""
+    state.failed_now.add(anchor)
+    previous = state.escrows.get(anchor)
+    now = ctx.clock.now()
+    pending = Escrow(
+        mapping=mapping.key,
+        anchor=anchor,
+        attempts=previous.attempts if previous else 0,
+        first_failed=previous.first_failed if previous else now,
+        next_retry=now,
+        error=previous.error if previous else note,
+    )
+    state.escrows[anchor] = pending
+    work.escrows.append(pending)
+
+
 def resolve_references(
-    ctx: CycleContext, mapping: CompiledMapping, state: MappingState, desired: dict[str, Any]
+    ctx: CycleContext,
+    mapping: CompiledMapping,
+    state: MappingState,
+    anchor: str,
+    desired: dict[str, Any],
+    work: Checkpoint,
+    linked: bool,
 ) -> bool:
-    """Source anchors in Reference attributes become target refs through the link table."""
+    """Source anchors in Reference attributes become target refs through live links only: a
+    link whose delete or disable is staged does not count. The anchors named (resolved or
+    not) go to the reverse index, so the object is evaluated again when their links change.
+    """
     complete = True
+    named: list[tuple[str, str]] = []
     for attribute, owner in mapping.references:
         value = desired.get(attribute)
         if value is None:
             continue  # most objects: no manager, no members
-        anchors = [str(v) for v in as_list(value)]
-        found = {
-            a: state.page_links[a]
-            for a in anchors
-            if owner == mapping.key and a in state.page_links
-        }
+        anchors = list(dict.fromkeys(str(v) for v in as_list(value)))
+        named.extend((owner, a) for a in anchors)
+        page_links = state.page_links if owner == mapping.key else {}
+        found = {a: page_links[a] for a in anchors if a in page_links}
         missing = [a for a in anchors if a not in found]
         if missing:
             found.update(
                 (a, link.target_ref)
                 for a, link in ctx.store.get_links(ctx.job_id, owner, missing).items()
             )
-        resolved = [found[a] for a in anchors if a in found]
+        owner_state = ctx.states.get(owner)
+        dead = owner_state.staged if owner_state is not None else set()
+        resolved = list(dict.fromkeys(found[a] for a in anchors if a in found and a not in dead))
         if len(resolved) < len(anchors):
             complete = False
         if isinstance(value, list):
@@ -220,6 +245,8 @@ def resolve_references(
             desired[attribute] = resolved[0]
         else:
             del desired[attribute]
+    if named or linked:
+        work.references.append((mapping.key, anchor, tuple(named)))
     return complete
 
 
@@ -237,8 +264,10 @@ def export(
     if anchor in state.staged:
         state.staged.discard(anchor)
         work.unstaged.append((mapping.key, anchor))
+        if state.referenced:
+            ctx.link_changed(mapping.key, anchor)  # live again: its referrers may resolve
     if mapping.references:
-        if not resolve_references(ctx, mapping, state, desired):
+        if not resolve_references(ctx, mapping, state, anchor, desired, work, link is not None):
             state.unresolved.add(anchor)
         for attribute, _ in mapping.references:
             if attribute in desired:
@@ -295,6 +324,13 @@ def export(
     if ref is not None:
         owner = state.claimed.get(ref) or ctx.store.anchor_for_ref(ctx.job_id, mapping.key, ref)
         if owner is not None and owner != anchor:
+            if not ctx.deletes_applied:
+                # the owner may let go of it in this cycle (its delete is staged, or it is
+                # renamed later in the read): try again once the cycle's deletes are applied
+                ctx.counters.exports -= 1
+                state.after_deletes.add(anchor)
+                hold(ctx, mapping, state, anchor, work, "waiting for the matching object")
+                return
             raise ObjectError(f"the matching target object {ref} is already joined to {owner}")
         delta = diff(mapping, desired, None)
         if delta and "update" in mapping.flows:
@@ -315,6 +351,8 @@ def export(
     work.links.append(Link(mapping.key, anchor, ref, exported))
     if state.referenced:
         state.page_links[anchor] = ref
+        if not state.quiet_links:
+            ctx.link_changed(mapping.key, anchor)
 
 
 def link_into(state: MappingState, work: Checkpoint, link: Link) -> None:
@@ -346,6 +384,8 @@ def deprovision(
     elif not soft and Capability.DELETE not in capabilities:
         soft = True
     state.staged.add(anchor)
+    if state.referenced:
+        ctx.link_changed(mapping.key, anchor)  # its referrers must let go of it
     work.staged.append(
         StagedDelete(
             mapping=mapping.key,

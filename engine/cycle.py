@@ -20,6 +20,7 @@ from connectors.base import (
     ObjectError,
     Page,
     TransientError,
+    WatermarkExpired,
 )
 from engine._context import (
     MAX_RETRIES,
@@ -33,7 +34,7 @@ from engine._context import (
 )
 from engine._contract import SourceContractError, storable_text
 from engine._deletes import apply_staged_deletes, delete_intents
-from engine._objects import process
+from engine._objects import deprovision, process
 from engine._recovery import settle_intents
 from engine.mapping import CompiledMapping
 from engine.model import QuarantineReason
@@ -54,26 +55,30 @@ __all__ = [
 
 
 def run(ctx: CycleContext) -> CycleOutcome:
-    """Settle a crash's intents, run every mapping, then the staged deletes; raises connector
-    errors that end the cycle."""
+    """Settle a crash's intents, run every mapping, re-evaluate what refers to links that
+    changed, apply the staged deletes; raises connector errors that end the cycle."""
     outcome = CycleOutcome(ctx.counters)
     try:
         in_doubt = settle_intents(ctx)
         staged_all = ctx.store.staged_deletes(ctx.job_id)
         escrows_all = ctx.store.get_escrows(ctx.job_id)
-        states = []
         for mapping in ctx.mappings:
-            state = ctx.state_for(mapping, escrows_all, staged_all)
-            states.append((mapping, state))
+            ctx.states[mapping.key] = ctx.state_for(mapping, escrows_all, staged_all)
+        for mapping in ctx.mappings:
+            state = ctx.states[mapping.key]
             _reprocess(ctx, mapping, state, in_doubt.get(mapping.key, ()), final_pass=False)
             outcome.initial |= _sync_pages(ctx, mapping, state)
             left = {(s.mapping, s.anchor) for s in staged_all if s.mapping == mapping.key}
             if left:  # an interrupted cycle's deletes go before escrows (a rehire waits not)
                 apply_staged_deletes(ctx, only=left)
             _retry_escrows(ctx, mapping, state)
-        for mapping, state in states:  # references to objects exported later in the cycle
-            _second_pass(ctx, mapping, state)
+        _settle_references(ctx)
         outcome.quarantine = apply_staged_deletes(ctx)
+        ctx.deletes_applied = True
+        for mapping in ctx.mappings:  # objects that take over a deleted object's match
+            state = ctx.states[mapping.key]
+            _reprocess(ctx, mapping, state, sorted(state.after_deletes), final_pass=True)
+        _settle_references(ctx)
     except CyclePaused:
         outcome.paused = True
         ctx.log.info("cycle_paused")
@@ -110,11 +115,41 @@ def _pages(ctx: CycleContext, mapping: CompiledMapping, watermark: str | None) -
             ctx.clock.sleep(backoff(attempts, exc.retry_after))
 
 
+def _is_full(watermark: str | None) -> bool:
+    return watermark is None or watermark.startswith("f:")
+
+
 def _sync_pages(ctx: CycleContext, mapping: CompiledMapping, state: MappingState) -> bool:
+    """Read the mapping's changes; returns whether it was a full (initial) read."""
     watermark = ctx.store.get_watermark(ctx.job_id, mapping.key)
-    initial = watermark is None or watermark.startswith("f:")
+    sweeping = ctx.store.sweeping(ctx.job_id, mapping.key)
+    if sweeping and not _is_full(watermark):  # a full read ended, its reconciliation did not
+        _reconcile(ctx, mapping, state)
+        sweeping = False
+    try:
+        return _read(ctx, mapping, state, watermark, sweeping)
+    except WatermarkExpired as exc:
+        if watermark is None:
+            raise
+        ctx.log.warning("watermark_expired", mapping=mapping.key, error=str(exc))
+        return _read(ctx, mapping, state, None, sweeping=False)
+
+
+def _read(
+    ctx: CycleContext,
+    mapping: CompiledMapping,
+    state: MappingState,
+    watermark: str | None,
+    sweeping: bool,
+) -> bool:
+    """Pages from ``watermark`` on. A full read over existing links reconciles: it records
+    what it saw, and once it has completed, deprovisions the links it did not see."""
+    initial = _is_full(watermark)
+    linked = bool(ctx.store.count_links(ctx.job_id).get(mapping.key))
     # A first full read into an empty link table cannot meet a link: skip the lookups.
-    unlinked = watermark is None and not ctx.store.count_links(ctx.job_id).get(mapping.key)
+    unlinked = watermark is None and not linked
+    start = watermark is None and linked
+    sweep = sweeping or start
     for page in _pages(ctx, mapping, watermark):
         if ctx.should_stop():
             raise CyclePaused
@@ -123,13 +158,43 @@ def _sync_pages(ctx: CycleContext, mapping: CompiledMapping, state: MappingState
                 f"the {mapping.source_type} source gave a watermark that is not storable text"
             )
         work = Checkpoint(mapping=mapping.key, watermark=page.watermark)
+        if sweep:
+            work.sweep_start, start = start, False
+            work.seen = [c.anchor for c in page.changes
+                         if c.kind == "upsert" and storable_text(c.anchor)]
         if not initial:
             ctx.counters.imported_deltas += len(page.changes)
         process(ctx, mapping, state, page.changes, work, unlinked=unlinked)
         ctx.commit(work)
         ctx.counters.pages += 1
         ctx.log.debug("page_checkpointed", mapping=mapping.key, changes=len(page.changes))
+    if sweep:
+        _reconcile(ctx, mapping, state)
     return initial
+
+
+def _reconcile(ctx: CycleContext, mapping: CompiledMapping, state: MappingState) -> None:
+    """Stage the deprovisioning of every linked object the completed full read did not see:
+    deletes like any other, counted against the threshold with the rest of the cycle's."""
+    soft = not ctx.settings.hard_deletes
+    after, count = "", 0
+    while True:
+        if ctx.should_stop():
+            raise CyclePaused
+        unseen = ctx.store.unseen_links(ctx.job_id, mapping.key, after, ctx.settings.page_size)
+        if not unseen:
+            break
+        work = Checkpoint()
+        for link in unseen:
+            if link.anchor not in state.staged:
+                count += 1
+                deprovision(
+                    ctx, mapping, state, link.anchor, link, work, soft, "not in the full read"
+                )
+        ctx.commit(work)
+        after = unseen[-1].anchor
+    ctx.commit(Checkpoint(mapping=mapping.key, sweep_end=True))
+    ctx.log.info("full_read_reconciled", mapping=mapping.key, deprovisioned=count)
 
 
 def _retry_escrows(ctx: CycleContext, mapping: CompiledMapping, state: MappingState) -> None:
@@ -158,6 +223,24 @@ def _second_pass(ctx: CycleContext, mapping: CompiledMapping, state: MappingStat
     anchors = sorted(state.pending)
     state.pending.clear()
     _reprocess(ctx, mapping, state, anchors, final_pass=True)
+
+
+def _settle_references(ctx: CycleContext) -> None:
+    """Evaluate again every object that refers to a link that appeared, went or changed in
+    this cycle (found through the reverse index), together with the objects whose references
+    did not resolve earlier in the cycle; a few rounds, since a re-evaluated object may get a
+    link of its own. What still does not resolve is escrowed as ReferenceNotResolved."""
+    for _ in range(4):
+        events, ctx.link_events = ctx.link_events, {}
+        for owner, anchors in events.items():
+            for referrer_mapping, referrer in ctx.store.referrers(ctx.job_id, owner, anchors):
+                state = ctx.states.get(referrer_mapping)
+                if state is not None:
+                    state.pending.add(referrer)
+        if not any(state.pending for state in ctx.states.values()):
+            return
+        for mapping in ctx.mappings:
+            _second_pass(ctx, mapping, ctx.states[mapping.key])
 
 
 def _reprocess(
@@ -196,7 +279,9 @@ def provision_one(ctx: CycleContext, anchor: str) -> list[LogRecord]:
     escrows = ctx.store.get_escrows(ctx.job_id)
     staged = ctx.store.staged_deletes(ctx.job_id)
     for mapping in ctx.mappings:
-        state = ctx.state_for(mapping, escrows, staged)
+        ctx.states[mapping.key] = ctx.state_for(mapping, escrows, staged)
+    for mapping in ctx.mappings:
+        state = ctx.states[mapping.key]
         attributes = ctx.call(ctx.source.get, mapping.source_type, anchor)
         change = (
             Change("delete", anchor) if attributes is None else Change("upsert", anchor, attributes)

@@ -234,6 +234,14 @@ class Checkpoint:
     logs: list[LogRecord] = attrs.field(factory=list)
     clear_intents: bool = False  # the write-ahead intents this checkpoint resolves
     lease: Lease | None = None  # fencing: refused unless still held; renewed to its expiry
+    #: reverse index: (referrer mapping, referrer anchor, its references now as
+    #: (owner mapping, referenced source anchor) pairs), replacing what was stored for it
+    references: list[tuple[str, str, tuple[tuple[str, str], ...]]] = attrs.field(factory=list)
+    #: a reconciling full read of ``mapping``: starts with this checkpoint (forgetting what an
+    #: earlier one saw), anchors it saw in this page, ends (what it saw is forgotten)
+    sweep_start: bool = False
+    seen: list[str] = attrs.field(factory=list)
+    sweep_end: bool = False
 
 
 class StateStore(Protocol):
@@ -259,6 +267,24 @@ class StateStore(Protocol):
     def staged_deletes(self, job_id: str) -> list[StagedDelete]: ...
     def commit(self, job_id: str, checkpoint: Checkpoint) -> None: ...
     def reset(self, job_id: str, *, watermarks: bool, escrows: bool, links: bool) -> None: ...
+
+    def referrers(
+        self, job_id: str, owner: str, anchors: Iterable[str]
+    ) -> list[tuple[str, str]]:
+        """(mapping, anchor) of every object whose references name one of ``anchors`` of the
+        ``owner`` mapping (resolved or not): what to re-evaluate when their links change."""
+        ...
+
+    def sweeping(self, job_id: str, mapping: str) -> bool:
+        """Whether a reconciling full read of ``mapping`` has started and not ended."""
+        ...
+
+    def unseen_links(
+        self, job_id: str, mapping: str, after: str, limit: int
+    ) -> list[Link]:
+        """Links of ``mapping`` (anchor > ``after``, in anchor order) that the reconciling
+        full read did not see."""
+        ...
 
     def write_intents(
         self, job_id: str, batches: Sequence[IntentBatch], lease: Lease | None

@@ -38,6 +38,9 @@ class _JobState:
         self.staged: dict[Key, StagedDelete] = {}
         self.logs: list[LogRecord] = []
         self.intents: list[IntentBatch] = []
+        self.references: dict[Key, tuple[tuple[str, str], ...]] = {}  # referrer -> referenced
+        self.referrers: dict[Key, set[Key]] = {}  # (owner, referenced anchor) -> referrers
+        self.sweeps: dict[str, set[str]] = {}  # mapping -> anchors seen by its full read
 
 
 class MemoryStateStore:
@@ -129,6 +132,7 @@ class MemoryStateStore:
             check_fence(self._leases.get(job_id), checkpoint.lease)
             state = self._job(job_id)
             for key in checkpoint.unlinks:
+                _set_references(state, key, ())
                 old = state.links.pop(key, None)
                 if old is not None:
                     state.refs.pop((old.mapping, old.target_ref), None)
@@ -149,6 +153,15 @@ class MemoryStateStore:
                 state.staged.pop(key, None)
             for staged in checkpoint.staged:
                 state.staged[(staged.mapping, staged.anchor)] = staged
+            for mapping, anchor, references in checkpoint.references:
+                _set_references(state, (mapping, anchor), references)
+            if checkpoint.mapping is not None:
+                if checkpoint.sweep_start:
+                    state.sweeps[checkpoint.mapping] = set()
+                if checkpoint.seen and checkpoint.mapping in state.sweeps:
+                    state.sweeps[checkpoint.mapping].update(checkpoint.seen)
+                if checkpoint.sweep_end:
+                    state.sweeps.pop(checkpoint.mapping, None)
             state.logs.extend(checkpoint.logs)
             if checkpoint.clear_intents:
                 state.intents = []
@@ -170,6 +183,32 @@ class MemoryStateStore:
                 state.counts.clear()
                 state.staged.clear()
                 state.intents = []
+                state.references.clear()
+                state.referrers.clear()
+                state.sweeps.clear()
+
+    def referrers(
+        self, job_id: str, owner: str, anchors: Iterable[str]
+    ) -> list[tuple[str, str]]:
+        index = self._job(job_id).referrers
+        found: dict[Key, None] = {}
+        for anchor in anchors:
+            for referrer in sorted(index.get((owner, anchor), ())):
+                found[referrer] = None
+        return list(found)
+
+    def sweeping(self, job_id: str, mapping: str) -> bool:
+        return mapping in self._job(job_id).sweeps
+
+    def unseen_links(self, job_id: str, mapping: str, after: str, limit: int) -> list[Link]:
+        state = self._job(job_id)
+        seen = state.sweeps.get(mapping, set())
+        unseen = sorted(
+            (link for (m, a), link in state.links.items() if m == mapping and a > after
+             and a not in seen),
+            key=lambda link: link.anchor,
+        )
+        return unseen[:limit]
 
     def write_intents(
         self, job_id: str, batches: Sequence[IntentBatch], lease: Lease | None
@@ -224,3 +263,18 @@ class MemoryStateStore:
 
     def close(self) -> None:
         """Nothing to release."""
+
+
+def _set_references(
+    state: _JobState, referrer: Key, references: tuple[tuple[str, str], ...]
+) -> None:
+    for old in state.references.pop(referrer, ()):
+        holders = state.referrers.get(old)
+        if holders is not None:
+            holders.discard(referrer)
+            if not holders:
+                del state.referrers[old]
+    if references:
+        state.references[referrer] = references
+        for new in references:
+            state.referrers.setdefault(new, set()).add(referrer)

@@ -90,6 +90,18 @@ MIGRATIONS: list[str] = [
         job_id TEXT PRIMARY KEY, holder TEXT NOT NULL, host TEXT NOT NULL,
         pid INTEGER NOT NULL, token INTEGER NOT NULL, expires TEXT NOT NULL);
     """,
+    # 4: the reverse index of references (referrer -> the source anchors it names, resolved
+    # or not), and what a reconciling full read has seen so far
+    """
+    CREATE TABLE refs (
+        scope INTEGER NOT NULL, referrer TEXT NOT NULL, owner INTEGER NOT NULL,
+        referenced TEXT NOT NULL, PRIMARY KEY (scope, referrer, owner, referenced))
+        WITHOUT ROWID;
+    CREATE INDEX refs_by_referenced ON refs (owner, referenced);
+    CREATE TABLE sweeps (scope INTEGER PRIMARY KEY);
+    CREATE TABLE seen (
+        scope INTEGER NOT NULL, anchor TEXT NOT NULL, PRIMARY KEY (scope, anchor)) WITHOUT ROWID;
+    """,
 ]
 _RELEASED = "0001-01-01T00:00:00.000000+00:00"
 
@@ -297,9 +309,11 @@ class SqliteStateStore:
                 raise
 
     def _delete_links(self, job_id: str) -> None:
-        self._db.execute(
-            "DELETE FROM links WHERE scope IN (SELECT id FROM scopes WHERE job_id=?)", (job_id,)
-        )
+        for table in ("links", "refs", "sweeps", "seen"):
+            self._db.execute(
+                f"DELETE FROM {table} WHERE scope IN (SELECT id FROM scopes WHERE job_id=?)",
+                (job_id,),
+            )
         self._db.execute("UPDATE scopes SET links = 0 WHERE job_id=?", (job_id,))
         self._scopes = {k: v for k, v in self._scopes.items() if k[0] != job_id}
 
@@ -396,6 +410,10 @@ class SqliteStateStore:
             try:
                 self._fence(job_id, c.lease)
                 self._write_links(job_id, c)
+                if c.references or c.unlinks:
+                    self._write_references(job_id, c)
+                if c.mapping is not None and (c.sweep_start or c.seen or c.sweep_end):
+                    self._write_sweep(job_id, c)
                 db.executemany(
                     "DELETE FROM escrows WHERE job_id=? AND mapping=? AND anchor=?",
                     [(job_id, m, a) for m, a in c.unescrows],
@@ -484,6 +502,76 @@ class SqliteStateStore:
                     "UPDATE links SET target_ref=?, exported=? WHERE scope=? AND anchor=?",
                     [(r, e, sc, a) for sc, a, r, e in new],
                 )
+
+    def _write_references(self, job_id: str, c: Checkpoint) -> None:
+        db = self._db
+        gone: list[tuple[int | None, str]] = []
+        for m, a in c.unlinks:
+            scope = self._scope(job_id, m, create=True)
+            gone.append((scope, a))
+        rows: list[tuple[int | None, str, int | None, str]] = []
+        for m, a, references in c.references:
+            scope = self._scope(job_id, m, create=True)
+            gone.append((scope, a))
+            rows.extend(
+                (scope, a, self._scope(job_id, owner, create=True), referenced)
+                for owner, referenced in references
+            )
+        db.executemany("DELETE FROM refs WHERE scope=? AND referrer=?", gone)
+        db.executemany("INSERT OR IGNORE INTO refs VALUES (?, ?, ?, ?)", rows)
+
+    def _write_sweep(self, job_id: str, c: Checkpoint) -> None:
+        db = self._db
+        assert c.mapping is not None
+        scope = self._scope(job_id, c.mapping, create=True)
+        if c.sweep_start:
+            db.execute("INSERT OR IGNORE INTO sweeps VALUES (?)", (scope,))
+            db.execute("DELETE FROM seen WHERE scope=?", (scope,))
+        if c.seen:
+            db.executemany("INSERT OR IGNORE INTO seen VALUES (?, ?)", [(scope, a) for a in c.seen])
+        if c.sweep_end:
+            db.execute("DELETE FROM sweeps WHERE scope=?", (scope,))
+            db.execute("DELETE FROM seen WHERE scope=?", (scope,))
+
+    def referrers(
+        self, job_id: str, owner: str, anchors: Iterable[str]
+    ) -> list[tuple[str, str]]:
+        found: dict[tuple[str, str], None] = {}
+        with self._lock:
+            scope = self._scope(job_id, owner, create=False)
+            if scope is None:
+                return []
+            for batch in chunked(list(anchors), _LINK_BATCH):
+                marks = ",".join("?" * len(batch))
+                rows = self._db.execute(
+                    "SELECT s.mapping, r.referrer FROM refs r JOIN scopes s ON s.id = r.scope "
+                    f"WHERE r.owner=? AND r.referenced IN ({marks}) ORDER BY 1, 2",
+                    (scope, *batch),
+                ).fetchall()
+                found.update(((str(m), str(a)), None) for m, a in rows)
+        return list(found)
+
+    def sweeping(self, job_id: str, mapping: str) -> bool:
+        with self._lock:
+            scope = self._scope(job_id, mapping, create=False)
+            if scope is None:
+                return False
+            return bool(
+                self._db.execute("SELECT 1 FROM sweeps WHERE scope=?", (scope,)).fetchall()
+            )
+
+    def unseen_links(self, job_id: str, mapping: str, after: str, limit: int) -> list[Link]:
+        with self._lock:
+            scope = self._scope(job_id, mapping, create=False)
+            if scope is None:
+                return []
+            rows = self._db.execute(
+                "SELECT anchor, target_ref, exported FROM links l WHERE scope=? AND anchor>? "
+                "AND NOT EXISTS (SELECT 1 FROM seen s WHERE s.scope=l.scope "
+                "AND s.anchor=l.anchor) ORDER BY anchor LIMIT ?",
+                (scope, after, limit),
+            ).fetchall()
+        return [Link(mapping, a, r, e) for a, r, e in rows]
 
     def _insert_logs(self, logs: list[LogRecord]) -> None:
         batches: dict[tuple[str, str], list[Any]] = {}
