@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import engine.store.sqlite as sqlite_module
+from engine.errors import LeaseLost
 from engine.model import Application, StatusCode, SynchronizationJob, SynchronizationStatus
 from engine.store import (
     Checkpoint,
@@ -22,6 +23,7 @@ from engine.store import (
     decode_values,
     encode_values,
 )
+from engine.store.base import Intent, IntentBatch
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -231,3 +233,73 @@ def test_sqlite_migrates_a_version_1_file(tmp_path: Path) -> None:
     migrated.commit("j1", Checkpoint(logs=[log("a")]))
     assert 1 == migrated.prune_logs("j1", T0 + timedelta(days=1))
     migrated.close()
+
+
+def test_intents_are_pending_until_a_checkpoint_clears_them(store: StateStore) -> None:
+    """Write-ahead intents read back as written (upserts with their matching values, updates,
+    deletes) until a checkpoint with clear_intents; reset of links drops them too."""
+    batch = IntentBatch("m", "User", ("userName",))
+    batch.upserts.append(("a", encode_values({"userName": "x", "mail": "m"})))
+    batch.updates.append(("b", "r-b"))
+    batch.deletes.append(("c", "r-c", ""))
+    store.write_intents("j1", [batch], None)
+    assert [Intent("m", "a", "upsert", "User", None, (("userName", "x"),)),
+            Intent("m", "b", "update", "User", "r-b"),
+            Intent("m", "c", "delete", "User", "r-c")] == store.pending_intents("j1")
+    store.commit("j1", Checkpoint(clear_intents=True))
+    assert [] == store.pending_intents("j1")
+    store.write_intents("j1", [batch], None)
+    store.reset("j1", watermarks=False, escrows=False, links=True)
+    assert [] == store.pending_intents("j1")
+
+
+def test_leases_fence_out_an_earlier_holder(store: StateStore) -> None:
+    """One holder at a time; an expired lease is taken over with a new token; the earlier
+    holder's commits and intents are refused; a release frees the job at once."""
+    first = store.acquire_lease("j1", "a", T0, T0 + timedelta(minutes=5))
+    assert first is not None
+    assert store.acquire_lease("j1", "b", T0, T0 + timedelta(minutes=5)) is None
+    again = store.acquire_lease("j1", "a", T0, T0 + timedelta(minutes=5))  # same holder
+    assert again is not None and again.token > first.token
+    later = T0 + timedelta(minutes=6)
+    second = store.acquire_lease("j1", "b", later, later + timedelta(minutes=5))
+    assert second is not None and second.token > again.token
+    with pytest.raises(LeaseLost):
+        store.commit("j1", Checkpoint(mapping="m", watermark="1", lease=again))
+    with pytest.raises(LeaseLost):
+        store.write_intents("j1", [], again)
+    assert store.get_watermark("j1", "m") is None
+    store.commit("j1", Checkpoint(mapping="m", watermark="1", lease=second))
+    store.release_lease(second)
+    assert store.acquire_lease("j1", "a", later, later + timedelta(minutes=5)) is not None
+
+
+def test_reverse_index_of_references(store: StateStore) -> None:
+    """A checkpoint's references replace the referrer's entries; referrers() finds them by
+    referenced anchor; an unlink drops the referrer's entries."""
+    store.commit("j1", Checkpoint(
+        links=[Link("users", "r1", "t1", "{}"), Link("groups", "g1", "t9", "{}")],
+        references=[("users", "r1", (("users", "boss"),)),
+                    ("groups", "g1", (("users", "boss"), ("users", "r1")))]))
+    assert [("groups", "g1"), ("users", "r1")] == sorted(store.referrers("j1", "users", ["boss"]))
+    assert [("groups", "g1")] == store.referrers("j1", "users", ["r1"])
+    store.commit("j1", Checkpoint(references=[("groups", "g1", (("users", "r1"),))]))
+    assert [("users", "r1")] == store.referrers("j1", "users", ["boss"])
+    store.commit("j1", Checkpoint(unlinks=[("users", "r1")]))
+    assert [] == store.referrers("j1", "users", ["boss"])
+    assert [("groups", "g1")] == store.referrers("j1", "users", ["r1"])
+
+
+def test_a_sweep_lists_the_links_a_full_read_did_not_see(store: StateStore) -> None:
+    """Between sweep_start and sweep_end, unseen_links pages through the links not seen."""
+    store.commit("j1", Checkpoint(links=[Link("m", a, "t" + a, "{}") for a in "abcde"]))
+    assert not store.sweeping("j1", "m")
+    store.commit("j1", Checkpoint(mapping="m", sweep_start=True, seen=["a", "c"]))
+    store.commit("j1", Checkpoint(mapping="m", seen=["e"]))
+    assert store.sweeping("j1", "m")
+    assert ["b"] == [link.anchor for link in store.unseen_links("j1", "m", "", 1)]
+    assert ["d"] == [link.anchor for link in store.unseen_links("j1", "m", "b", 5)]
+    store.commit("j1", Checkpoint(mapping="m", sweep_start=True, seen=["b"]))  # starts anew
+    assert ["a", "c", "d", "e"] == [x.anchor for x in store.unseen_links("j1", "m", "", 9)]
+    store.commit("j1", Checkpoint(mapping="m", sweep_end=True))
+    assert not store.sweeping("j1", "m")
