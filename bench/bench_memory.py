@@ -9,6 +9,9 @@ Scenarios (each in its own process, so peak RSS is its own):
                the engine's own memory (it streams pages, never loading a directory)
   baseline     raw cost of the same writes without the engine: MemoryDirectory.create for
                every object, and SQLite inserts of the same link rows, for the ratio
+  fanout       the incremental cycle after deleting a user who manages 1,000 others and
+               belongs to 100 groups (of 50 members), in a 10k-user directory: every report
+               and group is evaluated again and updated in that cycle (reverse index)
 """
 
 from __future__ import annotations
@@ -198,6 +201,27 @@ def scenario_baseline(count: int, folder: Path) -> dict[str, Any]:
             "both_per_s": round(count / (writes + rows))}
 
 
+def scenario_fanout(count: int, reports: int, groups: int, folder: Path) -> dict[str, Any]:
+    source, target = MemoryDirectory(), MemoryDirectory()
+    source.put("User", "boss", person(count))
+    for n in range(count):
+        source.put("User", f"a{n:08d}", {**person(n), **({"manager": "boss"} if n < reports
+                                                          else {})})
+    for g in range(groups):
+        members = ["boss", *(f"a{n:08d}" for n in range(g * 50, g * 50 + 49))]
+        source.put("Group", f"g{g:04d}", {"displayName": f"Group {g}", "members": members})
+    engine, job_id = engine_on(folder / "fanout.db", source, target)
+    engine.run_cycle(job_id)
+    source.remove("User", "boss")
+    began = time.perf_counter()
+    run = engine.run_cycle(job_id)
+    seconds = time.perf_counter() - began
+    assert run.count_exported == reports + groups + 1, run  # + the delete itself
+    assert not any("manager" in u for u in target.list("User").values())
+    return {"objects": count, "reports": reports, "groups": groups,
+            "incremental_ms": round(seconds * 1000, 1), "exported": run.count_exported}
+
+
 def run_child(name: str, args: list[str]) -> dict[str, Any]:
     done = subprocess.run([sys.executable, __file__, "--child", name, *args],
                           capture_output=True, text=True, check=True)
@@ -214,6 +238,8 @@ def child(name: str, args: list[str]) -> None:
             result = scenario_incremental(int(args[0]), int(args[1]), path)
         elif name == "stream":
             result = scenario_stream(int(args[0]), path)
+        elif name == "fanout":
+            result = scenario_fanout(int(args[0]), int(args[1]), int(args[2]), path)
         else:
             result = scenario_baseline(int(args[0]), path)
     print(json.dumps(result))
@@ -249,6 +275,9 @@ def main() -> None:
         inc = run_child("incremental", [str(size), "100"])
         print(f"incremental 100 changes over {size:>9,} objects: median {inc['incremental_ms']} ms "
               f"(initial setup {inc['initial_setup_s']} s, peak RSS {inc['peak_rss_mb']} MB)")
+    fan = run_child("fanout", ["10000", "1000", "100"])
+    print(f"fanout    delete a user who manages {fan['reports']:,} of {fan['objects']:,} and is "
+          f"in {fan['groups']} groups: {fan['incremental_ms']} ms, {fan['exported']} exports")
     stream = run_child("stream", [str(big)])
     print(f"stream    {big:>9,} objects, generated source -> discarding target: "
           f"{stream['seconds']} s, {stream['objects_per_s']:,} objects/s, "
