@@ -12,7 +12,6 @@ from connectors.base import (
 from engine._context import CycleContext, CyclePaused
 from engine.model import QuarantineReason
 from engine.store.base import (
-    UNKNOWN,
     Checkpoint,
     IntentBatch,
     StagedDelete,
@@ -33,7 +32,7 @@ def delete_intents(ctx: CycleContext, batch: Sequence[StagedDelete]) -> list[Int
         intents = IntentBatch(mapping_key, mapping.target_type, mapping.matching)
         for s in items:
             link = links.get(s.anchor)
-            intents.deletes.append((s.anchor, s.target_ref, link.exported if link else UNKNOWN))
+            intents.deletes.append((s.anchor, s.target_ref, link.exported if link else ""))
         batches.append(intents)
     return batches
 

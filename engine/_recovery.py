@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from connectors.base import ObjectError
 from engine._context import CycleContext
-from engine.store.base import UNKNOWN, Checkpoint, Intent, Link
+from engine.store.base import Checkpoint, Intent, Link, encode_values, unknown
 
 
 def settle_intents(ctx: CycleContext) -> dict[str, list[str]]:
@@ -38,16 +38,17 @@ def settle_intents(ctx: CycleContext) -> dict[str, list[str]]:
             if link is None or link.target_ref != intent.target_ref:
                 pass
             elif _survived(ctx, intent):  # a disable, or a delete that never arrived
-                work.links.append(link._replace(exported=UNKNOWN))
+                work.links.append(link._replace(exported=unknown(link.exported)))
             else:
                 work.unlinks.append((mapping, anchor))
         elif link is not None:
-            work.links.append(link._replace(exported=UNKNOWN))
+            work.links.append(link._replace(exported=unknown(link.exported)))
         else:
             ref = _find_upserted(ctx, intent, claimed)
             if ref is not None:
                 claimed[(mapping, ref)] = anchor
-                work.links.append(Link(mapping, anchor, ref, UNKNOWN))
+                sent = unknown(encode_values(dict(intent.matching)))
+                work.links.append(Link(mapping, anchor, ref, sent))
         in_doubt.setdefault(mapping, []).append(anchor)
     ctx.commit(work)
     ctx.log.info("intents_settled", intents=len(latest), linked=len(claimed))

@@ -324,3 +324,23 @@ def test_intents_are_fsynced_even_when_checkpoints_are_not(tmp_path: Path) -> No
     assert ["PRAGMA synchronous=FULL", "BEGIN IMMEDIATE"] == seen[:2]
     assert seen[2].startswith("INSERT INTO intents")
     assert ["COMMIT", "PRAGMA synchronous=NORMAL"] == seen[3:]
+
+
+def test_two_crashes_before_a_delete_then_the_object_returns(tmp_path: Path,
+                                                             clock: ManualClock) -> None:
+    """A delete in doubt twice over (two crashes before it is sent) still knows the object's
+    matching values, so when the source object comes back with new attributes the surviving
+    target object is updated, not orphaned beside a new one."""
+    path = tmp_path / "s.db"
+    engine, job_id, source, target = synced(path, clock)
+    source.remove("User", "s000001")
+    for _ in range(2):
+        crash_on(target, "delete", when="before")
+        with pytest.raises(Crash):
+            engine.run_cycle(job_id)
+        engine = SyncEngine(path, clock)
+        engine.attach(job_id, source, target)
+    source.put("User", "s000001", user(9))
+    for _ in range(3):
+        engine.run_cycle(job_id)
+    assert_exact(engine, job_id, source, target)

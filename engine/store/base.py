@@ -24,10 +24,21 @@ from connectors.base import Value
 from engine.errors import LeaseLost
 from engine.model import Application, StatusCode, SynchronizationJob
 
-#: ``Link.exported`` when the values in the target object are not known: a join of an object
-#: we never wrote, or a write whose outcome a crash left in doubt. The next diff then sends
-#: every mapped value and clears every mapped attribute that has no desired value.
-UNKNOWN = ""
+#: Marks ``Link.exported`` when the values in the target object are not known (a write
+#: whose outcome a crash left in doubt): the next diff then sends every mapped value and
+#: clears every mapped attribute that has no desired value. What follows the mark is the last
+#: values known, kept because the object can still be found by its matching values in them.
+UNKNOWN = "?"
+
+
+def unknown(exported: str) -> str:
+    """``exported`` marked as no longer known (idempotent)."""
+    return exported if exported.startswith(UNKNOWN) else UNKNOWN + exported
+
+
+def last_values(exported: str) -> dict[str, Value]:
+    """The values last known to be in the target object, known for sure or not."""
+    return decode_values(exported.removeprefix(UNKNOWN)) or {}
 
 
 class Link(NamedTuple):
@@ -124,7 +135,7 @@ class IntentBatch:
 
     def intents(self) -> list[Intent]:
         def pairs(exported: str) -> tuple[tuple[str, Value], ...]:
-            values = decode_values(exported) or {}
+            values = last_values(exported)
             found = []
             for name in self.matching:
                 value = values.get(name)
@@ -337,8 +348,8 @@ def encode_values(values: Mapping[str, Value]) -> str:
 
 
 def decode_values(text: str) -> dict[str, Value] | None:
-    """The exported values, or None when they are UNKNOWN."""
-    if text == UNKNOWN:
+    """The exported values, or None when they are not known (see UNKNOWN)."""
+    if not text or text.startswith(UNKNOWN):
         return None
     decoded: dict[str, Value] = orjson.loads(text)
     for name, value in decoded.items():
