@@ -95,6 +95,7 @@ class CycleContext:
     random: random_module.Random = attrs.field(factory=random_module.Random)
     lease: Lease | None = None  # held for the whole cycle; renewed by every commit
     lease_duration: timedelta = timedelta(minutes=5)
+    lease_deadline: float = math.inf  # clock.monotonic() past which this runner stops writing
     started: datetime = attrs.field(init=False)
     counters: Counters = attrs.field(factory=Counters)
     #: per object mapping key, set up by cycle.run
@@ -108,6 +109,9 @@ class CycleContext:
 
     def __attrs_post_init__(self) -> None:
         self.started = self.clock.now()
+        if self.lease is not None:
+            remaining = (self.lease.expires - self.started).total_seconds()
+            self.lease_deadline = self.clock.monotonic() + remaining
         self.log = structlog.get_logger("syncjob.cycle").bind(
             job_id=self.job_id, cycle_id=self.cycle_id
         )
@@ -122,13 +126,15 @@ class CycleContext:
         self.store.write_intents(self.job_id, batches, self._renewed())
 
     def check_lease(self) -> None:
-        """Refuse to write once the lease may have passed to another runner."""
-        if self.lease is not None and self.clock.now() >= self.lease.expires:
+        """Refuse to write once the lease may have passed to another runner (a monotonic
+        reading: this runs before every target write)."""
+        if self.clock.monotonic() >= self.lease_deadline:
             raise LeaseLost(f"job {self.job_id}: the lease expired during the cycle")
 
     def _renewed(self) -> Lease | None:
         if self.lease is not None:
             self.lease = attrs.evolve(self.lease, expires=self.clock.now() + self.lease_duration)
+            self.lease_deadline = self.clock.monotonic() + self.lease_duration.total_seconds()
         return self.lease
 
     def link_changed(self, mapping: str, anchor: str) -> None:

@@ -64,7 +64,7 @@ def process(
     ctx.counters.imported += len(changes)
     planned: list[tuple[str, Link | None, dict[str, Any], str]] = []
     intents = IntentBatch(mapping.key, mapping.target_type, mapping.matching)
-    upserts, updates = intents.upserts, intents.updates
+    upserts, updates, matching = intents.upserts, intents.updates, mapping.matching
     unresolved, escrows = state.unresolved, state.escrows
     env = state.env
     for change in good:
@@ -89,7 +89,7 @@ def process(
                 if link is None:  # inline: the per-object hot path of every initial cycle
                     desired = map_object(mapping, change.attributes, env)
                     exported = checked_encoding(desired)
-                    upserts.append((anchor, exported))
+                    upserts.append((anchor, tuple(map(desired.get, matching))))
                 else:
                     desired = linked_values(mapping, state, change.attributes, link)
                     exported = checked_encoding(desired)
@@ -105,9 +105,11 @@ def process(
         return
     ctx.write_intents([intents])
     work.clear_intents = True
+    monotonic, deadline = ctx.clock.monotonic, ctx.lease_deadline
     for anchor, link, desired, exported in planned:
         try:
-            ctx.check_lease()
+            if monotonic() >= deadline:  # the lease may have passed to another runner
+                ctx.check_lease()
             export(ctx, mapping, state, anchor, desired, exported, link, work)
         except Exception as exc:
             escrow(ctx, mapping, state, anchor, object_failure(exc), work)

@@ -12,9 +12,11 @@ from typing import Protocol
 
 
 class Clock(Protocol):
-    """Aware-UTC time and a way to wait."""
+    """Aware-UTC time, a cheap monotonic reading for deadlines, and a way to wait."""
 
     def now(self) -> datetime: ...
+
+    def monotonic(self) -> float: ...
 
     def sleep(self, seconds: float) -> None: ...
 
@@ -25,9 +27,15 @@ class SystemClock:
     def now(self) -> datetime:
         return datetime.now(UTC)
 
+    def monotonic(self) -> float:
+        return time.monotonic()
+
     def sleep(self, seconds: float) -> None:
         if seconds > 0:
             time.sleep(seconds)
+
+
+_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 class ManualClock:
@@ -40,6 +48,9 @@ class ManualClock:
 
     def now(self) -> datetime:
         return self._now
+
+    def monotonic(self) -> float:
+        return (self._now - _EPOCH).total_seconds()
 
     def sleep(self, seconds: float) -> None:
         self._now += timedelta(seconds=max(seconds, 0.0))

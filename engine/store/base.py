@@ -119,14 +119,15 @@ class IntentBatch:
     one object mapping, recorded before any is sent.
 
     Compact on purpose, since an initial cycle records one per object: an upsert carries the
-    JSON of the values sent (already computed for the link) and the matching attribute names
-    are stored once, so nothing is built per object but a tuple.
+    values of the matching attributes it is sent with (names stored once, in ``matching``
+    order), so nothing is built per object but two tuples, and the record that must be fsynced
+    before the writes stays small.
     """
 
     mapping: str
     target_type: str
     matching: tuple[str, ...]
-    upserts: list[tuple[str, str]] = attrs.field(factory=list)  # (anchor, values sent)
+    upserts: list[tuple[str, tuple[Any, ...]]] = attrs.field(factory=list)  # matching values
     updates: list[tuple[str, str]] = attrs.field(factory=list)  # (anchor, target ref)
     deletes: list[tuple[str, str, str]] = attrs.field(factory=list)  # + last exported values
 
@@ -134,26 +135,29 @@ class IntentBatch:
         return len(self.upserts) + len(self.updates) + len(self.deletes)
 
     def intents(self) -> list[Intent]:
-        def pairs(exported: str) -> tuple[tuple[str, Value], ...]:
-            values = last_values(exported)
+        def pairs(values: Any) -> tuple[tuple[str, Value], ...]:
             found = []
-            for name in self.matching:
-                value = values.get(name)
+            for name, value in zip(self.matching, values, strict=False):
                 if value is not None and value != []:
                     found.append((name, value[0] if isinstance(value, list) else value))
             return tuple(found)
 
+        def last(exported: str) -> tuple[tuple[str, Value], ...]:
+            values = last_values(exported)
+            return pairs([values.get(name) for name in self.matching])
+
         m, t = self.mapping, self.target_type
         return [
-            *(Intent(m, a, "upsert", t, None, pairs(e)) for a, e in self.upserts),
+            *(Intent(m, a, "upsert", t, None, pairs(v)) for a, v in self.upserts),
             *(Intent(m, a, "update", t, r) for a, r in self.updates),
-            *(Intent(m, a, "delete", t, r, pairs(e)) for a, r, e in self.deletes),
+            *(Intent(m, a, "delete", t, r, last(e)) for a, r, e in self.deletes),
         ]
 
 
 def encode_intents(batches: Sequence[IntentBatch]) -> str:
     return orjson.dumps(
-        [[b.mapping, b.target_type, b.matching, b.upserts, b.updates, b.deletes] for b in batches]
+        [[b.mapping, b.target_type, b.matching, b.upserts, b.updates, b.deletes] for b in batches],
+        default=_default,
     ).decode()
 
 
@@ -165,7 +169,7 @@ def decode_intents(text: str) -> list[Intent]:
             m,
             t,
             tuple(k),
-            [(a, e) for a, e in ups],
+            [(a, tuple(_hook(x) if isinstance(x, dict) else x for x in v)) for a, v in ups],
             [(a, r) for a, r in upd],
             [(a, r, e) for a, r, e in dels],
         ).intents()
