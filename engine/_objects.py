@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import attrs
+
 from connectors.base import (
     Attributes,
     Capability,
@@ -33,6 +35,20 @@ from engine.store.base import (
 )
 
 
+@attrs.define
+class Batch:
+    """One page (or batch of retries) decided but not written yet: the writes it will make,
+    their intents, and the checkpoint that records its outcome."""
+
+    mapping: CompiledMapping
+    state: MappingState
+    work: Checkpoint
+    intents: IntentBatch
+    final_pass: bool
+    unlinked: bool
+    planned: list[tuple[str, Link | None, dict[str, Any], str]] = attrs.field(factory=list)
+
+
 def process(
     ctx: CycleContext,
     mapping: CompiledMapping,
@@ -43,27 +59,44 @@ def process(
     unlinked: bool = False,
     final_pass: bool = False,
 ) -> None:
-    """Handle a batch of changes in two steps: decide (scope, map, stage deletes; no target
-    write), then record the writes about to be made as durable intents, then write.
+    """Decide, record the intents, write: one batch on its own (the caller commits ``work``,
+    which clears the intents). Pages go through ``plan`` and ``write`` in windows instead."""
+    batch = plan(ctx, mapping, state, changes, work, unlinked=unlinked, final_pass=final_pass)
+    if batch.planned:
+        ctx.write_intents([batch.intents])
+        work.clear_intents = True
+        write(ctx, batch)
+
+
+def plan(
+    ctx: CycleContext,
+    mapping: CompiledMapping,
+    state: MappingState,
+    changes: Sequence[Change],
+    work: Checkpoint,
+    *,
+    unlinked: bool = False,
+    final_pass: bool = False,
+) -> Batch:
+    """Decide what to do with each change (scope, map, stage deletes, escrow what fails);
+    no target write. The writes to make are returned, with their intents.
 
     Whatever goes wrong with one object (a connector refusal, a mapping error, a value outside
     the contract, an unexpected exception) becomes that object's escrow; only errors that
     concern the whole cycle (unreachable, credentials, a lost lease, a pause) propagate.
     ``final_pass`` escrows unresolved references at once instead of deferring them to the end
-    of the cycle. The caller commits ``work``, which clears the intents.
+    of the cycle.
     """
     good = [c for c in changes if c.anchor.__class__ is str and c.anchor.isascii()]
     if len(good) < len(changes):
         good = [c for c in changes if storable_text(c.anchor) or refuse(ctx, mapping, c, work)]
     anchors = [] if unlinked else [c.anchor for c in good]
     links = ctx.store.get_links(ctx.job_id, mapping.key, anchors) if anchors else {}
-    state.claimed.clear()
-    state.page_links.clear()
-    state.quiet_links = unlinked
     key = mapping.key
     ctx.counters.imported += len(changes)
-    planned: list[tuple[str, Link | None, dict[str, Any], str]] = []
     intents = IntentBatch(mapping.key, mapping.target_type, mapping.matching)
+    batch = Batch(mapping, state, work, intents, final_pass, unlinked)
+    planned = batch.planned
     upserts, updates, matching = intents.upserts, intents.updates, mapping.matching
     unresolved, escrows = state.unresolved, state.escrows
     env = state.env
@@ -101,12 +134,19 @@ def process(
             continue
         if anchor in unresolved or anchor in escrows:
             settled(ctx, mapping, state, anchor, work, final_pass)
-    if not planned:
-        return
-    ctx.write_intents([intents])
-    work.clear_intents = True
+    return batch
+
+
+def write(ctx: CycleContext, batch: Batch) -> None:
+    """Make a planned batch's writes (its intents are already durable), recording each
+    outcome in its checkpoint."""
+    mapping, state, work, final_pass = batch.mapping, batch.state, batch.work, batch.final_pass
+    state.claimed.clear()
+    state.page_links.clear()
+    state.quiet_links = batch.unlinked
+    unresolved, escrows = state.unresolved, state.escrows
     monotonic, deadline = ctx.clock.monotonic, ctx.lease_deadline
-    for anchor, link, desired, exported in planned:
+    for anchor, link, desired, exported in batch.planned:
         try:
             if monotonic() >= deadline:  # the lease may have passed to another runner
                 ctx.check_lease()
