@@ -254,7 +254,7 @@ def resolve_references(
     anchor: str,
     desired: dict[str, Any],
     work: Checkpoint,
-    linked: bool,
+    link: Link | None,
 ) -> bool:
     """Source anchors in Reference attributes become target refs through live links only: a
     link whose delete or disable is staged does not count. The anchors named (resolved or
@@ -287,7 +287,7 @@ def resolve_references(
             desired[attribute] = resolved[0]
         else:
             del desired[attribute]
-    if named or linked:
+    if named or link is not None:
         work.references.append((mapping.key, anchor, tuple(named)))
     return complete
 
@@ -309,12 +309,15 @@ def export(
         if state.referenced:
             ctx.link_changed(mapping.key, anchor)  # live again: its referrers may resolve
     if mapping.references:
-        if not resolve_references(ctx, mapping, state, anchor, desired, work, link is not None):
-            state.unresolved.add(anchor)
         for attribute, _ in mapping.references:
-            if attribute in desired:
-                exported = encode_values(desired)  # now with target refs
+            if attribute in desired:  # translate, then the JSON holds target refs
+                if not resolve_references(ctx, mapping, state, anchor, desired, work, link):
+                    state.unresolved.add(anchor)
+                exported = encode_values(desired)
                 break
+        else:  # no reference value: only a linked object's old entries need clearing
+            if link is not None:
+                work.references.append((mapping.key, anchor, ()))
     target_type = mapping.target_type
     if link is not None:
         delta = (

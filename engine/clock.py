@@ -35,9 +35,6 @@ class SystemClock:
             time.sleep(seconds)
 
 
-_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
-
-
 class ManualClock:
     """A clock that moves only when told to (``advance``) or when something sleeps on it."""
 
@@ -45,15 +42,18 @@ class ManualClock:
         self._now = start or datetime(2026, 1, 1, tzinfo=UTC)
         if self._now.tzinfo is None:
             raise ValueError("ManualClock needs an aware datetime")
+        self._seconds = 0.0  # monotonic(): moves with now, read on every write of a cycle
 
     def now(self) -> datetime:
         return self._now
 
     def monotonic(self) -> float:
-        return (self._now - _EPOCH).total_seconds()
+        return self._seconds
 
     def sleep(self, seconds: float) -> None:
-        self._now += timedelta(seconds=max(seconds, 0.0))
+        self.advance(max(seconds, 0.0))
 
     def advance(self, delta: timedelta | float) -> None:
-        self._now += delta if isinstance(delta, timedelta) else timedelta(seconds=delta)
+        step = delta if isinstance(delta, timedelta) else timedelta(seconds=delta)
+        self._now += step
+        self._seconds += step.total_seconds()

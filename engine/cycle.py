@@ -150,7 +150,7 @@ def _read(
     unlinked = watermark is None and not linked
     start = watermark is None and linked
     sweep = sweeping or start
-    window = Window(ctx)
+    window = Window(ctx, distinct=initial)
     for page in _pages(ctx, mapping, watermark):
         if ctx.should_stop():
             window.flush(stoppable=False)  # what was read is written: the next checkpoint
@@ -187,17 +187,19 @@ class Window:
 
     OBJECTS = 2000  # per window: a few pages of the default 500
 
-    def __init__(self, ctx: CycleContext) -> None:
+    def __init__(self, ctx: CycleContext, *, distinct: bool) -> None:
         self.ctx = ctx
+        self.distinct = distinct  # a full read names each anchor once: nothing to check
         self.batches: list[Batch] = []
         self.anchors: set[str] = set()
         self.size = 0
 
     def make_room(self, changes: Sequence[Change]) -> None:
-        anchors = {c.anchor for c in changes}
-        if self.batches and not anchors.isdisjoint(self.anchors):
-            self.flush()
-        self.anchors |= anchors
+        if not self.distinct:
+            anchors = {c.anchor for c in changes}
+            if self.batches and not anchors.isdisjoint(self.anchors):
+                self.flush()
+            self.anchors |= anchors
         self.size += len(changes)
 
     def add(self, batch: Batch) -> None:
