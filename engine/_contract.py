@@ -57,17 +57,11 @@ def storable_text(text: Any) -> bool:
 
 
 def checked_encoding(desired: Mapping[str, Any]) -> str:
-    """The JSON of mapped values, after checking every value against the contract.
+    """The JSON of mapped values (checked one by one by ``map_object``, see ``check_value``).
 
-    orjson refuses lone surrogates, integers beyond 64 bits and types it does not know; what
-    it would accept but the contract does not (dicts, floats, nested lists, over-long values)
-    is checked here: a full look only when some value is not a plain str, or when the whole
-    text is longer than one value may be.
+    orjson refuses lone surrogates and integers beyond 64 bits; a value too long is found
+    here, with a full look only when the whole text is longer than one value may be.
     """
-    for value in desired.values():
-        if value.__class__ is not str:
-            _check_values(desired)
-            break
     try:
         text = encode_values(desired)
     except (TypeError, orjson.JSONEncodeError) as exc:
@@ -79,13 +73,14 @@ def checked_encoding(desired: Mapping[str, Any]) -> str:
     return text
 
 
-def _check_values(desired: Mapping[str, Any]) -> None:
-    for name, value in desired.items():
-        if value.__class__ is list:
-            for item in value:
-                _check_scalar(name, item)
-        else:
-            _check_scalar(name, value)
+def check_value(name: str, value: Any) -> None:
+    """Refuse a mapped value that is not a str (those are the common case, checked by class
+    in the hot loop before calling this): what the connector contract allows, or nothing."""
+    if value.__class__ is list:
+        for item in value:
+            _check_scalar(name, item)
+    else:
+        _check_scalar(name, value)
 
 
 def _check_scalar(name: str, value: Any) -> None:

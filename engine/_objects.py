@@ -98,6 +98,7 @@ def plan(
     batch = Batch(mapping, state, work, intents, final_pass, unlinked)
     planned = batch.planned
     upserts, updates, matching = intents.upserts, intents.updates, mapping.matching
+    single, first = len(matching) == 1, matching[0] if matching else ""
     unresolved, escrows = state.unresolved, state.escrows
     env = state.env
     for change in good:
@@ -122,7 +123,8 @@ def plan(
                 if link is None:  # inline: the per-object hot path of every initial cycle
                     desired = map_object(mapping, change.attributes, env)
                     exported = checked_encoding(desired)
-                    upserts.append((anchor, tuple(map(desired.get, matching))))
+                    upserts.append((anchor, desired.get(first) if single
+                                    else tuple(map(desired.get, matching))))
                 else:
                     desired = linked_values(mapping, state, change.attributes, link)
                     exported = checked_encoding(desired)

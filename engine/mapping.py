@@ -13,6 +13,7 @@ from typing import Any
 import attrs
 
 from connectors.base import Attributes, Scalar, Value, as_list
+from engine._contract import check_value
 from engine.errors import MappingError
 from engine.expressions import IGNORE, Env, compile_expression, from_mapping_source
 from engine.expressions.values import DEFAULT_REGEX_SECONDS
@@ -264,7 +265,9 @@ def map_object(
     Direct attribute sources are read inline (the hot path of every cycle); a name missing in
     the exact case is looked up again ignoring case, through one lower-cased copy per object.
     ``creating=False`` skips ObjectAddOnly attributes (they flow only on create). Attributes
-    that IgnoreFlowIfNullOrEmpty drops are left out and named in ``ignored``.
+    that IgnoreFlowIfNullOrEmpty drops are left out and named in ``ignored``. A value outside
+    the connector contract (a dict, a float, a nested list, an over-long or 65-bit value)
+    raises ValueRefused, so the object is escrowed, never exported as a repr.
     """
     desired: dict[str, Value] = {}
     get = source.get
@@ -289,6 +292,8 @@ def map_object(
             if default is None:
                 continue
             value = default
+        elif value.__class__ is not str:
+            check_value(target, value)  # sources may hand over anything: refuse what is odd
         desired[target] = value
     return desired
 

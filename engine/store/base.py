@@ -127,7 +127,9 @@ class IntentBatch:
     mapping: str
     target_type: str
     matching: tuple[str, ...]
-    upserts: list[tuple[str, tuple[Any, ...]]] = attrs.field(factory=list)  # matching values
+    #: (anchor, value of the matching attribute) when the mapping has one matching attribute,
+    #: else (anchor, tuple of their values in ``matching`` order)
+    upserts: list[tuple[str, Any]] = attrs.field(factory=list)
     updates: list[tuple[str, str]] = attrs.field(factory=list)  # (anchor, target ref)
     deletes: list[tuple[str, str, str]] = attrs.field(factory=list)  # + last exported values
 
@@ -146,9 +148,10 @@ class IntentBatch:
             values = last_values(exported)
             return pairs([values.get(name) for name in self.matching])
 
-        m, t = self.mapping, self.target_type
+        m, t, single = self.mapping, self.target_type, len(self.matching) == 1
         return [
-            *(Intent(m, a, "upsert", t, None, pairs(v)) for a, v in self.upserts),
+            *(Intent(m, a, "upsert", t, None, pairs((v,) if single else v))
+              for a, v in self.upserts),
             *(Intent(m, a, "update", t, r) for a, r in self.updates),
             *(Intent(m, a, "delete", t, r, last(e)) for a, r, e in self.deletes),
         ]
@@ -169,7 +172,9 @@ def decode_intents(text: str) -> list[Intent]:
             m,
             t,
             tuple(k),
-            [(a, tuple(_hook(x) if isinstance(x, dict) else x for x in v)) for a, v in ups],
+            [(a, _hook(v) if isinstance(v, dict) else
+              tuple(_hook(x) if isinstance(x, dict) else x for x in v) if len(k) > 1 else v)
+             for a, v in ups],
             [(a, r) for a, r in upd],
             [(a, r, e) for a, r, e in dels],
         ).intents()
