@@ -46,7 +46,12 @@ class Batch:
     intents: IntentBatch
     final_pass: bool
     unlinked: bool
-    planned: list[tuple[str, Link | None, dict[str, Any], str]] = attrs.field(factory=list)
+    # parallel lists, not a tuple per object: the fewer objects a page allocates and keeps
+    # alive until its writes, the less the garbage collector has to walk
+    anchors: list[str] = attrs.field(factory=list)
+    links: list[Link | None] = attrs.field(factory=list)
+    desired: list[dict[str, Any]] = attrs.field(factory=list)
+    exported: list[str] = attrs.field(factory=list)
 
 
 def process(
@@ -62,7 +67,7 @@ def process(
     """Decide, record the intents, write: one batch on its own (the caller commits ``work``,
     which clears the intents). Pages go through ``plan`` and ``write`` in windows instead."""
     batch = plan(ctx, mapping, state, changes, work, unlinked=unlinked, final_pass=final_pass)
-    if batch.planned:
+    if batch.anchors:
         ctx.write_intents([batch.intents])
         work.clear_intents = True
         write(ctx, batch)
@@ -96,8 +101,10 @@ def plan(
     ctx.counters.imported += len(changes)
     intents = IntentBatch(mapping.key, mapping.target_type, mapping.matching)
     batch = Batch(mapping, state, work, intents, final_pass, unlinked)
-    planned = batch.planned
-    upserts, updates, matching = intents.upserts, intents.updates, mapping.matching
+    add_anchor, add_link = batch.anchors.append, batch.links.append
+    add_desired, add_exported = batch.desired.append, batch.exported.append
+    upsert_anchor, upsert_value = intents.upsert_anchors.append, intents.upsert_values.append
+    updates, matching = intents.updates, mapping.matching
     single, first = len(matching) == 1, matching[0] if matching else ""
     unresolved, escrows = state.unresolved, state.escrows
     env = state.env
@@ -123,13 +130,17 @@ def plan(
                 if link is None:  # inline: the per-object hot path of every initial cycle
                     desired = map_object(mapping, change.attributes, env)
                     exported = checked_encoding(desired)
-                    upserts.append((anchor, desired.get(first) if single
-                                    else tuple(map(desired.get, matching))))
+                    upsert_anchor(anchor)
+                    upsert_value(desired.get(first) if single
+                                 else tuple(map(desired.get, matching)))
                 else:
                     desired = linked_values(mapping, state, change.attributes, link)
                     exported = checked_encoding(desired)
                     updates.append((anchor, link.target_ref))
-                planned.append((anchor, link, desired, exported))
+                add_anchor(anchor)
+                add_link(link)
+                add_desired(desired)
+                add_exported(exported)
                 continue
         except Exception as exc:
             escrow(ctx, mapping, state, anchor, object_failure(exc), work)
@@ -148,7 +159,9 @@ def write(ctx: CycleContext, batch: Batch) -> None:
     state.quiet_links = batch.unlinked
     unresolved, escrows = state.unresolved, state.escrows
     monotonic, deadline = ctx.clock.monotonic, ctx.lease_deadline
-    for anchor, link, desired, exported in batch.planned:
+    for anchor, link, desired, exported in zip(
+        batch.anchors, batch.links, batch.desired, batch.exported, strict=True
+    ):
         try:
             if monotonic() >= deadline:  # the lease may have passed to another runner
                 ctx.check_lease()

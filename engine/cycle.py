@@ -185,7 +185,7 @@ class Window:
     earlier page of the window is about to write.
     """
 
-    OBJECTS = 2000  # per window: a few pages of the default 500
+    OBJECTS = 500  # per window: the default page; many pages of a small PageSize
 
     def __init__(self, ctx: CycleContext, *, distinct: bool) -> None:
         self.ctx = ctx
@@ -212,7 +212,7 @@ class Window:
         self.batches, self.anchors, self.size = [], set(), 0
         if not batches:
             return
-        records = [b.intents for b in batches if b.planned]
+        records = [b.intents for b in batches if b.anchors]
         if records:
             ctx.write_intents(records)
         for n, batch in enumerate(batches):
@@ -224,7 +224,7 @@ class Window:
             ctx.commit(batch.work)
             ctx.counters.pages += 1
             ctx.log.debug("page_checkpointed", mapping=batch.mapping.key,
-                          changes=len(batch.planned))
+                          changes=len(batch.anchors))
 
 
 def _reconcile(ctx: CycleContext, mapping: CompiledMapping, state: MappingState) -> None:

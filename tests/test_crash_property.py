@@ -282,7 +282,7 @@ def test_intent_round_trip_keeps_binary_matching_values(tmp_path: Path) -> None:
     """Intents survive the store with their matching values, binary ones included."""
     store = SqliteStateStore(tmp_path / "s.db")
     batch = IntentBatch("m", "User", ("userName", "bin"))
-    batch.upserts.append(("a", ("x", b"\x00")))
+    batch.upsert("a", ("x", b"\x00"))
     batch.updates.append(("b", "ref-b"))
     batch.deletes.append(("c", "ref-c", encode_values({"userName": ["z", "w"]})))
     store.write_intents("j", [batch], None)

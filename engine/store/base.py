@@ -127,14 +127,19 @@ class IntentBatch:
     mapping: str
     target_type: str
     matching: tuple[str, ...]
-    #: (anchor, value of the matching attribute) when the mapping has one matching attribute,
-    #: else (anchor, tuple of their values in ``matching`` order)
-    upserts: list[tuple[str, Any]] = attrs.field(factory=list)
+    #: anchors of upserts, and beside each (parallel lists: no tuple per object) the value
+    #: of the matching attribute when there is one, else the tuple of their values
+    upsert_anchors: list[str] = attrs.field(factory=list)
+    upsert_values: list[Any] = attrs.field(factory=list)
     updates: list[tuple[str, str]] = attrs.field(factory=list)  # (anchor, target ref)
     deletes: list[tuple[str, str, str]] = attrs.field(factory=list)  # + last exported values
 
     def __len__(self) -> int:
-        return len(self.upserts) + len(self.updates) + len(self.deletes)
+        return len(self.upsert_anchors) + len(self.updates) + len(self.deletes)
+
+    def upsert(self, anchor: str, values: Any) -> None:
+        self.upsert_anchors.append(anchor)
+        self.upsert_values.append(values)
 
     def intents(self) -> list[Intent]:
         def pairs(values: Any) -> tuple[tuple[str, Value], ...]:
@@ -151,7 +156,7 @@ class IntentBatch:
         m, t, single = self.mapping, self.target_type, len(self.matching) == 1
         return [
             *(Intent(m, a, "upsert", t, None, pairs((v,) if single else v))
-              for a, v in self.upserts),
+              for a, v in zip(self.upsert_anchors, self.upsert_values, strict=True)),
             *(Intent(m, a, "update", t, r) for a, r in self.updates),
             *(Intent(m, a, "delete", t, r, last(e)) for a, r, e in self.deletes),
         ]
@@ -159,22 +164,32 @@ class IntentBatch:
 
 def encode_intents(batches: Sequence[IntentBatch]) -> str:
     return orjson.dumps(
-        [[b.mapping, b.target_type, b.matching, b.upserts, b.updates, b.deletes] for b in batches],
+        [
+            [b.mapping, b.target_type, b.matching, b.upsert_anchors, b.upsert_values,
+             b.updates, b.deletes]
+            for b in batches
+        ],
         default=_default,
     ).decode()
 
 
 def decode_intents(text: str) -> list[Intent]:
+    def value(v: Any, several: bool) -> Any:
+        if isinstance(v, dict):
+            return _hook(v)
+        if several:
+            return tuple(_hook(x) if isinstance(x, dict) else x for x in v)
+        return v
+
     return [
         intent
-        for m, t, k, ups, upd, dels in orjson.loads(text)
+        for m, t, k, anchors, values, upd, dels in orjson.loads(text)
         for intent in IntentBatch(
             m,
             t,
             tuple(k),
-            [(a, _hook(v) if isinstance(v, dict) else
-              tuple(_hook(x) if isinstance(x, dict) else x for x in v) if len(k) > 1 else v)
-             for a, v in ups],
+            list(anchors),
+            [value(v, len(k) > 1) for v in values],
             [(a, r) for a, r in upd],
             [(a, r, e) for a, r, e in dels],
         ).intents()

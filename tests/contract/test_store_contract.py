@@ -239,7 +239,7 @@ def test_intents_are_pending_until_a_checkpoint_clears_them(store: StateStore) -
     """Write-ahead intents read back as written (upserts with their matching values, updates,
     deletes) until a checkpoint with clear_intents; reset of links drops them too."""
     batch = IntentBatch("m", "User", ("userName",))
-    batch.upserts.append(("a", ["x", "y"]))  # one matching attribute: its value as is
+    batch.upsert("a", ["x", "y"])  # one matching attribute: its value as is
     batch.updates.append(("b", "r-b"))
     batch.deletes.append(("c", "r-c", ""))
     store.write_intents("j1", [batch], None)
