@@ -330,8 +330,8 @@ def export(
                     state.unresolved.add(anchor)
                 exported = encode_values(desired)
                 break
-        else:  # no reference value: only a linked object's old entries need clearing
-            if link is not None:
+        else:  # no reference value now: clear what a linked object may have named before
+            if link is not None and (anchor in state.escrows or _named(mapping, link.exported)):
                 work.references.append((mapping.key, anchor, ()))
     target_type = mapping.target_type
     if link is not None:
@@ -413,6 +413,12 @@ def export(
         state.page_links[anchor] = ref
         if not state.quiet_links:
             ctx.link_changed(mapping.key, anchor)
+
+
+def _named(mapping: CompiledMapping, exported: str) -> bool:
+    """Whether exported values hold a reference attribute (whose index entries then exist;
+    an unresolved one is escrowed instead, which the caller checks)."""
+    return any(f'"{attribute}":' in exported for attribute, _ in mapping.references)
 
 
 def link_into(state: MappingState, work: Checkpoint, link: Link) -> None:

@@ -226,11 +226,15 @@ def _make_converter() -> cattrs.Converter:
 CONVERTER = _make_converter()
 
 
-def from_graph(data: Any, cls: type[T]) -> T:
-    """Graph JSON (already decoded) to a model object; raises ModelError naming the field."""
+def from_graph(data: Any, cls: type[T], *, stored: bool = False) -> T:
+    """Graph JSON (already decoded) to a model object; raises ModelError naming the field.
+
+    ``stored``: JSON this engine wrote itself (a state store's row), already checked when it
+    came in, so its depth is not measured again on every read.
+    """
     if not isinstance(data, dict):
         raise ModelError(f"expected a JSON object for {cls.__name__}, got {type(data).__name__}")
-    if json_depth(data) > MAX_JSON_DEPTH:  # before anything recursive walks it
+    if not stored and json_depth(data) > MAX_JSON_DEPTH:  # before anything recursive walks it
         raise ModelError(f"the JSON nests deeper than {MAX_JSON_DEPTH} levels")
     try:
         return CONVERTER.structure(_strip_annotations(data), cls)

@@ -259,7 +259,7 @@ class SqliteStateStore:
         application_id, body, next_run, force_deletes = values
         job = self._parsed_jobs.get(body)
         if job is None:  # a job (its schema above all) is read a few times per cycle
-            job = from_graph(json.loads(body), SynchronizationJob)
+            job = from_graph(json.loads(body), SynchronizationJob, stored=True)
             if len(self._parsed_jobs) >= 64:
                 self._parsed_jobs.clear()
             self._parsed_jobs[body] = job
@@ -666,11 +666,12 @@ class SqliteStateStore:
         """Inside a write transaction: refuse a stale runner, renew a current one."""
         if lease is None:
             return
-        check_fence(self._lease(job_id), lease)
-        self._db.execute(
-            "UPDATE leases SET expires=? WHERE job_id=?",
-            (format_datetime(lease.expires), job_id),
-        )
+        renewed = self._db.execute(
+            "UPDATE leases SET expires=? WHERE job_id=? AND token=? AND holder=?",
+            (format_datetime(lease.expires), job_id, lease.token, lease.holder),
+        ).rowcount
+        if renewed != 1:
+            check_fence(self._lease(job_id), lease)  # raises LeaseLost, naming the job
 
     def acquire_lease(
         self, job_id: str, holder: str, now: datetime, expires: datetime
