@@ -22,6 +22,7 @@ from connectors.base import (
 )
 from engine._context import CycleContext, CyclePaused, MappingState, ReferenceNotResolved
 from engine._contract import ValueRefused, checked_encoding, printable, storable_text
+from engine._references import names_references, resolve_references
 from engine.errors import JobRunningElsewhere, MappingError
 from engine.mapping import CompiledMapping, diff, map_object
 from engine.store.base import (
@@ -262,51 +263,6 @@ def hold(
     work.escrows.append(pending)
 
 
-def resolve_references(
-    ctx: CycleContext,
-    mapping: CompiledMapping,
-    state: MappingState,
-    anchor: str,
-    desired: dict[str, Any],
-    work: Checkpoint,
-    link: Link | None,
-) -> bool:
-    """Source anchors in Reference attributes become target refs through live links only: a
-    link whose delete or disable is staged does not count. The anchors named (resolved or
-    not) go to the reverse index, so the object is evaluated again when their links change.
-    """
-    complete = True
-    named: list[tuple[str, str]] = []
-    for attribute, owner in mapping.references:
-        value = desired.get(attribute)
-        if value is None:
-            continue  # most objects: no manager, no members
-        anchors = list(dict.fromkeys(str(v) for v in as_list(value)))
-        named.extend((owner, a) for a in anchors)
-        page_links = state.page_links if owner == mapping.key else {}
-        found = {a: page_links[a] for a in anchors if a in page_links}
-        missing = [a for a in anchors if a not in found]
-        if missing:
-            found.update(
-                (a, link.target_ref)
-                for a, link in ctx.store.get_links(ctx.job_id, owner, missing).items()
-            )
-        owner_state = ctx.states.get(owner)
-        dead = owner_state.staged if owner_state is not None else set()
-        resolved = list(dict.fromkeys(found[a] for a in anchors if a in found and a not in dead))
-        if len(resolved) < len(anchors):
-            complete = False
-        if isinstance(value, list):
-            desired[attribute] = resolved
-        elif resolved:
-            desired[attribute] = resolved[0]
-        else:
-            del desired[attribute]
-    if named or link is not None:
-        work.references.append((mapping.key, anchor, tuple(named)))
-    return complete
-
-
 def export(
     ctx: CycleContext,
     mapping: CompiledMapping,
@@ -331,7 +287,8 @@ def export(
                 exported = encode_values(desired)
                 break
         else:  # no reference value now: clear what a linked object may have named before
-            if link is not None and (anchor in state.escrows or _named(mapping, link.exported)):
+            named = link is not None and names_references(mapping, link.exported)
+            if named or (link is not None and anchor in state.escrows):
                 work.references.append((mapping.key, anchor, ()))
     target_type = mapping.target_type
     if link is not None:
@@ -413,12 +370,6 @@ def export(
         state.page_links[anchor] = ref
         if not state.quiet_links:
             ctx.link_changed(mapping.key, anchor)
-
-
-def _named(mapping: CompiledMapping, exported: str) -> bool:
-    """Whether exported values hold a reference attribute (whose index entries then exist;
-    an unresolved one is escrowed instead, which the caller checks)."""
-    return any(f'"{attribute}":' in exported for attribute, _ in mapping.references)
 
 
 def link_into(state: MappingState, work: Checkpoint, link: Link) -> None:

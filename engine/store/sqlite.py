@@ -11,11 +11,10 @@ them survive power loss too, before any target write they cover is sent. Pass
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from collections.abc import Iterable, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,104 +22,22 @@ import orjson
 
 from engine.model import Application, StatusCode, SynchronizationJob, from_graph, to_graph
 from engine.model.converter import parse_datetime
+from engine.store._migrations import MIGRATIONS, statements
+
+__all__ = ["MIGRATIONS", "SqliteStateStore", "format_datetime"]
+from engine.store._sqlite_recovery import RecoveryTables
+from engine.store._sqlite_text import format_datetime, stored_time
 from engine.store.base import (
     Checkpoint,
     Escrow,
-    Intent,
-    IntentBatch,
     JobRow,
-    Lease,
     Link,
     LogRecord,
     StagedDelete,
-    check_fence,
     chunked,
-    decode_intents,
-    encode_intents,
-    may_take,
-    this_host,
 )
 
-MIGRATIONS: list[str] = [
-    # 1: the first schema. Links are keyed by a small integer "scope" (job, object mapping)
-    # and the provisioning log is stored one row per checkpoint: both keep the per-object
-    # cost of a page commit low (see BENCHMARKS.md).
-    """
-    CREATE TABLE applications (id TEXT PRIMARY KEY, display_name TEXT);
-    CREATE TABLE secrets (application_id TEXT PRIMARY KEY, body TEXT NOT NULL);
-    CREATE TABLE jobs (
-        id TEXT PRIMARY KEY, application_id TEXT NOT NULL, code TEXT NOT NULL,
-        body TEXT NOT NULL, next_run TEXT, force_deletes INTEGER NOT NULL DEFAULT 0);
-    CREATE TABLE scopes (
-        id INTEGER PRIMARY KEY, job_id TEXT NOT NULL, mapping TEXT NOT NULL,
-        links INTEGER NOT NULL DEFAULT 0, UNIQUE (job_id, mapping));
-    CREATE TABLE watermarks (
-        job_id TEXT NOT NULL, mapping TEXT NOT NULL, watermark TEXT NOT NULL,
-        PRIMARY KEY (job_id, mapping));
-    CREATE TABLE links (
-        scope INTEGER NOT NULL, anchor TEXT NOT NULL, target_ref TEXT NOT NULL,
-        exported TEXT NOT NULL, PRIMARY KEY (scope, anchor)) WITHOUT ROWID;
-    CREATE INDEX links_by_ref ON links (scope, target_ref);
-    CREATE TABLE escrows (
-        job_id TEXT NOT NULL, mapping TEXT NOT NULL, anchor TEXT NOT NULL,
-        attempts INTEGER NOT NULL, first_failed TEXT NOT NULL, next_retry TEXT NOT NULL,
-        error TEXT NOT NULL, parked INTEGER NOT NULL,
-        PRIMARY KEY (job_id, mapping, anchor));
-    CREATE TABLE staged_deletes (
-        job_id TEXT NOT NULL, mapping TEXT NOT NULL, anchor TEXT NOT NULL,
-        target_type TEXT NOT NULL, target_ref TEXT NOT NULL, soft INTEGER NOT NULL,
-        reason TEXT NOT NULL, PRIMARY KEY (job_id, mapping, anchor));
-    CREATE TABLE provisioning_log (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT, job_id TEXT NOT NULL, cycle_id TEXT NOT NULL,
-        count INTEGER NOT NULL, records TEXT NOT NULL);
-    CREATE INDEX log_by_job ON provisioning_log (job_id, cycle_id);
-    """,
-    # 2: provisioning log retention needs each batch's time
-    """
-    ALTER TABLE provisioning_log ADD COLUMN time TEXT;
-    CREATE INDEX log_by_time ON provisioning_log (job_id, time);
-    """,
-    # 3: write-ahead intents (one row per page of writes in flight) and per-job leases whose
-    # token fences out a runner that lost its lease
-    """
-    CREATE TABLE intents (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT, job_id TEXT NOT NULL, body TEXT NOT NULL);
-    CREATE INDEX intents_by_job ON intents (job_id);
-    CREATE TABLE leases (
-        job_id TEXT PRIMARY KEY, holder TEXT NOT NULL, host TEXT NOT NULL,
-        pid INTEGER NOT NULL, token INTEGER NOT NULL, expires TEXT NOT NULL);
-    """,
-    # 4: the reverse index of references (referrer -> the source anchors it names, resolved
-    # or not), and what a reconciling full read has seen so far
-    """
-    CREATE TABLE refs (
-        scope INTEGER NOT NULL, referrer TEXT NOT NULL, owner INTEGER NOT NULL,
-        referenced TEXT NOT NULL, PRIMARY KEY (scope, referrer, owner, referenced))
-        WITHOUT ROWID;
-    CREATE INDEX refs_by_referenced ON refs (owner, referenced);
-    CREATE TABLE sweeps (scope INTEGER PRIMARY KEY);
-    CREATE TABLE seen (
-        scope INTEGER NOT NULL, anchor TEXT NOT NULL, PRIMARY KEY (scope, anchor)) WITHOUT ROWID;
-    """,
-]
-_RELEASED = "0001-01-01T00:00:00.000000+00:00"
-
 _LINK_BATCH = 500
-
-
-def _statements(script: str) -> list[str]:
-    """Split a migration into statements; trigger bodies keep their inner semicolons."""
-    statements: list[str] = []
-    current = ""
-    for line in script.splitlines(keepends=True):
-        current += line
-        if sqlite3.complete_statement(current):
-            if current.strip():
-                statements.append(current.strip())
-            current = ""
-    if current.strip():
-        raise ValueError(f"incomplete SQL statement in a migration: {current.strip()[:60]}")
-    return statements
 
 
 def _record(job_id: str, cycle_id: str, row: list[Any]) -> LogRecord:
@@ -129,7 +46,7 @@ def _record(job_id: str, cycle_id: str, row: list[Any]) -> LogRecord:
         job_id,
         cycle_id,
         change,
-        _time(at),
+        stored_time(at),
         action,
         status,
         mapping,
@@ -140,18 +57,7 @@ def _record(job_id: str, cycle_id: str, row: list[Any]) -> LogRecord:
     )
 
 
-def _time(text: str) -> datetime:
-    parsed = parse_datetime(text)
-    assert parsed is not None
-    return parsed
-
-
-def format_datetime(value: datetime) -> str:
-    """Fixed-width UTC text, so SQLite's string comparison orders times correctly."""
-    return value.astimezone(UTC).isoformat(timespec="microseconds")
-
-
-class SqliteStateStore:
+class SqliteStateStore(RecoveryTables):
     """State in one SQLite file; safe to share between threads of one process."""
 
     def __init__(self, path: str | Path, *, synchronous: str = "NORMAL") -> None:
@@ -185,7 +91,7 @@ class SqliteStateStore:
             for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
-                    for statement in _statements(script):
+                    for statement in statements(script):
                         self._db.execute(statement)
                     self._db.execute(f"PRAGMA user_version={number}")
                     self._db.execute("COMMIT")
@@ -503,76 +409,6 @@ class SqliteStateStore:
                     [(r, e, sc, a) for sc, a, r, e in new],
                 )
 
-    def _write_references(self, job_id: str, c: Checkpoint) -> None:
-        db = self._db
-        gone: list[tuple[int | None, str]] = []
-        for m, a in c.unlinks:
-            scope = self._scope(job_id, m, create=True)
-            gone.append((scope, a))
-        rows: list[tuple[int | None, str, int | None, str]] = []
-        for m, a, references in c.references:
-            scope = self._scope(job_id, m, create=True)
-            gone.append((scope, a))
-            rows.extend(
-                (scope, a, self._scope(job_id, owner, create=True), referenced)
-                for owner, referenced in references
-            )
-        db.executemany("DELETE FROM refs WHERE scope=? AND referrer=?", gone)
-        db.executemany("INSERT OR IGNORE INTO refs VALUES (?, ?, ?, ?)", rows)
-
-    def _write_sweep(self, job_id: str, c: Checkpoint) -> None:
-        db = self._db
-        assert c.mapping is not None
-        scope = self._scope(job_id, c.mapping, create=True)
-        if c.sweep_start:
-            db.execute("INSERT OR IGNORE INTO sweeps VALUES (?)", (scope,))
-            db.execute("DELETE FROM seen WHERE scope=?", (scope,))
-        if c.seen:
-            db.executemany("INSERT OR IGNORE INTO seen VALUES (?, ?)", [(scope, a) for a in c.seen])
-        if c.sweep_end:
-            db.execute("DELETE FROM sweeps WHERE scope=?", (scope,))
-            db.execute("DELETE FROM seen WHERE scope=?", (scope,))
-
-    def referrers(
-        self, job_id: str, owner: str, anchors: Iterable[str]
-    ) -> list[tuple[str, str]]:
-        found: dict[tuple[str, str], None] = {}
-        with self._lock:
-            scope = self._scope(job_id, owner, create=False)
-            if scope is None:
-                return []
-            for batch in chunked(list(anchors), _LINK_BATCH):
-                marks = ",".join("?" * len(batch))
-                rows = self._db.execute(
-                    "SELECT s.mapping, r.referrer FROM refs r JOIN scopes s ON s.id = r.scope "
-                    f"WHERE r.owner=? AND r.referenced IN ({marks}) ORDER BY 1, 2",
-                    (scope, *batch),
-                ).fetchall()
-                found.update(((str(m), str(a)), None) for m, a in rows)
-        return list(found)
-
-    def sweeping(self, job_id: str, mapping: str) -> bool:
-        with self._lock:
-            scope = self._scope(job_id, mapping, create=False)
-            if scope is None:
-                return False
-            return bool(
-                self._db.execute("SELECT 1 FROM sweeps WHERE scope=?", (scope,)).fetchall()
-            )
-
-    def unseen_links(self, job_id: str, mapping: str, after: str, limit: int) -> list[Link]:
-        with self._lock:
-            scope = self._scope(job_id, mapping, create=False)
-            if scope is None:
-                return []
-            rows = self._db.execute(
-                "SELECT anchor, target_ref, exported FROM links l WHERE scope=? AND anchor>? "
-                "AND NOT EXISTS (SELECT 1 FROM seen s WHERE s.scope=l.scope "
-                "AND s.anchor=l.anchor) ORDER BY anchor LIMIT ?",
-                (scope, after, limit),
-            ).fetchall()
-        return [Link(mapping, a, r, e) for a, r, e in rows]
-
     def _insert_logs(self, logs: list[LogRecord]) -> None:
         batches: dict[tuple[str, str], list[Any]] = {}
         for record in logs:
@@ -621,99 +457,6 @@ class SqliteStateStore:
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
-
-    # --------------------------------------------------------------- intents and leases
-    def write_intents(
-        self, job_id: str, batches: Sequence[IntentBatch], lease: Lease | None
-    ) -> None:
-        body = encode_intents(batches)
-        with self._lock:
-            db = self._db
-            durable = self._synchronous in {"FULL", "EXTRA"}
-            if not durable:
-                db.execute("PRAGMA synchronous=FULL")
-            try:
-                db.execute("BEGIN IMMEDIATE")
-                try:
-                    self._fence(job_id, lease)
-                    db.execute(
-                        "INSERT INTO intents (job_id, body) VALUES (?, ?)", (job_id, body)
-                    )
-                    db.execute("COMMIT")
-                except BaseException:
-                    db.execute("ROLLBACK")
-                    raise
-            finally:
-                if not durable:
-                    db.execute(f"PRAGMA synchronous={self._synchronous}")
-
-    def pending_intents(self, job_id: str) -> list[Intent]:
-        rows = self._rows("SELECT body FROM intents WHERE job_id=? ORDER BY seq", (job_id,))
-        return [intent for (body,) in rows for intent in decode_intents(body)]
-
-    def _lease(self, job_id: str) -> Lease | None:
-        rows = self._db.execute(
-            "SELECT holder, host, pid, token, expires FROM leases WHERE job_id=?", (job_id,)
-        ).fetchall()
-        if not rows:
-            return None
-        holder, host, pid, token, expires = rows[0]
-        return Lease(
-            job_id=job_id, holder=holder, host=host, pid=pid, token=token, expires=_time(expires)
-        )
-
-    def _fence(self, job_id: str, lease: Lease | None) -> None:
-        """Inside a write transaction: refuse a stale runner, renew a current one."""
-        if lease is None:
-            return
-        renewed = self._db.execute(
-            "UPDATE leases SET expires=? WHERE job_id=? AND token=? AND holder=?",
-            (format_datetime(lease.expires), job_id, lease.token, lease.holder),
-        ).rowcount
-        if renewed != 1:
-            check_fence(self._lease(job_id), lease)  # raises LeaseLost, naming the job
-
-    def acquire_lease(
-        self, job_id: str, holder: str, now: datetime, expires: datetime
-    ) -> Lease | None:
-        with self._lock:
-            db = self._db
-            db.execute("BEGIN IMMEDIATE")  # serialises acquirers across processes
-            try:
-                current = self._lease(job_id)
-                if not may_take(current, holder, now):
-                    db.execute("ROLLBACK")
-                    return None
-                lease = Lease(
-                    job_id=job_id,
-                    holder=holder,
-                    host=this_host(),
-                    pid=os.getpid(),
-                    token=(current.token if current else 0) + 1,
-                    expires=expires,
-                )
-                db.execute(
-                    "INSERT OR REPLACE INTO leases VALUES (?, ?, ?, ?, ?, ?)",
-                    (
-                        job_id,
-                        lease.holder,
-                        lease.host,
-                        lease.pid,
-                        lease.token,
-                        format_datetime(lease.expires),
-                    ),
-                )
-                db.execute("COMMIT")
-                return lease
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-
-    def release_lease(self, lease: Lease) -> None:
-        self._write(
-            "UPDATE leases SET expires=? WHERE job_id=? AND token=? AND holder=?",
-            (_RELEASED, lease.job_id, lease.token, lease.holder),
-        )
 
     def provisioning_logs(
         self, job_id: str, cycle_id: str | None = None, limit: int = 1000

@@ -1,0 +1,66 @@
+"""References: source anchors in Reference attributes translated through live links, and the
+reverse index that says who to evaluate again when a link changes. Pure of target I/O: only
+the state store is read; what is learned goes into the batch's checkpoint.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from connectors.base import as_list
+from engine._context import CycleContext, MappingState
+from engine.mapping import CompiledMapping
+from engine.store.base import Checkpoint, Link
+
+
+def resolve_references(
+    ctx: CycleContext,
+    mapping: CompiledMapping,
+    state: MappingState,
+    anchor: str,
+    desired: dict[str, Any],
+    work: Checkpoint,
+    link: Link | None,
+) -> bool:
+    """Source anchors in Reference attributes become target refs through live links only: a
+    link whose delete or disable is staged does not count. The anchors named (resolved or
+    not) go to the reverse index, so the object is evaluated again when their links change.
+    """
+    complete = True
+    named: list[tuple[str, str]] = []
+    for attribute, owner in mapping.references:
+        value = desired.get(attribute)
+        if value is None:
+            continue  # most objects: no manager, no members
+        anchors = list(dict.fromkeys(str(v) for v in as_list(value)))
+        named.extend((owner, a) for a in anchors)
+        page_links = state.page_links if owner == mapping.key else {}
+        found = {a: page_links[a] for a in anchors if a in page_links}
+        missing = [a for a in anchors if a not in found]
+        if missing:
+            found.update(
+                (a, link.target_ref)
+                for a, link in ctx.store.get_links(ctx.job_id, owner, missing).items()
+            )
+        owner_state = ctx.states.get(owner)
+        dead = owner_state.staged if owner_state is not None else set()
+        resolved = list(dict.fromkeys(found[a] for a in anchors if a in found and a not in dead))
+        if len(resolved) < len(anchors):
+            complete = False
+        if isinstance(value, list):
+            desired[attribute] = resolved
+        elif resolved:
+            desired[attribute] = resolved[0]
+        else:
+            del desired[attribute]
+    if named or link is not None:
+        work.references.append((mapping.key, anchor, tuple(named)))
+    return complete
+
+
+def names_references(mapping: CompiledMapping, exported: str) -> bool:
+    """Whether exported values hold a reference attribute (whose index entries then exist;
+    an unresolved one is escrowed instead, which the caller checks)."""
+    return any(f'"{attribute}":' in exported for attribute, _ in mapping.references)
+
+
