@@ -23,8 +23,6 @@ import orjson
 from engine.model import Application, StatusCode, SynchronizationJob, from_graph, to_graph
 from engine.model.converter import parse_datetime
 from engine.store._migrations import MIGRATIONS, statements
-
-__all__ = ["MIGRATIONS", "SqliteStateStore", "format_datetime"]
 from engine.store._sqlite_recovery import RecoveryTables
 from engine.store._sqlite_text import format_datetime, stored_time
 from engine.store.base import (
@@ -36,6 +34,8 @@ from engine.store.base import (
     StagedDelete,
     chunked,
 )
+
+__all__ = ["MIGRATIONS", "SqliteStateStore", "format_datetime"]
 
 _LINK_BATCH = 500
 
