@@ -104,6 +104,7 @@ class CycleContext:
     #: referrers are evaluated again before the cycle ends
     link_events: dict[str, set[str]] = attrs.field(factory=dict)
     deletes_applied: bool = False
+    events_recorded: bool = False  # link events are stored: clear them once followed
     log: Any = attrs.field(init=False)
     _changes: int = attrs.field(init=False, default=0)
 
@@ -137,8 +138,12 @@ class CycleContext:
             self.lease_deadline = self.clock.monotonic() + self.lease_duration.total_seconds()
         return self.lease
 
-    def link_changed(self, mapping: str, anchor: str) -> None:
+    def link_changed(self, mapping: str, anchor: str, work: Checkpoint) -> None:
+        """Note that a link appeared, went or changed; durable with ``work``, so a cycle
+        that stops before it evaluates the referrers again leaves the next one to do it."""
         self.link_events.setdefault(mapping, set()).add(anchor)
+        self.events_recorded = True
+        work.events.append((mapping, anchor))
 
     def state_for(
         self,

@@ -43,6 +43,16 @@ def printable(text: str) -> str:
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
+def described(value: object) -> str:
+    """A storable, printable description of anything, even of what fails to describe itself
+    (an exception whose __str__ raises, an anchor whose __repr__ does)."""
+    try:
+        text = value if isinstance(value, str) else str(value)
+    except Exception:
+        return f"<{type(value).__name__} that cannot be shown>"
+    return printable(text)
+
+
 def storable_text(text: Any) -> bool:
     """A str that SQLite and JSON can hold: no lone surrogates."""
     if text.__class__ is not str:

@@ -318,6 +318,10 @@ class SyncEngine:
             return frozenset()
         if isinstance(criteria, SynchronizationJobRestartCriteria):
             return criteria.reset_scope
+        if not isinstance(criteria, str | list | tuple):
+            raise ConfigurationError(
+                "restart criteria: a resetScope string, a list of them, or restart criteria"
+            )
         raw = {"resetScope": criteria if isinstance(criteria, str) else list(criteria)}
         return from_graph(raw, SynchronizationJobRestartCriteria).reset_scope
 

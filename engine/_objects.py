@@ -21,7 +21,13 @@ from connectors.base import (
     as_list,
 )
 from engine._context import CycleContext, CyclePaused, MappingState, ReferenceNotResolved
-from engine._contract import ValueRefused, checked_encoding, printable, storable_text
+from engine._contract import (
+    ValueRefused,
+    checked_encoding,
+    described,
+    printable,
+    storable_text,
+)
 from engine._references import names_references, resolve_references
 from engine.errors import JobRunningElsewhere, MappingError
 from engine.mapping import CompiledMapping, diff, map_object
@@ -93,9 +99,15 @@ def plan(
     ``final_pass`` escrows unresolved references at once instead of deferring them to the end
     of the cycle.
     """
-    good = [c for c in changes if c.anchor.__class__ is str and c.anchor.isascii()]
+    good = [
+        c for c in changes
+        if c.__class__ is Change and c.anchor.__class__ is str and c.anchor.isascii()
+    ]
     if len(good) < len(changes):
-        good = [c for c in changes if storable_text(c.anchor) or refuse(ctx, mapping, c, work)]
+        good = [
+            c for c in changes
+            if (isinstance(c, Change) and storable_text(c.anchor)) or refuse(ctx, mapping, c, work)
+        ]
     anchors = [] if unlinked else [c.anchor for c in good]
     links = ctx.store.get_links(ctx.job_id, mapping.key, anchors) if anchors else {}
     key = mapping.key
@@ -180,15 +192,16 @@ def object_failure(exc: Exception) -> Exception:
         return exc
     if isinstance(exc, ConnectorError | JobRunningElsewhere | CyclePaused):
         raise exc  # unreachable, credentials, a lost lease: the cycle, not the object
-    return ValueRefused(f"{type(exc).__name__}: {printable(str(exc))[:500]}")
+    return ValueRefused(f"{type(exc).__name__}: {described(exc)[:500]}")
 
 
-def refuse(ctx: CycleContext, mapping: CompiledMapping, change: Change, work: Checkpoint) -> bool:
-    """An anchor that cannot be stored: logged as a failure (escaped), never kept or retried."""
-    shown = printable(change.anchor) if isinstance(change.anchor, str) else repr(change.anchor)
+def refuse(ctx: CycleContext, mapping: CompiledMapping, change: Any, work: Checkpoint) -> bool:
+    """A change without a storable anchor (or not a Change at all): logged as a failure with
+    what it showed, escaped; never kept or retried, since there is nothing to key it by."""
+    anchor = change.anchor if isinstance(change, Change) else change
     ctx.counters.escrowed += 1
-    ctx.record(work, mapping, shown[:200], "Other", "failure",
-               error="ValueRefused: the source gave an anchor that is not storable text")
+    ctx.record(work, mapping, described(anchor)[:200], "Other", "failure",
+               error="ValueRefused: the source gave a change without a storable text anchor")
     ctx.log.warning("anchor_refused", mapping=mapping.key)
     return False
 
@@ -278,7 +291,7 @@ def export(
         state.staged.discard(anchor)
         work.unstaged.append((mapping.key, anchor))
         if state.referenced:
-            ctx.link_changed(mapping.key, anchor)  # live again: its referrers may resolve
+            ctx.link_changed(mapping.key, anchor, work)  # live again: its referrers may resolve
     if mapping.references:
         for attribute, _ in mapping.references:
             if attribute in desired:  # translate, then the JSON holds target refs
@@ -369,7 +382,7 @@ def export(
     if state.referenced:
         state.page_links[anchor] = ref
         if not state.quiet_links:
-            ctx.link_changed(mapping.key, anchor)
+            ctx.link_changed(mapping.key, anchor, work)
 
 
 def link_into(state: MappingState, work: Checkpoint, link: Link) -> None:
@@ -402,7 +415,7 @@ def deprovision(
         soft = True
     state.staged.add(anchor)
     if state.referenced:
-        ctx.link_changed(mapping.key, anchor)  # its referrers must let go of it
+        ctx.link_changed(mapping.key, anchor, work)  # its referrers must let go of it
     work.staged.append(
         StagedDelete(
             mapping=mapping.key,

@@ -34,7 +34,7 @@ from engine._context import (
 )
 from engine._contract import SourceContractError, storable_text
 from engine._deletes import apply_staged_deletes, delete_intents
-from engine._objects import Batch, deprovision, plan, process, write
+from engine._objects import Batch, deprovision, escrow, object_failure, plan, process, write
 from engine._recovery import settle_intents
 from engine.mapping import CompiledMapping
 from engine.model import QuarantineReason
@@ -60,6 +60,9 @@ def run(ctx: CycleContext) -> CycleOutcome:
     outcome = CycleOutcome(ctx.counters)
     try:
         in_doubt = settle_intents(ctx)
+        for mapping_key, anchor in ctx.store.link_events(ctx.job_id):  # an earlier cycle's
+            ctx.link_events.setdefault(mapping_key, set()).add(anchor)
+            ctx.events_recorded = True
         staged_all = ctx.store.staged_deletes(ctx.job_id)
         escrows_all = ctx.store.get_escrows(ctx.job_id)
         for mapping in ctx.mappings:
@@ -78,7 +81,8 @@ def run(ctx: CycleContext) -> CycleOutcome:
         for mapping in ctx.mappings:  # objects that take over a deleted object's match
             state = ctx.states[mapping.key]
             _reprocess(ctx, mapping, state, sorted(state.after_deletes), final_pass=True)
-        _settle_references(ctx)
+        if _settle_references(ctx) and ctx.events_recorded:
+            ctx.commit(Checkpoint(clear_events=True))
     except CyclePaused:
         outcome.paused = True
         ctx.log.info("cycle_paused")
@@ -265,8 +269,7 @@ def _retry_escrows(ctx: CycleContext, mapping: CompiledMapping, state: MappingSt
             return
         if ctx.should_stop():
             raise CyclePaused
-        for escrow in due:
-            tried.add(escrow.anchor)
+        tried.update(e.anchor for e in due)
         _reprocess(ctx, mapping, state, [e.anchor for e in due], final_pass=True, counted=True)
 
 
@@ -279,11 +282,12 @@ def _second_pass(ctx: CycleContext, mapping: CompiledMapping, state: MappingStat
     _reprocess(ctx, mapping, state, anchors, final_pass=True)
 
 
-def _settle_references(ctx: CycleContext) -> None:
+def _settle_references(ctx: CycleContext) -> bool:
     """Evaluate again every object that refers to a link that appeared, went or changed in
     this cycle (found through the reverse index), together with the objects whose references
     did not resolve earlier in the cycle; a few rounds, since a re-evaluated object may get a
-    link of its own. What still does not resolve is escrowed as ReferenceNotResolved."""
+    link of its own. What still does not resolve is escrowed as ReferenceNotResolved.
+    Returns whether every link event was followed (then the stored events can go)."""
     for _ in range(4):
         events, ctx.link_events = ctx.link_events, {}
         for owner, anchors in events.items():
@@ -292,9 +296,10 @@ def _settle_references(ctx: CycleContext) -> None:
                 if state is not None:
                     state.pending.add(referrer)
         if not any(state.pending for state in ctx.states.values()):
-            return
+            return not ctx.link_events
         for mapping in ctx.mappings:
             _second_pass(ctx, mapping, ctx.states[mapping.key])
+    return not ctx.link_events
 
 
 def _reprocess(
@@ -313,14 +318,18 @@ def _reprocess(
         if ctx.should_stop():
             raise CyclePaused
         changes = []
+        work = Checkpoint()
         for anchor in anchors[start : start + page]:
-            attributes = ctx.call(ctx.source.get, mapping.source_type, anchor)
+            try:
+                attributes = ctx.call(ctx.source.get, mapping.source_type, anchor)
+            except Exception as exc:  # this one object cannot be read now: escrow it
+                escrow(ctx, mapping, state, anchor, object_failure(exc), work)
+                continue
             changes.append(
                 Change("delete", anchor)
                 if attributes is None
                 else Change("upsert", anchor, attributes)
             )
-        work = Checkpoint()
         process(ctx, mapping, state, changes, work, final_pass=final_pass)
         if not counted:
             ctx.counters.imported -= len(changes)  # the same objects, not new imports

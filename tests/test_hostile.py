@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from connectors.base import Attributes, Change, Page, TransientError
+from connectors.base import Attributes, Change, ObjectError, Page, TransientError
 from connectors.memory import MemoryDirectory
 from engine import (
     ConfigurationError,
@@ -236,3 +236,89 @@ def test_random_hostile_values_never_stop_a_cycle(values: Sequence[tuple[str, An
     for attributes in target.list("User").values():
         for value in attributes.values():
             assert not isinstance(value, set | dict | float)
+
+
+def test_an_object_the_source_cannot_read_is_escrowed_not_the_job(clock: ManualClock) -> None:
+    """An escrowed object whose source.get fails (access denied on that one entry) stays
+    escrowed; the cycles go on and apply the other changes."""
+    class Source(MemoryDirectory):
+        def get(self, object_type: str, anchor: str) -> Any:
+            if anchor == "poison":
+                raise ObjectError("access denied on this one entry")
+            return super().get(object_type, anchor)
+
+    source, target = Source(), MemoryDirectory()
+    source.put("User", "poison", user(1))
+    source.put("User", "leaver", user(2))
+    target.fail_object("User", "user1@example.org", times=1)
+    engine = SyncEngine(MemoryStateStore(), clock)
+    job_id = engine.create_job("memoryToMemory", source, target).id or ""
+    engine.start(job_id)
+    engine.run_cycle(job_id)
+    source.remove("User", "leaver")
+    for _ in range(3):
+        clock.advance(timedelta(days=1))
+        assert TaskExecutionResult.FAILED != engine.run_cycle(job_id).state
+    assert StatusCode.ACTIVE == engine.get_job(job_id).status.code
+    assert {"poison"} == {e.anchor for e in engine.escrows(job_id)}
+    assert "access denied" in engine.escrows(job_id)[0].error
+    assert [] == [u for u in target.list("User").values() if u["userName"] == "user2@example.org"]
+
+
+class Unshowable:
+    """An anchor or an error that cannot describe itself."""
+
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr")
+
+    __str__ = __repr__
+
+
+class Grumpy(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("no str")
+
+
+def test_page_items_that_are_not_changes_are_refused_one_by_one(clock: ManualClock,
+                                                               tmp_path: Path) -> None:
+    """None, a tuple, a dict or an anchor that cannot show itself in a page: each is logged
+    as a failure, the rest of the page is exported and the watermark moves on; a target error
+    whose message cannot be read escrows its object with a readable error."""
+
+    class Odd(MemoryDirectory):
+        def read(self, object_type: str, watermark: str | None, page_size: int) -> Iterator[Page]:
+            for page in super().read(object_type, watermark, page_size):
+                extra: list[Any] = []
+                if object_type == "User" and watermark is None:
+                    extra = [None, ("upsert", "t1", {}), {"anchor": "d"},
+                             Change("upsert", Unshowable(), user(60))]  # type: ignore[arg-type]
+                yield Page([*page.changes, *extra], page.watermark)
+
+    class Refusing(MemoryDirectory):
+        def create(self, object_type: str, attributes: Attributes) -> str:
+            if attributes.get("userName") == "user1@example.org":
+                raise Grumpy
+            return super().create(object_type, attributes)
+
+    source, target = Odd(), Refusing()
+    fill(source, 2)
+    engine = SyncEngine(tmp_path / "s.db", clock)
+    job_id = engine.create_job("memoryToMemory", source, target).id or ""
+    engine.start(job_id)
+    execution = engine.run_cycle(job_id)
+    assert TaskExecutionResult.FAILED != execution.state
+    assert ["user0@example.org"] == [u["userName"] for u in target.list("User").values()]
+    assert 4 == len([r for r in engine.provisioning_logs(job_id)
+                     if r.status == "failure" and "storable text anchor" in (r.error or "")])
+    (escrow,) = engine.escrows(job_id)
+    assert "Grumpy: <Grumpy that cannot be shown>" in escrow.error
+    assert engine.run_cycle(job_id).state is not TaskExecutionResult.FAILED
+
+
+def test_restart_criteria_of_the_wrong_type_are_a_configuration_error(
+    clock: ManualClock,
+) -> None:
+    """restart(job, 5) is refused with the project's error, and nothing is reset."""
+    engine, job_id, _, _ = job(clock)
+    with pytest.raises(ConfigurationError, match="restart criteria"):
+        engine.restart(job_id, 5)  # type: ignore[arg-type]

@@ -344,3 +344,27 @@ def test_two_crashes_before_a_delete_then_the_object_returns(tmp_path: Path,
     for _ in range(3):
         engine.run_cycle(job_id)
     assert_exact(engine, job_id, source, target)
+
+
+def test_a_restart_during_a_cycle_is_not_undone_by_it(tmp_path: Path, clock: ManualClock) -> None:
+    """restart(Watermark) from another engine while a cycle runs revokes that cycle's lease:
+    it stops (LeaseLost) instead of writing its watermarks over the reset, and the next cycle
+    is the full, reconciling read."""
+    path = tmp_path / "s.db"
+    engine, job_id, source, target = synced(path, clock, users=6)
+    source._objects["User"].pop("s000005")  # gone without a change-log entry
+    fill(source, 4, start=20)
+    admin = SyncEngine(path, clock)
+    calls = iter(range(100))
+
+    def mid_cycle(op: str, object_type: str, ref: str | None) -> None:
+        if next(calls) == 1:
+            admin.restart(job_id, "Watermark")
+
+    target.before_write = mid_cycle
+    with pytest.raises(LeaseLost):
+        engine.run_cycle(job_id)
+    target.before_write = None
+    again = engine.run_cycle(job_id)
+    assert 9 == again.count_imported  # everything, read again
+    assert expected_users(source) == target_users(target)

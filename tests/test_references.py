@@ -9,8 +9,10 @@ from typing import Any
 
 import pytest
 
+from connectors.base import UnreachableError
 from connectors.memory import MemoryDirectory
 from engine import ManualClock, QuarantineReason, StatusCode, SyncEngine, to_graph
+from tests.test_proofs import Crash
 from tests.test_references_property import SCOPE
 
 MAPPING = "memoryToMemory:User:User"
@@ -212,3 +214,42 @@ def test_reconciliation_counts_against_the_threshold_and_waits_for_the_whole_rea
     assert QuarantineReason.TOO_MANY_DELETES == status.quarantine.reason
     assert 3 == len(engine.store.staged_deletes(job_id))
     assert 8 == len(target.list("User"))  # held, not applied
+
+
+@pytest.mark.parametrize("interruption", ["unreachable", "pause", "crash"])
+def test_referrers_are_re_evaluated_even_when_the_cycle_that_staged_a_delete_stops(
+    tmp_path: Path, clock: ManualClock, interruption: str
+) -> None:
+    """Link events are durable: a cycle that staged a manager's delete and then stopped
+    (unreachable target, pause, crash) leaves the next cycle to clear the reports' manager
+    and the group's member; nothing keeps pointing at the deleted object."""
+    engine, job_id, source, target = setup(tmp_path, clock, settings={"PageSize": "1"})
+    boss = ref_of(target, "boss")
+    source.remove("User", "boss")
+    source.put("User", "r2", person("r2", manager="boss", city="Oslo"))
+
+    def stop(op: str, object_type: str, ref: str | None) -> None:
+        target.before_write = None
+        if interruption == "unreachable":
+            raise UnreachableError("connection refused")
+        if interruption == "crash":
+            raise Crash
+        engine.pause(job_id)
+
+    target.before_write = stop
+    if interruption == "crash":
+        with pytest.raises(Crash):
+            engine.run_cycle(job_id)
+        engine = SyncEngine(tmp_path / "s.db", clock)
+        engine.attach(job_id, source, target)
+    else:
+        engine.run_cycle(job_id)
+    if interruption == "pause":
+        engine.start(job_id)
+    for _ in range(2):
+        engine.run_cycle(job_id)
+    users = by_name(target)
+    assert "boss" not in users and boss not in target.list("User")
+    assert all("manager" not in users[f"r{n}"] for n in range(3))
+    assert [ref_of(target, "r0")] == by_name(target, "Group")["G"]["members"]
+    assert [] == engine.store.link_events(job_id)

@@ -64,6 +64,8 @@ MIGRATIONS: list[str] = [
     CREATE TABLE sweeps (scope INTEGER PRIMARY KEY);
     CREATE TABLE seen (
         scope INTEGER NOT NULL, anchor TEXT NOT NULL, PRIMARY KEY (scope, anchor)) WITHOUT ROWID;
+    CREATE TABLE events (
+        scope INTEGER NOT NULL, anchor TEXT NOT NULL, PRIMARY KEY (scope, anchor)) WITHOUT ROWID;
     """,
 ]
 

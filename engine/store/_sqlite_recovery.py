@@ -76,6 +76,26 @@ class RecoveryTables:
             db.execute("DELETE FROM sweeps WHERE scope=?", (scope,))
             db.execute("DELETE FROM seen WHERE scope=?", (scope,))
 
+    def _write_events(self, job_id: str, c: Checkpoint) -> None:
+        db = self._db
+        if c.clear_events:
+            db.execute(
+                "DELETE FROM events WHERE scope IN (SELECT id FROM scopes WHERE job_id=?)",
+                (job_id,),
+            )
+        db.executemany(
+            "INSERT OR IGNORE INTO events VALUES (?, ?)",
+            [(self._scope(job_id, m, create=True), a) for m, a in c.events],
+        )
+
+    def link_events(self, job_id: str) -> list[tuple[str, str]]:
+        rows = self._rows(
+            "SELECT s.mapping, e.anchor FROM events e JOIN scopes s ON s.id = e.scope "
+            "WHERE s.job_id=? ORDER BY 1, 2",
+            (job_id,),
+        )
+        return [(str(m), str(a)) for m, a in rows]
+
     def referrers(
         self, job_id: str, owner: str, anchors: Iterable[str]
     ) -> list[tuple[str, str]]:
@@ -206,6 +226,14 @@ class RecoveryTables:
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
+
+    def _revoke(self, job_id: str) -> None:
+        """Inside a write transaction: a runner mid-cycle loses the job (its next commit is
+        refused), so a reset cannot be overwritten by what that cycle still had in hand."""
+        self._db.execute(
+            "UPDATE leases SET token = token + 1, holder = '', expires = ? WHERE job_id=?",
+            (_RELEASED, job_id),
+        )
 
     def release_lease(self, lease: Lease) -> None:
         self._write(

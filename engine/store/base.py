@@ -277,6 +277,10 @@ class Checkpoint:
     sweep_start: bool = False
     seen: list[str] = attrs.field(factory=list)
     sweep_end: bool = False
+    #: (mapping, anchor) whose link appeared, went or changed: their referrers must be
+    #: evaluated again, so this is durable until a cycle has done it (``clear_events``)
+    events: list[tuple[str, str]] = attrs.field(factory=list)
+    clear_events: bool = False
 
 
 class StateStore(Protocol):
@@ -301,7 +305,10 @@ class StateStore(Protocol):
     def get_escrows(self, job_id: str) -> list[Escrow]: ...
     def staged_deletes(self, job_id: str) -> list[StagedDelete]: ...
     def commit(self, job_id: str, checkpoint: Checkpoint) -> None: ...
-    def reset(self, job_id: str, *, watermarks: bool, escrows: bool, links: bool) -> None: ...
+    def reset(self, job_id: str, *, watermarks: bool, escrows: bool, links: bool) -> None:
+        """Forget what the flags name; also revokes the job's lease, so a cycle running
+        meanwhile is refused its next commit instead of writing stale state back."""
+        ...
 
     def referrers(
         self, job_id: str, owner: str, anchors: Iterable[str]
@@ -312,6 +319,10 @@ class StateStore(Protocol):
 
     def sweeping(self, job_id: str, mapping: str) -> bool:
         """Whether a reconciling full read of ``mapping`` has started and not ended."""
+        ...
+
+    def link_events(self, job_id: str) -> list[tuple[str, str]]:
+        """Link changes whose referrers have not been evaluated again yet (see Checkpoint)."""
         ...
 
     def unseen_links(

@@ -41,6 +41,7 @@ class _JobState:
         self.references: dict[Key, tuple[tuple[str, str], ...]] = {}  # referrer -> referenced
         self.referrers: dict[Key, set[Key]] = {}  # (owner, referenced anchor) -> referrers
         self.sweeps: dict[str, set[str]] = {}  # mapping -> anchors seen by its full read
+        self.events: dict[Key, None] = {}  # link changes not yet followed to their referrers
 
 
 class MemoryStateStore:
@@ -162,6 +163,9 @@ class MemoryStateStore:
                     state.sweeps[checkpoint.mapping].update(checkpoint.seen)
                 if checkpoint.sweep_end:
                     state.sweeps.pop(checkpoint.mapping, None)
+            if checkpoint.clear_events:
+                state.events.clear()
+            state.events.update(dict.fromkeys(checkpoint.events))
             state.logs.extend(checkpoint.logs)
             if checkpoint.clear_intents:
                 state.intents = []
@@ -172,6 +176,7 @@ class MemoryStateStore:
 
     def reset(self, job_id: str, *, watermarks: bool, escrows: bool, links: bool) -> None:
         with self._lock:
+            self._leases.pop(job_id, None)  # a runner mid-cycle loses the job: see SQLite
             state = self._job(job_id)
             if watermarks:
                 state.watermarks.clear()
@@ -186,6 +191,10 @@ class MemoryStateStore:
                 state.references.clear()
                 state.referrers.clear()
                 state.sweeps.clear()
+                state.events.clear()
+
+    def link_events(self, job_id: str) -> list[tuple[str, str]]:
+        return list(self._job(job_id).events)
 
     def referrers(
         self, job_id: str, owner: str, anchors: Iterable[str]

@@ -215,7 +215,7 @@ class SqliteStateStore(RecoveryTables):
                 raise
 
     def _delete_links(self, job_id: str) -> None:
-        for table in ("links", "refs", "sweeps", "seen"):
+        for table in ("links", "refs", "sweeps", "seen", "events"):
             self._db.execute(
                 f"DELETE FROM {table} WHERE scope IN (SELECT id FROM scopes WHERE job_id=?)",
                 (job_id,),
@@ -320,6 +320,8 @@ class SqliteStateStore(RecoveryTables):
                     self._write_references(job_id, c)
                 if c.mapping is not None and (c.sweep_start or c.seen or c.sweep_end):
                     self._write_sweep(job_id, c)
+                if c.events or c.clear_events:
+                    self._write_events(job_id, c)
                 db.executemany(
                     "DELETE FROM escrows WHERE job_id=? AND mapping=? AND anchor=?",
                     [(job_id, m, a) for m, a in c.unescrows],
@@ -453,6 +455,7 @@ class SqliteStateStore(RecoveryTables):
                     self._db.execute(f"DELETE FROM {table} WHERE job_id=?", (job_id,))
                 if links:
                     self._delete_links(job_id)
+                self._revoke(job_id)
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
