@@ -27,7 +27,7 @@ from connectors.memory import MemoryDirectory
 from engine import ManualClock, SqliteStateStore, SyncEngine
 from engine.store import Checkpoint, encode_values
 from engine.store.base import Intent, IntentBatch, Lease
-from tests.test_proofs import Crash
+from tests.test_proofs import Crash, arm, disarm
 
 CRASH_SEEDS = int(os.environ.get("SYNCJOB_CRASH_SEEDS", "40"))
 USER_KEYS = ("userName", "displayName", "mail", "department", "jobTitle", "city")
@@ -239,24 +239,12 @@ def run_seed(seed: int, tmp_path: Path) -> None:
         crash_write = rng.random() < 0.5
         n = rng.randrange(1, 25)
         when = rng.choice(["before", "after"])
-        if crash_write:
-            counter = itertools.count(1)
-
-            def hook(op: str, object_type: str, ref: str | None) -> None:
-                if next(counter) == n:
-                    raise Crash
-
-            if when == "before":
-                target.before_write = hook
-            else:
-                target.after_write = hook
-        else:
-            store.crash_at = (n, when)
+        arm(target, store, ("write" if crash_write else "commit", n, when))  # type: ignore[arg-type]
         try:
             engine.run_cycle(job_id)
         except Crash:
             pass
-        target.before_write = target.after_write = None
+        disarm(target)
         del engine, store  # dropped without close(), as a killed process
         for _ in range(rng.randrange(0, 6)):  # the source moves while the engine is down
             world.step()
