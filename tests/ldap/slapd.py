@@ -15,6 +15,7 @@ part of a command line, a repr or a log: read it with ``password.reveal()``.
 from __future__ import annotations
 
 import base64
+import ctypes
 import hashlib
 import os
 import secrets
@@ -216,6 +217,15 @@ ou: groups
 """
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: SIGKILL slapd when the test process dies (Linux prctl), so a
+    killed test run leaves no server behind."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 class SlapdError(RuntimeError):
     """A throwaway slapd could not be built or started (its output is in the message)."""
 
@@ -259,6 +269,7 @@ class Slapd:
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,  # a Ctrl-C of the test run does not reach it first
+                    preexec_fn=_die_with_parent,  # noqa: PLW1509 (servers start from one thread)
                 )
             self.pid = self.process.pid
             if self._wait_ready(timeout):
