@@ -1,0 +1,1 @@
+"""Tests against real OpenLDAP servers: throwaway slapd instances (tests/ldap/slapd.py)."""
