@@ -138,6 +138,13 @@ class CycleContext:
             self.lease_deadline = self.clock.monotonic() + self.lease_duration.total_seconds()
         return self.lease
 
+    def wait(self, seconds: float) -> None:
+        """Sleep before a retry, renewing the lease first when the sleep would outlast it
+        (an empty, fenced commit), so that waiting for a busy server never loses the job."""
+        if self.lease is not None and self.clock.monotonic() + seconds + 30 >= self.lease_deadline:
+            self.commit(Checkpoint())
+        self.clock.sleep(seconds)
+
     def link_changed(self, mapping: str, anchor: str, work: Checkpoint) -> None:
         """Note that a link appeared, went or changed; durable with ``work``, so a cycle
         that stops before it evaluates the referrers again leaves the next one to do it."""
@@ -223,7 +230,7 @@ class CycleContext:
     ) -> T:
         """Go on after a first transient failure (hot paths make the first call themselves)."""
         for attempt in range(1, min(self.settings.transient_retries, MAX_RETRIES) + 1):
-            self.clock.sleep(backoff(attempt, failure.retry_after))
+            self.wait(backoff(attempt, failure.retry_after))
             try:
                 return operation(*args, **kwargs)
             except TransientError as exc:

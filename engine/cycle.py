@@ -116,7 +116,7 @@ def _pages(ctx: CycleContext, mapping: CompiledMapping, watermark: str | None) -
             attempts += 1
             if attempts > min(ctx.settings.transient_retries, MAX_RETRIES):
                 raise
-            ctx.clock.sleep(backoff(attempts, exc.retry_after))
+            ctx.wait(backoff(attempts, exc.retry_after))
 
 
 def _is_full(watermark: str | None) -> bool:

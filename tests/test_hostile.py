@@ -322,3 +322,30 @@ def test_restart_criteria_of_the_wrong_type_are_a_configuration_error(
     engine, job_id, _, _ = job(clock)
     with pytest.raises(ConfigurationError, match="restart criteria"):
         engine.restart(job_id, 5)  # type: ignore[arg-type]
+
+
+class SlowlyBusy(MemoryDirectory):
+    """A target that asks to come back in a minute, nine times, then accepts."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.refusals = 9
+
+    def create(self, object_type: str, attributes: Attributes) -> str:
+        if self.refusals:
+            self.refusals -= 1
+            raise TransientError("busy", retry_after=60)
+        return super().create(object_type, attributes)
+
+
+def test_waiting_on_a_busy_target_renews_the_lease(tmp_path: Path, clock: ManualClock) -> None:
+    """Nine Retry-After waits of 60 s outlast the 5-minute lease: the lease is renewed before
+    a wait that would outlast it, so the write goes through instead of LeaseLost."""
+    source, target = MemoryDirectory(), SlowlyBusy()
+    fill(source, 2)
+    engine = SyncEngine(tmp_path / "s.db", clock)
+    job_id = engine.create_job("memoryToMemory", source, target,
+                               settings={"TransientRetries": "10"}).id or ""
+    engine.start(job_id)
+    execution = engine.run_cycle(job_id)
+    assert 2 == execution.count_exported and 2 == len(target.list("User"))
