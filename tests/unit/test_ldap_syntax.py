@@ -1,0 +1,123 @@
+"""LDAP string syntax: the RFCs' own examples, and properties over any text."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from connectors.ldap.syntax import equality_filter, escape_filter_value
+
+_FILTER_ESCAPE = re.compile(r"\\([0-9a-fA-F]{2})")
+
+
+def unescape_filter_value(escaped: str) -> bytes:
+    """The bytes an RFC 4515 assertion value stands for (the test's independent decoder)."""
+    out = bytearray()
+    position = 0
+    for match in _FILTER_ESCAPE.finditer(escaped):
+        out += escaped[position : match.start()].encode("utf-8")
+        out.append(int(match.group(1), 16))
+        position = match.end()
+    out += escaped[position:].encode("utf-8")
+    return bytes(out)
+
+
+# ---------------------------------------------------------------- RFC 4515 filters
+
+# RFC 4515 §4's equality examples: (attribute, value as bytes, the filter the RFC writes).
+RFC4515_EQUALITY = [
+    ("cn", b"Babs Jensen", "(cn=Babs Jensen)"),
+    ("seeAlso", b"", "(seeAlso=)"),
+    (
+        "o",
+        b"Parens R Us (for all your parenthetical needs)",
+        r"(o=Parens R Us \28for all your parenthetical needs\29)",
+    ),
+    ("filename", b"C:\\MyFile", r"(filename=C:\5cMyFile)"),
+    ("bin", b"\x00\x00\x00\x04", r"(bin=\00\00\00\04)"),
+    ("sn", "Lučić".encode(), r"(sn=Lu\c4\8di\c4\87)"),
+    ("1.3.6.1.4.1.1466.0", b"\x04\x02Hi", r"(1.3.6.1.4.1.1466.0=\04\02\48\69)"),
+]
+
+
+@pytest.mark.parametrize(("attribute", "value", "rfc_filter"), RFC4515_EQUALITY)
+def test_rfc4515_examples_mean_the_same_value(
+    attribute: str, value: bytes, rfc_filter: str
+) -> None:
+    """Each RFC 4515 §4 equality example: our filter asserts the same bytes as the RFC's."""
+    ours = equality_filter(attribute, value)
+    assert ours.startswith(f"({attribute}=") and ours.endswith(")")
+    rfc_value = rfc_filter[len(attribute) + 2 : -1]
+    assert unescape_filter_value(ours[len(attribute) + 2 : -1]) == unescape_filter_value(rfc_value)
+    assert unescape_filter_value(rfc_value) == value
+
+
+def test_rfc4515_examples_exact_text() -> None:
+    """Where the RFC escapes exactly what we escape, the filter text is identical."""
+    assert equality_filter("cn", "Babs Jensen") == "(cn=Babs Jensen)"
+    assert equality_filter("seeAlso", "") == "(seeAlso=)"
+    assert (
+        equality_filter("o", "Parens R Us (for all your parenthetical needs)")
+        == r"(o=Parens R Us \28for all your parenthetical needs\29)"
+    )
+    assert equality_filter("filename", "C:\\MyFile") == r"(filename=C:\5cMyFile)"
+    assert equality_filter("bin", b"\x00\x00\x00\x04") == r"(bin=\00\00\00\04)"
+
+
+def test_star_is_escaped_never_a_wildcard() -> None:
+    """A ``*`` in a matching value is the literal character (RFC 4515 §4: ``\\2A``)."""
+    assert escape_filter_value("*") == r"\2a"
+    assert equality_filter("cn", "*") == r"(cn=\2a)"
+
+
+def test_str_and_bytes_agree_on_utf8() -> None:
+    """A str and its UTF-8 bytes give the same filter; UTF-8 stays readable."""
+    assert escape_filter_value("Lučić (x)") == escape_filter_value("Lučić (x)".encode())
+    assert escape_filter_value("Lučić") == "Lučić"
+
+
+def test_invalid_utf8_bytes_are_hex_escaped() -> None:
+    """Bytes that are not UTF-8 (a GUID) become ``\\XX``; valid runs around them stay."""
+    assert escape_filter_value(b"a\xff\xc4b") == r"a\ff\c4b"
+
+
+def test_control_characters_are_escaped() -> None:
+    """Newlines and other controls are escaped, so a filter in a log stays one line."""
+    assert escape_filter_value("a\nb\r\x1b\x7f") == r"a\0ab\0d\1b\7f"
+
+
+@pytest.mark.parametrize(
+    "attribute",
+    ["cn", "sAMAccountName", "x-custom-1", "2.5.4.3", "cn;lang-en", "userCertificate;binary"],
+)
+def test_valid_attribute_descriptions_are_accepted(attribute: str) -> None:
+    """Names, numeric OIDs and ;options are attribute descriptions (RFC 4512)."""
+    assert equality_filter(attribute, "v") == f"({attribute}=v)"
+
+
+@pytest.mark.parametrize(
+    "attribute",
+    ["", "cn=x", "cn)(uid=*", "1cn", "-cn", "cn x", "2.5.04.3", "2.", "2", "cn;", "ç", "cn\n"],
+)
+def test_invalid_attribute_descriptions_are_refused(attribute: str) -> None:
+    """Anything else is refused, not escaped: it would change the filter's structure."""
+    with pytest.raises(ValueError, match="attribute description"):
+        equality_filter(attribute, "v")
+
+
+@given(st.text())
+def test_filter_escaping_leaves_no_special_character(value: str) -> None:
+    """For any text, the escaped value has no raw ( ) * NUL, and every \\ starts a \\XX."""
+    escaped = escape_filter_value(value)
+    assert not set(escaped) & set("()*\x00")
+    assert re.fullmatch(r"(?:[^\\]|\\[0-9a-f]{2})*", escaped, re.DOTALL)
+
+
+@given(st.one_of(st.text(), st.binary()))
+def test_filter_escaping_round_trips(value: str | bytes) -> None:
+    """For any text or bytes, decoding the escaped value gives back the same bytes."""
+    expected = value.encode("utf-8") if isinstance(value, str) else value
+    assert unescape_filter_value(escape_filter_value(value)) == expected
