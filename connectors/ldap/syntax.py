@@ -64,3 +64,115 @@ def equality_filter(attribute: str, value: str | bytes) -> str:
     """
     check_attribute_description(attribute)
     return f"({attribute}={escape_filter_value(value)})"
+
+
+# ---------------------------------------------------------------------------------- DNs
+
+# RFC 4514 §2.4: these are escaped anywhere in a value; "=" is not required by the RFC but is
+# escaped as well, as many servers do, so that no value can look like a second AVA.
+_RDN_SPECIALS = frozenset(',+"\\<>;=')
+# What may follow a backslash as itself (RFC 4514 §3 "escaped" / "special").
+_DN_ESCAPABLE = frozenset(' "#+,;<=>\\')
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
+def escape_rdn_value(value: str) -> str:
+    """Escape an attribute value for an RDN string (RFC 4514 §2.4).
+
+    ``, + " \\ < > ; =`` are escaped with a backslash anywhere, a leading space or ``#`` and a
+    trailing space at the ends (a parser would otherwise drop the space, or read ``#`` as a
+    hex-encoded BER value), and NUL as ``\\00``. A DN is built from source values (a name, an
+    employee id), so a ``,`` in one must never become a new level of the tree.
+    """
+    parts: list[str] = []
+    last = len(value) - 1
+    for index, char in enumerate(value):
+        if char == "\x00":
+            parts.append("\\00")
+        elif (
+            char in _RDN_SPECIALS
+            or (index == 0 and char in " #")
+            or (index == last and char == " ")
+        ):
+            parts.append("\\" + char)
+        else:
+            parts.append(char)
+    return "".join(parts)
+
+
+def _check_attribute_type(attribute: str) -> str:
+    """An RDN's attribute type: a name or numeric OID, without options (RFC 4514 §3)."""
+    if not _ATTRIBUTE_TYPE_RE.fullmatch(attribute):
+        raise ValueError(f"not an LDAP attribute type: {attribute!r}")
+    return attribute
+
+
+def rdn(attribute: str, value: str) -> str:
+    """The single-valued RDN ``attribute=value``, the attribute checked and the value escaped."""
+    return f"{_check_attribute_type(attribute)}={escape_rdn_value(value)}"
+
+
+def child_dn(rdn: str, parent_dn: str) -> str:
+    """The DN of the entry named ``rdn`` (already built by :func:`rdn`) under ``parent_dn``.
+
+    An empty parent is the root: the child's DN is then its RDN alone.
+    """
+    if not rdn:
+        raise ValueError("an RDN cannot be empty")
+    return f"{rdn},{parent_dn}" if parent_dn else rdn
+
+
+def parse_dn(dn: str) -> list[tuple[str, str]]:
+    """Split a DN into its RDNs' ``(attribute, value)`` pairs, leaf first, values unescaped.
+
+    Honours ``\\`` + special character and ``\\XX`` hex escapes (consecutive ones form UTF-8
+    sequences, as in ``Lu\\C4\\8Di\\C4\\87``); unescaped spaces around types and values are
+    dropped (RFC 2253 leniency; an escaped one is kept). The empty DN is ``[]``. Refused with
+    ValueError, rather than guessed at: multi-valued RDNs (``+``), values in hex BER form
+    (``#04...``), a bad attribute type, a bad escape, and escapes that are not UTF-8; the
+    connector names entries with single-valued string RDNs only.
+    """
+    pairs: list[tuple[str, str]] = []
+    if not dn.strip(" "):
+        return pairs
+    index = 0
+    length = len(dn)
+    while True:
+        equals = dn.find("=", index)
+        if equals < 0:
+            raise ValueError(f"RDN without '=' in DN {dn!r}")
+        attribute = _check_attribute_type(dn[index:equals].strip(" "))
+        index = equals + 1
+        while index < length and dn[index] == " ":
+            index += 1
+        if index < length and dn[index] == "#":
+            raise ValueError(f"hex-encoded (BER) RDN values are not supported: {dn!r}")
+        # The value as (bytes, escaped) tokens, so unescaped edge spaces can be dropped.
+        tokens: list[tuple[bytes, bool]] = []
+        while index < length and dn[index] not in ",+":
+            char = dn[index]
+            if char != "\\":
+                tokens.append((char.encode("utf-8", "surrogatepass"), False))
+                index += 1
+                continue
+            pair = dn[index + 1 : index + 3]
+            if len(pair) == 2 and set(pair) <= _HEX:
+                tokens.append((bytes([int(pair, 16)]), True))
+                index += 3
+            elif index + 1 < length and dn[index + 1] in _DN_ESCAPABLE:
+                tokens.append((dn[index + 1].encode("utf-8"), True))
+                index += 2
+            else:
+                raise ValueError(f"bad escape at position {index} in DN {dn!r}")
+        if index < length and dn[index] == "+":
+            raise ValueError(f"multi-valued RDNs are not supported: {dn!r}")
+        while tokens and tokens[-1] == (b" ", False):
+            tokens.pop()
+        try:
+            value = b"".join(token for token, _ in tokens).decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise ValueError(f"escaped bytes in DN {dn!r} are not UTF-8") from error
+        pairs.append((attribute, value))
+        if index >= length:
+            return pairs
+        index += 1  # past the ","

@@ -8,7 +8,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from connectors.ldap.syntax import equality_filter, escape_filter_value
+from connectors.ldap.syntax import (
+    child_dn,
+    equality_filter,
+    escape_filter_value,
+    escape_rdn_value,
+    parse_dn,
+    rdn,
+)
 
 _FILTER_ESCAPE = re.compile(r"\\([0-9a-fA-F]{2})")
 
@@ -121,3 +128,96 @@ def test_filter_escaping_round_trips(value: str | bytes) -> None:
     """For any text or bytes, decoding the escaped value gives back the same bytes."""
     expected = value.encode("utf-8") if isinstance(value, str) else value
     assert unescape_filter_value(escape_filter_value(value)) == expected
+
+
+# ---------------------------------------------------------------- RFC 4514 DNs
+
+# RFC 4514 §4's examples that are single-valued string RDNs, with the pairs they stand for.
+RFC4514_EXAMPLES = [
+    ("UID=jsmith,DC=example,DC=net", [("UID", "jsmith"), ("DC", "example"), ("DC", "net")]),
+    (
+        'CN=James \\"Jim\\" Smith\\, III,DC=example,DC=net',
+        [("CN", 'James "Jim" Smith, III'), ("DC", "example"), ("DC", "net")],
+    ),
+    (
+        "CN=Before\\0dAfter,DC=example,DC=net",
+        [("CN", "Before\rAfter"), ("DC", "example"), ("DC", "net")],
+    ),
+    ("CN=Lu\\C4\\8Di\\C4\\87", [("CN", "Lučić")]),
+]
+
+
+@pytest.mark.parametrize(("dn", "pairs"), RFC4514_EXAMPLES)
+def test_rfc4514_examples_parse(dn: str, pairs: list[tuple[str, str]]) -> None:
+    """Each RFC 4514 §4 single-valued example parses to the values the RFC describes."""
+    assert parse_dn(dn) == pairs
+
+
+def test_rfc4514_example_built() -> None:
+    """Building the RFC's escaped example from its value gives the RFC's own text."""
+    built = child_dn(rdn("CN", 'James "Jim" Smith, III'), "DC=example,DC=net")
+    assert built == 'CN=James \\"Jim\\" Smith\\, III,DC=example,DC=net'
+
+
+@pytest.mark.parametrize(
+    "dn",
+    [
+        "OU=Sales+CN=J.  Smith,DC=example,DC=net",  # RFC 4514 §4: multi-valued RDN
+        "1.3.6.1.4.1.1466.0=#04024869,DC=example,DC=com",  # RFC 4514 §4: hex BER value
+        "cn",
+        "cn=a,uid",
+        "c n=x",
+        "cn=a\\zz",
+        "cn=a\\",
+        "cn=\\ff",
+    ],
+)
+def test_unsupported_or_malformed_dns_are_refused(dn: str) -> None:
+    """Multi-valued RDNs, BER values and malformed DNs raise ValueError, never a guess."""
+    with pytest.raises(ValueError):
+        parse_dn(dn)
+
+
+def test_escape_rdn_value_edges() -> None:
+    """Leading space or #, trailing space, specials and NUL are escaped (RFC 4514 §2.4)."""
+    assert escape_rdn_value(" #a# ") == "\\ #a#\\ "
+    assert escape_rdn_value("#") == "\\#"
+    assert escape_rdn_value(" ") == "\\ "
+    assert escape_rdn_value('a,b+c"d\\e<f>g;h=i') == 'a\\,b\\+c\\"d\\\\e\\<f\\>g\\;h\\=i'
+    assert escape_rdn_value("a\x00b") == "a\\00b"
+    assert escape_rdn_value("") == ""
+
+
+def test_parse_dn_tolerates_spaces_but_keeps_escaped_ones() -> None:
+    """Unescaped spaces around separators are dropped; escaped edge spaces survive."""
+    assert parse_dn(" cn = a b , dc=x ") == [("cn", "a b"), ("dc", "x")]
+    assert parse_dn("cn=\\ a\\ ,dc=x") == [("cn", " a "), ("dc", "x")]
+    assert parse_dn("") == []
+
+
+def test_rdn_refuses_bad_attribute_types() -> None:
+    """An RDN's attribute is a name or OID without options; anything else is refused."""
+    for attribute in ("", "cn;lang-en", "cn=x", "c,n"):
+        with pytest.raises(ValueError, match="attribute type"):
+            rdn(attribute, "v")
+    with pytest.raises(ValueError):
+        child_dn("", "dc=x")
+
+
+_ATTRIBUTES = st.sampled_from(["cn", "uid", "ou", "employeeNumber", "2.5.4.3"])
+_PARENTS = st.sampled_from(["", "dc=example,dc=org", "ou=people,dc=example,dc=org", "o=\\#1"])
+
+
+@given(_ATTRIBUTES, st.text(), _PARENTS)
+def test_rdn_round_trips_through_parse_dn(attribute: str, value: str, parent: str) -> None:
+    """For any value, parse_dn(child_dn(rdn(a, v), parent))[0] == (a, v)."""
+    assert parse_dn(child_dn(rdn(attribute, value), parent))[0] == (attribute, value)
+
+
+@given(st.lists(st.tuples(_ATTRIBUTES, st.text()), max_size=5))
+def test_dn_of_many_rdns_round_trips(pairs: list[tuple[str, str]]) -> None:
+    """For any list of (attribute, value), joining the built RDNs and parsing gives it back."""
+    dn = ""
+    for attribute, value in reversed(pairs):
+        dn = child_dn(rdn(attribute, value), dn)
+    assert parse_dn(dn) == pairs
