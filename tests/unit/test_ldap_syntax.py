@@ -9,11 +9,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from connectors.ldap.syntax import (
+    ValueChange,
     child_dn,
     equality_filter,
     escape_filter_value,
     escape_rdn_value,
     parse_dn,
+    parse_req_mod,
     rdn,
 )
 
@@ -221,3 +223,101 @@ def test_dn_of_many_rdns_round_trips(pairs: list[tuple[str, str]]) -> None:
     for attribute, value in reversed(pairs):
         dn = child_dn(rdn(attribute, value), dn)
     assert parse_dn(dn) == pairs
+
+
+# ---------------------------------------------------------------- accesslog reqMod
+
+# Two reqMod values exactly as slapd 2.5.13 logged them here (bytes, as ldap3 returns them).
+MEASURED_MODIFY = [
+    b"mail:+ m3",
+    b"mail:+ m4",
+    b"mail:- m1",
+    b"description:-",
+    b"telephoneNumber:=",
+    b"sn:= y",
+    b"sn:= z",
+    b"entryCSN:= 20261127103754.970086Z#000000#000#000000",
+    b"modifiersName:= cn=admin,dc=example,dc=org",
+    b"modifyTimestamp:= 20261127103754Z",
+]
+MEASURED_MODIFY_2 = [
+    b"description:+ \xc3\xa9: x\nline2",
+    b"uidNumber:# 3",
+    b"title:+ t",
+    b"entryCSN:= 20261127103754.971175Z#000000#000#000000",
+]
+
+
+def test_req_mod_as_slapd_logged_it() -> None:
+    """A modify of every kind, as logged by slapd 2.5.13, folds per attribute."""
+    changes = parse_req_mod(MEASURED_MODIFY)
+    assert changes["mail"] == ValueChange(add=("m3", "m4"), remove=("m1",))
+    assert changes["description"] == ValueChange(clear=True)
+    assert changes["telephoneNumber"] == ValueChange(replace=())
+    assert changes["sn"] == ValueChange(replace=("y", "z"))
+    assert changes["modifiersName"] == ValueChange(replace=("cn=admin,dc=example,dc=org",))
+    assert changes["mail"].apply(["m1", "m2"]) == ("m2", "m3", "m4")
+
+
+def test_req_mod_values_are_raw_text_after_one_space() -> None:
+    """Values keep ':' and newlines (no base64); increments are parsed as integers."""
+    changes = parse_req_mod(MEASURED_MODIFY_2)
+    assert changes["description"] == ValueChange(add=("é: x\nline2",))
+    assert changes["uidNumber"] == ValueChange(increment=3)
+    assert changes["uidNumber"].apply(["10"]) == ("13",)
+    assert parse_req_mod(["description:=  two spaces"]) == {
+        "description": ValueChange(replace=(" two spaces",))
+    }
+
+
+@pytest.mark.parametrize(
+    ("lines", "expected"),
+    [
+        (["cn:+ a", "cn:- a"], ValueChange()),
+        (["cn:- a", "cn:+ a"], ValueChange(add=("a",), remove=("a",))),
+        (["cn:-", "cn:+ b"], ValueChange(add=("b",), clear=True)),
+        (["cn:= a", "cn:+ b", "cn:- a"], ValueChange(replace=("b",))),
+        (["cn:+ x", "cn:= a", "cn:= b"], ValueChange(replace=("a", "b"))),
+        (["cn:= a", "sn:+ s", "cn:= b"], ValueChange(replace=("b",))),
+        (["cn:= a", ":", "cn:= b"], ValueChange(replace=("b",))),
+        (["uidNumber:# 2", "uidNumber:# -5"], ValueChange(increment=-3)),
+        (["CN:+ a", "cn:+ b"], ValueChange(add=("a", "b"))),
+    ],
+)
+def test_req_mod_lines_accumulate_in_order(lines: list[str], expected: ValueChange) -> None:
+    """Several lines of one attribute fold in request order into one change."""
+    changes = parse_req_mod(lines)
+    (key,) = (key for key in changes if key.lower() in {"cn", "uidnumber"})
+    assert changes[key] == expected
+
+
+@pytest.mark.parametrize(
+    ("lines", "old", "after"),
+    [
+        (["cn:- a", "cn:+ a"], ["a", "b"], ("b", "a")),
+        (["cn:-", "cn:+ b"], ["a"], ("b",)),
+        (["cn:=", "cn:+ b"], ["a"], ("b",)),
+        (["cn:- a"], ["a", "b"], ("b",)),
+    ],
+)
+def test_value_change_apply(lines: list[str], old: list[str], after: tuple[str, ...]) -> None:
+    """apply() gives the values the server holds after the request."""
+    assert parse_req_mod(lines)["cn"].apply(old) == after
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["cn", "cn:", "cn:* a", "cn:+a", "cn:+", "c n:+ a", ":+ a", "uidNumber:# x", "uidNumber:#"],
+)
+def test_malformed_req_mod_lines_are_refused(line: str) -> None:
+    """A line that is not in the format raises ValueError: a skipped line is a lost change."""
+    with pytest.raises(ValueError):
+        parse_req_mod([line])
+
+
+def test_req_mod_refuses_non_utf8_and_unfoldable() -> None:
+    """Bytes that are not UTF-8, and a change after an increment, are refused."""
+    with pytest.raises(ValueError):
+        parse_req_mod([b"jpegPhoto:+ \xff\xd8"])
+    with pytest.raises(ValueError, match="increment"):
+        parse_req_mod(["uidNumber:# 1", "uidNumber:+ 5"])
