@@ -70,6 +70,23 @@ class Capability(enum.Enum):
     SOFT_DELETE = "soft_delete"  # delete(soft=True) disables the object instead
     RENAME = "rename"  # anchors survive a change of the naming attribute
     REFERENCES = "references"  # reference attributes hold target refs
+    VALUE_DELTAS = "value_deltas"  # update() takes ValueDelta for multi-valued attributes
+
+
+class ValueDelta(NamedTuple):
+    """Values to add to and remove from a multi-valued attribute, in an ``update`` delta.
+
+    Sent only to targets that declare ``Capability.VALUE_DELTAS``, so that one new member of a
+    group of 50,000 is one value on the wire, not the whole list. Adding a value already there
+    and removing one already gone both succeed: a replayed update is harmless.
+    """
+
+    add: tuple[Scalar, ...] = ()
+    remove: tuple[Scalar, ...] = ()
+
+
+#: what ``Target.update`` takes: a new value, ``None`` to clear, or a ValueDelta
+Delta: TypeAlias = Mapping[str, Value | ValueDelta | None]
 
 
 class Change(NamedTuple):
@@ -122,10 +139,13 @@ class Source(Protocol):
 class Target(Protocol):
     """A directory the engine writes to.
 
-    ``find`` looks up one object by one attribute value and returns its stable ref (or None);
+    ``find`` looks up one object by one attribute value and returns its ref (or None);
     ``create`` returns the new ref; ``update`` applies a minimal delta where ``None`` clears an
-    attribute; ``delete`` removes (``soft=False``) or disables (``soft=True``) the object and
-    succeeds when the object is already gone, so a replayed delete is harmless.
+    attribute (and a :class:`ValueDelta` adds and removes single values, for targets that
+    declare ``VALUE_DELTAS``), and returns the object's new ref when the update changed it (an
+    LDAP rename moves the DN), else None; ``delete`` removes (``soft=False``) or disables
+    (``soft=True``) the object and succeeds when the object is already gone, so a replayed
+    delete is harmless. Reference attributes take target refs as values.
     """
 
     capabilities: frozenset[Capability]
@@ -134,7 +154,7 @@ class Target(Protocol):
 
     def create(self, object_type: str, attributes: Attributes) -> str: ...
 
-    def update(self, object_type: str, ref: str, delta: Attributes) -> None: ...
+    def update(self, object_type: str, ref: str, delta: Delta) -> str | None: ...
 
     def delete(self, object_type: str, ref: str, *, soft: bool) -> None: ...
 

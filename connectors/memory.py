@@ -22,12 +22,14 @@ from connectors.base import (
     Change,
     ConnectorError,
     CredentialsError,
+    Delta,
     ObjectError,
     Page,
     Scalar,
     TransientError,
     UnreachableError,
     Value,
+    ValueDelta,
     WatermarkExpired,
     as_list,
 )
@@ -41,6 +43,17 @@ class _FaultRule:
     key: Scalar
     remaining: int
     error: Callable[[str], ConnectorError]
+
+
+def _applied(change: ValueDelta, old: Value | None) -> list[Scalar]:
+    """Old values less the removed ones, plus the added ones not there yet (in order)."""
+    values = [v for v in as_list(old) if v not in change.remove]
+    return values + [v for v in dict.fromkeys(change.add) if v not in values]
+
+
+def _plain(delta: Delta) -> Attributes:
+    """The delta with value deltas as the values they add (what fault rules look at)."""
+    return {k: list(v.add) if isinstance(v, ValueDelta) else v for k, v in delta.items()}
 
 
 def _match_key(value: Scalar) -> Scalar:
@@ -61,6 +74,7 @@ class MemoryDirectory:
             Capability.SOFT_DELETE,
             Capability.RENAME,
             Capability.REFERENCES,
+            Capability.VALUE_DELTAS,
         }
     )
 
@@ -232,8 +246,8 @@ class MemoryDirectory:
         self._after("create", object_type, ref)
         return ref
 
-    def update(self, object_type: str, ref: str, delta: Attributes) -> None:
-        self._write("update", object_type, ref, delta)
+    def update(self, object_type: str, ref: str, delta: Delta) -> None:
+        self._write("update", object_type, ref, _plain(delta))
         current = self._table(object_type).get(ref)
         if current is None:
             raise ObjectError(f"{object_type} {ref} does not exist")
@@ -241,9 +255,10 @@ class MemoryDirectory:
         names = {name.lower(): name for name in merged}
         for name, value in delta.items():
             existing = names.get(name.lower(), name)
+            new = _applied(value, merged.get(existing)) if isinstance(value, ValueDelta) else value
             merged.pop(existing, None)
-            if value is not None and value != []:
-                merged[name] = list(value) if isinstance(value, list) else value
+            if new is not None and new != []:
+                merged[name] = list(new) if isinstance(new, list) else new
         self._store(object_type, ref, merged)
         self._after("update", object_type, ref)
 
