@@ -95,14 +95,16 @@ def child(root: Path, name: str, args: list[str]) -> None:
                 result = bench_memory.scenario_initial(int(args[0]), Path(folder))
             else:
                 before = bench_memory.python_speed()
-                result = bench_memory.scenario_incremental(int(args[0]), int(args[1]),
-                                                           Path(folder))
+                result = bench_memory.scenario_incremental(int(args[0]), int(args[1]), Path(folder))
                 result["calibration"] = round((before + bench_memory.python_speed()) / 2, 1)
     else:
         load_side(root)
     engine = sys.modules["engine"]
-    result.update(engine_file=engine.__file__, foreign=foreign_modules(root),
-                  wall_s=round(time.perf_counter() - began, 1))
+    result.update(
+        engine_file=engine.__file__,
+        foreign=foreign_modules(root),
+        wall_s=round(time.perf_counter() - began, 1),
+    )
     print(json.dumps(result))
 
 
@@ -111,8 +113,9 @@ def child(root: Path, name: str, args: list[str]) -> None:
 
 
 def git(*args: str) -> str:
-    return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True,
-                          check=True).stdout.strip()
+    return subprocess.run(
+        ["git", *args], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.strip()
 
 
 def materialise(rev: str, into: Path) -> str:
@@ -122,8 +125,9 @@ def materialise(rev: str, into: Path) -> str:
     except subprocess.CalledProcessError:
         raise SystemExit(f"unknown revision: {rev}") from None
     into.mkdir(parents=True)
-    with subprocess.Popen(["git", "archive", "--format=tar", commit, *PACKAGES], cwd=REPO,
-                          stdout=subprocess.PIPE) as archive:
+    with subprocess.Popen(
+        ["git", "archive", "--format=tar", commit, *PACKAGES], cwd=REPO, stdout=subprocess.PIPE
+    ) as archive:
         subprocess.run(["tar", "-x", "-C", str(into)], stdin=archive.stdout, check=True)
         assert archive.stdout is not None
         archive.stdout.close()
@@ -135,16 +139,19 @@ def materialise(rev: str, into: Path) -> str:
 def snapshot_working_tree(into: Path) -> str:
     """Copy the working tree's engine/ and connectors/ into ``into``; describe what it holds."""
     for package in PACKAGES:
-        shutil.copytree(REPO / package, into / package,
-                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        shutil.copytree(
+            REPO / package, into / package, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+        )
     head = git("rev-parse", "--short", "HEAD")
     dirty = git("status", "--porcelain", "--", *PACKAGES)
     if not dirty:
         return f"working tree (HEAD {head}, no uncommitted changes in engine/ connectors/)"
     stat = git("diff", "--shortstat", "HEAD", "--", *PACKAGES) or "untracked files only"
     untracked = sum(line.startswith("??") for line in dirty.splitlines())
-    return (f"working tree (HEAD {head} + uncommitted: {stat.strip()}"
-            f"{f', {untracked} untracked' if untracked else ''})")
+    return (
+        f"working tree (HEAD {head} + uncommitted: {stat.strip()}"
+        f"{f', {untracked} untracked' if untracked else ''})"
+    )
 
 
 def fingerprint(root: Path) -> str:
@@ -160,14 +167,21 @@ def fingerprint(root: Path) -> str:
 def run_child(root: Path, name: str, args: list[str], label: str) -> dict[str, Any]:
     env = {**os.environ, "PYTHONPATH": str(root)}  # replaces any inherited PYTHONPATH
     usage, began = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
-    done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", str(root),
-                           name, *args], cwd=root, env=env, capture_output=True, text=True,
-                          check=False)
+    done = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "--child", str(root), name, *args],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if done.returncode != 0:
         sys.stderr.write(done.stderr)
-        raise SystemExit(f"{label}: scenario {name} {' '.join(args)} failed "
-                         f"(exit {done.returncode}); if the working tree is mid-change, "
-                         f"compare two revisions with --base REV --head REV")
+        raise SystemExit(
+            f"{label}: scenario {name} {' '.join(args)} failed "
+            f"(exit {done.returncode}); if the working tree is mid-change, "
+            f"compare two revisions with --base REV --head REV"
+        )
     wall = time.perf_counter() - began
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - usage.ru_utime) + (after.ru_stime - usage.ru_stime)
@@ -195,8 +209,10 @@ def load() -> str:
 
 
 def spread(values: list[float], fmt: str = "{:,.0f}") -> str:
-    return (f"{fmt.format(statistics.median(values))} "
-            f"({fmt.format(min(values))}{DASH}{fmt.format(max(values))})")
+    return (
+        f"{fmt.format(statistics.median(values))} "
+        f"({fmt.format(min(values))}{DASH}{fmt.format(max(values))})"
+    )
 
 
 def main() -> None:
@@ -204,10 +220,14 @@ def main() -> None:
     parser.add_argument("--base", default=DEFAULT_BASE, help="revision of the 'before' side")
     parser.add_argument("--head", help="revision of the 'after' side (default: working tree)")
     parser.add_argument("--rounds", type=int, help="A/B rounds (default 5, --quick 2)")
-    parser.add_argument("--quick", action="store_true",
-                        help="smoke run: 20k-user initial cycle, 2 rounds")
-    parser.add_argument("--million", action="store_true",
-                        help="also the incremental cycle at 1M objects (minutes, ~2 GB per run)")
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke run: 20k-user initial cycle, 2 rounds"
+    )
+    parser.add_argument(
+        "--million",
+        action="store_true",
+        help="also the incremental cycle at 1M objects (minutes, ~2 GB per run)",
+    )
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     options = parser.parse_args()
     if options.child:
@@ -234,23 +254,34 @@ def main() -> None:
         roots = {"before": before_root, "after": after_root}
         prints = {side: fingerprint(root) for side, root in roots.items()}
 
-        print(f"machine: {os.cpu_count()} cores, {cpu_model()}, {platform.platform()}, "
-              f"Python {platform.python_version()} ({sys.executable}); "
-              f"load average {load()} before the run")
+        print(
+            f"machine: {os.cpu_count()} cores, {cpu_model()}, {platform.platform()}, "
+            f"Python {platform.python_version()} ({sys.executable}); "
+            f"load average {load()} before the run"
+        )
         for side, root in roots.items():
             check = run_child(root, "check", [], side)  # also compiles the .pyc files
-            print(f"{side:<6} = {labels[side]}; code {prints[side]}; "
-                  f"engine.__file__ = {check['engine_file']}")
+            print(
+                f"{side:<6} = {labels[side]}; code {prints[side]}; "
+                f"engine.__file__ = {check['engine_file']}"
+            )
         if os.getloadavg()[0] > 0.5:
-            print(f"warning: load average {load()}: something else is running on these "
-                  f"cores. It slows the runs unevenly even when each still gets its full core "
-                  f"(cpu share near 100%): an A/A run (--head {options.base}) shows how much")
+            print(
+                f"warning: load average {load()}: something else is running on these "
+                f"cores. It slows the runs unevenly even when each still gets its full core "
+                f"(cpu share near 100%): an A/A run (--head {options.base}) shows how much"
+            )
         if prints["before"] == prints["after"]:
-            print("note: both sides hold identical engine/ and connectors/ code (an A/A run: "
-                  "the ratios below are the noise floor, not a change)")
-        print(f"rounds: {rounds}, order alternating per round (A B, B A, ...); initial cycle "
-              f"{initial:,} users; incremental {CHANGES} changes at "
-              f"{', '.join(f'{s:,}' for s in sizes)} objects", flush=True)
+            print(
+                "note: both sides hold identical engine/ and connectors/ code (an A/A run: "
+                "the ratios below are the noise floor, not a change)"
+            )
+        print(
+            f"rounds: {rounds}, order alternating per round (A B, B A, ...); initial cycle "
+            f"{initial:,} users; incremental {CHANGES} changes at "
+            f"{', '.join(f'{s:,}' for s in sizes)} objects",
+            flush=True,
+        )
 
         scenarios: list[tuple[str, list[str]]] = [("initial", [str(initial)])]
         scenarios += [("incremental", [str(size), str(CHANGES)]) for size in sizes]
@@ -263,90 +294,136 @@ def main() -> None:
                 for side in order:
                     result = run_child(roots[side], name, args, side)
                     results[(key, side, round_number)] = result
-                    figure = (f"{result['objects_per_s']:,} obj/s" if name == "initial"
-                              else f"{result['incremental_ms']} ms")
-                    cells.append(f"{side} {figure} @ cal {result['calibration']}, "
-                                 f"cpu {result['cpu_share']:.0%}")
+                    figure = (
+                        f"{result['objects_per_s']:,} obj/s"
+                        if name == "initial"
+                        else f"{result['incremental_ms']} ms"
+                    )
+                    cells.append(
+                        f"{side} {figure} @ cal {result['calibration']}, "
+                        f"cpu {result['cpu_share']:.0%}"
+                    )
                 print(f"  round {round_number + 1} {key:<12} " + " | ".join(cells), flush=True)
 
     report(results, labels, rounds, initial, sizes, time.perf_counter() - started)
 
 
-def report(results: dict[tuple[str, str, int], dict[str, Any]], labels: dict[str, str],
-           rounds: int, initial: int, sizes: list[int], wall: float) -> None:
+def report(
+    results: dict[tuple[str, str, int], dict[str, Any]],
+    labels: dict[str, str],
+    rounds: int,
+    initial: int,
+    sizes: list[int],
+    wall: float,
+) -> None:
     def values(key: str, side: str, field: str) -> list[float]:
         return [float(results[(key, side, r)][field]) for r in range(rounds)]
 
     def pairs(key: str, field: str) -> list[float]:
-        return [results[(key, "after", r)][field] / results[(key, "before", r)][field]
-                for r in range(rounds)]
+        return [
+            results[(key, "after", r)][field] / results[(key, "before", r)][field]
+            for r in range(rounds)
+        ]
 
     print()
     print(f"before = {labels['before']}")
     print(f"after  = {labels['after']}")
-    print(f"{rounds} rounds; figures are median (min{DASH}max) over the rounds; ratios are "
-          "after ÷ before (objects/s: below 1 is slower; ms: above 1 is slower)")
+    print(
+        f"{rounds} rounds; figures are median (min{DASH}max) over the rounds; ratios are "
+        "after ÷ before (objects/s: below 1 is slower; ms: above 1 is slower)"
+    )
     print()
-    print("| scenario | before | after | ratio of medians "
-          f"| per-pair ratio, median (min{DASH}max) |")
+    print(
+        f"| scenario | before | after | ratio of medians | per-pair ratio, median (min{DASH}max) |"
+    )
     print("|---|---|---|---|---|")
     rate = {side: values("initial", side, "objects_per_s") for side in ("before", "after")}
     cal = {side: values("initial", side, "calibration") for side in ("before", "after")}
-    norm = {side: [r / c for r, c in zip(rate[side], cal[side], strict=True)]
-            for side in ("before", "after")}
+    norm = {
+        side: [r / c for r, c in zip(rate[side], cal[side], strict=True)]
+        for side in ("before", "after")
+    }
     rate_pairs = pairs("initial", "objects_per_s")
-    norm_pairs = [n_after / n_before
-                  for n_after, n_before in zip(norm["after"], norm["before"], strict=True)]
-    print(f"| initial cycle, {initial:,} users, objects/s | {spread(rate['before'])} | "
-          f"{spread(rate['after'])} | "
-          f"{statistics.median(rate['after']) / statistics.median(rate['before']):.3f} | "
-          f"{spread(rate_pairs, '{:.3f}')} |")
-    print(f"| same, objects/s per M calibration loops/s | {spread(norm['before'])} | "
-          f"{spread(norm['after'])} | "
-          f"{statistics.median(norm['after']) / statistics.median(norm['before']):.3f} | "
-          f"{spread(norm_pairs, '{:.3f}')} |")
-    print(f"| calibration around the initial runs, M loops/s | {spread(cal['before'], '{:.1f}')} "
-          f"| {spread(cal['after'], '{:.1f}')} | | |")
+    norm_pairs = [
+        n_after / n_before for n_after, n_before in zip(norm["after"], norm["before"], strict=True)
+    ]
+    print(
+        f"| initial cycle, {initial:,} users, objects/s | {spread(rate['before'])} | "
+        f"{spread(rate['after'])} | "
+        f"{statistics.median(rate['after']) / statistics.median(rate['before']):.3f} | "
+        f"{spread(rate_pairs, '{:.3f}')} |"
+    )
+    print(
+        f"| same, objects/s per M calibration loops/s | {spread(norm['before'])} | "
+        f"{spread(norm['after'])} | "
+        f"{statistics.median(norm['after']) / statistics.median(norm['before']):.3f} | "
+        f"{spread(norm_pairs, '{:.3f}')} |"
+    )
+    print(
+        f"| calibration around the initial runs, M loops/s | {spread(cal['before'], '{:.1f}')} "
+        f"| {spread(cal['after'], '{:.1f}')} | | |"
+    )
     inc_medians: dict[str, dict[int, float]] = {"before": {}, "after": {}}
     for size in sizes:
         key = f"inc {size:,}"
         ms = {side: values(key, side, "incremental_ms") for side in ("before", "after")}
         for side, figures in ms.items():
             inc_medians[side][size] = statistics.median(figures)
-        print(f"| incremental cycle, {CHANGES} changes, {size:,} objects, ms | "
-              f"{spread(ms['before'], '{:.1f}')} | {spread(ms['after'], '{:.1f}')} | "
-              f"{inc_medians['after'][size] / inc_medians['before'][size]:.3f} | "
-              f"{spread(pairs(key, 'incremental_ms'), '{:.3f}')} |")
-    inc_cal = {side: [c for size in sizes for c in values(f"inc {size:,}", side, "calibration")]
-               for side in ("before", "after")}
-    print(f"| calibration around the incremental runs, M loops/s | "
-          f"{spread(inc_cal['before'], '{:.1f}')} | {spread(inc_cal['after'], '{:.1f}')} | | |")
+        print(
+            f"| incremental cycle, {CHANGES} changes, {size:,} objects, ms | "
+            f"{spread(ms['before'], '{:.1f}')} | {spread(ms['after'], '{:.1f}')} | "
+            f"{inc_medians['after'][size] / inc_medians['before'][size]:.3f} | "
+            f"{spread(pairs(key, 'incremental_ms'), '{:.3f}')} |"
+        )
+    inc_cal = {
+        side: [c for size in sizes for c in values(f"inc {size:,}", side, "calibration")]
+        for side in ("before", "after")
+    }
+    print(
+        f"| calibration around the incremental runs, M loops/s | "
+        f"{spread(inc_cal['before'], '{:.1f}')} | {spread(inc_cal['after'], '{:.1f}')} | | |"
+    )
     smallest = sizes[0]
     for size in sizes[1:]:
-        growth = {side: inc_medians[side][size] / inc_medians[side][smallest]
-                  for side in ("before", "after")}
-        print(f"| incremental {size:,} ÷ {smallest:,} objects (flatness) | "
-              f"{growth['before']:.2f}{TIMES} | {growth['after']:.2f}{TIMES} | | |")
+        growth = {
+            side: inc_medians[side][size] / inc_medians[side][smallest]
+            for side in ("before", "after")
+        }
+        print(
+            f"| incremental {size:,} ÷ {smallest:,} objects (flatness) | "
+            f"{growth['before']:.2f}{TIMES} | {growth['after']:.2f}{TIMES} | | |"
+        )
     print()
 
     cost = 1 - statistics.median(rate_pairs)
     verdict = "within" if cost <= WRITE_AHEAD_LIMIT else "OVER"
-    print(f"initial-cycle cost after vs before: {cost:+.1%} by the per-pair median "
-          f"({1 - statistics.median(rate['after']) / statistics.median(rate['before']):+.1%} "
-          f"by the medians, {1 - statistics.median(norm_pairs):+.1%} calibration-normalised); "
-          f"limit {WRITE_AHEAD_LIMIT:.0%}: {verdict}")
-    shared = [f"round {r + 1} {key} {side} ({result['cpu_share']:.0%})"
-              for (key, side, r), result in results.items() if result["cpu_share"] < CPU_SHARE]
+    print(
+        f"initial-cycle cost after vs before: {cost:+.1%} by the per-pair median "
+        f"({1 - statistics.median(rate['after']) / statistics.median(rate['before']):+.1%} "
+        f"by the medians, {1 - statistics.median(norm_pairs):+.1%} calibration-normalised); "
+        f"limit {WRITE_AHEAD_LIMIT:.0%}: {verdict}"
+    )
+    shared = [
+        f"round {r + 1} {key} {side} ({result['cpu_share']:.0%})"
+        for (key, side, r), result in results.items()
+        if result["cpu_share"] < CPU_SHARE
+    ]
     if shared:
-        print(f"WARNING: {len(shared)} of {len(results)} runs got less than {CPU_SHARE:.0%} of a "
-              f"core (another process competed for the CPU): {', '.join(shared)}; their "
-              f"figures are not comparable: rerun on a quiet machine")
+        print(
+            f"WARNING: {len(shared)} of {len(results)} runs got less than {CPU_SHARE:.0%} of a "
+            f"core (another process competed for the CPU): {', '.join(shared)}; their "
+            f"figures are not comparable: rerun on a quiet machine"
+        )
     all_cal = cal["before"] + cal["after"] + inc_cal["before"] + inc_cal["after"]
     if max(all_cal) / min(all_cal) > 1.15:
-        print(f"note: the host changed phase during the run (calibration {min(all_cal):.1f}{DASH}"
-              f"{max(all_cal):.1f}); trust the per-pair ratios over the medians")
-    print(f"wall time {wall:.0f} s; load average {load()} at the end (other processes on "
-          f"these {os.cpu_count()} cores disturb the figures)")
+        print(
+            f"note: the host changed phase during the run (calibration {min(all_cal):.1f}{DASH}"
+            f"{max(all_cal):.1f}); trust the per-pair ratios over the medians"
+        )
+    print(
+        f"wall time {wall:.0f} s; load average {load()} at the end (other processes on "
+        f"these {os.cpu_count()} cores disturb the figures)"
+    )
 
 
 if __name__ == "__main__":

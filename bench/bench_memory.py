@@ -44,8 +44,17 @@ ROUNDS = 5  # repetitions; the median is reported (this machine's speed varies b
 #: incremental cycles measured per directory size (median): a cycle that happens to meet a
 #: WAL checkpoint or a full garbage collection costs several times the others
 INCREMENTAL_CYCLES = 15
-ATTRIBUTES = ("displayName", "givenName", "surname", "mail", "department", "jobTitle",
-              "employeeId", "mobilePhone", "city")
+ATTRIBUTES = (
+    "displayName",
+    "givenName",
+    "surname",
+    "mail",
+    "department",
+    "jobTitle",
+    "employeeId",
+    "mobilePhone",
+    "city",
+)
 
 
 def person(n: int) -> dict[str, Any]:
@@ -67,11 +76,9 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def engine_on(path: Path, source: Any, target: Any, page_size: int = 500) -> tuple[SyncEngine,
-                                                                                   str]:
+def engine_on(path: Path, source: Any, target: Any, page_size: int = 500) -> tuple[SyncEngine, str]:
     engine = SyncEngine(SqliteStateStore(path), ManualClock())
-    job = engine.create_job("memoryToMemory", source, target,
-                            settings={"PageSize": str(page_size)})
+    job = engine.create_job("memoryToMemory", source, target, settings={"PageSize": str(page_size)})
     assert job.id is not None
     engine.start(job.id)
     return engine, job.id
@@ -88,8 +95,13 @@ def scenario_initial(count: int, folder: Path) -> dict[str, Any]:
     seconds = time.perf_counter() - began
     speed = (speed + python_speed()) / 2  # the host's speed around this very run
     assert run.count_exported == count == len(target.list("User"))
-    return {"objects": count, "seconds": round(seconds, 2), "calibration": round(speed, 1),
-            "objects_per_s": round(count / seconds), "peak_rss_mb": round(peak_rss_mb())}
+    return {
+        "objects": count,
+        "seconds": round(seconds, 2),
+        "calibration": round(speed, 1),
+        "objects_per_s": round(count / seconds),
+        "peak_rss_mb": round(peak_rss_mb()),
+    }
 
 
 def scenario_incremental(count: int, changes: int, folder: Path) -> dict[str, Any]:
@@ -109,9 +121,13 @@ def scenario_incremental(count: int, changes: int, folder: Path) -> dict[str, An
         run = engine.run_cycle(job_id)
         timings.append(time.perf_counter() - began)
         assert run.count_exported == changes, run
-    return {"objects": count, "changes": changes,
-            "incremental_ms": round(statistics.median(timings) * 1000, 1),
-            "initial_setup_s": round(setup, 1), "peak_rss_mb": round(peak_rss_mb())}
+    return {
+        "objects": count,
+        "changes": changes,
+        "incremental_ms": round(statistics.median(timings) * 1000, 1),
+        "initial_setup_s": round(setup, 1),
+        "peak_rss_mb": round(peak_rss_mb()),
+    }
 
 
 class GeneratedSource:
@@ -175,8 +191,12 @@ def scenario_stream(count: int, folder: Path) -> dict[str, Any]:
     run = engine.run_cycle(job_id)
     seconds = time.perf_counter() - began
     assert run.count_exported == count == target.created
-    return {"objects": count, "seconds": round(seconds, 1),
-            "objects_per_s": round(count / seconds), "peak_rss_mb": round(peak_rss_mb())}
+    return {
+        "objects": count,
+        "seconds": round(seconds, 1),
+        "objects_per_s": round(count / seconds),
+        "peak_rss_mb": round(peak_rss_mb()),
+    }
 
 
 def scenario_baseline(count: int, folder: Path) -> dict[str, Any]:
@@ -189,27 +209,37 @@ def scenario_baseline(count: int, folder: Path) -> dict[str, Any]:
     db = sqlite3.connect(folder / "baseline.db", isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")
-    db.execute("CREATE TABLE links (job_id TEXT, mapping TEXT, anchor TEXT, target_ref TEXT, "
-               "exported TEXT, PRIMARY KEY (job_id, mapping, anchor)) WITHOUT ROWID")
+    db.execute(
+        "CREATE TABLE links (job_id TEXT, mapping TEXT, anchor TEXT, target_ref TEXT, "
+        "exported TEXT, PRIMARY KEY (job_id, mapping, anchor)) WITHOUT ROWID"
+    )
     began = time.perf_counter()
     for first in range(0, count, 500):
         db.execute("BEGIN")
-        db.executemany("INSERT INTO links VALUES ('j', 'm', ?, ?, ?)",
-                       [(f"a{n:08d}", refs[n], json.dumps(people[n], sort_keys=True))
-                        for n in range(first, min(first + 500, count))])
+        db.executemany(
+            "INSERT INTO links VALUES ('j', 'm', ?, ?, ?)",
+            [
+                (f"a{n:08d}", refs[n], json.dumps(people[n], sort_keys=True))
+                for n in range(first, min(first + 500, count))
+            ],
+        )
         db.execute("COMMIT")
     rows = time.perf_counter() - began
-    return {"objects": count, "memory_creates_per_s": round(count / writes),
-            "sqlite_link_rows_per_s": round(count / rows),
-            "both_per_s": round(count / (writes + rows))}
+    return {
+        "objects": count,
+        "memory_creates_per_s": round(count / writes),
+        "sqlite_link_rows_per_s": round(count / rows),
+        "both_per_s": round(count / (writes + rows)),
+    }
 
 
 def scenario_fanout(count: int, reports: int, groups: int, folder: Path) -> dict[str, Any]:
     source, target = MemoryDirectory(), MemoryDirectory()
     source.put("User", "boss", person(count))
     for n in range(count):
-        source.put("User", f"a{n:08d}", {**person(n), **({"manager": "boss"} if n < reports
-                                                          else {})})
+        source.put(
+            "User", f"a{n:08d}", {**person(n), **({"manager": "boss"} if n < reports else {})}
+        )
     for g in range(groups):
         members = ["boss", *(f"a{n:08d}" for n in range(g * 50, g * 50 + 49))]
         source.put("Group", f"g{g:04d}", {"displayName": f"Group {g}", "members": members})
@@ -221,13 +251,22 @@ def scenario_fanout(count: int, reports: int, groups: int, folder: Path) -> dict
     seconds = time.perf_counter() - began
     assert run.count_exported == reports + groups + 1, run  # + the delete itself
     assert not any("manager" in u for u in target.list("User").values())
-    return {"objects": count, "reports": reports, "groups": groups,
-            "incremental_ms": round(seconds * 1000, 1), "exported": run.count_exported}
+    return {
+        "objects": count,
+        "reports": reports,
+        "groups": groups,
+        "incremental_ms": round(seconds * 1000, 1),
+        "exported": run.count_exported,
+    }
 
 
 def run_child(name: str, args: list[str]) -> dict[str, Any]:
-    done = subprocess.run([sys.executable, __file__, "--child", name, *args],
-                          capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [sys.executable, __file__, "--child", name, *args],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
@@ -258,33 +297,45 @@ def main() -> None:
         return
     big = 100_000 if options.quick else 1_000_000
     initial = 20_000 if options.quick else 100_000
-    print(f"machine: {platform.platform()}, {os.cpu_count()} cores, "
-          f"Python {platform.python_version()}")
+    print(
+        f"machine: {platform.platform()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}"
+    )
     print(f"calibration: {python_speed():.1f} M loop iterations/s (machine speed now)")
     base = run_child("baseline", [str(initial)])
-    print(f"baseline  {initial:>9,} objects: "
-          f"MemoryDirectory.create {base['memory_creates_per_s']:,}/s, "
-          f"SQLite link rows {base['sqlite_link_rows_per_s']:,}/s, both {base['both_per_s']:,}/s")
+    print(
+        f"baseline  {initial:>9,} objects: "
+        f"MemoryDirectory.create {base['memory_creates_per_s']:,}/s, "
+        f"SQLite link rows {base['sqlite_link_rows_per_s']:,}/s, both {base['both_per_s']:,}/s"
+    )
     runs = [run_child("initial", [str(initial)]) for _ in range(ROUNDS)]
     rates = sorted(r["objects_per_s"] for r in runs)
     median = statistics.median(rates)
-    print(f"initial   {initial:>9,} objects: median {median:,.0f} objects/s "
-          f"(range {rates[0]:,}-{rates[-1]:,} over {ROUNDS} runs; "
-          f"{median / base['both_per_s']:.2f}x of raw writes+rows), "
-          f"peak RSS {max(r['peak_rss_mb'] for r in runs)} MB")
+    print(
+        f"initial   {initial:>9,} objects: median {median:,.0f} objects/s "
+        f"(range {rates[0]:,}-{rates[-1]:,} over {ROUNDS} runs; "
+        f"{median / base['both_per_s']:.2f}x of raw writes+rows), "
+        f"peak RSS {max(r['peak_rss_mb'] for r in runs)} MB"
+    )
     pairs = ", ".join(f"{r['objects_per_s']:,} at {r['calibration']}" for r in runs)
     print(f"          each run, objects/s at calibration (M loops/s): {pairs}")
     for size in (10_000, 100_000, big):
         inc = run_child("incremental", [str(size), "100"])
-        print(f"incremental 100 changes over {size:>9,} objects: median {inc['incremental_ms']} ms "
-              f"(initial setup {inc['initial_setup_s']} s, peak RSS {inc['peak_rss_mb']} MB)")
+        print(
+            f"incremental 100 changes over {size:>9,} objects: median {inc['incremental_ms']} ms "
+            f"(initial setup {inc['initial_setup_s']} s, peak RSS {inc['peak_rss_mb']} MB)"
+        )
     fan = run_child("fanout", ["10000", "1000", "100"])
-    print(f"fanout    delete a user who manages {fan['reports']:,} of {fan['objects']:,} and is "
-          f"in {fan['groups']} groups: {fan['incremental_ms']} ms, {fan['exported']} exports")
+    print(
+        f"fanout    delete a user who manages {fan['reports']:,} of {fan['objects']:,} and is "
+        f"in {fan['groups']} groups: {fan['incremental_ms']} ms, {fan['exported']} exports"
+    )
     stream = run_child("stream", [str(big)])
-    print(f"stream    {big:>9,} objects, generated source -> discarding target: "
-          f"{stream['seconds']} s, {stream['objects_per_s']:,} objects/s, "
-          f"peak RSS {stream['peak_rss_mb']} MB")
+    print(
+        f"stream    {big:>9,} objects, generated source -> discarding target: "
+        f"{stream['seconds']} s, {stream['objects_per_s']:,} objects/s, "
+        f"peak RSS {stream['peak_rss_mb']} MB"
+    )
 
 
 if __name__ == "__main__":

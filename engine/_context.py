@@ -13,6 +13,7 @@ import attrs
 import structlog
 
 from connectors.base import (
+    Capability,
     ObjectError,
     Source,
     Target,
@@ -106,10 +107,13 @@ class CycleContext:
     deletes_applied: bool = False
     events_recorded: bool = False  # link events are stored: clear them once followed
     log: Any = attrs.field(init=False)
+    #: the target takes ValueDelta for multi-valued attributes (Capability.VALUE_DELTAS)
+    value_deltas: bool = attrs.field(init=False, default=False)
     _changes: int = attrs.field(init=False, default=0)
 
     def __attrs_post_init__(self) -> None:
         self.started = self.clock.now()
+        self.value_deltas = Capability.VALUE_DELTAS in self.target.capabilities
         if self.lease is not None:
             remaining = (self.lease.expires - self.started).total_seconds()
             self.lease_deadline = self.clock.monotonic() + remaining

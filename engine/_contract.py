@@ -97,8 +97,10 @@ def _check_scalar(name: str, value: Any) -> None:
     cls = value.__class__
     if isinstance(value, str | bytes):  # str subclasses too (expression results)
         if len(value) > MAX_VALUE_LENGTH:
-            raise ValueRefused(f"{name}: a value of {len(value)} characters or bytes is too "
-                               f"long (at most {MAX_VALUE_LENGTH})")
+            raise ValueRefused(
+                f"{name}: a value of {len(value)} characters or bytes is too "
+                f"long (at most {MAX_VALUE_LENGTH})"
+            )
     elif cls is bool:
         return
     elif isinstance(value, int):

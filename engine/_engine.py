@@ -131,6 +131,8 @@ class SyncEngine:
         self.templates: dict[str, Template] = dict(templates or builtin_templates())
         self.random = random or random_module.Random()
         self._connectors: dict[str, tuple[Source, Target]] = {}
+        #: connectors built from a template, with the (secrets, schema) they were built from
+        self._built: dict[str, tuple[Any, tuple[Source, Target]]] = {}
         self._compiled: dict[str, tuple[SynchronizationSchema, list[CompiledMapping]]] = {}
         self._log = structlog.get_logger("syncjob.engine")
         self._warned: set[str] = set()
@@ -260,6 +262,7 @@ class SyncEngine:
         transition(self._status(row).code, Command.DELETE)
         self.store.delete_job(job_id)
         self._connectors.pop(job_id, None)
+        self._close_built(job_id)
         self._compiled.pop(job_id, None)
         self._log.info("job_deleted", job_id=job_id)
 
@@ -527,6 +530,8 @@ class SyncEngine:
         return len(chosen)
 
     def close(self) -> None:
+        for job_id in list(self._built):
+            self._close_built(job_id)
         self.store.close()
 
     def __enter__(self) -> SyncEngine:
@@ -577,18 +582,71 @@ class SyncEngine:
         self._save(row, attrs.evolve(self._status(row), code=code))
 
     def _connectors_for(self, row: JobRow) -> tuple[Source, Target]:
+        """Attached connectors, else the template's, built from the secrets and the schema
+        and rebuilt when either changes (the old ones are closed)."""
         job_id = row.job.id or ""
         if job_id in self._connectors:
             return self._connectors[job_id]
         template = self.templates.get(row.job.template_id or "")
         if template and template.build_source and template.build_target:
             secrets = self.store.get_secrets(row.application_id)
-            pair = (template.build_source(secrets), template.build_target(secrets))
-            self._connectors[job_id] = pair
+            key = (tuple(sorted(secrets.items())), row.job.schema)
+            built = self._built.get(job_id)
+            if built is not None and built[0] == key:
+                return built[1]
+            self._close_built(job_id)
+            pair = self._build(template, secrets, row.job.schema or template.schema)
+            self._built[job_id] = (key, pair)
             return pair
         raise ConfigurationError(
             f"job {job_id} has no connectors: pass source and target to create_job or attach"
         )
+
+    @staticmethod
+    def _build(
+        template: Template, secrets: Mapping[str, str], schema: SynchronizationSchema
+    ) -> tuple[Source, Target]:
+        assert template.build_source is not None and template.build_target is not None
+        try:
+            return _check_connectors(
+                template.build_source(secrets, schema), template.build_target(secrets, schema)
+            )
+        except ConnectorError as exc:  # e.g. a malformed URL in the secrets
+            raise ConfigurationError(f"cannot build the job's connectors: {exc}") from None
+
+    def _close_built(self, job_id: str) -> None:
+        built = self._built.pop(job_id, None)
+        for connector in built[1] if built else ():
+            close = getattr(connector, "close", None)
+            if close is not None:
+                close()
+
+    def validate_credentials(self, job_id: str, secrets: Mapping[str, str] | None = None) -> None:
+        """Graph's validateCredentials: build the job's connectors from ``secrets`` (else the
+        saved ones) and let each check its connection, bind and base; raises the connector's
+        error (CredentialsError, UnreachableError, ...) saying what failed."""
+        row = self._row(job_id)
+        template = self.templates.get(row.job.template_id or "")
+        if secrets is None and job_id in self._connectors:
+            pair = self._connectors[job_id]
+        elif template and template.build_source and template.build_target:
+            saved = self.store.get_secrets(row.application_id)
+            use = {**saved, **{str(k): str(v) for k, v in (secrets or {}).items()}}
+            missing = [k for k in template.required_secrets if not use.get(k)]
+            if missing:
+                raise ConfigurationError(f"missing secrets: {', '.join(missing)}")
+            pair = self._build(template, use, row.job.schema or template.schema)
+        else:
+            raise ConfigurationError(f"job {job_id} has no connectors to validate")
+        try:
+            for connector in pair:
+                connector.validate()
+        finally:
+            if pair is not self._connectors.get(job_id):
+                for connector in pair:
+                    close = getattr(connector, "close", None)
+                    if close is not None:
+                        close()
 
     def _schema(self, schema: SynchronizationSchema | Mapping[str, Any]) -> SynchronizationSchema:
         if isinstance(schema, SynchronizationSchema):

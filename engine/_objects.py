@@ -100,12 +100,14 @@ def plan(
     of the cycle.
     """
     good = [
-        c for c in changes
+        c
+        for c in changes
         if c.__class__ is Change and c.anchor.__class__ is str and c.anchor.isascii()
     ]
     if len(good) < len(changes):
         good = [
-            c for c in changes
+            c
+            for c in changes
             if (isinstance(c, Change) and storable_text(c.anchor)) or refuse(ctx, mapping, c, work)
         ]
     anchors = [] if unlinked else [c.anchor for c in good]
@@ -144,12 +146,19 @@ def plan(
                     desired = map_object(mapping, change.attributes, env)
                     exported = checked_encoding(desired)
                     upsert_anchor(anchor)
-                    upsert_value(desired.get(first) if single
-                                 else tuple(map(desired.get, matching)))
+                    upsert_value(
+                        desired.get(first) if single else tuple(map(desired.get, matching))
+                    )
                 else:
                     desired = linked_values(mapping, state, change.attributes, link)
                     exported = checked_encoding(desired)
-                    updates.append((anchor, link.target_ref))
+                    updates.append(
+                        (
+                            anchor,
+                            link.target_ref,
+                            desired.get(first) if single else tuple(map(desired.get, matching)),
+                        )
+                    )
                 add_anchor(anchor)
                 add_link(link)
                 add_desired(desired)
@@ -200,8 +209,14 @@ def refuse(ctx: CycleContext, mapping: CompiledMapping, change: Any, work: Check
     what it showed, escaped; never kept or retried, since there is nothing to key it by."""
     anchor = change.anchor if isinstance(change, Change) else change
     ctx.counters.escrowed += 1
-    ctx.record(work, mapping, described(anchor)[:200], "Other", "failure",
-               error="ValueRefused: the source gave a change without a storable text anchor")
+    ctx.record(
+        work,
+        mapping,
+        described(anchor)[:200],
+        "Other",
+        "failure",
+        error="ValueRefused: the source gave a change without a storable text anchor",
+    )
     ctx.log.warning("anchor_refused", mapping=mapping.key)
     return False
 
@@ -308,11 +323,13 @@ def export(
         delta = (
             {}
             if exported == link.exported
-            else diff(mapping, desired, decode_values(link.exported))
+            else diff(mapping, desired, decode_values(link.exported), value_deltas=ctx.value_deltas)
         )
         if delta and "update" in mapping.flows:
             ctx.counters.exports += 1
-            ctx.call(ctx.target.update, target_type, link.target_ref, delta)
+            renamed = ctx.call(ctx.target.update, target_type, link.target_ref, delta)
+            if renamed is not None and renamed != link.target_ref:
+                link = moved(ctx, mapping, state, anchor, link, renamed, work)
             ctx.counters.exported += 1
             ctx.record(
                 work, mapping, anchor, "Update", target_ref=link.target_ref, names=sorted(delta)
@@ -364,7 +381,7 @@ def export(
             raise ObjectError(f"the matching target object {ref} is already joined to {owner}")
         delta = diff(mapping, desired, None)
         if delta and "update" in mapping.flows:
-            ctx.call(ctx.target.update, target_type, ref, delta)
+            ref = ctx.call(ctx.target.update, target_type, ref, delta) or ref
         ctx.record(work, mapping, anchor, "Update", target_ref=ref, names=sorted(delta))
     elif "add" in mapping.flows:
         try:
@@ -383,6 +400,23 @@ def export(
         state.page_links[anchor] = ref
         if not state.quiet_links:
             ctx.link_changed(mapping.key, anchor, work)
+
+
+def moved(
+    ctx: CycleContext,
+    mapping: CompiledMapping,
+    state: MappingState,
+    anchor: str,
+    link: Link,
+    ref: str,
+    work: Checkpoint,
+) -> Link:
+    """The link after an update renamed its target object (the ref is an LDAP DN): its
+    referrers name the old ref, so they are evaluated again."""
+    state.claimed[ref] = anchor
+    if state.referenced:
+        ctx.link_changed(mapping.key, anchor, work)
+    return link._replace(target_ref=ref)
 
 
 def link_into(state: MappingState, work: Checkpoint, link: Link) -> None:

@@ -7,7 +7,9 @@ facts that do not depend on the source:
 
 - an upsert in doubt (create, or join and update) is looked up by the matching values it was
   sent with, and linked if found, with its exported values unknown;
-- an update in doubt makes the link's exported values unknown;
+- an update in doubt makes the link's exported values unknown; if the target renames objects,
+  the object is looked up by the matching values the update was sent with, and a new ref
+  (the update renamed it before the crash) replaces the link's;
 - a delete in doubt drops the link if the object is gone (looked up by the matching values it
   was last exported with), else keeps it with its values unknown; the staged delete stays
   (a replayed delete is harmless, and a source object that came back cancels it).
@@ -18,7 +20,7 @@ Every anchor in doubt is then processed again with the source as it is now (see 
 
 from __future__ import annotations
 
-from connectors.base import ObjectError
+from connectors.base import Capability, ObjectError
 from engine._context import CycleContext
 from engine.store.base import Checkpoint, Intent, Link, encode_values, unknown
 
@@ -42,6 +44,11 @@ def settle_intents(ctx: CycleContext) -> dict[str, list[str]]:
             else:
                 work.unlinks.append((mapping, anchor))
         elif link is not None:
+            moved = _renamed(ctx, intent, link, claimed) if intent.op == "update" else None
+            if moved is not None:
+                claimed[(mapping, moved)] = anchor
+                link = link._replace(target_ref=moved)
+                ctx.link_changed(mapping, anchor, work)
             work.links.append(link._replace(exported=unknown(link.exported)))
         else:
             ref = _find_upserted(ctx, intent, claimed)
@@ -65,6 +72,17 @@ def _survived(ctx: CycleContext, intent: Intent) -> bool:
         if ref is not None:
             return ref == intent.target_ref
     return False
+
+
+def _renamed(
+    ctx: CycleContext, intent: Intent, link: Link, claimed: dict[tuple[str, str], str]
+) -> str | None:
+    """The new ref of an object an update in doubt may have renamed (an LDAP DN moves with
+    a modrdn), found by the matching values the update was sent with; None if unmoved."""
+    if not intent.matching or Capability.RENAME not in ctx.target.capabilities:
+        return None
+    ref = _find_upserted(ctx, intent, claimed)
+    return ref if ref is not None and ref != link.target_ref else None
 
 
 def _find_upserted(

@@ -62,5 +62,3 @@ def names_references(mapping: CompiledMapping, exported: str) -> bool:
     """Whether exported values hold a reference attribute (whose index entries then exist;
     an unresolved one is escrowed instead, which the caller checks)."""
     return any(f'"{attribute}":' in exported for attribute, _ in mapping.references)
-
-

@@ -167,8 +167,9 @@ def _read(
         work = Checkpoint(mapping=mapping.key, watermark=page.watermark)
         if sweep:
             work.sweep_start, start = start, False
-            work.seen = [c.anchor for c in page.changes
-                         if c.kind == "upsert" and storable_text(c.anchor)]
+            work.seen = [
+                c.anchor for c in page.changes if c.kind == "upsert" and storable_text(c.anchor)
+            ]
         if not initial:
             ctx.counters.imported_deltas += len(page.changes)
         window.add(plan(ctx, mapping, state, page.changes, work, unlinked=unlinked))
@@ -227,8 +228,9 @@ class Window:
             batch.work.clear_intents = bool(records) and n == len(batches) - 1
             ctx.commit(batch.work)
             ctx.counters.pages += 1
-            ctx.log.debug("page_checkpointed", mapping=batch.mapping.key,
-                          changes=len(batch.anchors))
+            ctx.log.debug(
+                "page_checkpointed", mapping=batch.mapping.key, changes=len(batch.anchors)
+            )
 
 
 def _reconcile(ctx: CycleContext, mapping: CompiledMapping, state: MappingState) -> None:

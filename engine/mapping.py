@@ -12,7 +12,7 @@ from typing import Any
 
 import attrs
 
-from connectors.base import Attributes, Scalar, Value, as_list
+from connectors.base import Attributes, Scalar, Value, ValueDelta, as_list
 from engine._contract import check_value
 from engine.errors import MappingError
 from engine.expressions import IGNORE, Env, compile_expression, from_mapping_source
@@ -316,9 +316,27 @@ def _normal(value: Value | None, case_exact: bool) -> list[Scalar]:
     return sorted(values, key=repr)
 
 
+def value_delta(want: Value | None, had: Value | None, case_exact: bool) -> ValueDelta:
+    """The values to add and remove to go from ``had`` to ``want`` (order kept; case-only
+    differences are no change unless the attribute is case-exact)."""
+
+    def key(v: Scalar) -> Scalar:
+        return v if case_exact or not isinstance(v, str) else v.lower()
+
+    wanted, held = as_list(want), as_list(had)
+    have = {key(v) for v in held}
+    keep = {key(v) for v in wanted}
+    added = tuple(dict.fromkeys(v for v in wanted if key(v) not in have))
+    return ValueDelta(add=added, remove=tuple(v for v in held if key(v) not in keep))
+
+
 def diff(
-    mapping: CompiledMapping, desired: Mapping[str, Value], exported: Mapping[str, Value] | None
-) -> dict[str, Value | None]:
+    mapping: CompiledMapping,
+    desired: Mapping[str, Value],
+    exported: Mapping[str, Value] | None,
+    *,
+    value_deltas: bool = False,
+) -> dict[str, Value | ValueDelta | None]:
     """The smallest update from what was exported to what is desired (None clears).
 
     ``exported=None`` means the target object's values are unknown: an object joined by its
@@ -326,8 +344,12 @@ def diff(
     whose last write a crash left in doubt. Then every desired value is sent and every mapped
     attribute without a desired value is cleared, so nothing stale survives a (re-)join;
     add-only flows only ever add.
+
+    With ``value_deltas`` (the target declares ``VALUE_DELTAS``), a change of a multi-valued
+    attribute that was exported as a list is sent as the values to add and to remove, so one
+    new member of a large group is one value on the wire.
     """
-    delta: dict[str, Value | None] = {}
+    delta: dict[str, Value | ValueDelta | None] = {}
     for attribute in mapping.attributes:
         name = attribute.target
         flow = attribute.flow_type
@@ -345,6 +367,13 @@ def diff(
         if same and not attribute.flow_always:
             continue
         if flow is FlowType.ATTRIBUTE_ADD_ONLY and had is not None:
+            continue
+        if value_deltas and not same and isinstance(had, list) and isinstance(want, list):
+            change = value_delta(want, had, attribute.case_exact)
+            if flow in (FlowType.VALUE_ADD_ONLY, FlowType.MULTI_VALUE_ADD_ONLY):
+                change = change._replace(remove=())
+            if change.add or change.remove:
+                delta[name] = change
             continue
         if flow in (FlowType.VALUE_ADD_ONLY, FlowType.MULTI_VALUE_ADD_ONLY):
             if want is None:

@@ -17,18 +17,31 @@ from engine import ManualClock, SyncEngine
 def main() -> dict[str, object]:
     source, target = MemoryDirectory(), MemoryDirectory()
     for n in range(20):
-        source.put("User", f"emp-{n}", {"userName": f"emp{n}@example.org",
-                                        "displayName": f"Employee {n}", "department": "Ops"})
+        source.put(
+            "User",
+            f"emp-{n}",
+            {
+                "userName": f"emp{n}@example.org",
+                "displayName": f"Employee {n}",
+                "department": "Ops",
+            },
+        )
     clock = ManualClock()  # a daemon would pass nothing and get the system clock
-    with tempfile.TemporaryDirectory() as folder, \
-            SyncEngine(Path(folder) / "state.sqlite", clock) as engine:
-        job = engine.create_job("memoryToMemory", source, target, schedule="PT10M",
-                                settings={"PageSize": "5"})
+    with (
+        tempfile.TemporaryDirectory() as folder,
+        SyncEngine(Path(folder) / "state.sqlite", clock) as engine,
+    ):
+        job = engine.create_job(
+            "memoryToMemory", source, target, schedule="PT10M", settings={"PageSize": "5"}
+        )
         assert job.id is not None
         engine.start(job.id)
         first = engine.run_pending()  # due at once after start
-        source.put("User", "emp-3", {"userName": "emp3@example.org",
-                                     "displayName": "Employee Three", "department": "Ops"})
+        source.put(
+            "User",
+            "emp-3",
+            {"userName": "emp3@example.org", "displayName": "Employee Three", "department": "Ops"},
+        )
         clock.advance(timedelta(minutes=10))
         second = engine.run_pending()
         status = engine.get_job(job.id).status

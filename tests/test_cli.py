@@ -36,18 +36,25 @@ def test_bad_arguments_are_clear(tmp_path: Path) -> None:
 def test_expr_prints_the_result() -> None:
     """`syncjob expr` evaluates an expression against --attr inputs."""
     result = CliRunner().invoke(
-        main, ["expr", 'Join(" ", [givenName], [sn])', "--attr", "givenName=Ada",
-               "--attr", "sn=Lovelace"])
+        main,
+        [
+            "expr",
+            'Join(" ", [givenName], [sn])',
+            "--attr",
+            "givenName=Ada",
+            "--attr",
+            "sn=Lovelace",
+        ],
+    )
     assert 0 == result.exit_code, result.output
     assert "Ada Lovelace\n" == result.output
 
 
 def test_expr_multi_valued_and_json() -> None:
     """Repeated --attr makes a multi-valued input; --json prints Graph's response body."""
-    result = CliRunner().invoke(main, ["expr", "Join(\"|\", [p])", "--attr", "p=a",
-                                       "--attr", "p=b"])
+    result = CliRunner().invoke(main, ["expr", 'Join("|", [p])', "--attr", "p=a", "--attr", "p=b"])
     assert "a|b\n" == result.output
-    result = CliRunner().invoke(main, ["expr", "--json", 'ToUpper([x])', "--attr", "x=a"])
+    result = CliRunner().invoke(main, ["expr", "--json", "ToUpper([x])", "--attr", "x=a"])
     body = json.loads(result.output)
     assert body["parsingSucceeded"] and ["A"] == body["evaluationResult"]
     assert "ToUpper" == body["parsedExpression"]["name"]

@@ -106,14 +106,18 @@ def test_newer_state_is_refused(tmp_path: Path) -> None:
     assert before == digest(state)
 
 
-@pytest.mark.parametrize(("version", "body", "words"), [
-    (0, None, "state schema 0 but a jobs table"),
-    (-3, None, "state schema -3"),
-    (len(MIGRATIONS), "{not json", "cannot be read"),
-    (len(MIGRATIONS), '{"schedule": {"interval": 5}}', "cannot be read"),
-])
-def test_broken_states_are_refused(tmp_path: Path, version: int, body: str | None,
-                                   words: str) -> None:
+@pytest.mark.parametrize(
+    ("version", "body", "words"),
+    [
+        (0, None, "state schema 0 but a jobs table"),
+        (-3, None, "state schema -3"),
+        (len(MIGRATIONS), "{not json", "cannot be read"),
+        (len(MIGRATIONS), '{"schedule": {"interval": 5}}', "cannot be read"),
+    ],
+)
+def test_broken_states_are_refused(
+    tmp_path: Path, version: int, body: str | None, words: str
+) -> None:
     """A broken user_version or an unreadable job row is one line on stderr, not a traceback."""
     state = tmp_path / "broken.db"
     made_state(state)

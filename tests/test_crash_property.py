@@ -97,8 +97,9 @@ class World:
         self.source.remove("User", anchor)
         for other, attributes in self.users().items():  # AD: references go with the object
             if attributes.get("manager") == anchor:
-                self.source.put("User", other, {k: v for k, v in attributes.items()
-                                                if k != "manager"})
+                self.source.put(
+                    "User", other, {k: v for k, v in attributes.items() if k != "manager"}
+                )
         for group, attributes in self.source.list("Group").items():
             if anchor in attributes.get("members", []):
                 members = [m for m in attributes["members"] if m != anchor]
@@ -111,8 +112,21 @@ class World:
         """One random source operation."""
         rng, users = self.rng, self.users()
         anchors = sorted(users)
-        op = rng.choice(["add", "modify", "rename", "drop", "delete", "readd", "readd_new",
-                         "manager", "member", "rehire", "group_text"])
+        op = rng.choice(
+            [
+                "add",
+                "modify",
+                "rename",
+                "drop",
+                "delete",
+                "readd",
+                "readd_new",
+                "manager",
+                "member",
+                "rehire",
+                "group_text",
+            ]
+        )
         if op == "add" or not anchors:
             self.add_user()
             return
@@ -271,12 +285,12 @@ def test_intent_round_trip_keeps_binary_matching_values(tmp_path: Path) -> None:
     store = SqliteStateStore(tmp_path / "s.db")
     batch = IntentBatch("m", "User", ("userName", "bin"))
     batch.upsert("a", ("x", b"\x00"))
-    batch.updates.append(("b", "ref-b"))
+    batch.updates.append(("b", "ref-b", ("y", b"\x01")))
     batch.deletes.append(("c", "ref-c", encode_values({"userName": ["z", "w"]})))
     store.write_intents("j", [batch], None)
     assert [
         Intent("m", "a", "upsert", "User", None, (("userName", "x"), ("bin", b"\x00"))),
-        Intent("m", "b", "update", "User", "ref-b"),
+        Intent("m", "b", "update", "User", "ref-b", (("userName", "y"), ("bin", b"\x01"))),
         Intent("m", "c", "delete", "User", "ref-c", (("userName", "z"),)),
     ] == store.pending_intents("j")
     store.commit("j", Checkpoint(clear_intents=True))

@@ -31,8 +31,13 @@ def test_initial_cycle_creates_everything(make_job: Any) -> None:
     assert 25 == run.count_imported == run.count_exported
     users = target_users(target)
     assert 25 == len(users)
-    assert {"userName": "user3@example.org", "displayName": "User 3", "mail": "user3@example.org",
-            "department": "Sales", "active": "True"} == users["user3@example.org"]
+    assert {
+        "userName": "user3@example.org",
+        "displayName": "User 3",
+        "mail": "user3@example.org",
+        "department": "Sales",
+        "active": "True",
+    } == users["user3@example.org"]
 
 
 def test_unchanged_objects_are_not_written(make_job: Any) -> None:
@@ -124,8 +129,17 @@ def test_hard_deletes_disabled_soft_deletes(make_job: Any) -> None:
 def scoped_schema(engine: SyncEngine, job_id: str) -> dict[str, Any]:
     schema = to_graph(engine.get_schema(job_id))
     schema["synchronizationRules"][0]["objectMappings"][0]["scope"] = {
-        "groups": [{"clauses": [{"operatorName": "EQUALS", "sourceOperandName": "department",
-                                 "targetOperand": {"values": ["Sales"]}}]}]
+        "groups": [
+            {
+                "clauses": [
+                    {
+                        "operatorName": "EQUALS",
+                        "sourceOperandName": "department",
+                        "targetOperand": {"values": ["Sales"]},
+                    }
+                ]
+            }
+        ]
     }
     return schema
 
@@ -239,7 +253,8 @@ def test_unreachable_quarantines_after_successive_failures(make_job: Any) -> Non
 def test_escrow_share_quarantines(make_job: Any) -> None:
     """More failures than QuarantineEscrowProportion of the cycle's objects quarantines."""
     engine, job_id, _, target = make_job(
-        users=10, settings={"QuarantineEscrowMinimum": "5", "QuarantineEscrowProportion": "0.4"})
+        users=10, settings={"QuarantineEscrowMinimum": "5", "QuarantineEscrowProportion": "0.4"}
+    )
     for n in range(6):
         target.fail_object("User", f"user{n}@example.org", times=1)
     engine.run_cycle(job_id)
@@ -334,11 +349,16 @@ def test_commands_on_unknown_jobs_and_bad_states(make_job: Any) -> None:
     with pytest.raises(NotFoundError, match="no template"):
         engine.create_job("nope", MemoryDirectory(), MemoryDirectory())
     with pytest.raises(ConfigurationError, match="schedule"):
-        engine.create_job("memoryToMemory", MemoryDirectory(), MemoryDirectory(),
-                          schedule="every day")
+        engine.create_job(
+            "memoryToMemory", MemoryDirectory(), MemoryDirectory(), schedule="every day"
+        )
     with pytest.raises(ConfigurationError, match="QuarantineTooManyDeletesThreshold"):
-        engine.create_job("memoryToMemory", MemoryDirectory(), MemoryDirectory(),
-                          settings={"QuarantineTooManyDeletesThreshold": "many"})
+        engine.create_job(
+            "memoryToMemory",
+            MemoryDirectory(),
+            MemoryDirectory(),
+            settings={"QuarantineTooManyDeletesThreshold": "many"},
+        )
     other = engine.create_job("memoryToMemory", MemoryDirectory(), MemoryDirectory())
     with pytest.raises(TransitionError, match="start it"):
         engine.run_cycle(other.id)
@@ -392,8 +412,9 @@ def test_status_counters_and_steady_state(make_job: Any) -> None:
     status = engine.get_job(job_id).status
     assert first == status.last_execution == status.last_successful_execution
     assert first == status.last_successful_execution_with_exports
-    assert {"User": 4, "Group": 1} == {p.key: p.value for p in
-                                        status.synchronized_entry_count_by_type}
+    assert {"User": 4, "Group": 1} == {
+        p.key: p.value for p in status.synchronized_entry_count_by_type
+    }
     assert "pages" == status.progress[0].units
     engine.run_cycle(job_id)
     status = engine.get_job(job_id).status
@@ -456,8 +477,12 @@ def test_unknown_settings_are_kept_and_warned(make_job: Any) -> None:
     """A setting the engine does not read is kept (Graph shows it) and logged as unused."""
     engine, _, _, _ = make_job()
     with structlog.testing.capture_logs() as captured:
-        job = engine.create_job("memoryToMemory", MemoryDirectory(), MemoryDirectory(),
-                                settings={"DomainFQDN": "corp.example"})
+        job = engine.create_job(
+            "memoryToMemory",
+            MemoryDirectory(),
+            MemoryDirectory(),
+            settings={"DomainFQDN": "corp.example"},
+        )
     assert "DomainFQDN" in [p.name for p in job.synchronization_job_settings]
     assert any(e["event"] == "setting_not_used" for e in captured)
 

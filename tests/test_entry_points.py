@@ -38,8 +38,11 @@ def nested_source(depth: int) -> dict[str, Any]:
     """An attributeMappingSource parameter tree: ToLower(ToLower(...[mail]...)), ``depth`` calls."""
     source: dict[str, Any] = {"type": "Attribute", "name": "mail"}
     for _ in range(depth):
-        source = {"type": "Function", "name": "ToLower",
-                  "parameters": [{"key": "source", "value": source}]}
+        source = {
+            "type": "Function",
+            "name": "ToLower",
+            "parameters": [{"key": "source", "value": source}],
+        }
     return source
 
 
@@ -50,18 +53,22 @@ def with_mail_source(source: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
-@pytest.mark.parametrize(("kwargs", "error", "words"), [
-    ({"source": object(), "target": MemoryDirectory()}, ConfigurationError, "source protocol"),
-    ({"source": MemoryDirectory()}, ConfigurationError, "both a source and a target"),
-    ({"schema": "{}"}, ModelError, "not str"),
-    ({"schema": {"synchronizationRules": 5}}, ModelError, "synchronizationRules"),
-    ({"settings": "PageSize=5"}, ConfigurationError, "settings must map"),
-    ({"settings": {"PageSize": "0"}}, ConfigurationError, "PageSize"),
-    ({"schedule": "P100000000D"}, ConfigurationError, "schedule"),
-    ({"application_id": ["x"]}, NotFoundError, "no application"),
-])
-def test_create_job_refuses_and_stores_nothing(kwargs: dict[str, Any], error: type[Exception],
-                                               words: str) -> None:
+@pytest.mark.parametrize(
+    ("kwargs", "error", "words"),
+    [
+        ({"source": object(), "target": MemoryDirectory()}, ConfigurationError, "source protocol"),
+        ({"source": MemoryDirectory()}, ConfigurationError, "both a source and a target"),
+        ({"schema": "{}"}, ModelError, "not str"),
+        ({"schema": {"synchronizationRules": 5}}, ModelError, "synchronizationRules"),
+        ({"settings": "PageSize=5"}, ConfigurationError, "settings must map"),
+        ({"settings": {"PageSize": "0"}}, ConfigurationError, "PageSize"),
+        ({"schedule": "P100000000D"}, ConfigurationError, "schedule"),
+        ({"application_id": ["x"]}, NotFoundError, "no application"),
+    ],
+)
+def test_create_job_refuses_and_stores_nothing(
+    kwargs: dict[str, Any], error: type[Exception], words: str
+) -> None:
     """A refused create_job raises the engine's error and leaves no job (nor application)."""
     engine = SyncEngine()
     with pytest.raises(error, match=words):
@@ -116,8 +123,12 @@ def test_deep_parameter_tree_is_refused_clearly() -> None:
 def test_parameter_tree_at_the_limit_works_end_to_end() -> None:
     """A 64-deep parameter tree is read, validated, compiled, stored and written back."""
     engine = SyncEngine()
-    job = engine.create_job("memoryToMemory", MemoryDirectory(), MemoryDirectory(),
-                            schema=with_mail_source(nested_source(MAX_EXPRESSION_DEPTH)))
+    job = engine.create_job(
+        "memoryToMemory",
+        MemoryDirectory(),
+        MemoryDirectory(),
+        schema=with_mail_source(nested_source(MAX_EXPRESSION_DEPTH)),
+    )
     assert job.id is not None
     to_graph(engine.get_job(job.id))
 
@@ -133,13 +144,41 @@ def test_deeply_nested_json_is_a_model_error() -> None:
 
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12),
-    lambda children: st.lists(children, max_size=3)
-    | st.dictionaries(st.sampled_from([
-        "directories", "objects", "name", "synchronizationRules", "objectMappings", "id",
-        "attributeMappings", "targetAttributeName", "source", "type", "expression", "scope",
-        "groups", "clauses", "operatorName", "matchingPriority", "schedule", "interval",
-        "discoveryDateTime", "parameters", "key", "value", "status", "code"]), children,
-        max_size=4),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "directories",
+                    "objects",
+                    "name",
+                    "synchronizationRules",
+                    "objectMappings",
+                    "id",
+                    "attributeMappings",
+                    "targetAttributeName",
+                    "source",
+                    "type",
+                    "expression",
+                    "scope",
+                    "groups",
+                    "clauses",
+                    "operatorName",
+                    "matchingPriority",
+                    "schedule",
+                    "interval",
+                    "discoveryDateTime",
+                    "parameters",
+                    "key",
+                    "value",
+                    "status",
+                    "code",
+                ]
+            ),
+            children,
+            max_size=4,
+        )
+    ),
     max_leaves=20,
 )
 

@@ -19,9 +19,19 @@ def test_embedded_example_runs() -> None:
 def test_unit_test_example_passes() -> None:
     """examples/in_unit_tests.py passes under pytest."""
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-         str(EXAMPLES / "in_unit_tests.py")],
-        capture_output=True, text=True, check=False, cwd=EXAMPLES.parent,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            str(EXAMPLES / "in_unit_tests.py"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=EXAMPLES.parent,
     )
     assert 0 == done.returncode, done.stdout + done.stderr
     assert "2 passed" in done.stdout

@@ -79,11 +79,19 @@ def test_deep_nesting_in_an_expression_escrows_the_object(clock: ManualClock) ->
     body = to_graph(schema)
     mappings = body["synchronizationRules"][0]["objectMappings"][0]["attributeMappings"]
     mappings[:] = [m for m in mappings if m["targetAttributeName"] != "jobTitle"]
-    mappings.append({"targetAttributeName": "jobTitle", "source": {
-        "type": "Function", "expression": "AppRoleAssignmentsComplex([appRoleAssignments])",
-        "name": "AppRoleAssignmentsComplex",
-        "parameters": [{"key": "source", "value": {"type": "Attribute",
-                                                  "name": "appRoleAssignments"}}]}})
+    mappings.append(
+        {
+            "targetAttributeName": "jobTitle",
+            "source": {
+                "type": "Function",
+                "expression": "AppRoleAssignmentsComplex([appRoleAssignments])",
+                "name": "AppRoleAssignmentsComplex",
+                "parameters": [
+                    {"key": "source", "value": {"type": "Attribute", "name": "appRoleAssignments"}}
+                ],
+            },
+        }
+    )
     engine.update_schema(job_id, from_graph(body, SynchronizationSchema))
     for n in range(2):
         source.put("User", f"ok{n}", user(n, appRoleAssignments=["Reader"]))
@@ -92,8 +100,9 @@ def test_deep_nesting_in_an_expression_escrows_the_object(clock: ManualClock) ->
     assert 1 == execution.count_escrowed and 2 == len(target.list("User"))
 
 
-def test_odd_anchor_and_change_kind_are_refused_not_fatal(clock: ManualClock,
-                                                          tmp_path: Path) -> None:
+def test_odd_anchor_and_change_kind_are_refused_not_fatal(
+    clock: ManualClock, tmp_path: Path
+) -> None:
     """A lone-surrogate anchor is logged (escaped) as a failure; an unknown change kind
     escrows the object; the rest of the page is exported."""
 
@@ -102,8 +111,10 @@ def test_odd_anchor_and_change_kind_are_refused_not_fatal(clock: ManualClock,
             for page in super().read(object_type, watermark, page_size):
                 changes = list(page.changes)
                 if object_type == "User" and watermark is None:
-                    changes += [Change("upsert", "\udc80", user(50)),
-                                Change("frobnicate", "k1", user(51))]  # type: ignore[arg-type]
+                    changes += [
+                        Change("upsert", "\udc80", user(50)),
+                        Change("frobnicate", "k1", user(51)),
+                    ]  # type: ignore[arg-type]
                 yield Page(changes, page.watermark)  # type: ignore[arg-type]
 
     source, target = Odd(), MemoryDirectory()
@@ -118,8 +129,9 @@ def test_odd_anchor_and_change_kind_are_refused_not_fatal(clock: ManualClock,
     assert ["k1"] == [e.anchor for e in engine.escrows(job_id)]
 
 
-def test_a_watermark_that_cannot_be_stored_fails_the_cycle_clearly(clock: ManualClock,
-                                                                   tmp_path: Path) -> None:
+def test_a_watermark_that_cannot_be_stored_fails_the_cycle_clearly(
+    clock: ManualClock, tmp_path: Path
+) -> None:
     """A source watermark with a lone surrogate fails the cycle with a clear error recorded
     on the job; nothing loops."""
 
@@ -187,8 +199,10 @@ def test_retry_sleeps_and_counts_are_bounded(clock: ManualClock) -> None:
     engine = SyncEngine(MemoryStateStore(), clock)
     with pytest.raises(ConfigurationError, match="TransientRetries"):
         engine.create_job("memoryToMemory", source, target, settings={"TransientRetries": "30"})
-    job_id = engine.create_job("memoryToMemory", source, target,
-                               settings={"TransientRetries": "10"}).id or ""
+    job_id = (
+        engine.create_job("memoryToMemory", source, target, settings={"TransientRetries": "10"}).id
+        or ""
+    )
     engine.start(job_id)
     before = clock.now()
     execution = engine.run_cycle(job_id)
@@ -204,20 +218,33 @@ scalars = st.one_of(
     st.booleans(),
     st.binary(max_size=8),
     st.floats(allow_nan=True),
-    st.sampled_from(["\ud800", "a\x00b", "x" * ((1 << 20) + 5), "\U0001F600"]),
+    st.sampled_from(["\ud800", "a\x00b", "x" * ((1 << 20) + 5), "\U0001f600"]),
     st.builds(set, st.lists(st.text(max_size=3), max_size=2)),
     st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
     st.none(),
 )
-hostile_values = st.one_of(scalars, st.lists(scalars, max_size=3),
-                           st.recursive(scalars, lambda c: st.lists(c, max_size=2), max_leaves=4))
+hostile_values = st.one_of(
+    scalars,
+    st.lists(scalars, max_size=3),
+    st.recursive(scalars, lambda c: st.lists(c, max_size=2), max_leaves=4),
+)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                   HealthCheck.data_too_large])
-@given(st.lists(st.tuples(st.sampled_from(["displayName", "department", "mail", "city",
-                                           "manager", "userName"]), hostile_values),
-                min_size=1, max_size=6))
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["displayName", "department", "mail", "city", "manager", "userName"]),
+            hostile_values,
+        ),
+        min_size=1,
+        max_size=6,
+    )
+)
 def test_random_hostile_values_never_stop_a_cycle(values: Sequence[tuple[str, Any]]) -> None:
     """Random hostile values through a cycle: it always returns, the good objects are exported,
     each object is either exported or escrowed."""
@@ -241,6 +268,7 @@ def test_random_hostile_values_never_stop_a_cycle(values: Sequence[tuple[str, An
 def test_an_object_the_source_cannot_read_is_escrowed_not_the_job(clock: ManualClock) -> None:
     """An escrowed object whose source.get fails (access denied on that one entry) stays
     escrowed; the cycles go on and apply the other changes."""
+
     class Source(MemoryDirectory):
         def get(self, object_type: str, anchor: str) -> Any:
             if anchor == "poison":
@@ -279,8 +307,9 @@ class Grumpy(Exception):
         raise RuntimeError("no str")
 
 
-def test_page_items_that_are_not_changes_are_refused_one_by_one(clock: ManualClock,
-                                                               tmp_path: Path) -> None:
+def test_page_items_that_are_not_changes_are_refused_one_by_one(
+    clock: ManualClock, tmp_path: Path
+) -> None:
     """None, a tuple, a dict or an anchor that cannot show itself in a page: each is logged
     as a failure, the rest of the page is exported and the watermark moves on; a target error
     whose message cannot be read escrows its object with a readable error."""
@@ -290,8 +319,12 @@ def test_page_items_that_are_not_changes_are_refused_one_by_one(clock: ManualClo
             for page in super().read(object_type, watermark, page_size):
                 extra: list[Any] = []
                 if object_type == "User" and watermark is None:
-                    extra = [None, ("upsert", "t1", {}), {"anchor": "d"},
-                             Change("upsert", Unshowable(), user(60))]  # type: ignore[arg-type]
+                    extra = [
+                        None,
+                        ("upsert", "t1", {}),
+                        {"anchor": "d"},
+                        Change("upsert", Unshowable(), user(60)),
+                    ]  # type: ignore[arg-type]
                 yield Page([*page.changes, *extra], page.watermark)
 
     class Refusing(MemoryDirectory):
@@ -308,8 +341,13 @@ def test_page_items_that_are_not_changes_are_refused_one_by_one(clock: ManualClo
     execution = engine.run_cycle(job_id)
     assert TaskExecutionResult.FAILED != execution.state
     assert ["user0@example.org"] == [u["userName"] for u in target.list("User").values()]
-    assert 4 == len([r for r in engine.provisioning_logs(job_id)
-                     if r.status == "failure" and "storable text anchor" in (r.error or "")])
+    assert 4 == len(
+        [
+            r
+            for r in engine.provisioning_logs(job_id)
+            if r.status == "failure" and "storable text anchor" in (r.error or "")
+        ]
+    )
     (escrow,) = engine.escrows(job_id)
     assert "Grumpy: <Grumpy that cannot be shown>" in escrow.error
     assert engine.run_cycle(job_id).state is not TaskExecutionResult.FAILED
@@ -344,8 +382,10 @@ def test_waiting_on_a_busy_target_renews_the_lease(tmp_path: Path, clock: Manual
     source, target = MemoryDirectory(), SlowlyBusy()
     fill(source, 2)
     engine = SyncEngine(tmp_path / "s.db", clock)
-    job_id = engine.create_job("memoryToMemory", source, target,
-                               settings={"TransientRetries": "10"}).id or ""
+    job_id = (
+        engine.create_job("memoryToMemory", source, target, settings={"TransientRetries": "10"}).id
+        or ""
+    )
     engine.start(job_id)
     execution = engine.run_cycle(job_id)
     assert 2 == execution.count_exported and 2 == len(target.list("User"))

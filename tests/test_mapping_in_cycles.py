@@ -19,8 +19,13 @@ def schema_with(engine: SyncEngine, job_id: str, **mappings: dict[str, Any]) -> 
     target attribute is also defined in the target directory, as a schema must."""
     schema = to_graph(engine.get_schema(job_id))
     users = schema["synchronizationRules"][0]["objectMappings"][0]["attributeMappings"]
-    target_user = next(o for d in schema["directories"] if d["name"] == "Memory Target"
-                       for o in d["objects"] if o["name"] == "User")
+    target_user = next(
+        o
+        for d in schema["directories"]
+        if d["name"] == "Memory Target"
+        for o in d["objects"]
+        if o["name"] == "User"
+    )
     defined = {a["name"] for a in target_user["attributes"]}
     for target, mapping in mappings.items():
         if target not in defined:
@@ -52,15 +57,24 @@ def only_user(target: MemoryDirectory) -> dict[str, Any]:
 def test_function_mappings_flow(job: Any) -> None:
     """Expression mappings are evaluated per object and their results exported."""
     engine, job_id, source, target = job
-    engine.update_schema(job_id, schema_with(
-        engine, job_id,
-        displayName=function('Join(" ", [givenName], [surname])'),
-        mail=function('ToLower(Replace(Join(".", NormalizeDiacritics([givenName]), '
-                      '[surname]), " ", , , "", , ))'),
-        department=function('Switch([department], "Other", "S", "Sales", "E", "Engineering")'),
-    ))
-    source.put("User", "u1", {"userName": "zoe", "givenName": "Zoë", "surname": "Van Dyke",
-                              "department": "E"})
+    engine.update_schema(
+        job_id,
+        schema_with(
+            engine,
+            job_id,
+            displayName=function('Join(" ", [givenName], [surname])'),
+            mail=function(
+                'ToLower(Replace(Join(".", NormalizeDiacritics([givenName]), '
+                '[surname]), " ", , , "", , ))'
+            ),
+            department=function('Switch([department], "Other", "S", "Sales", "E", "Engineering")'),
+        ),
+    )
+    source.put(
+        "User",
+        "u1",
+        {"userName": "zoe", "givenName": "Zoë", "surname": "Van Dyke", "department": "E"},
+    )
     engine.run_cycle(job_id)
     user = only_user(target)
     assert "Zoë Van Dyke" == user["displayName"]
@@ -72,18 +86,19 @@ def test_expression_errors_are_refused_when_the_schema_is_saved(job: Any) -> Non
     """A schema whose expression does not parse is refused, naming the attribute."""
     engine, job_id, _, _ = job
     with pytest.raises(ConfigurationError, match=r"displayName: .*Join takes 2 or more"):
-        engine.update_schema(job_id, schema_with(engine, job_id,
-                                                 displayName=function('Join(" ")')))
+        engine.update_schema(job_id, schema_with(engine, job_id, displayName=function('Join(" ")')))
     with pytest.raises(ConfigurationError, match="syntax error"):
-        engine.update_schema(job_id, schema_with(engine, job_id,
-                                                 displayName=function('Join(" ", [a]')))
+        engine.update_schema(
+            job_id, schema_with(engine, job_id, displayName=function('Join(" ", [a]'))
+        )
 
 
 def test_evaluation_failure_escrows_only_that_object(job: Any) -> None:
     """An expression that cannot be computed for one object escrows it; others flow."""
     engine, job_id, source, target = job
-    engine.update_schema(job_id, schema_with(
-        engine, job_id, jobTitle=function('DateAdd("d", 1, CDate([hired]))')))
+    engine.update_schema(
+        job_id, schema_with(engine, job_id, jobTitle=function('DateAdd("d", 1, CDate([hired]))'))
+    )
     source.put("User", "ok", {"userName": "a", "hired": "2020-01-01"})
     source.put("User", "bad", {"userName": "b", "hired": "someday"})
     run = engine.run_cycle(job_id)
@@ -94,22 +109,33 @@ def test_evaluation_failure_escrows_only_that_object(job: Any) -> None:
 def test_ignore_flow_if_null_or_empty_never_clears(job: Any) -> None:
     """IgnoreFlowIfNullOrEmpty drops the attribute from the flow: the target keeps its value."""
     engine, job_id, source, target = job
-    engine.update_schema(job_id, schema_with(
-        engine, job_id, department=function("IgnoreFlowIfNullOrEmpty([department])")))
+    engine.update_schema(
+        job_id,
+        schema_with(engine, job_id, department=function("IgnoreFlowIfNullOrEmpty([department])")),
+    )
     source.put("User", "u1", {"userName": "a", "department": "Sales"})
     engine.run_cycle(job_id)
     source.put("User", "u1", {"userName": "a", "displayName": "A"})
     engine.run_cycle(job_id)
-    assert {"userName": "a", "displayName": "A", "department": "Sales", "active": "True"} == \
-        only_user(target)
+    assert {
+        "userName": "a",
+        "displayName": "A",
+        "department": "Sales",
+        "active": "True",
+    } == only_user(target)
 
 
 def test_object_add_only_flows_on_create_only(job: Any, clock: ManualClock) -> None:
     """An ObjectAddOnly mapping (a random initial password) is set once, never updated."""
     engine, job_id, source, target = job
-    engine.update_schema(job_id, schema_with(
-        engine, job_id,
-        password=function("Redact(RandomString(12,2,2,2,2))", flowType="ObjectAddOnly")))
+    engine.update_schema(
+        job_id,
+        schema_with(
+            engine,
+            job_id,
+            password=function("Redact(RandomString(12,2,2,2,2))", flowType="ObjectAddOnly"),
+        ),
+    )
     source.put("User", "u1", {"userName": "a", "displayName": "A"})
     engine.run_cycle(job_id)
     first = only_user(target)["password"]
@@ -126,11 +152,18 @@ def test_object_add_only_flows_on_create_only(job: Any, clock: ManualClock) -> N
 def test_select_unique_value_checks_the_target(job: Any) -> None:
     """SelectUniqueValue picks the first candidate no target object holds yet."""
     engine, job_id, source, target = job
-    engine.update_schema(job_id, schema_with(
-        engine, job_id,
-        mail=function('SelectUniqueValue(Join("@", [givenName], "x.org"), '
-                      'Join("@", Join(".", [givenName], [surname]), "x.org"))',
-                      flowType="ObjectAddOnly")))
+    engine.update_schema(
+        job_id,
+        schema_with(
+            engine,
+            job_id,
+            mail=function(
+                'SelectUniqueValue(Join("@", [givenName], "x.org"), '
+                'Join("@", Join(".", [givenName], [surname]), "x.org"))',
+                flowType="ObjectAddOnly",
+            ),
+        ),
+    )
     target.create("User", {"userName": "other", "mail": "ada@x.org"})
     source.put("User", "u1", {"userName": "a", "givenName": "ada", "surname": "l"})
     engine.run_cycle(job_id)
@@ -141,10 +174,15 @@ def test_select_unique_value_checks_the_target(job: Any) -> None:
 def test_default_value_and_constant(job: Any) -> None:
     """defaultValue fills a null source; constants flow as they are."""
     engine, job_id, source, target = job
-    engine.update_schema(job_id, schema_with(
-        engine, job_id,
-        city={"source": {"type": "Attribute", "name": "city"}, "defaultValue": "Paris"},
-        jobTitle={"source": {"type": "Constant", "name": "Staff"}}))
+    engine.update_schema(
+        job_id,
+        schema_with(
+            engine,
+            job_id,
+            city={"source": {"type": "Attribute", "name": "city"}, "defaultValue": "Paris"},
+            jobTitle={"source": {"type": "Constant", "name": "Staff"}},
+        ),
+    )
     source.put("User", "u1", {"userName": "a"})
     engine.run_cycle(job_id)
     assert "Paris" == only_user(target)["city"] and "Staff" == only_user(target)["jobTitle"]
@@ -153,10 +191,17 @@ def test_default_value_and_constant(job: Any) -> None:
 def test_multi_valued_flow_types(job: Any) -> None:
     """MultiValueAddOnly adds new values and never removes target values."""
     engine, job_id, source, target = job
-    engine.update_schema(job_id, schema_with(
-        engine, job_id,
-        proxyAddresses={"source": {"type": "Attribute", "name": "proxyAddresses"},
-                        "flowType": "MultiValueAddOnly"}))
+    engine.update_schema(
+        job_id,
+        schema_with(
+            engine,
+            job_id,
+            proxyAddresses={
+                "source": {"type": "Attribute", "name": "proxyAddresses"},
+                "flowType": "MultiValueAddOnly",
+            },
+        ),
+    )
     source.put("User", "u1", {"userName": "a", "proxyAddresses": ["smtp:a@x"]})
     engine.run_cycle(job_id)
     source.put("User", "u1", {"userName": "a", "proxyAddresses": ["smtp:b@x"]})
@@ -167,9 +212,14 @@ def test_multi_valued_flow_types(job: Any) -> None:
 def test_attribute_add_only_fills_but_never_overwrites(job: Any) -> None:
     """AttributeAddOnly sets an attribute the target lacks and leaves a set one alone."""
     engine, job_id, source, target = job
-    engine.update_schema(job_id, schema_with(
-        engine, job_id,
-        city={"source": {"type": "Attribute", "name": "city"}, "flowType": "AttributeAddOnly"}))
+    engine.update_schema(
+        job_id,
+        schema_with(
+            engine,
+            job_id,
+            city={"source": {"type": "Attribute", "name": "city"}, "flowType": "AttributeAddOnly"},
+        ),
+    )
     source.put("User", "u1", {"userName": "a"})
     engine.run_cycle(job_id)
     source.put("User", "u1", {"userName": "a", "city": "Oslo"})
@@ -183,11 +233,18 @@ def test_attribute_add_only_fills_but_never_overwrites(job: Any) -> None:
 def test_matching_priority_tries_attributes_in_order(job: Any) -> None:
     """With several matching attributes, a miss on the first tries the next."""
     engine, job_id, source, target = job
-    engine.update_schema(job_id, schema_with(
-        engine, job_id,
-        userName={"source": {"type": "Attribute", "name": "userName"}, "matchingPriority": 1},
-        employeeId={"source": {"type": "Attribute", "name": "employeeId"},
-                    "matchingPriority": 2}))
+    engine.update_schema(
+        job_id,
+        schema_with(
+            engine,
+            job_id,
+            userName={"source": {"type": "Attribute", "name": "userName"}, "matchingPriority": 1},
+            employeeId={
+                "source": {"type": "Attribute", "name": "employeeId"},
+                "matchingPriority": 2,
+            },
+        ),
+    )
     existing = target.create("User", {"userName": "old-name", "employeeId": "42"})
     source.put("User", "u1", {"userName": "new-name", "employeeId": "42"})
     engine.run_cycle(job_id)
@@ -212,9 +269,7 @@ def test_manager_and_members_resolve_through_links(job: Any) -> None:
     assert sorted([by_name["report"], by_name["boss"]]) == sorted(group["members"])
 
 
-def test_unresolved_reference_is_kept_and_resolved_next_cycle(
-    job: Any, clock: ManualClock
-) -> None:
+def test_unresolved_reference_is_kept_and_resolved_next_cycle(job: Any, clock: ManualClock) -> None:
     """A reference to an object not provisioned yet is escrowed, not dropped, and flows once
     the referenced object exists."""
     engine, job_id, source, target = job
@@ -245,8 +300,10 @@ def test_reference_to_an_unmapped_type_is_refused(job: Any) -> None:
 def test_expressions_are_compiled_once_per_schema(job: Any, monkeypatch: Any) -> None:
     """Cycles never parse expressions: they were compiled when the schema was saved."""
     engine, job_id, source, target = job
-    engine.update_schema(job_id, schema_with(
-        engine, job_id, displayName=function('Join(" ", [givenName], [surname])')))
+    engine.update_schema(
+        job_id,
+        schema_with(engine, job_id, displayName=function('Join(" ", [givenName], [surname])')),
+    )
 
     def refuse(*_: Any, **__: Any) -> Any:
         raise AssertionError("parsed during a cycle")
@@ -255,5 +312,7 @@ def test_expressions_are_compiled_once_per_schema(job: Any, monkeypatch: Any) ->
     for n in range(20):
         source.put("User", f"u{n}", {"userName": f"u{n}", "givenName": "A", "surname": str(n)})
     assert 20 == engine.run_cycle(job_id).count_exported
-    assert "A 7" == next(u for u in target.list("User").values()
-                         if u["userName"] == "u7")["displayName"]
+    assert (
+        "A 7"
+        == next(u for u in target.list("User").values() if u["userName"] == "u7")["displayName"]
+    )

@@ -98,8 +98,11 @@ def crash_points(pages: int, writes: int, step: int) -> list[tuple[str, str, int
     return list(
         itertools.chain(
             (("commit", k, when) for k in range(1, pages + 1) for when in ("before", "after")),
-            (("write", w, when) for w in range(1, writes + 1, step)
-             for when in ("before", "after")),
+            (
+                ("write", w, when)
+                for w in range(1, writes + 1, step)
+                for when in ("before", "after")
+            ),
         )
     )
 
@@ -153,9 +156,7 @@ def change_source(source: MemoryDirectory, rng: random.Random) -> None:
     fill(source, 8, start=100)
 
 
-@pytest.mark.parametrize(
-    ("phase", "kind", "n", "when"), CRASH_POINTS, ids=str
-)
+@pytest.mark.parametrize(("phase", "kind", "n", "when"), CRASH_POINTS, ids=str)
 def test_b_crash_anywhere_then_restart_converges(
     tmp_path: Path, clock: ManualClock, phase: str, kind: str, n: int, when: str
 ) -> None:
@@ -210,10 +211,15 @@ def threshold_job(
     source, target = MemoryDirectory(), MemoryDirectory()
     fill(source, users)
     engine = SyncEngine(tmp_path / "s.db", clock)
-    job_id = engine.create_job(
-        "memoryToMemory", source, target,
-        settings={"QuarantineTooManyDeletesThreshold": str(threshold)},
-    ).id or ""
+    job_id = (
+        engine.create_job(
+            "memoryToMemory",
+            source,
+            target,
+            settings={"QuarantineTooManyDeletesThreshold": str(threshold)},
+        ).id
+        or ""
+    )
     engine.start(job_id)
     engine.run_cycle(job_id)
     for n in range(deletes):
@@ -230,8 +236,7 @@ def test_d_delete_threshold_holds_then_force_deletes(tmp_path: Path, clock: Manu
     status = engine.get_job(job_id).status
     assert StatusCode.QUARANTINE == status.code
     assert QuarantineReason.TOO_MANY_DELETES == status.quarantine.reason
-    staged = [r for r in engine.provisioning_logs(job_id, limit=5000)
-              if r.action == "StagedDelete"]
+    staged = [r for r in engine.provisioning_logs(job_id, limit=5000) if r.action == "StagedDelete"]
     assert 600 == len(staged)
     engine.run_cycle(job_id)  # still over the threshold: still nothing deleted
     assert 700 == len(target.list("User"))
@@ -247,8 +252,13 @@ def test_d_raised_threshold_lets_deletes_through(tmp_path: Path, clock: ManualCl
     """Raising the threshold through SyncNotificationSettings releases the held deletes."""
     engine, job_id, target = threshold_job(tmp_path, clock, 20, 5, 10)
     assert 20 == len(target.list("User"))
-    engine.set_secrets(None, {"SyncNotificationSettings": '{"DeleteThresholdEnabled": true, '
-                                                          '"DeleteThresholdValue": 50}'})
+    engine.set_secrets(
+        None,
+        {
+            "SyncNotificationSettings": '{"DeleteThresholdEnabled": true, '
+            '"DeleteThresholdValue": 50}'
+        },
+    )
     engine.run_cycle(job_id)
     assert 10 == len(target.list("User"))
     assert StatusCode.ACTIVE == engine.get_job(job_id).status.code

@@ -14,10 +14,29 @@ def test_all_is_sorted_and_importable() -> None:
 
 def test_embedding_entry_points_are_public() -> None:
     """What the README's embedding section uses is in __all__."""
-    for name in ("SyncEngine", "ManualClock", "SqliteStateStore", "MemoryStateStore",
-                 "StatusCode", "QuarantineReason", "TransitionError", "NotFoundError"):
+    for name in (
+        "SyncEngine",
+        "ManualClock",
+        "SqliteStateStore",
+        "MemoryStateStore",
+        "StatusCode",
+        "QuarantineReason",
+        "TransitionError",
+        "NotFoundError",
+    ):
         assert name in engine.__all__
-    methods = ("create_job", "get_job", "list_jobs", "start", "pause", "restart", "delete_job",
-               "run_cycle", "run_pending", "provision_on_demand", "provisioning_logs")
+    methods = (
+        "create_job",
+        "get_job",
+        "list_jobs",
+        "start",
+        "pause",
+        "restart",
+        "delete_job",
+        "run_cycle",
+        "run_pending",
+        "provision_on_demand",
+        "provisioning_logs",
+    )
     for method in methods:
         assert callable(getattr(engine.SyncEngine, method))

@@ -71,8 +71,9 @@ def crash_then(
     return revived
 
 
-def assert_exact(revived: SyncEngine, job_id: str, source: MemoryDirectory,
-                 target: MemoryDirectory) -> None:
+def assert_exact(
+    revived: SyncEngine, job_id: str, source: MemoryDirectory, target: MemoryDirectory
+) -> None:
     assert expected_users(source) == target_users(target)
     assert len(source.list("User")) == len(target.list("User"))  # no orphan, no duplicate
     assert [] == revived.escrows(job_id)
@@ -99,8 +100,7 @@ def test_v1_applied_delete_in_doubt_then_source_re_adds(
     assert_exact(revived, job_id, source, target)
 
 
-def test_v2_create_in_doubt_then_matching_value_changes(tmp_path: Path,
-                                                         clock: ManualClock) -> None:
+def test_v2_create_in_doubt_then_matching_value_changes(tmp_path: Path, clock: ManualClock) -> None:
     """V2: a create reached the target, then the source changed the matching attribute: the
     object made before the crash is found by the value it was made with and renamed, not
     duplicated."""
@@ -108,8 +108,15 @@ def test_v2_create_in_doubt_then_matching_value_changes(tmp_path: Path,
     engine, job_id, source, target = synced(path, clock)
     source.put("User", "s000009", user(9))
     crash_on(target, "create")
-    revived = crash_then(engine, job_id, source, target, path, clock,
-                         lambda: source.put("User", "s000009", user(9, userName="renamed@x.org")))
+    revived = crash_then(
+        engine,
+        job_id,
+        source,
+        target,
+        path,
+        clock,
+        lambda: source.put("User", "s000009", user(9, userName="renamed@x.org")),
+    )
     assert_exact(revived, job_id, source, target)
     assert "renamed@x.org" in target_users(target)
 
@@ -120,8 +127,9 @@ def test_v3_create_in_doubt_then_source_deletes(tmp_path: Path, clock: ManualClo
     engine, job_id, source, target = synced(path, clock)
     source.put("User", "s000009", user(9))
     crash_on(target, "create")
-    revived = crash_then(engine, job_id, source, target, path, clock,
-                         lambda: source.remove("User", "s000009"))
+    revived = crash_then(
+        engine, job_id, source, target, path, clock, lambda: source.remove("User", "s000009")
+    )
     assert_exact(revived, job_id, source, target)
     assert "user9@example.org" not in target_users(target)
 
@@ -151,8 +159,9 @@ def test_v5_update_in_doubt_then_source_reverts(tmp_path: Path, clock: ManualClo
     engine, job_id, source, target = synced(path, clock)
     source.put("User", "s000001", user(1, department="Ops"))
     crash_on(target, "update")
-    revived = crash_then(engine, job_id, source, target, path, clock,
-                         lambda: source.put("User", "s000001", user(1)))
+    revived = crash_then(
+        engine, job_id, source, target, path, clock, lambda: source.put("User", "s000001", user(1))
+    )
     assert_exact(revived, job_id, source, target)
     assert "Sales" == target_users(target)["user1@example.org"]["department"]
 
@@ -163,8 +172,9 @@ def test_crash_before_the_write_leaves_nothing_behind(tmp_path: Path, clock: Man
     engine, job_id, source, target = synced(path, clock)
     source.put("User", "s000009", user(9))
     crash_on(target, "create", when="before")
-    revived = crash_then(engine, job_id, source, target, path, clock,
-                         lambda: source.remove("User", "s000009"))
+    revived = crash_then(
+        engine, job_id, source, target, path, clock, lambda: source.remove("User", "s000009")
+    )
     assert_exact(revived, job_id, source, target)
 
 
@@ -189,8 +199,9 @@ def test_intents_are_recorded_before_writes_and_cleared_by_the_checkpoint(
     assert [] == engine.store.pending_intents(job_id)
 
 
-def test_rehire_after_a_crash_converges_in_the_next_cycle(tmp_path: Path,
-                                                          clock: ManualClock) -> None:
+def test_rehire_after_a_crash_converges_in_the_next_cycle(
+    tmp_path: Path, clock: ManualClock
+) -> None:
     """Source deletes X and adds Y with X's userName; a crash before the staged delete is
     applied; the next cycle applies the delete before retrying Y, so Y is created at once."""
     path = tmp_path / "s.db"
@@ -281,8 +292,12 @@ def test_a_dead_holders_lease_is_taken_over_at_once(tmp_path: Path, clock: Manua
     """A lease held by a process of this machine that is gone does not wait for expiry."""
     path = tmp_path / "s.db"
     engine, job_id, source, target = synced(path, clock)
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     pid = int(dead.stdout)
     now = clock.now()
     store = SqliteStateStore(path)
@@ -326,8 +341,9 @@ def test_intents_are_fsynced_even_when_checkpoints_are_not(tmp_path: Path) -> No
     assert ["COMMIT", "PRAGMA synchronous=NORMAL"] == seen[3:]
 
 
-def test_two_crashes_before_a_delete_then_the_object_returns(tmp_path: Path,
-                                                             clock: ManualClock) -> None:
+def test_two_crashes_before_a_delete_then_the_object_returns(
+    tmp_path: Path, clock: ManualClock
+) -> None:
     """A delete in doubt twice over (two crashes before it is sent) still knows the object's
     matching values, so when the source object comes back with new attributes the surviving
     target object is updated, not orphaned beside a new one."""

@@ -22,8 +22,9 @@ def person(name: str, **extra: Any) -> dict[str, Any]:
     return {"userName": name, "displayName": name, "status": "on", **extra}
 
 
-def setup(tmp_path: Path, clock: ManualClock, settings: dict[str, str] | None = None
-          ) -> tuple[SyncEngine, str, MemoryDirectory, MemoryDirectory]:
+def setup(
+    tmp_path: Path, clock: ManualClock, settings: dict[str, str] | None = None
+) -> tuple[SyncEngine, str, MemoryDirectory, MemoryDirectory]:
     source, target = MemoryDirectory(), MemoryDirectory(id_prefix="t")
     engine = SyncEngine(tmp_path / "s.db", clock)
     job_id = engine.create_job("memoryToMemory", source, target, settings=settings).id or ""
@@ -136,7 +137,8 @@ def test_duplicate_member_anchors_become_one_value(tmp_path: Path, clock: Manual
     source.put("Group", "g", {"displayName": "G", "members": ["r1", "r1", "r2", "r1"]})
     engine.run_cycle(job_id)
     assert sorted([ref_of(target, "r1"), ref_of(target, "r2")]) == sorted(
-        by_name(target, "Group")["G"]["members"])
+        by_name(target, "Group")["G"]["members"]
+    )
 
 
 def test_a_freed_matching_value_is_taken_in_the_same_cycle(
@@ -183,7 +185,8 @@ def test_reconciliation_counts_against_the_threshold_and_waits_for_the_whole_rea
     """Deletes found by a full read are staged only once the read completed, and are held
     (TooManyDeletes) like any other when they exceed the threshold."""
     engine, job_id, source, target = setup(
-        tmp_path, clock, settings={"QuarantineTooManyDeletesThreshold": "1", "PageSize": "1"})
+        tmp_path, clock, settings={"QuarantineTooManyDeletesThreshold": "1", "PageSize": "1"}
+    )
     for n in range(4):
         source.put("User", f"keep{n}", person(f"keep{n}"))
     engine.run_cycle(job_id)

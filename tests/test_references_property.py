@@ -31,8 +31,19 @@ from engine import ManualClock, MemoryStateStore, SqliteStateStore, SyncEngine, 
 
 SEEDS = int(os.environ.get("SYNCJOB_REFERENCE_SEEDS", "4"))
 USER_KEYS = ("userName", "displayName", "department")
-SCOPE = {"groups": [{"clauses": [{"operatorName": "EQUALS", "sourceOperandName": "status",
-                                  "targetOperand": {"values": ["on"]}}]}]}
+SCOPE = {
+    "groups": [
+        {
+            "clauses": [
+                {
+                    "operatorName": "EQUALS",
+                    "sourceOperandName": "status",
+                    "targetOperand": {"values": ["on"]},
+                }
+            ]
+        }
+    ]
+}
 
 
 class Source:
@@ -63,8 +74,12 @@ class Source:
     def add_user(self, manager: bool = True) -> str:
         anchor = f"u{next(self.anchors):05d}"
         name = f"n{next(self.names)}@x.org"
-        attributes: dict[str, Any] = {"userName": name, "displayName": name, "status": "on",
-                                      "department": self.rng.choice(["A", "B"])}
+        attributes: dict[str, Any] = {
+            "userName": name,
+            "displayName": name,
+            "status": "on",
+            "department": self.rng.choice(["A", "B"]),
+        }
         users = self.users()
         if manager and users and self.rng.random() < 0.5:
             attributes["manager"] = self.rng.choice(sorted(users))
@@ -78,8 +93,7 @@ class Source:
             return
         for other, attributes in self.users().items():
             if attributes.get("manager") == anchor:
-                self.dir.put("User", other, {k: v for k, v in attributes.items()
-                                             if k != "manager"})
+                self.dir.put("User", other, {k: v for k, v in attributes.items() if k != "manager"})
         for group, attributes in self.groups().items():
             if anchor in attributes.get("members", []):
                 members = [m for m in attributes["members"] if m != anchor]
@@ -88,8 +102,22 @@ class Source:
     def step(self) -> None:
         rng, users = self.rng, self.users()
         anchors = sorted(users)
-        op = rng.choice(["add", "modify", "delete", "readd", "manager", "manager_cycle",
-                         "member", "member_dup", "scope", "scope", "rehire", "takeover"])
+        op = rng.choice(
+            [
+                "add",
+                "modify",
+                "delete",
+                "readd",
+                "manager",
+                "manager_cycle",
+                "member",
+                "member_dup",
+                "scope",
+                "scope",
+                "rehire",
+                "takeover",
+            ]
+        )
         if op == "add" or not anchors:
             self.add_user()
             return
@@ -163,8 +191,9 @@ class Source:
                 row["manager"] = live[u["manager"]]["userName"]
             users[u["userName"]] = row
         groups = {
-            g["displayName"]: sorted({live[m]["userName"] for m in g.get("members", [])
-                                      if m in live})
+            g["displayName"]: sorted(
+                {live[m]["userName"] for m in g.get("members", []) if m in live}
+            )
             for g in self.groups().values()
         }
         return users, groups
@@ -206,27 +235,40 @@ def schema_with_scope(engine: SyncEngine, job_id: str) -> dict[str, Any]:
     return body
 
 
-def check(engine: SyncEngine, job_id: str, source: Source, target: MemoryDirectory,
-          context: str) -> None:
+def check(
+    engine: SyncEngine, job_id: str, source: Source, target: MemoryDirectory, context: str
+) -> None:
     assert source.model() == target_state(target), context
     for escrow in engine.escrows(job_id):
         assert escrow.error.startswith("ReferenceNotResolved"), (context, escrow)
         assert source.cannot_resolve(escrow.mapping, escrow.anchor), (context, escrow)
-    failures = [r for r in engine.provisioning_logs(job_id, limit=100_000)
-                if r.status == "failure" and not (r.error or "").startswith("ReferenceNotResolved")]
+    failures = [
+        r
+        for r in engine.provisioning_logs(job_id, limit=100_000)
+        if r.status == "failure" and not (r.error or "").startswith("ReferenceNotResolved")
+    ]
     assert [] == failures, context
 
 
-def run_model(seed: int, style: str, store_kind: str, page: int, tmp_path: Path,
-              rounds: int = 6, big_group: int = 0) -> None:
+def run_model(
+    seed: int,
+    style: str,
+    store_kind: str,
+    page: int,
+    tmp_path: Path,
+    rounds: int = 6,
+    big_group: int = 0,
+) -> None:
     rng = random.Random(seed)
     clock = ManualClock()
     source = Source(rng, style, big_group=big_group)
     target = MemoryDirectory(id_prefix="t")
     store = MemoryStateStore() if store_kind == "memory" else SqliteStateStore(tmp_path / "s.db")
     engine = SyncEngine(store, clock)
-    job_id = engine.create_job("memoryToMemory", source.dir, target,
-                               settings={"PageSize": str(page)}).id or ""
+    job_id = (
+        engine.create_job("memoryToMemory", source.dir, target, settings={"PageSize": str(page)}).id
+        or ""
+    )
     engine.update_schema(job_id, schema_with_scope(engine, job_id))
     engine.start(job_id)
     engine.run_cycle(job_id)
@@ -243,8 +285,13 @@ def run_model(seed: int, style: str, store_kind: str, page: int, tmp_path: Path,
         engine.run_cycle(job_id)
         clock.advance(timedelta(days=2))  # past any escrow backoff
         engine.run_cycle(job_id)  # the one extra cycle
-        check(engine, job_id, source, target,
-              f"seed {seed} {style} {store_kind} page {page} round {round_}")
+        check(
+            engine,
+            job_id,
+            source,
+            target,
+            f"seed {seed} {style} {store_kind} page {page} round {round_}",
+        )
     engine.close()
 
 
@@ -252,8 +299,9 @@ def run_model(seed: int, style: str, store_kind: str, page: int, tmp_path: Path,
 @pytest.mark.parametrize("store_kind", ["memory", "sqlite"])
 @pytest.mark.parametrize("style", ["dangling", "ad"])
 @pytest.mark.parametrize("seed", range(SEEDS))
-def test_references_stay_exact(seed: int, style: str, store_kind: str, page: int,
-                               tmp_path: Path) -> None:
+def test_references_stay_exact(
+    seed: int, style: str, store_kind: str, page: int, tmp_path: Path
+) -> None:
     """Random users, managers, memberships, scope flips, re-adds, full re-reads: after one
     extra cycle the target equals the model computed from the source."""
     run_model(seed, style, store_kind, page, tmp_path)

@@ -37,9 +37,19 @@ def replace_with(pattern: str) -> str:
 
 
 def regex_scope(pattern: str) -> Filter:
-    return Filter(groups=(FilterGroup(clauses=(FilterClause(
-        operator_name="REGEX MATCH", source_operand_name="x",
-        target_operand=FilterOperand(values=(pattern,))),)),))
+    return Filter(
+        groups=(
+            FilterGroup(
+                clauses=(
+                    FilterClause(
+                        operator_name="REGEX MATCH",
+                        source_operand_name="x",
+                        target_operand=FilterOperand(values=(pattern,)),
+                    ),
+                )
+            ),
+        )
+    )
 
 
 def test_replace_times_out_with_a_project_error() -> None:
@@ -106,14 +116,16 @@ def test_dotnet_named_groups_still_work() -> None:
     """Graph's (?<name>...) syntax is read as written."""
     result = parse_expression(
         'Replace([x], , "(?<user>[^@]+)@(?<domain>.+)", "domain", "example.org", , )',
-        {"x": "ada@contoso.com"})
+        {"x": "ada@contoso.com"},
+    )
     assert ["ada@example.org"] == result.evaluation_result
 
 
 def test_regex_timeout_setting_is_bounded() -> None:
     """RegexTimeout takes a positive ISO-8601 duration of at most a minute."""
-    assert 0.25 == JobSettings.parse(
-        [_pair("RegexTimeout", "PT0.25S")]).regex_timeout.total_seconds()
+    assert (
+        0.25 == JobSettings.parse([_pair("RegexTimeout", "PT0.25S")]).regex_timeout.total_seconds()
+    )
     for bad in ("PT0S", "-PT1S", "PT2M", "soon"):
         with pytest.raises(ConfigurationError, match="RegexTimeout"):
             JobSettings.parse([_pair("RegexTimeout", bad)])
@@ -127,12 +139,24 @@ def test_cycle_escrows_an_object_whose_scope_regex_times_out(clock: ManualClock)
     """In a cycle, a scoping regex past RegexTimeout escrows that object; the others flow."""
     source, target = MemoryDirectory(), MemoryDirectory()
     engine = SyncEngine(clock=clock)
-    job_id = engine.create_job("memoryToMemory", source, target,
-                               settings={"RegexTimeout": "PT0.05S"}).id or ""
+    job_id = (
+        engine.create_job("memoryToMemory", source, target, settings={"RegexTimeout": "PT0.05S"}).id
+        or ""
+    )
     schema = to_graph(engine.get_schema(job_id))
-    schema["synchronizationRules"][0]["objectMappings"][0]["scope"] = {"groups": [{"clauses": [
-        {"operatorName": "REGEX MATCH", "sourceOperandName": "city",
-         "targetOperand": {"values": [EVIL]}}]}]}
+    schema["synchronizationRules"][0]["objectMappings"][0]["scope"] = {
+        "groups": [
+            {
+                "clauses": [
+                    {
+                        "operatorName": "REGEX MATCH",
+                        "sourceOperandName": "city",
+                        "targetOperand": {"values": [EVIL]},
+                    }
+                ]
+            }
+        ]
+    }
     engine.update_schema(job_id, schema)
     engine.start(job_id)
     source.put("User", "u1", {"userName": "slow", "city": BAD_INPUT})
@@ -149,8 +173,10 @@ def test_cycle_escrows_an_object_whose_replace_times_out(clock: ManualClock) -> 
     """In a cycle, a Replace past the limit escrows that object; the others flow."""
     source, target = MemoryDirectory(), MemoryDirectory()
     engine = SyncEngine(clock=clock)
-    job_id = engine.create_job("memoryToMemory", source, target,
-                               settings={"RegexTimeout": "PT0.05S"}).id or ""
+    job_id = (
+        engine.create_job("memoryToMemory", source, target, settings={"RegexTimeout": "PT0.05S"}).id
+        or ""
+    )
     schema = to_graph(engine.get_schema(job_id))
     mappings = schema["synchronizationRules"][0]["objectMappings"][0]["attributeMappings"]
     city = next(m for m in mappings if m["targetAttributeName"] == "city")

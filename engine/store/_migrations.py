@@ -69,6 +69,7 @@ MIGRATIONS: list[str] = [
     """,
 ]
 
+
 def statements(script: str) -> list[str]:
     """Split a migration into statements; trigger bodies keep their inner semicolons."""
     statements: list[str] = []
@@ -82,5 +83,3 @@ def statements(script: str) -> list[str]:
     if current.strip():
         raise ValueError(f"incomplete SQL statement in a migration: {current.strip()[:60]}")
     return statements
-
-

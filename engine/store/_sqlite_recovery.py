@@ -96,9 +96,7 @@ class RecoveryTables:
         )
         return [(str(m), str(a)) for m, a in rows]
 
-    def referrers(
-        self, job_id: str, owner: str, anchors: Iterable[str]
-    ) -> list[tuple[str, str]]:
+    def referrers(self, job_id: str, owner: str, anchors: Iterable[str]) -> list[tuple[str, str]]:
         found: dict[tuple[str, str], None] = {}
         with self._lock:
             scope = self._scope(job_id, owner, create=False)
@@ -119,9 +117,7 @@ class RecoveryTables:
             scope = self._scope(job_id, mapping, create=False)
             if scope is None:
                 return False
-            return bool(
-                self._db.execute("SELECT 1 FROM sweeps WHERE scope=?", (scope,)).fetchall()
-            )
+            return bool(self._db.execute("SELECT 1 FROM sweeps WHERE scope=?", (scope,)).fetchall())
 
     def unseen_links(self, job_id: str, mapping: str, after: str, limit: int) -> list[Link]:
         with self._lock:
@@ -149,9 +145,7 @@ class RecoveryTables:
                 db.execute("BEGIN IMMEDIATE")
                 try:
                     self._fence(job_id, lease)
-                    db.execute(
-                        "INSERT INTO intents (job_id, body) VALUES (?, ?)", (job_id, body)
-                    )
+                    db.execute("INSERT INTO intents (job_id, body) VALUES (?, ?)", (job_id, body))
                     db.execute("COMMIT")
                 except BaseException:
                     db.execute("ROLLBACK")
@@ -240,4 +234,3 @@ class RecoveryTables:
             "UPDATE leases SET expires=? WHERE job_id=? AND token=? AND holder=?",
             (_RELEASED, lease.job_id, lease.token, lease.holder),
         )
-

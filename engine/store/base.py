@@ -131,7 +131,9 @@ class IntentBatch:
     #: of the matching attribute when there is one, else the tuple of their values
     upsert_anchors: list[str] = attrs.field(factory=list)
     upsert_values: list[Any] = attrs.field(factory=list)
-    updates: list[tuple[str, str]] = attrs.field(factory=list)  # (anchor, target ref)
+    #: (anchor, target ref, matching values as in upsert_values): the values let a write
+    #: that renamed the object (an LDAP modrdn moves the DN, the ref) be found again
+    updates: list[tuple[str, str, Any]] = attrs.field(factory=list)
     deletes: list[tuple[str, str, str]] = attrs.field(factory=list)  # + last exported values
 
     def __len__(self) -> int:
@@ -155,9 +157,14 @@ class IntentBatch:
 
         m, t, single = self.mapping, self.target_type, len(self.matching) == 1
         return [
-            *(Intent(m, a, "upsert", t, None, pairs((v,) if single else v))
-              for a, v in zip(self.upsert_anchors, self.upsert_values, strict=True)),
-            *(Intent(m, a, "update", t, r) for a, r in self.updates),
+            *(
+                Intent(m, a, "upsert", t, None, pairs((v,) if single else v))
+                for a, v in zip(self.upsert_anchors, self.upsert_values, strict=True)
+            ),
+            *(
+                Intent(m, a, "update", t, r, pairs((v,) if single else v))
+                for a, r, v in self.updates
+            ),
             *(Intent(m, a, "delete", t, r, last(e)) for a, r, e in self.deletes),
         ]
 
@@ -165,12 +172,24 @@ class IntentBatch:
 def encode_intents(batches: Sequence[IntentBatch]) -> str:
     return orjson.dumps(
         [
-            [b.mapping, b.target_type, b.matching, b.upsert_anchors, b.upsert_values,
-             b.updates, b.deletes]
+            [
+                b.mapping,
+                b.target_type,
+                b.matching,
+                b.upsert_anchors,
+                b.upsert_values,
+                b.updates,
+                b.deletes,
+            ]
             for b in batches
         ],
         default=_default,
     ).decode()
+
+
+def _none(count: int) -> Any:
+    """No matching values (update intents written before they carried them)."""
+    return None if count <= 1 else (None,) * count
 
 
 def decode_intents(text: str) -> list[Intent]:
@@ -190,7 +209,7 @@ def decode_intents(text: str) -> list[Intent]:
             tuple(k),
             list(anchors),
             [value(v, len(k) > 1) for v in values],
-            [(a, r) for a, r in upd],
+            [(u[0], u[1], value(u[2], len(k) > 1) if len(u) > 2 else _none(len(k))) for u in upd],
             [(a, r, e) for a, r, e in dels],
         ).intents()
     ]
@@ -239,9 +258,7 @@ def check_fence(current: Lease | None, lease: Lease | None) -> None:
     if lease is None:
         return
     if current is None or current.token != lease.token or current.holder != lease.holder:
-        raise LeaseLost(
-            f"job {lease.job_id}: this runner's lease was taken over by another runner"
-        )
+        raise LeaseLost(f"job {lease.job_id}: this runner's lease was taken over by another runner")
 
 
 @attrs.frozen(kw_only=True, slots=True)
@@ -310,9 +327,7 @@ class StateStore(Protocol):
         meanwhile is refused its next commit instead of writing stale state back."""
         ...
 
-    def referrers(
-        self, job_id: str, owner: str, anchors: Iterable[str]
-    ) -> list[tuple[str, str]]:
+    def referrers(self, job_id: str, owner: str, anchors: Iterable[str]) -> list[tuple[str, str]]:
         """(mapping, anchor) of every object whose references name one of ``anchors`` of the
         ``owner`` mapping (resolved or not): what to re-evaluate when their links change."""
         ...
@@ -325,9 +340,7 @@ class StateStore(Protocol):
         """Link changes whose referrers have not been evaluated again yet (see Checkpoint)."""
         ...
 
-    def unseen_links(
-        self, job_id: str, mapping: str, after: str, limit: int
-    ) -> list[Link]:
+    def unseen_links(self, job_id: str, mapping: str, after: str, limit: int) -> list[Link]:
         """Links of ``mapping`` (anchor > ``after``, in anchor order) that the reconciling
         full read did not see."""
         ...

@@ -196,9 +196,7 @@ class MemoryStateStore:
     def link_events(self, job_id: str) -> list[tuple[str, str]]:
         return list(self._job(job_id).events)
 
-    def referrers(
-        self, job_id: str, owner: str, anchors: Iterable[str]
-    ) -> list[tuple[str, str]]:
+    def referrers(self, job_id: str, owner: str, anchors: Iterable[str]) -> list[tuple[str, str]]:
         index = self._job(job_id).referrers
         found: dict[Key, None] = {}
         for anchor in anchors:
@@ -213,8 +211,11 @@ class MemoryStateStore:
         state = self._job(job_id)
         seen = state.sweeps.get(mapping, set())
         unseen = sorted(
-            (link for (m, a), link in state.links.items() if m == mapping and a > after
-             and a not in seen),
+            (
+                link
+                for (m, a), link in state.links.items()
+                if m == mapping and a > after and a not in seen
+            ),
             key=lambda link: link.anchor,
         )
         return unseen[:limit]

@@ -1,8 +1,10 @@
 """Built-in templates: which connectors a job uses, what secrets it needs, its default schema.
 
 Templates are data (JSON beside this file) plus optional factories that build connectors from
-the application's secrets. A template without factories (``memoryToMemory``) takes connector
-objects from the caller. More templates can be registered from Python.
+the application's secrets and the job's schema (``ldapToLdap``); a job of such a template needs
+no ``attach``, so a new engine on the same state file runs it after a restart. A template
+without factories (``memoryToMemory``) takes connector objects from the caller. More
+templates can be registered from Python.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ import attrs
 from connectors.base import Source, Target
 from engine.model import SynchronizationSchema, SynchronizationTemplate, from_graph
 
-SourceFactory = Callable[[Mapping[str, str]], Source]
-TargetFactory = Callable[[Mapping[str, str]], Target]
+#: (the application's secrets, the job's schema) -> a connector
+SourceFactory = Callable[[Mapping[str, str], SynchronizationSchema], Source]
+TargetFactory = Callable[[Mapping[str, str], SynchronizationSchema], Target]
 
 
 @attrs.frozen(kw_only=True)
@@ -43,5 +46,31 @@ def load_builtin(template_id: str) -> SynchronizationTemplate:
     return from_graph(json.loads(text), SynchronizationTemplate)
 
 
+def _ldap_source(secrets: Mapping[str, str], schema: SynchronizationSchema) -> Source:
+    from engine.templates import _ldap  # noqa: PLC0415 (ldap3 only for jobs that use it)
+
+    source: Source = _ldap.build_source(secrets, schema)
+    return source
+
+
+def _ldap_target(secrets: Mapping[str, str], schema: SynchronizationSchema) -> Target:
+    from engine.templates import _ldap  # noqa: PLC0415
+
+    target: Target = _ldap.build_target(secrets, schema)
+    return target
+
+
+LDAP_SOURCE_SECRETS = ("SourceUrl", "SourceUserName", "SourcePassword", "SourceBaseDn")
+LDAP_TARGET_SECRETS = ("Url", "UserName", "Password", "BaseDn")
+
+
 def builtin_templates() -> dict[str, Template]:
-    return {"memoryToMemory": Template(graph=load_builtin("memoryToMemory"))}
+    return {
+        "memoryToMemory": Template(graph=load_builtin("memoryToMemory")),
+        "ldapToLdap": Template(
+            graph=load_builtin("ldapToLdap"),
+            required_secrets=LDAP_SOURCE_SECRETS + LDAP_TARGET_SECRETS,
+            build_source=_ldap_source,
+            build_target=_ldap_target,
+        ),
+    }

@@ -37,9 +37,18 @@ def job_row(job_id: str = "j1", code: StatusCode = StatusCode.ACTIVE) -> JobRow:
 
 
 def log(anchor: str) -> LogRecord:
-    return LogRecord(job_id="j1", cycle_id="c1", change_id=f"c1.{anchor}", time=T0,
-                     action="Create", status="success", mapping="m", anchor=anchor,
-                     target_ref="r-" + anchor, attributes=("mail", "userName"))
+    return LogRecord(
+        job_id="j1",
+        cycle_id="c1",
+        change_id=f"c1.{anchor}",
+        time=T0,
+        action="Create",
+        status="success",
+        mapping="m",
+        anchor=anchor,
+        target_ref="r-" + anchor,
+        attributes=("mail", "userName"),
+    )
 
 
 def test_jobs_round_trip(store: StateStore) -> None:
@@ -63,18 +72,37 @@ def test_secrets_are_replaced_whole(store: StateStore) -> None:
 def test_commit_applies_everything_together(store: StateStore) -> None:
     """Links, escrows, staged deletes, logs and the watermark land in one commit."""
     store.save_job(job_row())
-    escrow = Escrow(mapping="m", anchor="a2", attempts=1, first_failed=T0, next_retry=T0,
-                    error="ObjectError: no")
-    staged = StagedDelete(mapping="m", anchor="a3", target_type="User", target_ref="r3",
-                          soft=True, reason="out of scope")
-    store.commit("j1", Checkpoint(
-        mapping="m", watermark="w1",
-        links=[Link(mapping="m", anchor="a1", target_ref="r1", exported="{}")],
-        escrows=[escrow], staged=[staged], logs=[log("a1")],
-    ))
+    escrow = Escrow(
+        mapping="m",
+        anchor="a2",
+        attempts=1,
+        first_failed=T0,
+        next_retry=T0,
+        error="ObjectError: no",
+    )
+    staged = StagedDelete(
+        mapping="m",
+        anchor="a3",
+        target_type="User",
+        target_ref="r3",
+        soft=True,
+        reason="out of scope",
+    )
+    store.commit(
+        "j1",
+        Checkpoint(
+            mapping="m",
+            watermark="w1",
+            links=[Link(mapping="m", anchor="a1", target_ref="r1", exported="{}")],
+            escrows=[escrow],
+            staged=[staged],
+            logs=[log("a1")],
+        ),
+    )
     assert "w1" == store.get_watermark("j1", "m")
-    assert {"a1": Link(mapping="m", anchor="a1", target_ref="r1", exported="{}")} == \
-        store.get_links("j1", "m", ["a1", "zz"])
+    assert {
+        "a1": Link(mapping="m", anchor="a1", target_ref="r1", exported="{}")
+    } == store.get_links("j1", "m", ["a1", "zz"])
     assert "a1" == store.anchor_for_ref("j1", "m", "r1")
     assert [escrow] == store.get_escrows("j1")
     assert [staged] == store.staged_deletes("j1")
@@ -85,15 +113,30 @@ def test_commit_applies_everything_together(store: StateStore) -> None:
 def test_commit_removes(store: StateStore) -> None:
     """unlinks, unescrows and unstaged remove what they name."""
     store.save_job(job_row())
-    store.commit("j1", Checkpoint(
-        links=[Link(mapping="m", anchor="a1", target_ref="r1", exported="{}")],
-        escrows=[Escrow(mapping="m", anchor="a1", attempts=1, first_failed=T0, next_retry=T0,
-                        error="e")],
-        staged=[StagedDelete(mapping="m", anchor="a1", target_type="User", target_ref="r1",
-                             soft=False, reason="gone")],
-    ))
-    store.commit("j1", Checkpoint(unlinks=[("m", "a1")], unescrows=[("m", "a1")],
-                                  unstaged=[("m", "a1")]))
+    store.commit(
+        "j1",
+        Checkpoint(
+            links=[Link(mapping="m", anchor="a1", target_ref="r1", exported="{}")],
+            escrows=[
+                Escrow(
+                    mapping="m", anchor="a1", attempts=1, first_failed=T0, next_retry=T0, error="e"
+                )
+            ],
+            staged=[
+                StagedDelete(
+                    mapping="m",
+                    anchor="a1",
+                    target_type="User",
+                    target_ref="r1",
+                    soft=False,
+                    reason="gone",
+                )
+            ],
+        ),
+    )
+    store.commit(
+        "j1", Checkpoint(unlinks=[("m", "a1")], unescrows=[("m", "a1")], unstaged=[("m", "a1")])
+    )
     assert {} == store.get_links("j1", "m", ["a1"])
     assert store.anchor_for_ref("j1", "m", "r1") is None
     assert [] == store.get_escrows("j1")
@@ -103,13 +146,33 @@ def test_commit_removes(store: StateStore) -> None:
 def test_due_escrows_respect_time_and_parking(store: StateStore) -> None:
     """Only unparked escrows whose retry time has come are due, oldest first."""
     store.save_job(job_row())
-    store.commit("j1", Checkpoint(escrows=[
-        Escrow(mapping="m", anchor="late", attempts=1, first_failed=T0,
-               next_retry=T0 + timedelta(hours=1), error="e"),
-        Escrow(mapping="m", anchor="due", attempts=1, first_failed=T0, next_retry=T0, error="e"),
-        Escrow(mapping="m", anchor="parked", attempts=9, first_failed=T0, next_retry=T0,
-               error="e", parked=True),
-    ]))
+    store.commit(
+        "j1",
+        Checkpoint(
+            escrows=[
+                Escrow(
+                    mapping="m",
+                    anchor="late",
+                    attempts=1,
+                    first_failed=T0,
+                    next_retry=T0 + timedelta(hours=1),
+                    error="e",
+                ),
+                Escrow(
+                    mapping="m", anchor="due", attempts=1, first_failed=T0, next_retry=T0, error="e"
+                ),
+                Escrow(
+                    mapping="m",
+                    anchor="parked",
+                    attempts=9,
+                    first_failed=T0,
+                    next_retry=T0,
+                    error="e",
+                    parked=True,
+                ),
+            ]
+        ),
+    )
     assert ["due"] == [e.anchor for e in store.due_escrows("j1", "m", T0, 10)]
     later = T0 + timedelta(hours=2)
     assert ["due", "late"] == [e.anchor for e in store.due_escrows("j1", "m", later, 10)]
@@ -118,13 +181,20 @@ def test_due_escrows_respect_time_and_parking(store: StateStore) -> None:
 def test_reset_and_delete(store: StateStore) -> None:
     """reset drops what it names; delete_job drops every trace of the job."""
     store.save_job(job_row())
-    store.commit("j1", Checkpoint(
-        mapping="m", watermark="w",
-        links=[Link(mapping="m", anchor="a", target_ref="r", exported="{}")],
-        escrows=[Escrow(mapping="m", anchor="b", attempts=1, first_failed=T0, next_retry=T0,
-                        error="e")],
-        logs=[log("a")],
-    ))
+    store.commit(
+        "j1",
+        Checkpoint(
+            mapping="m",
+            watermark="w",
+            links=[Link(mapping="m", anchor="a", target_ref="r", exported="{}")],
+            escrows=[
+                Escrow(
+                    mapping="m", anchor="b", attempts=1, first_failed=T0, next_retry=T0, error="e"
+                )
+            ],
+            logs=[log("a")],
+        ),
+    )
     store.reset("j1", watermarks=True, escrows=False, links=False)
     assert store.get_watermark("j1", "m") is None
     assert store.get_escrows("j1") and store.get_links("j1", "m", ["a"])
@@ -179,9 +249,12 @@ def test_sqlite_commit_is_atomic(tmp_path: Path) -> None:
     """A commit that fails half-way leaves nothing of itself behind."""
     store = SqliteStateStore(tmp_path / "a.db")
     store.save_job(job_row())
-    bad = Checkpoint(mapping="m", watermark="w",
-                     links=[Link(mapping="m", anchor="a", target_ref="r", exported="{}")],
-                     logs=[log("a")])
+    bad = Checkpoint(
+        mapping="m",
+        watermark="w",
+        links=[Link(mapping="m", anchor="a", target_ref="r", exported="{}")],
+        logs=[log("a")],
+    )
     bad.logs[0] = None  # type: ignore[call-overload]  # makes the insert fail after the links
     with pytest.raises(AttributeError):
         store.commit("j1", bad)
@@ -237,15 +310,18 @@ def test_sqlite_migrates_a_version_1_file(tmp_path: Path) -> None:
 
 def test_intents_are_pending_until_a_checkpoint_clears_them(store: StateStore) -> None:
     """Write-ahead intents read back as written (upserts with their matching values, updates,
-    deletes) until a checkpoint with clear_intents; reset of links drops them too."""
+    deletes; updates with the matching values they send, so a rename can be found again)
+    until a checkpoint with clear_intents; reset of links drops them too."""
     batch = IntentBatch("m", "User", ("userName",))
     batch.upsert("a", ["x", "y"])  # one matching attribute: its value as is
-    batch.updates.append(("b", "r-b"))
+    batch.updates.append(("b", "r-b", "new-name"))
     batch.deletes.append(("c", "r-c", ""))
     store.write_intents("j1", [batch], None)
-    assert [Intent("m", "a", "upsert", "User", None, (("userName", "x"),)),
-            Intent("m", "b", "update", "User", "r-b"),
-            Intent("m", "c", "delete", "User", "r-c")] == store.pending_intents("j1")
+    assert [
+        Intent("m", "a", "upsert", "User", None, (("userName", "x"),)),
+        Intent("m", "b", "update", "User", "r-b", (("userName", "new-name"),)),
+        Intent("m", "c", "delete", "User", "r-c"),
+    ] == store.pending_intents("j1")
     store.commit("j1", Checkpoint(clear_intents=True))
     assert [] == store.pending_intents("j1")
     store.write_intents("j1", [batch], None)
@@ -277,10 +353,16 @@ def test_leases_fence_out_an_earlier_holder(store: StateStore) -> None:
 def test_reverse_index_of_references(store: StateStore) -> None:
     """A checkpoint's references replace the referrer's entries; referrers() finds them by
     referenced anchor; an unlink drops the referrer's entries."""
-    store.commit("j1", Checkpoint(
-        links=[Link("users", "r1", "t1", "{}"), Link("groups", "g1", "t9", "{}")],
-        references=[("users", "r1", (("users", "boss"),)),
-                    ("groups", "g1", (("users", "boss"), ("users", "r1")))]))
+    store.commit(
+        "j1",
+        Checkpoint(
+            links=[Link("users", "r1", "t1", "{}"), Link("groups", "g1", "t9", "{}")],
+            references=[
+                ("users", "r1", (("users", "boss"),)),
+                ("groups", "g1", (("users", "boss"), ("users", "r1"))),
+            ],
+        ),
+    )
     assert [("groups", "g1"), ("users", "r1")] == sorted(store.referrers("j1", "users", ["boss"]))
     assert [("groups", "g1")] == store.referrers("j1", "users", ["r1"])
     store.commit("j1", Checkpoint(references=[("groups", "g1", (("users", "r1"),))]))

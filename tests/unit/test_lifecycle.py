@@ -24,8 +24,16 @@ EXPECTED = {
     P: (A, P, A, D, P, NC, X, X),
     Q: (A, P, A, D, Q, NC, Q, A),
 }
-COMMANDS = (C.START, C.PAUSE, C.RESTART, C.DELETE, C.CONFIGURE, C.UNCONFIGURE, C.QUARANTINE,
-            C.RECOVER)
+COMMANDS = (
+    C.START,
+    C.PAUSE,
+    C.RESTART,
+    C.DELETE,
+    C.CONFIGURE,
+    C.UNCONFIGURE,
+    C.QUARANTINE,
+    C.RECOVER,
+)
 
 
 @pytest.mark.parametrize(("state", "command"), list(itertools.product(StatusCode, Command)))
@@ -43,8 +51,9 @@ def test_expectations_cover_every_pair() -> None:
     """The expectation table above names every state and every command."""
     assert set(EXPECTED) == set(StatusCode)
     assert set(COMMANDS) == set(Command)
-    allowed = {(s, c) for s in StatusCode for c in Command
-               if EXPECTED[s][COMMANDS.index(c)] is not None}
+    allowed = {
+        (s, c) for s in StatusCode for c in Command if EXPECTED[s][COMMANDS.index(c)] is not None
+    }
     assert allowed == set(TRANSITIONS)
 
 

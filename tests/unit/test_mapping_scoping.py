@@ -23,26 +23,65 @@ from engine.model import (
 from engine.scoping import compile_scope
 from engine.settings import JobSettings, quarantine_delay
 
-SCHEMA = from_graph({
-    "directories": [{"name": "T", "objects": [{"name": "User", "attributes": [
-        {"name": "code", "caseExact": True}]}]}],
-    "synchronizationRules": [{"id": "r", "sourceDirectoryName": "S", "targetDirectoryName": "T",
-        "objectMappings": [{"sourceObjectName": "User", "targetObjectName": "User",
-            "attributeMappings": [
-                {"targetAttributeName": "userName", "matchingPriority": 2,
-                 "source": {"type": "Attribute", "name": "upn"}},
-                {"targetAttributeName": "mail", "matchingPriority": 1,
-                 "source": {"type": "Attribute", "name": "mail"}},
-                {"targetAttributeName": "code", "source": {"type": "Attribute", "name": "code"}},
-                {"targetAttributeName": "company", "source": {"type": "Constant", "name": "ACME"}},
-                {"targetAttributeName": "title", "defaultValue": "Staff",
-                 "source": {"type": "Attribute", "name": "title"}},
-                {"targetAttributeName": "initialPassword", "flowType": "ObjectAddOnly",
-                 "source": {"type": "Attribute", "name": "pw"}},
-                {"targetAttributeName": "proxies", "flowType": "ValueAddOnly",
-                 "source": {"type": "Attribute", "name": "proxies"}},
-            ]}]}],
-}, SynchronizationSchema)
+SCHEMA = from_graph(
+    {
+        "directories": [
+            {
+                "name": "T",
+                "objects": [{"name": "User", "attributes": [{"name": "code", "caseExact": True}]}],
+            }
+        ],
+        "synchronizationRules": [
+            {
+                "id": "r",
+                "sourceDirectoryName": "S",
+                "targetDirectoryName": "T",
+                "objectMappings": [
+                    {
+                        "sourceObjectName": "User",
+                        "targetObjectName": "User",
+                        "attributeMappings": [
+                            {
+                                "targetAttributeName": "userName",
+                                "matchingPriority": 2,
+                                "source": {"type": "Attribute", "name": "upn"},
+                            },
+                            {
+                                "targetAttributeName": "mail",
+                                "matchingPriority": 1,
+                                "source": {"type": "Attribute", "name": "mail"},
+                            },
+                            {
+                                "targetAttributeName": "code",
+                                "source": {"type": "Attribute", "name": "code"},
+                            },
+                            {
+                                "targetAttributeName": "company",
+                                "source": {"type": "Constant", "name": "ACME"},
+                            },
+                            {
+                                "targetAttributeName": "title",
+                                "defaultValue": "Staff",
+                                "source": {"type": "Attribute", "name": "title"},
+                            },
+                            {
+                                "targetAttributeName": "initialPassword",
+                                "flowType": "ObjectAddOnly",
+                                "source": {"type": "Attribute", "name": "pw"},
+                            },
+                            {
+                                "targetAttributeName": "proxies",
+                                "flowType": "ValueAddOnly",
+                                "source": {"type": "Attribute", "name": "proxies"},
+                            },
+                        ],
+                    }
+                ],
+            }
+        ],
+    },
+    SynchronizationSchema,
+)
 RULE = SCHEMA.synchronization_rules[0]
 MAPPING = compile_mapping(SCHEMA, RULE, RULE.object_mappings[0])
 
@@ -50,8 +89,13 @@ MAPPING = compile_mapping(SCHEMA, RULE, RULE.object_mappings[0])
 def test_map_object_direct_constant_default() -> None:
     """Direct attributes (any case), constants and defaultValue for missing sources."""
     got = map_object(MAPPING, {"UPN": "a@x", "mail": "m@x", "code": "Ab"})
-    assert {"userName": "a@x", "mail": "m@x", "code": "Ab", "company": "ACME",
-            "title": "Staff"} == got
+    assert {
+        "userName": "a@x",
+        "mail": "m@x",
+        "code": "Ab",
+        "company": "ACME",
+        "title": "Staff",
+    } == got
 
 
 def test_matching_order_follows_priority() -> None:
@@ -76,18 +120,42 @@ def test_diff_against_unknown_values_sets_everything_and_clears_the_rest() -> No
 
 def test_bad_function_sources_are_refused_at_compile_time() -> None:
     """A Function mapping that cannot be compiled is refused, naming the target attribute."""
-    schema = from_graph({"synchronizationRules": [{"objectMappings": [{
-        "sourceObjectName": "User", "targetObjectName": "User", "attributeMappings": [
-            {"targetAttributeName": "userName", "matchingPriority": 1,
-             "source": {"type": "Function", "name": "ToLower"}}]}]}]}, SynchronizationSchema)
+    schema = from_graph(
+        {
+            "synchronizationRules": [
+                {
+                    "objectMappings": [
+                        {
+                            "sourceObjectName": "User",
+                            "targetObjectName": "User",
+                            "attributeMappings": [
+                                {
+                                    "targetAttributeName": "userName",
+                                    "matchingPriority": 1,
+                                    "source": {"type": "Function", "name": "ToLower"},
+                                }
+                            ],
+                        }
+                    ]
+                }
+            ]
+        },
+        SynchronizationSchema,
+    )
     with pytest.raises(MappingError, match="userName"):
-        compile_mapping(schema, schema.synchronization_rules[0],
-                        schema.synchronization_rules[0].object_mappings[0])
+        compile_mapping(
+            schema,
+            schema.synchronization_rules[0],
+            schema.synchronization_rules[0].object_mappings[0],
+        )
 
 
 def clause(op: str, name: str = "dept", *values: str) -> FilterClause:
-    return FilterClause(operator_name=op, source_operand_name=name,
-                        target_operand=FilterOperand(values=values) if values else None)
+    return FilterClause(
+        operator_name=op,
+        source_operand_name=name,
+        target_operand=FilterOperand(values=values) if values else None,
+    )
 
 
 def scope(*groups: list[FilterClause]) -> Any:
@@ -123,12 +191,16 @@ def scope(*groups: list[FilterClause]) -> Any:
         ([clause("!&", "flags", "2")], {"flags": "5"}, True),
         ([clause("STARTS_WITH", "mail", "adm")], {"mail": "admin@x"}, True),
         ([clause("equals", "dept", "Sales")], {"DEPT": "Sales"}, True),  # names ignore case
-        ([clause("EQUALS", "dept", "Sales"), clause("IS NOT NULL", "mail")],
-         {"dept": "Sales"}, False),  # AND inside a group
+        (
+            [clause("EQUALS", "dept", "Sales"), clause("IS NOT NULL", "mail")],
+            {"dept": "Sales"},
+            False,
+        ),  # AND inside a group
     ],
 )
-def test_scoping_operators(clauses: list[FilterClause], attributes: dict[str, Any],
-                           expected: bool) -> None:
+def test_scoping_operators(
+    clauses: list[FilterClause], attributes: dict[str, Any], expected: bool
+) -> None:
     """Each operator behaves as Entra documents, including null and case rules."""
     assert expected == scope(clauses)(attributes)
 
@@ -141,8 +213,11 @@ def test_groups_are_ored() -> None:
 
 def test_bad_scoping_filters_are_refused() -> None:
     """Unknown operators, missing operands and bad regexes fail at compile time."""
-    for bad in (clause("SOUNDS LIKE", "dept", "x"), clause("EQUALS", "dept"),
-                clause("REGEX MATCH", "dept", "(")):
+    for bad in (
+        clause("SOUNDS LIKE", "dept", "x"),
+        clause("EQUALS", "dept"),
+        clause("REGEX MATCH", "dept", "("),
+    ):
         with pytest.raises(MappingError):
             scope([bad])
 
@@ -158,11 +233,13 @@ def test_equals_and_not_equals_partition_present_values(value: str, operand: str
 values = st.one_of(st.none(), st.text(max_size=5), st.lists(st.text(max_size=3), max_size=3))
 
 
-@given(st.dictionaries(st.sampled_from(["userName", "mail", "code", "company", "title"]),
-                       values), st.dictionaries(st.sampled_from(["userName", "mail", "code",
-                                                                  "company", "title"]), values))
-def test_applying_the_diff_reaches_the_desired_state(desired: dict[str, Any],
-                                                     exported: dict[str, Any]) -> None:
+@given(
+    st.dictionaries(st.sampled_from(["userName", "mail", "code", "company", "title"]), values),
+    st.dictionaries(st.sampled_from(["userName", "mail", "code", "company", "title"]), values),
+)
+def test_applying_the_diff_reaches_the_desired_state(
+    desired: dict[str, Any], exported: dict[str, Any]
+) -> None:
     """For Always attributes, exported + diff equals desired (up to case where not caseExact)."""
     desired = {k: v for k, v in desired.items() if v not in (None, [], "")}
     exported = {k: v for k, v in exported.items() if v not in (None, [], "")}
@@ -188,12 +265,17 @@ def test_settings_defaults_and_validation() -> None:
     assert timedelta(0) == defaults.escrow_delay(1)
     assert timedelta(minutes=5) == defaults.escrow_delay(2)
     assert timedelta(days=1) == defaults.escrow_delay(40)
-    custom = JobSettings.parse([KeyValuePair(name="EscrowRetryBackoff", value="PT1M, PT1H")],
-                               {"SyncNotificationSettings": '{"DeleteThresholdEnabled": false}'})
+    custom = JobSettings.parse(
+        [KeyValuePair(name="EscrowRetryBackoff", value="PT1M, PT1H")],
+        {"SyncNotificationSettings": '{"DeleteThresholdEnabled": false}'},
+    )
     assert custom.delete_threshold is None
     assert timedelta(hours=1) == custom.escrow_delay(7)
-    for name, value in (("PageSize", "0"), ("EscrowMaxAge", "soon"),
-                        ("QuarantineEscrowProportion", "3")):
+    for name, value in (
+        ("PageSize", "0"),
+        ("EscrowMaxAge", "soon"),
+        ("QuarantineEscrowProportion", "3"),
+    ):
         with pytest.raises(ConfigurationError, match=name):
             JobSettings.parse([KeyValuePair(name=name, value=value)])
     with pytest.raises(ConfigurationError, match="HardDeletesEnabled"):
@@ -210,15 +292,40 @@ def test_quarantine_backoff_grows_and_is_capped(series: int) -> None:
 
 def test_flow_always_rides_along_with_any_update() -> None:
     """flowBehavior FlowAlways sends an unchanged attribute whenever the object is updated."""
-    schema = from_graph({"synchronizationRules": [{"objectMappings": [{
-        "sourceObjectName": "User", "targetObjectName": "User", "attributeMappings": [
-            {"targetAttributeName": "userName", "matchingPriority": 1,
-             "source": {"type": "Attribute", "name": "userName"}},
-            {"targetAttributeName": "title", "source": {"type": "Attribute", "name": "title"}},
-            {"targetAttributeName": "company", "flowBehavior": "FlowAlways",
-             "source": {"type": "Constant", "name": "ACME"}}]}]}]}, SynchronizationSchema)
+    schema = from_graph(
+        {
+            "synchronizationRules": [
+                {
+                    "objectMappings": [
+                        {
+                            "sourceObjectName": "User",
+                            "targetObjectName": "User",
+                            "attributeMappings": [
+                                {
+                                    "targetAttributeName": "userName",
+                                    "matchingPriority": 1,
+                                    "source": {"type": "Attribute", "name": "userName"},
+                                },
+                                {
+                                    "targetAttributeName": "title",
+                                    "source": {"type": "Attribute", "name": "title"},
+                                },
+                                {
+                                    "targetAttributeName": "company",
+                                    "flowBehavior": "FlowAlways",
+                                    "source": {"type": "Constant", "name": "ACME"},
+                                },
+                            ],
+                        }
+                    ]
+                }
+            ]
+        },
+        SynchronizationSchema,
+    )
     rule = schema.synchronization_rules[0]
     mapping = compile_mapping(schema, rule, rule.object_mappings[0])
     exported = {"userName": "a", "title": "x", "company": "ACME"}
     assert {"title": "y", "company": "ACME"} == diff(
-        mapping, {"userName": "a", "title": "y", "company": "ACME"}, exported)
+        mapping, {"userName": "a", "title": "y", "company": "ACME"}, exported
+    )

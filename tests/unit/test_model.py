@@ -48,9 +48,10 @@ def same(original: Any, rendered: Any, path: str = "$") -> None:
         if original.startswith(("0", "1", "2")) and "T" in original:
             assert parse_datetime(original) == parse_datetime(rendered), path
         elif original.startswith("P"):
-            assert abs(from_graph({"interval": original}, _Sched).interval
-                       - from_graph({"interval": rendered}, _Sched).interval) < timedelta(
-                microseconds=1), path
+            assert abs(
+                from_graph({"interval": original}, _Sched).interval
+                - from_graph({"interval": rendered}, _Sched).interval
+            ) < timedelta(microseconds=1), path
         else:
             assert original.lower() == rendered.lower(), path
     else:
@@ -99,12 +100,15 @@ def test_parsed_values_are_typed() -> None:
     assert 2 == job.status.quarantine.series_count
     restart = from_graph(load("restart-request.json"), RestartRequest)
     assert restart.criteria is not None
-    assert {RestartScope.WATERMARK, RestartScope.ESCROWS,
-            RestartScope.QUARANTINE_STATE} == restart.criteria.reset_scope
+    assert {
+        RestartScope.WATERMARK,
+        RestartScope.ESCROWS,
+        RestartScope.QUARANTINE_STATE,
+    } == restart.criteria.reset_scope
 
 
 def test_enums_accept_any_case_and_render_graph_spelling() -> None:
-    """"string" and "String" are the same attribute type; output uses Graph's spelling."""
+    """ "string" and "String" are the same attribute type; output uses Graph's spelling."""
     schema = from_graph(load("get-schema-response.json"), SynchronizationSchema)
     attribute = schema.directories[0].objects[0].attributes[0]
     assert "String" == to_graph(attribute)["type"]
@@ -115,8 +119,10 @@ def test_enums_accept_any_case_and_render_graph_spelling() -> None:
 
 def test_odata_annotations_are_ignored() -> None:
     """@odata.type and friends, which Graph clients send, are not unknown fields."""
-    job = from_graph({"@odata.type": "#microsoft.graph.synchronizationJob",
-                      "templateId": "x"}, SynchronizationJob)
+    job = from_graph(
+        {"@odata.type": "#microsoft.graph.synchronizationJob", "templateId": "x"},
+        SynchronizationJob,
+    )
     assert "x" == job.template_id
 
 
@@ -125,20 +131,35 @@ def test_odata_annotations_are_ignored() -> None:
     [
         ({"templateId": "x", "bogus": 1}, "$.bogus", "unknown field"),
         ({"templateId": 3}, "$.templateId", "expected a string"),
-        ({"templateId": "x", "schedule": {"interval": "forty"}}, "$.schedule.interval",
-         "ISO-8601"),
+        ({"templateId": "x", "schedule": {"interval": "forty"}}, "$.schedule.interval", "ISO-8601"),
         ({"templateId": "x", "schedule": {"interval": "P1M"}}, "$.schedule.interval", "months"),
         ({"templateId": "x", "status": {"code": "Weird"}}, "$.status.code", "not one of"),
-        ({"templateId": "x", "status": {"countSuccessiveCompleteFailures": "3"}},
-         "$.status.countSuccessiveCompleteFailures", "integer"),
-        ({"templateId": "x", "status": {"escrowsPruned": "yes"}}, "$.status.escrowsPruned",
-         "true or false"),
-        ({"synchronizationJobSettings": [{"value": "1"}]},
-         "$.synchronizationJobSettings[0].name", "required"),
-        ({"schema": {"synchronizationRules": [{"objectMappings": [{"attributeMappings": [
-            {"flowType": "Sometimes"}]}]}]}},
-         "$.schema.synchronizationRules[0].objectMappings[0].attributeMappings[0].flowType",
-         "not one of"),
+        (
+            {"templateId": "x", "status": {"countSuccessiveCompleteFailures": "3"}},
+            "$.status.countSuccessiveCompleteFailures",
+            "integer",
+        ),
+        (
+            {"templateId": "x", "status": {"escrowsPruned": "yes"}},
+            "$.status.escrowsPruned",
+            "true or false",
+        ),
+        (
+            {"synchronizationJobSettings": [{"value": "1"}]},
+            "$.synchronizationJobSettings[0].name",
+            "required",
+        ),
+        (
+            {
+                "schema": {
+                    "synchronizationRules": [
+                        {"objectMappings": [{"attributeMappings": [{"flowType": "Sometimes"}]}]}
+                    ]
+                }
+            },
+            "$.schema.synchronizationRules[0].objectMappings[0].attributeMappings[0].flowType",
+            "not one of",
+        ),
     ],
 )
 def test_bad_input_names_the_field(body: dict[str, Any], field: str, words: str) -> None:

@@ -106,14 +106,24 @@ def test_graph_timespan_max_still_reads() -> None:
     assert timedelta(days=10675199) < parse_duration("P10675199DT2H48M5.4775807S")
 
 
-@pytest.mark.parametrize("schedule", ["P100000000D", "P3651D", "-PT1M", "PT0S", timedelta(days=-1),
-                                      timedelta(days=999_999_999), "P١D", 5])
+@pytest.mark.parametrize(
+    "schedule",
+    [
+        "P100000000D",
+        "P3651D",
+        "-PT1M",
+        "PT0S",
+        timedelta(days=-1),
+        timedelta(days=999_999_999),
+        "P١D",
+        5,
+    ],
+)
 def test_bad_schedules_are_refused_and_store_nothing(schedule: object) -> None:
     """create_job refuses a schedule out of bounds with ConfigurationError and stores no job."""
     engine = SyncEngine()
     with pytest.raises(ConfigurationError, match="schedule"):
-        engine.create_job("memoryToMemory", MemoryDirectory(), MemoryDirectory(),
-                          schedule=schedule)  # type: ignore[arg-type]
+        engine.create_job("memoryToMemory", MemoryDirectory(), MemoryDirectory(), schedule=schedule)  # type: ignore[arg-type]
     assert [] == engine.list_jobs()
 
 
@@ -134,5 +144,4 @@ def test_datetimes_at_the_edges_round_trip() -> None:
 def test_huge_integers_in_json_are_refused() -> None:
     """An integer past 64 bits in Graph JSON is a ModelError naming the field."""
     with pytest.raises(ModelError, match="64 bits"):
-        from_graph({"schema": {"synchronizationRules": [{"priority": 10**30}]}},
-                   SynchronizationJob)
+        from_graph({"schema": {"synchronizationRules": [{"priority": 10**30}]}}, SynchronizationJob)

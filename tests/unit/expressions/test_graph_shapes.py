@@ -21,8 +21,9 @@ FIXTURES = Path(__file__).parents[2] / "fixtures" / "graph"
 
 def test_parse_expression_matches_graphs_documented_response() -> None:
     """Graph's documented parseExpression example: same result, same parameter names."""
-    result = parse_expression('Replace([preferredLanguage], "-", , , "_", ,  )',
-                              {"preferredLanguage": "EN-US"})
+    result = parse_expression(
+        'Replace([preferredLanguage], "-", , , "_", ,  )', {"preferredLanguage": "EN-US"}
+    )
     body = result.to_graph()
     assert ["EN_US"] == body["evaluationResult"]
     assert body["parsingSucceeded"] and body["evaluationSucceeded"] and body["error"] is None
@@ -62,27 +63,84 @@ def test_parse_errors_are_reported_not_raised() -> None:
 def test_functions_list_has_every_function_with_parameters() -> None:
     """functions() lists the whole library with Graph's parameter schema."""
     listed = {f.name: f for f in functions()}
-    for name in ("Append", "AppRoleAssignmentsComplex", "BitAnd", "CBool", "CDate", "Coalesce",
-                 "ConvertToBase64", "ConvertToUTF8Hex", "Count", "CStr", "DateAdd", "DateDiff",
-                 "DateFromNum", "FormatDateTime", "Guid", "IgnoreFlowIfNullOrEmpty", "IIF",
-                 "InStr", "IsNull", "IsNullOrEmpty", "IsPresent", "IsString", "Item", "Join",
-                 "Left", "Mid", "NormalizeDiacritics", "Not", "Now", "NumFromDate", "PCase",
-                 "RandomString", "Redact", "RemoveDuplicates", "Replace", "SelectUniqueValue",
-                 "SingleAppRoleAssignment", "Split", "StripSpaces", "Switch", "ToLower",
-                 "ToUpper", "Word"):
+    for name in (
+        "Append",
+        "AppRoleAssignmentsComplex",
+        "BitAnd",
+        "CBool",
+        "CDate",
+        "Coalesce",
+        "ConvertToBase64",
+        "ConvertToUTF8Hex",
+        "Count",
+        "CStr",
+        "DateAdd",
+        "DateDiff",
+        "DateFromNum",
+        "FormatDateTime",
+        "Guid",
+        "IgnoreFlowIfNullOrEmpty",
+        "IIF",
+        "InStr",
+        "IsNull",
+        "IsNullOrEmpty",
+        "IsPresent",
+        "IsString",
+        "Item",
+        "Join",
+        "Left",
+        "Mid",
+        "NormalizeDiacritics",
+        "Not",
+        "Now",
+        "NumFromDate",
+        "PCase",
+        "RandomString",
+        "Redact",
+        "RemoveDuplicates",
+        "Replace",
+        "SelectUniqueValue",
+        "SingleAppRoleAssignment",
+        "Split",
+        "StripSpaces",
+        "Switch",
+        "ToLower",
+        "ToUpper",
+        "Word",
+    ):
         assert name in listed, name
     join = to_graph(listed["Join"])
-    assert {"name": "source", "required": True, "allowMultipleOccurrences": True,
-            "type": "String"} == join["parameters"][1]
+    assert {
+        "name": "source",
+        "required": True,
+        "allowMultipleOccurrences": True,
+        "type": "String",
+    } == join["parameters"][1]
 
 
 def test_filter_operators_list() -> None:
     """filter_operators() lists Graph's documented operators with arity and types."""
     listed = {o.name: to_graph(o) for o in filter_operators()}
-    assert {"name": "IS NULL", "arity": "Unary", "multivaluedComparisonType": "All",
-            "supportedAttributeTypes": ["Integer", "String", "Binary", "Boolean"]} == \
-        listed["IS NULL"]
-    for name in ("EQUALS", "NOT EQUALS", "IS TRUE", "IS FALSE", "IS NOT NULL", "REGEX MATCH",
-                 "NOT REGEX MATCH", "Greater_Than", "Greater_Than_OR_EQUALS", "Less_Than",
-                 "Less_Than_OR_EQUALS", "Includes", "Excludes", "ENDS_WITH"):
+    assert {
+        "name": "IS NULL",
+        "arity": "Unary",
+        "multivaluedComparisonType": "All",
+        "supportedAttributeTypes": ["Integer", "String", "Binary", "Boolean"],
+    } == listed["IS NULL"]
+    for name in (
+        "EQUALS",
+        "NOT EQUALS",
+        "IS TRUE",
+        "IS FALSE",
+        "IS NOT NULL",
+        "REGEX MATCH",
+        "NOT REGEX MATCH",
+        "Greater_Than",
+        "Greater_Than_OR_EQUALS",
+        "Less_Than",
+        "Less_Than_OR_EQUALS",
+        "Includes",
+        "Excludes",
+        "ENDS_WITH",
+    ):
         assert name in listed

@@ -13,12 +13,13 @@ ALPHABET = st.characters(blacklist_categories=("Cs",))
 names = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,8}", fullmatch=True)
 attribute_names = st.text(
     alphabet=st.characters(blacklist_characters="[]", blacklist_categories=("Cs",)),
-    min_size=1, max_size=12,
+    min_size=1,
+    max_size=12,
 ).filter(lambda s: s.strip() == s and s != "")
 leaves = st.one_of(
     attribute_names.map(Attribute),
     st.text(alphabet=ALPHABET, max_size=10).map(Literal),
-    st.integers(-10**6, 10**6).map(lambda n: Literal(str(n), "number")),
+    st.integers(-(10**6), 10**6).map(lambda n: Literal(str(n), "number")),
     names.map(lambda n: Literal(n, "identifier")),
 )
 
@@ -30,8 +31,9 @@ def calls(children: st.SearchStrategy[Node]) -> st.SearchStrategy[Node]:
         names,
         st.lists(argument, max_size=4).filter(lambda a: a != [Empty()]),
     )
-    comparison = st.builds(Compare, st.sampled_from(["=", "<>", ">", ">=", "<", "<="]),
-                           children, children)
+    comparison = st.builds(
+        Compare, st.sampled_from(["=", "<>", ">", ">=", "<", "<="]), children, children
+    )
     return st.one_of(call, comparison)
 
 
