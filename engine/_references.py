@@ -38,17 +38,14 @@ def resolve_references(
         found = {a: page_links[a] for a in anchors if a in page_links}
         missing = [a for a in anchors if a not in found]
         if missing:
-            found.update(
-                (a, link.target_ref)
-                for a, link in ctx.store.get_links(ctx.job_id, owner, missing).items()
-            )
+            found.update(ctx.store.get_refs(ctx.job_id, owner, missing))
         owner_state = ctx.states.get(owner)
         dead = owner_state.staged if owner_state is not None else set()
         resolved = list(dict.fromkeys(found[a] for a in anchors if a in found and a not in dead))
         if len(resolved) < len(anchors):
             complete = False
-        if isinstance(value, list):
-            desired[attribute] = resolved
+        if isinstance(value, list):  # sorted: a canonical list, stored once per value when large
+            desired[attribute] = sorted(resolved, key=_text_first)
         elif resolved:
             desired[attribute] = resolved[0]
         else:
@@ -56,6 +53,10 @@ def resolve_references(
     if named or link is not None:
         work.references.append((mapping.key, anchor, tuple(named)))
     return complete
+
+
+def _text_first(ref: object) -> tuple[int, str]:
+    return (0, ref) if isinstance(ref, str) else (1, repr(ref))
 
 
 def names_references(mapping: CompiledMapping, exported: str) -> bool:

@@ -313,7 +313,10 @@ def _normal(value: Value | None, case_exact: bool) -> list[Scalar]:
     values = as_list(value)
     if not case_exact:
         values = [v.lower() if isinstance(v, str) else v for v in values]
-    return sorted(values, key=repr)
+    try:
+        return sorted(values)  # of one type: natural order
+    except TypeError:  # mixed types (str and bytes)
+        return sorted(values, key=repr)
 
 
 def value_delta(want: Value | None, had: Value | None, case_exact: bool) -> ValueDelta:
@@ -324,10 +327,19 @@ def value_delta(want: Value | None, had: Value | None, case_exact: bool) -> Valu
         return v if case_exact or not isinstance(v, str) else v.lower()
 
     wanted, held = as_list(want), as_list(had)
-    have = {key(v) for v in held}
-    keep = {key(v) for v in wanted}
-    added = tuple(dict.fromkeys(v for v in wanted if key(v) not in have))
-    return ValueDelta(add=added, remove=tuple(v for v in held if key(v) not in keep))
+    lower: Any = str.lower
+    try:  # the common case, text compared without case: str.lower runs in C
+        wanted_keys = wanted if case_exact else list(map(lower, wanted))
+        held_keys = held if case_exact else list(map(lower, held))
+    except TypeError:  # not all text
+        wanted_keys, held_keys = list(map(key, wanted)), list(map(key, held))
+    have, keep = set(held_keys), set(wanted_keys)
+    if have == keep:
+        return ValueDelta()
+    added = tuple(dict.fromkeys(v for v, k in zip(wanted, wanted_keys, strict=True)
+                                if k not in have))  # fmt: skip
+    removed = tuple(v for v, k in zip(held, held_keys, strict=True) if k not in keep)
+    return ValueDelta(add=added, remove=removed)
 
 
 def diff(
@@ -363,17 +375,18 @@ def diff(
                 delta[name] = None
             continue
         had = exported.get(name)
+        if value_deltas and isinstance(had, list) and isinstance(want, list):
+            change = value_delta(want, had, attribute.case_exact)
+            if not (change.add or change.remove) and not attribute.flow_always:
+                continue
+            if flow in (FlowType.VALUE_ADD_ONLY, FlowType.MULTI_VALUE_ADD_ONLY):
+                change = change._replace(remove=())
+            delta[name] = change if change.add or change.remove else want
+            continue
         same = _normal(want, attribute.case_exact) == _normal(had, attribute.case_exact)
         if same and not attribute.flow_always:
             continue
         if flow is FlowType.ATTRIBUTE_ADD_ONLY and had is not None:
-            continue
-        if value_deltas and not same and isinstance(had, list) and isinstance(want, list):
-            change = value_delta(want, had, attribute.case_exact)
-            if flow in (FlowType.VALUE_ADD_ONLY, FlowType.MULTI_VALUE_ADD_ONLY):
-                change = change._replace(remove=())
-            if change.add or change.remove:
-                delta[name] = change
             continue
         if flow in (FlowType.VALUE_ADD_ONLY, FlowType.MULTI_VALUE_ADD_ONLY):
             if want is None:

@@ -67,6 +67,12 @@ MIGRATIONS: list[str] = [
     CREATE TABLE events (
         scope INTEGER NOT NULL, anchor TEXT NOT NULL, PRIMARY KEY (scope, anchor)) WITHOUT ROWID;
     """,
+    # 5: large exported lists (a big group's members) one row per value (_sqlite_values.py)
+    """
+    CREATE TABLE link_values (
+        scope INTEGER NOT NULL, anchor TEXT NOT NULL, attribute TEXT NOT NULL,
+        value TEXT NOT NULL, PRIMARY KEY (scope, anchor, attribute, value)) WITHOUT ROWID;
+    """,
 ]
 
 

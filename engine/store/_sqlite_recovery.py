@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
+from engine.store import _sqlite_values as link_values
 from engine.store._sqlite_text import format_datetime, stored_time
 from engine.store.base import (
     Checkpoint,
@@ -53,14 +54,36 @@ class RecoveryTables:
             scope = self._scope(job_id, m, create=True)
             gone.append((scope, a))
         rows: list[tuple[int | None, str, int | None, str]] = []
+        stale: list[tuple[int | None, str, int | None, str]] = []
+        owners: dict[str, int | None] = {}
         for m, a, references in c.references:
             scope = self._scope(job_id, m, create=True)
-            gone.append((scope, a))
-            rows.extend(
-                (scope, a, self._scope(job_id, owner, create=True), referenced)
-                for owner, referenced in references
+            for owner, _ in references[:1] if len(references) >= link_values.LARGE else ():
+                owners[owner] = self._scope(job_id, owner, create=True)
+            new = [
+                (scope, a, owners[o] if o in owners else self._scope(job_id, o, create=True),
+                 referenced)
+                for o, referenced in references
+            ]  # fmt: skip
+            if len(new) < link_values.LARGE:
+                gone.append((scope, a))
+                rows.extend(new)
+                continue
+            # a large group: write only the difference, not 50,000 rows for one new member
+            old = set(
+                db.execute(
+                    "SELECT scope, referrer, owner, referenced FROM refs "
+                    "WHERE scope=? AND referrer=?",
+                    (scope, a),
+                )
             )
+            wanted = set(new)
+            stale.extend(old - wanted)
+            rows.extend(r for r in new if r not in old)
         db.executemany("DELETE FROM refs WHERE scope=? AND referrer=?", gone)
+        db.executemany(
+            "DELETE FROM refs WHERE scope=? AND referrer=? AND owner=? AND referenced=?", stale
+        )
         db.executemany("INSERT OR IGNORE INTO refs VALUES (?, ?, ?, ?)", rows)
 
     def _write_sweep(self, job_id: str, c: Checkpoint) -> None:
@@ -130,7 +153,9 @@ class RecoveryTables:
                 "AND s.anchor=l.anchor) ORDER BY anchor LIMIT ?",
                 (scope, after, limit),
             ).fetchall()
-        return [Link(mapping, a, r, e) for a, r, e in rows]
+            return [
+                Link(mapping, a, r, link_values.load(self._db, scope, a, e)) for a, r, e in rows
+            ]
 
     def write_intents(
         self, job_id: str, batches: Sequence[IntentBatch], lease: Lease | None

@@ -108,6 +108,9 @@ class MemoryStateStore:
                 found[anchor] = link
         return found
 
+    def get_refs(self, job_id: str, mapping: str, anchors: Iterable[str]) -> dict[str, str]:
+        return {a: link.target_ref for a, link in self.get_links(job_id, mapping, anchors).items()}
+
     def anchor_for_ref(self, job_id: str, mapping: str, target_ref: str) -> str | None:
         return self._job(job_id).refs.get((mapping, target_ref))
 

@@ -22,6 +22,7 @@ import orjson
 
 from engine.model import Application, StatusCode, SynchronizationJob, from_graph, to_graph
 from engine.model.converter import parse_datetime
+from engine.store import _sqlite_values as link_values
 from engine.store._migrations import MIGRATIONS, statements
 from engine.store._sqlite_recovery import RecoveryTables
 from engine.store._sqlite_text import format_datetime, stored_time
@@ -215,7 +216,7 @@ class SqliteStateStore(RecoveryTables):
                 raise
 
     def _delete_links(self, job_id: str) -> None:
-        for table in ("links", "refs", "sweeps", "seen", "events"):
+        for table in ("links", "link_values", "refs", "sweeps", "seen", "events"):
             self._db.execute(
                 f"DELETE FROM {table} WHERE scope IN (SELECT id FROM scopes WHERE job_id=?)",
                 (job_id,),
@@ -243,8 +244,30 @@ class SqliteStateStore(RecoveryTables):
                     f"WHERE scope=? AND anchor IN ({marks})",
                     (scope, *batch),
                 ).fetchall()
-                for anchor, ref, exported in rows:
+                for anchor, ref, stored in rows:
+                    exported = (
+                        link_values.load(self._db, scope, anchor, stored)
+                        if '"$rows"' in stored
+                        else stored
+                    )
                     found[anchor] = Link(mapping, anchor, ref, exported)
+        return found
+
+    def get_refs(self, job_id: str, mapping: str, anchors: Iterable[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        with self._lock:
+            scope = self._scope(job_id, mapping, create=False)
+            if scope is None:
+                return found
+            for batch in chunked(list(anchors), _LINK_BATCH):
+                marks = ",".join("?" * len(batch))
+                found.update(
+                    self._db.execute(
+                        "SELECT anchor, target_ref FROM links "
+                        f"WHERE scope=? AND anchor IN ({marks})",
+                        (scope, *batch),
+                    ).fetchall()
+                )
         return found
 
     def anchor_for_ref(self, job_id: str, mapping: str, target_ref: str) -> str | None:
@@ -393,13 +416,24 @@ class SqliteStateStore(RecoveryTables):
             scope = self._scope(job_id, m, create=True)
             assert scope is not None
             added.setdefault(scope, []).append((scope, a, r, e))
+        with_rows = {
+            scope for scope in removed.keys() | added.keys() if link_values.has_rows(db, scope)
+        }
         for scope, rows in removed.items():
+            if scope in with_rows:
+                link_values.drop(db, rows)
             before = db.total_changes
             db.executemany("DELETE FROM links WHERE scope=? AND anchor=?", rows)
             gone = db.total_changes - before
             if gone:
                 db.execute("UPDATE scopes SET links = links - ? WHERE id=?", (gone, scope))
-        for scope, new in added.items():
+        for scope, links in added.items():
+            had = scope in with_rows
+            new = [
+                (sc, a, r, e if len(e) < link_values.LARGE * 4 and not had
+                 else link_values.store(db, sc, a, e, had))
+                for sc, a, r, e in links
+            ]  # fmt: skip
             before = db.total_changes
             db.executemany("INSERT OR IGNORE INTO links VALUES (?, ?, ?, ?)", new)
             inserted = db.total_changes - before
