@@ -1,6 +1,14 @@
-"""The LDAP connector (OpenLDAP source with accesslog deltas, LDAP target): being built.
+"""The LDAP connector: an LDAP target on ldap3 (an OpenLDAP source with accesslog deltas is
+being built).
 
-So far only :mod:`connectors.ldap.syntax` exists: the sans-I/O part (filter and DN escaping,
-DN parsing, accesslog ``reqMod`` parsing), pure functions that need no server to test. The
-connector itself (``Source``/``Target`` on ldap3) will be exported from here once it exists.
+:mod:`connectors.ldap.syntax` is the sans-I/O part (filter and DN escaping, DN parsing,
+accesslog ``reqMod`` parsing); :mod:`connectors.ldap.connection` the one place that talks to
+ldap3 and turns its failures into the engine's errors; :mod:`connectors.ldap.config` says
+where each object type lives; :class:`LdapTarget` writes the engine's changes with DNs as refs.
 """
+
+from connectors.ldap.config import LdapObjectType, groups, people
+from connectors.ldap.connection import LdapEndpoint
+from connectors.ldap.target import LdapTarget
+
+__all__ = ["LdapEndpoint", "LdapObjectType", "LdapTarget", "groups", "people"]

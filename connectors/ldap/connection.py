@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import ssl
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -80,6 +81,16 @@ class LdapEndpoint:
         return parts.hostname, port, use_ssl
 
 
+class LdapObjectError(ObjectError):
+    """An ObjectError that keeps the LDAP result code, so a connector can react to one code
+    (entryAlreadyExists, noSuchObject) without parsing the message; the engine sees an
+    ObjectError like any other."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
 def result_error(result: dict[str, Any], action: str) -> ConnectorError:
     """The connector error for a failed operation's LDAP result (RFC 4511 code)."""
     code = int(result.get("result", 80))
@@ -90,7 +101,7 @@ def result_error(result: dict[str, Any], action: str) -> ConnectorError:
         return TransientError(text)
     if code in _CREDENTIALS:
         return CredentialsError(text)
-    return ObjectError(text)
+    return LdapObjectError(text, code)
 
 
 class LdapClient:
@@ -103,6 +114,8 @@ class LdapClient:
     def __init__(self, endpoint: LdapEndpoint) -> None:
         self.endpoint = endpoint
         self._connection: ldap3.Connection | None = None
+        #: operations sent, by kind ("search", "modify", ...): what a cache saves is measurable
+        self.operations: Counter[str] = Counter()
 
     def __repr__(self) -> str:
         return f"LdapClient({self.endpoint.url!r}, bind_dn={self.endpoint.bind_dn!r})"
@@ -222,6 +235,7 @@ class LdapClient:
         noSuchObject (32) is an empty list."""
 
         def run(connection: ldap3.Connection) -> list[dict[str, Any]]:
+            self.operations["search"] += 1
             ok = connection.search(base, search_filter, scope, attributes=attributes)
             code = self.check(connection, ok, f"search {base}", accept=(32, *accept))
             if code == 32:
@@ -249,6 +263,7 @@ class LdapClient:
             def run(
                 connection: ldap3.Connection, cookie: bytes | None = cookie
             ) -> tuple[list[dict[str, Any]], bytes | None]:
+                self.operations["search"] += 1
                 ok = connection.search(
                     base,
                     search_filter,
@@ -274,24 +289,38 @@ class LdapClient:
                 return
 
     def add(self, dn: str, object_classes: Sequence[str], attributes: dict[str, Any]) -> None:
-        self.call(f"add {dn}", lambda c: self.check(
-            c, c.add(dn, list(object_classes), attributes), f"add {dn}"))  # fmt: skip
+        def run(connection: ldap3.Connection) -> None:
+            self.operations["add"] += 1
+            ok = connection.add(dn, list(object_classes), attributes)
+            self.check(connection, ok, f"add {dn}")
+
+        self.call(f"add {dn}", run)
 
     def modify(self, dn: str, changes: dict[str, list[tuple[str, list[Any]]]],
                controls: Sequence[Any] | None = None) -> None:  # fmt: skip
-        self.call(f"modify {dn}", lambda c: self.check(
-            c, c.modify(dn, changes, controls=controls), f"modify {dn}"))  # fmt: skip
+        def run(connection: ldap3.Connection) -> None:
+            self.operations["modify"] += 1
+            ok = connection.modify(dn, changes, controls=controls)
+            self.check(connection, ok, f"modify {dn}")
+
+        self.call(f"modify {dn}", run)
 
     def modify_dn(self, dn: str, new_rdn: str, new_superior: str | None = None) -> None:
-        self.call(f"rename {dn}", lambda c: self.check(
-            c, c.modify_dn(dn, new_rdn, delete_old_dn=True, new_superior=new_superior),
-            f"rename {dn}"))  # fmt: skip
+        def run(connection: ldap3.Connection) -> None:
+            self.operations["modify_dn"] += 1
+            ok = connection.modify_dn(dn, new_rdn, delete_old_dn=True, new_superior=new_superior)
+            self.check(connection, ok, f"rename {dn}")
+
+        self.call(f"rename {dn}", run)
 
     def delete(self, dn: str) -> bool:
         """True if deleted, False if it was already gone."""
-        code = self.call(f"delete {dn}", lambda c: self.check(
-            c, c.delete(dn), f"delete {dn}", accept=(32,)))  # fmt: skip
-        return code != 32
+
+        def run(connection: ldap3.Connection) -> int:
+            self.operations["delete"] += 1
+            return self.check(connection, connection.delete(dn), f"delete {dn}", accept=(32,))
+
+        return self.call(f"delete {dn}", run) != 32
 
 
 def _reason(exc: BaseException) -> str:

@@ -88,6 +88,49 @@ def _sqlite(request: pytest.FixtureRequest, tmp_path: Path) -> Dialect:
     return Dialect(directory, put, directory.remove, directory.get, closers=[directory.close])
 
 
+#: the suite's names in an inetOrgPerson: department is a single-valued attribute there,
+#: emails and proxyAddresses a multi-valued one other than mail (which the suite also uses)
+LDAP_NAMES = {
+    "userName": "uid",
+    "department": "title",
+    "emails": "departmentNumber",
+}
+LDAP_SOURCE_NAMES = {**LDAP_NAMES, "proxyAddresses": "departmentNumber"}
+LDAP_REQUIRED = {"User": {"cn": "contract", "sn": "contract"}}
+
+
+def ldap_types(container: str) -> dict[str, Any]:
+    """inetOrgPerson users and groupOfNames groups in ``container``, with the suite's
+    multi-valued attribute (and only it) declared multi-valued."""
+    from tests.ldap.ldap_objects import object_types  # noqa: PLC0415
+
+    return {
+        name: attrs.evolve(kind, multivalued=("departmentNumber", "member"))
+        for name, kind in object_types(container).items()
+    }
+
+
+def _not_a_source(*_: Any) -> Any:
+    raise AssertionError("this dialect is a target only")
+
+
+def _ldap_target(request: pytest.FixtureRequest, tmp_path: Path) -> Dialect:
+    from tests.ldap.ldap_objects import make_container, make_target  # noqa: PLC0415
+
+    slapd = request.getfixturevalue("slapd_target")
+    container = make_container(slapd)
+    target = make_target(slapd, container, ldap_types(container))
+    return Dialect(
+        target,
+        _not_a_source,
+        _not_a_source,
+        target.get,
+        names=LDAP_NAMES,
+        required=LDAP_REQUIRED,
+        closers=[target.close],
+    )
+
+
 SOURCES: dict[str, Callable[[pytest.FixtureRequest, Path], Dialect]] = {
     "memory": _memory,
     "sqlite": _sqlite,
@@ -95,4 +138,5 @@ SOURCES: dict[str, Callable[[pytest.FixtureRequest, Path], Dialect]] = {
 TARGETS: dict[str, Callable[[pytest.FixtureRequest, Path], Dialect]] = {
     "memory": _memory,
     "sqlite": _sqlite,
+    "ldap": _ldap_target,
 }

@@ -5,7 +5,11 @@ from an LDIF), an mdb database for ``dc=example,dc=org`` seeded with ``ou=people
 ``ou=groups``, and a ``cn=accesslog`` database fed by the accesslog overlay (writes, with the
 old values of deleted and modified entries). It listens on ``ldap://127.0.0.1:<free port>``
 only, runs in the foreground (``-d0``) as a child of the test process and is stopped with
-SIGTERM (SIGKILL after a timeout); ``stop`` removes its directory. The system service and
+SIGTERM (SIGKILL after a timeout); ``stop`` removes its directory. ``restart`` stops and starts
+the same instance on the same port (a server-side drop of every connection), ``pause`` and
+``resume`` SIGSTOP and SIGCONT it (a server that accepts but does not answer). Given ``tls``
+(certificate files, see ``tests/ldap/tls.py``) it also serves StartTLS on its ``ldap://`` port
+and listens on ``ldaps://127.0.0.1:<another free port>``. The system service and
 ``/etc/ldap/slapd.d`` are never used; only the schema files in ``/etc/ldap/schema`` are read.
 
 The root password is random per instance, stored only as an SSHA hash in the config, and never
@@ -25,12 +29,16 @@ import socket
 import subprocess
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import ldap3
 import pytest
 from ldap3.core.exceptions import LDAPException
 
 from engine import SystemClock
+
+if TYPE_CHECKING:
+    from tests.ldap.tls import ServerCertificate
 
 SBIN = ("/usr/sbin", "/sbin", "/usr/local/sbin")
 SCHEMA_DIR = Path("/etc/ldap/schema")
@@ -122,16 +130,23 @@ def port_open(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
-def config_ldif(directory: Path, password_hash: str) -> str:
+def config_ldif(directory: Path, password_hash: str, tls: ServerCertificate | None = None) -> str:
     """cn=config for one instance: schemas, the mdb database and its accesslog database."""
     includes = "\n".join(f"include: file://{SCHEMA_DIR}/{schema}.ldif" for schema in SCHEMAS)
+    tls_settings = (
+        f"olcTLSCACertificateFile: {tls.ca}\n"
+        f"olcTLSCertificateFile: {tls.certificate}\n"
+        f"olcTLSCertificateKeyFile: {tls.key}\n"
+        if tls is not None
+        else ""
+    )
     return f"""\
 dn: cn=config
 objectClass: olcGlobal
 cn: config
 olcPidFile: {directory}/slapd.pid
 olcArgsFile: {directory}/slapd.args
-
+{tls_settings}
 dn: cn=module{{0}},cn=config
 objectClass: olcModuleList
 cn: module{{0}}
@@ -233,11 +248,15 @@ class SlapdError(RuntimeError):
 class Slapd:
     """One throwaway slapd in ``directory`` (created; removed again by ``stop``)."""
 
-    def __init__(self, directory: Path, name: str = "slapd") -> None:
+    def __init__(
+        self, directory: Path, name: str = "slapd", tls: ServerCertificate | None = None
+    ) -> None:
         self.name = name
         self.directory = directory
+        self.tls = tls
         self.password = Secret(secrets.token_urlsafe(24))
         self.port = 0
+        self.tls_port = 0
         self.process: subprocess.Popen[bytes] | None = None
         self.pid: int | None = None
 
@@ -248,6 +267,11 @@ class Slapd:
     def url(self) -> str:
         """``ldap://127.0.0.1:PORT`` (no trailing slash: ldap3 would read it as the port)."""
         return f"ldap://127.0.0.1:{self.port}"
+
+    @property
+    def ldaps_url(self) -> str:
+        """``ldaps://127.0.0.1:PORT``; only an instance started with ``tls`` listens there."""
+        return f"ldaps://127.0.0.1:{self.tls_port}"
 
     @property
     def log(self) -> Path:
@@ -262,22 +286,48 @@ class Slapd:
         self._build(slapadd)
         for attempt in range(1, attempts + 1):
             self.port = free_port()  # another process may take it before slapd binds: retry
-            with self.log.open("ab") as log:
-                self.process = subprocess.Popen(
-                    [slapd, "-d0", "-h", f"{self.url}/", "-F", str(self.directory / "slapd.d")],
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,  # a Ctrl-C of the test run does not reach it first
-                    preexec_fn=_die_with_parent,  # noqa: PLW1509 (servers start from one thread)
-                )
-            self.pid = self.process.pid
-            if self._wait_ready(timeout):
+            self.tls_port = free_port() if self.tls is not None else 0
+            if self._launch(slapd, timeout):
                 return self
-            self._terminate()
             if attempt == attempts:
                 break
         raise SlapdError(f"{self.name} did not start; its output:\n{self._tail()}")
+
+    def restart(self, timeout: float = 10.0) -> None:
+        """Stop slapd and start it again on the same ports with the same data: every client
+        connection is dropped by the server, and a client that reconnects finds it again."""
+        slapd = find_binary("slapd")
+        assert slapd is not None
+        self._terminate()
+        if not self._launch(slapd, timeout):
+            raise SlapdError(f"{self.name} did not restart; its output:\n{self._tail()}")
+
+    def pause(self) -> None:
+        """SIGSTOP: the port still accepts connections (the kernel does) but nothing answers."""
+        assert self.pid is not None
+        os.kill(self.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.pid is not None
+        os.kill(self.pid, signal.SIGCONT)
+
+    def _launch(self, slapd: str, timeout: float) -> bool:
+        """Start the process on the current ports; True once it answers, else it is stopped."""
+        listeners = f"{self.url}/" + (f" {self.ldaps_url}/" if self.tls is not None else "")
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [slapd, "-d0", "-h", listeners, "-F", str(self.directory / "slapd.d")],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # a Ctrl-C of the test run does not reach it first
+                preexec_fn=_die_with_parent,  # noqa: PLW1509 (servers start from one thread)
+            )
+        self.pid = self.process.pid
+        if self._wait_ready(timeout):
+            return True
+        self._terminate()
+        return False
 
     def stop(self, timeout: float = 5.0) -> None:
         """SIGTERM, SIGKILL after ``timeout``; then remove the instance's directory."""
@@ -320,7 +370,7 @@ class Slapd:
         for sub in ("slapd.d", "data", "accesslog"):
             (self.directory / sub).mkdir(exist_ok=True)
         (self.directory / "config.ldif").write_text(
-            config_ldif(self.directory, ssha(self.password.reveal()))
+            config_ldif(self.directory, ssha(self.password.reveal()), self.tls)
         )
         (self.directory / "seed.ldif").write_text(SEED_LDIF)
         config_dir = str(self.directory / "slapd.d")
@@ -356,6 +406,7 @@ class Slapd:
         process, self.process = self.process, None
         if process is None or process.poll() is not None:
             return
+        process.send_signal(signal.SIGCONT)  # a paused server could not act on SIGTERM
         process.send_signal(signal.SIGTERM)
         try:
             process.wait(timeout)
