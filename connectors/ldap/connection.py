@@ -230,13 +230,19 @@ class LdapClient:
         *,
         scope: str = ldap3.SUBTREE,
         accept: Sequence[int] = (),
+        size_limit: int = 0,
     ) -> list[dict[str, Any]]:
         """Entries (``dn``, ``attributes``, ``raw_attributes``) of one non-paged search;
-        noSuchObject (32) is an empty list."""
+        noSuchObject (32) is an empty list. With ``size_limit``, at most that many entries
+        and sizeLimitExceeded (4) is no error: the caller asked for a sample."""
+        if size_limit:
+            accept = (4, *accept)
 
         def run(connection: ldap3.Connection) -> list[dict[str, Any]]:
             self.operations["search"] += 1
-            ok = connection.search(base, search_filter, scope, attributes=attributes)
+            ok = connection.search(
+                base, search_filter, scope, attributes=attributes, size_limit=size_limit
+            )
             code = self.check(connection, ok, f"search {base}", accept=(32, *accept))
             if code == 32:
                 return []
