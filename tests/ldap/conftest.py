@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -28,13 +29,14 @@ def slapd_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slapd]:
 
 
 @pytest.fixture
-def make_slapd(tmp_path: Path) -> Iterator[Callable[[str], Slapd]]:
-    """Start extra instances in this test; whatever is still running is stopped afterwards."""
+def make_slapd(tmp_path: Path) -> Iterator[Callable[..., Slapd]]:
+    """Start extra instances in this test (keyword options as for :class:`Slapd`); whatever is
+    still running is stopped afterwards."""
     require_slapd()
     started: list[Slapd] = []
 
-    def make(name: str) -> Slapd:
-        server = Slapd(tmp_path / name, name)
+    def make(name: str, **options: Any) -> Slapd:
+        server = Slapd(tmp_path / name, name, **options)
         started.append(server)
         return server.start()
 

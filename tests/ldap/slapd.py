@@ -27,6 +27,7 @@ import shutil
 import signal
 import socket
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -130,8 +131,29 @@ def port_open(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
-def config_ldif(directory: Path, password_hash: str, tls: ServerCertificate | None = None) -> str:
-    """cn=config for one instance: schemas, the mdb database and its accesslog database."""
+def _main_access(readers: Sequence[str]) -> str:
+    """The main database's ACL: the root DN only, unless ``readers`` are given, who may then
+    bind (with a userPassword of their entry) and read the directory. The accesslog's ACL is
+    not widened, so a reader is a bind DN that can read entries but not the accesslog."""
+    if not readers:
+        return f"olcAccess: {{0}}to * by dn.exact={ROOT_DN} manage by * none"
+    read = "".join(f" by dn.exact={reader} read" for reader in readers)
+    return (
+        f"olcAccess: {{0}}to attrs=userPassword by dn.exact={ROOT_DN} manage"
+        " by anonymous auth by * none\n"
+        f"olcAccess: {{1}}to * by dn.exact={ROOT_DN} manage{read} by * none"
+    )
+
+
+def config_ldif(
+    directory: Path,
+    password_hash: str,
+    tls: ServerCertificate | None = None,
+    readers: Sequence[str] = (),
+) -> str:
+    """cn=config for one instance: schemas, the mdb database and its accesslog database.
+    ``readers``: bind DNs (entries a test adds, with a password) that may read the main
+    database but not the accesslog; none by default."""
     includes = "\n".join(f"include: file://{SCHEMA_DIR}/{schema}.ldif" for schema in SCHEMAS)
     tls_settings = (
         f"olcTLSCACertificateFile: {tls.ca}\n"
@@ -185,7 +207,7 @@ olcDbIndex: objectClass eq
 olcDbIndex: entryCSN,entryUUID eq
 olcDbIndex: uid,cn,mail eq
 olcSizeLimit: unlimited
-olcAccess: {{0}}to * by dn.exact={ROOT_DN} manage by * none
+{_main_access(readers)}
 
 dn: olcOverlay={{0}}accesslog,olcDatabase={{1}}mdb,cn=config
 objectClass: olcOverlayConfig
@@ -249,9 +271,14 @@ class Slapd:
     """One throwaway slapd in ``directory`` (created; removed again by ``stop``)."""
 
     def __init__(
-        self, directory: Path, name: str = "slapd", tls: ServerCertificate | None = None
+        self,
+        directory: Path,
+        name: str = "slapd",
+        tls: ServerCertificate | None = None,
+        readers: Sequence[str] = (),
     ) -> None:
         self.name = name
+        self.readers = tuple(readers)
         self.directory = directory
         self.tls = tls
         self.password = Secret(secrets.token_urlsafe(24))
@@ -370,7 +397,7 @@ class Slapd:
         for sub in ("slapd.d", "data", "accesslog"):
             (self.directory / sub).mkdir(exist_ok=True)
         (self.directory / "config.ldif").write_text(
-            config_ldif(self.directory, ssha(self.password.reveal()), self.tls)
+            config_ldif(self.directory, ssha(self.password.reveal()), self.tls, self.readers)
         )
         (self.directory / "seed.ldif").write_text(SEED_LDIF)
         config_dir = str(self.directory / "slapd.d")

@@ -1,0 +1,126 @@
+"""Building an LdapSource over a test's own container of a throwaway slapd, and seeding it.
+
+Each test works under ``ou=<unique>,dc=example,dc=org`` (with ``ou=people`` and ``ou=groups``
+below it), so tests sharing the session's slapd never see each other's entries. ``seed`` writes
+the way a directory's own tools would (plain LDAP adds and modifies as the root DN), so the
+accesslog records it like any change.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import ldap3
+
+from connectors.ldap import LdapEndpoint, LdapObjectType, LdapSource, groups, people
+from tests.ldap.slapd import BASE_DN, ROOT_DN, Slapd
+
+PERSON = ("top", "person", "organizationalPerson", "inetOrgPerson")
+GROUP = ("top", "groupOfNames")
+#: object type name -> (container RDN, naming attribute, object classes)
+LAYOUT = {"User": ("ou=people", "uid", PERSON), "Group": ("ou=groups", "cn", GROUP)}
+
+
+def unique_container() -> str:
+    return f"ou=t{uuid.uuid4().hex[:12]},{BASE_DN}"
+
+
+def ensure_container(connection: ldap3.Connection, container_dn: str) -> None:
+    """The container and its ou=people / ou=groups (already there is fine)."""
+    for dn in (container_dn, f"ou=people,{container_dn}", f"ou=groups,{container_dn}"):
+        name = dn.split(",", 1)[0].split("=", 1)[1]
+        try:
+            connection.add(dn, ["organizationalUnit"], {"ou": name})
+        except ldap3.core.exceptions.LDAPEntryAlreadyExistsResult:
+            pass
+
+
+def object_types(container_dn: str) -> list[LdapObjectType]:
+    """The default types: people and groups as :mod:`connectors.ldap.config` defines them."""
+    return [people(container_dn), groups(container_dn)]
+
+
+def make_source(
+    slapd: Slapd,
+    container_dn: str,
+    *,
+    types: list[LdapObjectType] | None = None,
+    bind_dn: str = ROOT_DN,
+    password: str | None = None,
+    **options: Any,
+) -> LdapSource:
+    """An LdapSource on ``slapd`` reading ``container_dn`` (created if missing), as root by
+    default; ``options`` go to LdapSource (delta_mode, timestamp_overlap, ...)."""
+    connection = slapd.connect()
+    try:
+        ensure_container(connection, container_dn)
+    finally:
+        connection.unbind()
+    endpoint = LdapEndpoint(
+        url=slapd.url,
+        bind_dn=bind_dn,
+        password=slapd.password.reveal() if password is None else password,
+    )
+    options.setdefault("directory_base", container_dn)
+    return LdapSource(endpoint, types or object_types(container_dn), **options)
+
+
+def entry_dn(container_dn: str, object_type: str, key: str) -> str:
+    container, naming, _ = LAYOUT[object_type]
+    return f"{naming}={ldap3.utils.dn.escape_rdn(key)},{container},{container_dn}"
+
+
+def seed(
+    connection: ldap3.Connection,
+    container_dn: str,
+    object_type: str,
+    key: str,
+    attributes: dict[str, Any],
+) -> str:
+    """Add the entry named ``key``, or replace its attributes if it exists (so it keeps its
+    entryUUID, as a real edit would); returns its entryUUID. User entries get cn/sn = key and
+    groups a dangling member unless ``attributes`` give them (their schema requires them)."""
+    dn = entry_dn(container_dn, object_type, key)
+    _, naming, classes = LAYOUT[object_type]
+    values = {**_required(object_type, container_dn, key), **attributes}
+    current = _read(connection, dn)
+    if current is None:
+        connection.add(dn, list(classes), values)
+    else:
+        keep = {"objectclass", naming.lower(), *(name.lower() for name in values)}
+        changes: dict[str, Any] = {n: [(ldap3.MODIFY_REPLACE, _list(v))] for n, v in values.items()}
+        for name in current:
+            if name.lower() not in keep:
+                changes[name] = [(ldap3.MODIFY_DELETE, [])]
+        connection.modify(dn, changes)
+    found = _read(connection, dn, ["entryUUID"])
+    assert found is not None
+    return str(found["entryUUID"][0].decode())
+
+
+def remove(connection: ldap3.Connection, container_dn: str, object_type: str, key: str) -> None:
+    connection.delete(entry_dn(container_dn, object_type, key))
+
+
+def _required(object_type: str, container_dn: str, key: str) -> dict[str, Any]:
+    if object_type == "User":
+        return {"cn": key, "sn": key}
+    return {"member": [f"cn=nobody,{container_dn}"]}
+
+
+def _list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list | tuple) else [value]
+
+
+def _read(
+    connection: ldap3.Connection, dn: str, attributes: list[str] | None = None
+) -> dict[str, list[bytes]] | None:
+    try:
+        connection.search(dn, "(objectClass=*)", ldap3.BASE, attributes=attributes or ["*"])
+    except ldap3.core.exceptions.LDAPNoSuchObjectResult:
+        return None
+    if not connection.response:
+        return None
+    raw: dict[str, list[bytes]] = connection.response[0]["raw_attributes"]
+    return raw
