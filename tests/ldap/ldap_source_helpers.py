@@ -12,14 +12,21 @@ import uuid
 from typing import Any
 
 import ldap3
+from ldap3.utils.conv import escape_filter_chars
+from ldap3.utils.dn import escape_rdn
 
 from connectors.ldap import LdapEndpoint, LdapObjectType, LdapSource, groups, people
 from tests.ldap.slapd import BASE_DN, ROOT_DN, Slapd
 
 PERSON = ("top", "person", "organizationalPerson", "inetOrgPerson")
 GROUP = ("top", "groupOfNames")
-#: object type name -> (container RDN, naming attribute, object classes)
-LAYOUT = {"User": ("ou=people", "uid", PERSON), "Group": ("ou=groups", "cn", GROUP)}
+#: object type name -> (container RDN, naming attribute, object classes, key attribute): the
+#: key a test names an entry by lives in its own attribute, so the naming attribute may change
+#: (a rename) and the entry is still found by its key
+LAYOUT = {
+    "User": ("ou=people", "uid", PERSON, "employeeNumber"),
+    "Group": ("ou=groups", "cn", GROUP, "businessCategory"),
+}
 
 
 def unique_container() -> str:
@@ -66,9 +73,20 @@ def make_source(
     return LdapSource(endpoint, types or object_types(container_dn), **options)
 
 
-def entry_dn(container_dn: str, object_type: str, key: str) -> str:
-    container, naming, _ = LAYOUT[object_type]
-    return f"{naming}={ldap3.utils.dn.escape_rdn(key)},{container},{container_dn}"
+def dn_of(
+    connection: ldap3.Connection, container_dn: str, object_type: str, key: str
+) -> str | None:
+    """The DN of the entry ``seed`` made under ``key`` (wherever a rename put it), or None."""
+    container, _, _, key_attribute = LAYOUT[object_type]
+    try:
+        connection.search(
+            f"{container},{container_dn}",
+            f"({key_attribute}={escape_filter_chars(key)})",
+            attributes=["1.1"],
+        )
+    except ldap3.core.exceptions.LDAPNoSuchObjectResult:
+        return None
+    return str(connection.response[0]["dn"]) if connection.response else None
 
 
 def seed(
@@ -79,28 +97,48 @@ def seed(
     attributes: dict[str, Any],
 ) -> str:
     """Add the entry named ``key``, or replace its attributes if it exists (so it keeps its
-    entryUUID, as a real edit would); returns its entryUUID. User entries get cn/sn = key and
-    groups a dangling member unless ``attributes`` give them (their schema requires them)."""
-    dn = entry_dn(container_dn, object_type, key)
-    _, naming, classes = LAYOUT[object_type]
-    values = {**_required(object_type, container_dn, key), **attributes}
-    current = _read(connection, dn)
-    if current is None:
-        connection.add(dn, list(classes), values)
+    entryUUID, as a real edit would: a new naming value is a modrdn); returns its entryUUID.
+    Users get cn/sn = key and groups a dangling member unless ``attributes`` give them (their
+    schema requires them); the key is kept in employeeNumber / businessCategory."""
+    container, naming, classes, key_attribute = LAYOUT[object_type]
+    values = {**_required(object_type, container_dn, key), **attributes, key_attribute: key}
+    name = str(_list(values.setdefault(naming, key))[0])
+    dn = dn_of(connection, container_dn, object_type, key)
+    wanted = f"{naming}={escape_rdn(name)},{container},{container_dn}"
+    if dn is None:
+        try:
+            connection.add(wanted, list(classes), values)
+        except ldap3.core.exceptions.LDAPNoSuchObjectResult:  # the container is not there yet
+            ensure_container(connection, container_dn)
+            connection.add(wanted, list(classes), values)
+        dn = wanted
     else:
-        keep = {"objectclass", naming.lower(), *(name.lower() for name in values)}
-        changes: dict[str, Any] = {n: [(ldap3.MODIFY_REPLACE, _list(v))] for n, v in values.items()}
-        for name in current:
-            if name.lower() not in keep:
-                changes[name] = [(ldap3.MODIFY_DELETE, [])]
-        connection.modify(dn, changes)
+        if dn.lower() != wanted.lower():
+            connection.modify_dn(dn, f"{naming}={escape_rdn(name)}")
+            dn = wanted
+        _replace(connection, dn, naming, values)
     found = _read(connection, dn, ["entryUUID"])
     assert found is not None
     return str(found["entryUUID"][0].decode())
 
 
+def _replace(connection: ldap3.Connection, dn: str, naming: str, values: dict[str, Any]) -> None:
+    """Replace the given attributes and delete the other user attributes."""
+    current = _read(connection, dn) or {}
+    keep = {"objectclass", naming.lower(), *(name.lower() for name in values)}
+    changes: dict[str, Any] = {
+        n: [(ldap3.MODIFY_REPLACE, _list(v))] for n, v in values.items() if n.lower() != naming
+    }
+    for name in current:
+        if name.lower() not in keep:
+            changes[name] = [(ldap3.MODIFY_DELETE, [])]
+    connection.modify(dn, changes)
+
+
 def remove(connection: ldap3.Connection, container_dn: str, object_type: str, key: str) -> None:
-    connection.delete(entry_dn(container_dn, object_type, key))
+    dn = dn_of(connection, container_dn, object_type, key)
+    if dn is not None:
+        connection.delete(dn)
 
 
 def _required(object_type: str, container_dn: str, key: str) -> dict[str, Any]:
