@@ -7,6 +7,7 @@ or need another ACL start their own instance with ``make_slapd``.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -421,3 +422,27 @@ def test_validate_says_how_to_let_the_bind_dn_read_the_accesslog(
     finally:
         source.close()
         connection.unbind()
+
+
+def test_read_ahead_in_a_thread_while_get_runs(source: LdapSource, put: Callable[..., str]) -> None:
+    """The engine may consume pages in a background thread while it calls get(): each side
+    has its own connection, so neither sees the other's responses."""
+    anchors = [put(f"u{n:02d}", mail=f"u{n}@x") for n in range(30)]
+    seen: list[str] = []
+    failures: list[BaseException] = []
+
+    def consume() -> None:
+        try:
+            for page in source.read("User", None, 2):
+                seen.extend(c.anchor for c in page.changes)
+        except BaseException as error:  # handed to the main thread
+            failures.append(error)
+
+    reader = threading.Thread(target=consume)
+    reader.start()
+    for _ in range(3):
+        for anchor in anchors:
+            got = source.get("User", anchor)
+            assert got is not None and anchor == got["entryUUID"]
+    reader.join(30)
+    assert not failures and sorted(anchors) == seen
