@@ -17,10 +17,14 @@ Initial read
     order the server returns, and it cannot skip: an entry created during the read with an
     anchor before the resume point was created after the delta start, so the delta brings it;
     an entry deleted between the scan and the fetch is simply absent (the delta deletes it).
-    The cost is the anchor scan plus ldap3 building the OR filters (measured on 10,000 entries:
-    see the report in the branch history; roughly 1.5x a raw paged search). A range filter
-    (``entryUUID>=first``/``<=last``) is cheaper on small directories but is evaluated against
-    every entry of the type per page without an ordering index: quadratic, so not used.
+    The price, measured on 10,000 inetOrgPersons against slapd 2.5 here (page size 500):
+    4,860 entries/s against 9,800/s for a raw ldap3 paged search of the same entries, i.e.
+    about 2x. The anchor scan is 0.18 s of it, ldap3 compiling the OR filters into BER about
+    a quarter, the rest is fetching and decoding as a raw search does; the start capture is
+    25 ms. An equality OR is an index lookup per anchor (0.5 ms for one); a range filter
+    (``entryUUID>=first``/``<=last``) would be cheaper to build but slapd has no ordering index
+    for it and tests every entry of the type per page (5 ms per page at 10,000 entries,
+    growing with the directory: quadratic overall), so it is not used.
 
 Delta, ``accesslog`` mode (OpenLDAP with the accesslog overlay)
     Records after the watermark (a raw ``reqStart``: sorted as strings, since its fraction is

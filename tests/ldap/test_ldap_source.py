@@ -8,6 +8,7 @@ or need another ACL start their own instance with ``make_slapd``.
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -20,12 +21,13 @@ from connectors.base import (
     CredentialsError,
     Page,
     Source,
+    UnreachableError,
     WatermarkExpired,
 )
 from connectors.ldap import LdapEndpoint, LdapObjectType, LdapSource, people
 from engine import SystemClock
 from tests.ldap.ldap_source_helpers import dn_of, make_source, remove, seed, unique_container
-from tests.ldap.slapd import ACCESSLOG_DN, BASE_DN, Slapd
+from tests.ldap.slapd import ACCESSLOG_DN, BASE_DN, Slapd, free_port
 
 JPEG = bytes(range(256)) + b"\xff\xd8\xff\xe0"
 
@@ -446,3 +448,21 @@ def test_read_ahead_in_a_thread_while_get_runs(source: LdapSource, put: Callable
             assert got is not None and anchor == got["entryUUID"]
     reader.join(30)
     assert not failures and sorted(anchors) == seen
+
+
+def test_validate_refuses_an_unreachable_server(container: str) -> None:
+    endpoint = LdapEndpoint(url=f"ldap://127.0.0.1:{free_port()}", bind_dn="cn=x", password="y")
+    source = LdapSource(endpoint, [people(container)], delta_mode="timestamp")
+    with pytest.raises(UnreachableError, match="cannot reach"):
+        source.validate()
+
+
+def test_object_guid_anchors_are_uuid_text() -> None:
+    """An AD objectGUID (little-endian bytes) is its canonical UUID text, and back in filters."""
+    kind = LdapObjectType(name="User", base_dn="dc=x", anchor_attribute="objectGUID")
+    source = LdapSource(LdapEndpoint(url="ldap://127.0.0.1:1"), [kind], delta_mode="timestamp")
+    guid = uuid.UUID("01234567-89ab-cdef-0123-456789abcdef")
+    assert str(guid) == source._anchor_of({"objectGUID": [guid.bytes_le]})
+    assert (source._assertion(str(guid)) or "").startswith("gE#\\01\\ab")  # bytes_le, escaped
+    assert source._assertion("not-a-guid") is None
+    assert source.get("User", "not-a-guid") is None  # no server asked
