@@ -96,6 +96,8 @@ _TIME = "%Y%m%d%H%M%S"
 _LAST_SECOND = 253402300799  # 9999-12-31T23:59:59Z, the largest GeneralizedTime
 _WRITES = "(|(reqType=add)(reqType=modify)(reqType=modrdn)(reqType=delete))"
 _LOG_ATTRIBUTES = ("reqStart", "reqType", "reqDN", "reqEntryUUID", "reqNewRDN", "reqNewSuperior")
+#: the attributes of a change whose references missed the cache: redone once they are looked up
+_INCOMPLETE: dict[str, Value] = {}
 _FETCH_BATCH = 250  # equality terms per OR filter: well under any server's size limit
 _ACCESSLOG_HELP = (
     "enable the accesslog overlay on the directory's database (olcAccessLogOps: writes, "
@@ -395,16 +397,19 @@ class LdapSource:
     def _changes(
         self, kind: LdapObjectType, entries: list[Entry], channel: _Channel, state: _ReadState
     ) -> list[Change]:
-        """Upserts for ``entries``, references resolved in one batch first."""
+        """Upserts for ``entries``. References the cache does not know are collected on the
+        way, looked up in one batch, and only then are the entries that had them redone: the
+        common case (every DN cached) converts each reference once."""
         self._remember(entries)
-        if kind.references:
-            self._resolve(self._reference_dns(kind, entries), channel, state)
-        changes = []
-        for entry in entries:
-            change = self._upsert(kind, entry)
-            if change is not None:
-                changes.append(change)
-        return changes
+        missing: set[str] = set()
+        changes = [self._upsert(kind, entry, missing) for entry in entries]
+        if missing:
+            self._resolve(missing, channel, state)
+            changes = [
+                self._upsert(kind, entry) if change and change.attributes is _INCOMPLETE else change
+                for entry, change in zip(entries, changes, strict=True)
+            ]
+        return [change for change in changes if change is not None]
 
     def _remember(self, entries: list[Entry]) -> None:
         for entry in entries:
@@ -412,13 +417,16 @@ class LdapSource:
             if anchor is not None:
                 self._dns.put(entry["dn"], anchor)
 
-    def _upsert(self, kind: LdapObjectType, entry: Entry) -> Change | None:
+    def _upsert(
+        self, kind: LdapObjectType, entry: Entry, missing: set[str] | None = None
+    ) -> Change | None:
         raw: dict[str, list[bytes]] = entry["raw_attributes"]
         anchor = self._anchor_of(raw)
         if anchor is None:
             return None
         hidden = self._hidden(kind)
         values: dict[str, Value] = {"dn": entry["dn"]}
+        complete = True
         for name, found in raw.items():
             low = name.lower()
             if low == self._anchor_low:
@@ -428,7 +436,8 @@ class LdapSource:
                 continue
             scalars: list[Scalar]
             if low in kind.references:
-                scalars = self._anchors_of(found)
+                scalars, had_misses = self._anchors_of(found, missing)
+                complete = complete and not had_misses
             elif low in kind.binary:
                 scalars = [bytes(v) for v in found]
             else:
@@ -436,34 +445,29 @@ class LdapSource:
             if scalars:
                 many = len(scalars) > 1 or kind.is_multivalued(name)
                 values[name] = scalars if many else scalars[0]
-        return Change("upsert", anchor, values)
+        return Change("upsert", anchor, values if complete else _INCOMPLETE)
 
-    def _anchors_of(self, dns: list[bytes]) -> list[Scalar]:
-        """The anchors of the entries these DNs name (dict lookups: this is the hot path)."""
+    def _anchors_of(
+        self, dns: list[bytes], missing: set[str] | None = None
+    ) -> tuple[list[Scalar], bool]:
+        """The anchors of the entries these DNs name, and whether some were not in the cache
+        (added to ``missing`` when given; otherwise they name no entry and are dropped).
+        Dict lookups only: this is the hot path of a 50,000-member group."""
         exact = self._dns.exact
         anchors: list[Scalar] = []
+        had_misses = False
         for value in dns:
             dn = value.decode("utf-8", "replace")
             anchor = exact.get(dn)
             if anchor is None:
                 anchor = self._dns.get(dn)
                 if anchor is None:
-                    continue  # names no entry: dropped
+                    if missing is not None:
+                        missing.add(dn)
+                        had_misses = True
+                    continue
             anchors.append(anchor)
-        return anchors
-
-    def _reference_dns(self, kind: LdapObjectType, entries: list[Entry]) -> set[str]:
-        """The reference DNs of these entries that the cache does not know yet."""
-        exact = self._dns.exact
-        missing: set[str] = set()
-        for entry in entries:
-            for name, found in entry["raw_attributes"].items():
-                if name.lower() in kind.references:
-                    for value in found:
-                        dn = value.decode("utf-8", "replace")
-                        if dn not in exact and self._dns.get(dn) is None:
-                            missing.add(dn)
-        return missing
+        return anchors, had_misses
 
     def _resolve(self, missing: set[str], channel: _Channel, state: _ReadState) -> None:
         """Look the missing DNs up: one by one, or all at once by refilling the cache."""
