@@ -24,7 +24,8 @@ Initial read
     25 ms. An equality OR is an index lookup per anchor (0.5 ms for one); a range filter
     (``entryUUID>=first``/``<=last``) would be cheaper to build but slapd has no ordering index
     for it and tests every entry of the type per page (5 ms per page at 10,000 entries,
-    growing with the directory: quadratic overall), so it is not used.
+    growing with the directory: quadratic overall), so it is not used. The sorted anchors of
+    one read are held in memory (about 150 bytes an entry).
 
 Delta, ``accesslog`` mode (OpenLDAP with the accesslog overlay)
     Records after the watermark (a raw ``reqStart``: sorted as strings, since its fraction is
@@ -32,7 +33,9 @@ Delta, ``accesslog`` mode (OpenLDAP with the accesslog overlay)
     under the type's base. ``reqEntryUUID`` names the entry, so renames keep their anchor
     and the current entries are read by entryUUID, not by a DN that may have moved again.
     A delete takes its anchor from ``reqEntryUUID`` (or ``reqOld``); an entry that is gone or
-    no longer matches the filter becomes a delete of its anchor (it left the type). When no
+    no longer matches the filter becomes a delete of its anchor (it left the type; when types
+    share a base, a change to an entry of another type is such a delete too, which the engine
+    ignores for an anchor it never linked). When no
     record at or before the watermark remains (purged while the engine was away), the delta
     cannot be trusted: WatermarkExpired. Known limit: a write whose record is stored after a
     later-starting write's record was already read (milliseconds apart) is not seen until the
@@ -54,8 +57,9 @@ References
     string, and a normalized form for other spellings), so a 50,000-member group converts with
     dict lookups. A miss is a base-scope search; more than ``refill_threshold`` misses in one
     batch refill the whole cache with one paged scan of ``directory_base`` (dn and anchor of
-    every entry). A DN naming no entry is dropped. The cache is never trimmed: a few hundred
-    bytes per entry.
+    every entry). A DN naming no entry is dropped (and looked up again on the next read: no
+    negative cache, so it is found once it exists). Accesslog deltas forget the DNs of deleted
+    and renamed entries; the cache is never trimmed otherwise: a few hundred bytes per entry.
 
 Threads
     ``read`` runs on one connection and ``get``/``validate`` on another, each behind its own
@@ -226,6 +230,13 @@ def _parse_time(raw: str | None) -> datetime | None:
     if not raw or len(raw) < 14 or not raw[:14].isdigit():
         return None
     return datetime.strptime(raw[:14], _TIME).replace(tzinfo=UTC)
+
+
+def _stamp(raw: Mapping[str, list[bytes]]) -> str:
+    """An entry's modifyTimestamp as YYYYmmddHHMMSS ("" if none): GeneralizedTime in UTC
+    ("Z", as servers write operational timestamps) orders as a string, so no parsing."""
+    found = _first(raw, "modifyTimestamp") or ""
+    return found[:14] if len(found) >= 14 and found[:14].isdigit() else ""
 
 
 def _format_time(moment: datetime) -> str:
@@ -535,9 +546,7 @@ class LdapSource:
                 if anchor is not None:
                     anchors.add(anchor)
                 if timestamps:
-                    moment = _parse_time(_first(raw, "modifyTimestamp"))
-                    if moment is not None:
-                        newest = max(newest, moment.strftime(_TIME))
+                    newest = max(newest, _stamp(raw))
         return sorted(anchors), newest or None
 
     def _fetch(self, kind: LdapObjectType, chunk: list[str], state: _ReadState) -> list[Change]:
@@ -757,9 +766,7 @@ class LdapSource:
             kind.base_dn, search_filter, self._attributes(kind), page_size
         ):
             for entry in entries:
-                stamp = _parse_time(_first(entry["raw_attributes"], "modifyTimestamp"))
-                if stamp is not None:
-                    newest = max(newest, stamp.strftime(_TIME))
+                newest = max(newest, _stamp(entry["raw_attributes"]))
             if pending:
                 yield Page(pending, f"t:{moment.strftime(_TIME) if moment else ''}:{scanned}")
             pending = self._changes(kind, entries, self._reader, state)
