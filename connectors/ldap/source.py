@@ -7,16 +7,21 @@ Initial read
     and another server or a replica may return another order. Resuming "after the last anchor
     seen" in the server's order would skip every entry the new order puts before it.
 
-    So a read first captures where the delta will start (accesslog: the newest record;
-    timestamp: the newest modifyTimestamp), then scans the type for its anchors only (a paged
-    search returning one short attribute per entry, about 4x faster than reading entries),
-    sorts them, and fetches each page's entries by an OR of equality filters on the anchor
+    So a read first captures where the delta will start, then scans the type for its anchors
+    only (a paged search returning one short attribute per entry, about 5x faster than reading
+    entries), sorts them, and fetches each page's entries by an OR of equality filters on the anchor
     (an index lookup on every directory that indexes its anchor: entryUUID eq on OpenLDAP,
     objectGUID on AD). A page's watermark is ``f:<delta start>|<last anchor>``; resuming scans
     the anchors again and continues after that anchor in sorted order. This is exact whatever
     order the server returns, and it cannot skip: an entry created during the read with an
     anchor before the resume point was created after the delta start, so the delta brings it;
     an entry deleted between the scan and the fetch is simply absent (the delta deletes it).
+    The delta's start: in accesslog mode the newest record before the scan; in timestamp mode
+    the newest modifyTimestamp the scan saw (server time, never the local clock). That is safe
+    because every entry is fetched after the scan ended: a change made during the scan is in
+    the fetched entry, and a later one is stamped no earlier than anything the scan saw. (An
+    entry created during the scan and not returned by it, which slapd's entryID order rules
+    out, would wait for its next change or the next delete scan.)
     The price, measured on 10,000 inetOrgPersons against slapd 2.5 here (page size 500):
     4,860 entries/s against 9,800/s for a raw ldap3 paged search of the same entries, i.e.
     about 2x. The anchor scan is 0.18 s of it, ldap3 compiling the OR filters into BER about
@@ -76,6 +81,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
+import attrs
 import ldap3
 
 from connectors.base import (
@@ -243,6 +249,13 @@ def _format_time(moment: datetime) -> str:
     return moment.strftime(_TIME) + "Z"
 
 
+def _parenthesized(kind: LdapObjectType) -> LdapObjectType:
+    """The type with its filter in parentheses (``objectClass=person`` is a common way to
+    write one), since the source puts it inside ``(&...)``."""
+    text = kind.filter.strip()
+    return attrs.evolve(kind, filter=text if text.startswith("(") else f"({text})")
+
+
 def _common_suffix(dns: Iterable[str]) -> str:
     """The deepest DN above every given DN (the directory base references are looked in)."""
     split = [[part.strip() for part in dn.split(",")] for dn in dns]
@@ -277,7 +290,7 @@ class LdapSource:
         if delta_mode not in ("accesslog", "timestamp"):
             raise ValueError(f"delta_mode must be 'accesslog' or 'timestamp', not {delta_mode!r}")
         types = object_types.values() if isinstance(object_types, Mapping) else object_types
-        self._types = {t.name: t for t in types}
+        self._types = {t.name: _parenthesized(t) for t in types}
         anchors = {t.anchor_attribute.lower() for t in self._types.values()}
         if len(anchors) > 1:
             raise ValueError("every object type of one LDAP source needs the same anchor attribute")

@@ -466,3 +466,17 @@ def test_object_guid_anchors_are_uuid_text() -> None:
     assert (source._assertion(str(guid)) or "").startswith("gE#\\01\\ab")  # bytes_le, escaped
     assert source._assertion("not-a-guid") is None
     assert source.get("User", "not-a-guid") is None  # no server asked
+
+
+def test_a_filter_without_parentheses_is_accepted(
+    slapd_source: Slapd, put: Callable[..., str], container: str
+) -> None:
+    bare = LdapObjectType(name="User", base_dn=f"ou=people,{container}", filter="uid=a*")
+    source = make_source(slapd_source, container, types=[bare])
+    try:
+        wanted = put("ada")
+        put("bob")
+        assert [wanted] == [c.anchor for c in read_all(source, "User", None)[0]]
+        assert source.get("User", wanted) is not None
+    finally:
+        source.close()
