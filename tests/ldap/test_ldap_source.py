@@ -21,6 +21,7 @@ from connectors.base import (
     CredentialsError,
     Page,
     Source,
+    TransientError,
     UnreachableError,
     WatermarkExpired,
 )
@@ -478,5 +479,31 @@ def test_a_filter_without_parentheses_is_accepted(
         put("bob")
         assert [wanted] == [c.anchor for c in read_all(source, "User", None)[0]]
         assert source.get("User", wanted) is not None
+    finally:
+        source.close()
+
+
+def test_a_dropped_connection_mid_read_loses_nothing(
+    slapd_source: Slapd, put: Callable[..., str], container: str
+) -> None:
+    """Page fetches are plain searches, so a full read goes on over a new connection; a paged
+    delta whose cookie died with its connection fails transiently, and the engine's retry from
+    the last page's watermark brings the rest."""
+    anchors = {put(f"u{n}") for n in range(7)}
+    source = make_source(slapd_source, container, delta_mode="timestamp")
+    try:
+        pages = source.read("User", None, 2)
+        seen = {c.anchor for c in next(pages).changes}
+        source._reader.client.close()  # as if the server had dropped us
+        seen |= {c.anchor for p in pages for c in p.changes}
+        assert anchors == seen
+        watermark = f"t:{'1' * 14}:"  # a delta of everything, in pages of 2
+        delta = source.read("User", watermark, 2)
+        first = next(delta)
+        source._reader.client.close()
+        with pytest.raises(TransientError, match="paged search interrupted"):
+            list(delta)
+        rest = {c.anchor for p in source.read("User", first.watermark, 2) for c in p.changes}
+        assert anchors == rest | {c.anchor for c in first.changes}
     finally:
         source.close()
