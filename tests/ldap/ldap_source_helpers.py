@@ -9,6 +9,7 @@ accesslog records it like any change.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import ldap3
@@ -52,7 +53,7 @@ def make_source(
     slapd: Slapd,
     container_dn: str,
     *,
-    types: list[LdapObjectType] | None = None,
+    types: Iterable[LdapObjectType] | Mapping[str, LdapObjectType] | None = None,
     bind_dn: str = ROOT_DN,
     password: str | None = None,
     **options: Any,
