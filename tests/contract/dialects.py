@@ -110,6 +110,33 @@ def ldap_types(container: str) -> dict[str, Any]:
     }
 
 
+def _ldap_source(request: pytest.FixtureRequest, tmp_path: Path) -> Dialect:
+    from tests.ldap.ldap_source_helpers import (  # noqa: PLC0415
+        make_source,
+        remove,
+        seed,
+        unique_container,
+    )
+
+    slapd = request.getfixturevalue("slapd_source")
+    container = unique_container()
+    connection = slapd.connect()
+    source = make_source(slapd, container, types=list(ldap_types(container).values()))
+
+    def put(object_type: str, key: str, attributes: dict[str, Any]) -> str:
+        named = {LDAP_SOURCE_NAMES.get(k, k): v for k, v in attributes.items()}
+        return seed(connection, container, object_type, key, named)
+
+    return Dialect(
+        source,
+        put,
+        lambda object_type, key: remove(connection, container, object_type, key),
+        source.get,
+        names=LDAP_SOURCE_NAMES,
+        closers=[connection.unbind, source.close],
+    )
+
+
 def _not_a_source(*_: Any) -> Any:
     raise AssertionError("this dialect is a target only")
 
@@ -134,6 +161,7 @@ def _ldap_target(request: pytest.FixtureRequest, tmp_path: Path) -> Dialect:
 SOURCES: dict[str, Callable[[pytest.FixtureRequest, Path], Dialect]] = {
     "memory": _memory,
     "sqlite": _sqlite,
+    "ldap": _ldap_source,
 }
 TARGETS: dict[str, Callable[[pytest.FixtureRequest, Path], Dialect]] = {
     "memory": _memory,

@@ -1,0 +1,106 @@
+"""LDAP connectors built from an application's secrets and a job's schema.
+
+Secrets say where and as whom (ARCHITECTURE §6: target ``Url``, ``UserName``, ``Password``,
+``BaseDn``; source the same names prefixed ``Source``, plus ``SourceDeltaMode``); the schema's
+directory definitions say what each object type is in that directory, through an
+objectDefinition's ``metadata`` (``Container`` relative to the base DN or ``BaseDn`` absolute,
+``Filter``, ``ObjectClasses`` comma-separated, ``RdnAttribute``) and its attribute definitions
+(the ``anchor`` one, ``Reference``, ``Binary`` and ``multivalued`` attributes). So a user edits
+one schema to point a job at another subtree; the connectors themselves know nothing of Graph.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from connectors.ldap.config import LdapObjectType
+from connectors.ldap.connection import LdapEndpoint
+from connectors.ldap.source import LdapSource
+from connectors.ldap.target import LdapTarget
+from engine.errors import ConfigurationError
+from engine.model import AttributeType, DirectoryDefinition, SynchronizationSchema
+
+DELTA_MODES = ("accesslog", "timestamp")
+_TRUE = ("true", "1", "yes")
+
+
+def _endpoint(secrets: Mapping[str, str], prefix: str) -> tuple[LdapEndpoint, str]:
+    def get(name: str, default: str = "") -> str:
+        return (secrets.get(prefix + name) or default).strip()
+
+    endpoint = LdapEndpoint(
+        url=get("Url"),
+        bind_dn=get("UserName") or None,
+        password=secrets.get(prefix + "Password") or None,
+        ca_file=get("CaFile") or None,
+        start_tls=get("StartTls").lower() in _TRUE,
+        verify=get("VerifyCertificate", "true").lower() in _TRUE,
+    )
+    return endpoint, get("BaseDn")
+
+
+def _directory(schema: SynchronizationSchema, source: bool) -> DirectoryDefinition:
+    """The directory the schema's rules read from (source) or write to (target)."""
+    names = {
+        (rule.source_directory_name if source else rule.target_directory_name)
+        for rule in schema.synchronization_rules
+    }
+    for directory in schema.directories:
+        if directory.name in names or directory.id in names:
+            return directory
+    side = "source" if source else "target"
+    raise ConfigurationError(f"the schema has no directory definition for the {side} directory")
+
+
+def object_types(directory: DirectoryDefinition, base_dn: str) -> list[LdapObjectType]:
+    """Each objectDefinition as an LdapObjectType under ``base_dn``."""
+    types = []
+    for definition in directory.objects:
+        meta = {m.key.lower(): (m.value or "").strip() for m in definition.metadata}
+        name = definition.name or ""
+        if meta.get("basedn"):
+            container = meta["basedn"]
+        elif meta.get("container"):
+            container = f"{meta['container']},{base_dn}"
+        else:
+            container = base_dn
+        attributes = definition.attributes
+        anchor = next((a.name for a in attributes if a.anchor and a.name), "entryUUID")
+        classes = tuple(c.strip() for c in meta.get("objectclasses", "").split(",") if c.strip())
+        types.append(
+            LdapObjectType(
+                name=name,
+                base_dn=container,
+                filter=meta.get("filter") or "(objectClass=*)",
+                object_classes=classes,
+                rdn_attribute=meta.get("rdnattribute") or "cn",
+                anchor_attribute=anchor,
+                references=tuple(
+                    a.name for a in attributes if a.name and a.type is AttributeType.REFERENCE
+                ),
+                multivalued=tuple(a.name for a in attributes if a.name and a.multivalued),
+                binary=tuple(
+                    a.name for a in attributes if a.name and a.type is AttributeType.BINARY
+                ),
+            )
+        )
+    return types
+
+
+def build_source(secrets: Mapping[str, str], schema: SynchronizationSchema) -> LdapSource:
+    endpoint, base_dn = _endpoint(secrets, "Source")
+    mode = (secrets.get("SourceDeltaMode") or "accesslog").strip().lower()
+    if mode not in DELTA_MODES:
+        raise ConfigurationError(
+            f"SourceDeltaMode must be one of {', '.join(DELTA_MODES)}, not {mode[:40]!r}"
+        )
+    types = object_types(_directory(schema, True), base_dn)
+    try:
+        return LdapSource(endpoint, types, delta_mode=mode, directory_base=base_dn or None)
+    except ValueError as exc:  # e.g. object types with different anchor attributes
+        raise ConfigurationError(f"LDAP source: {exc}") from None
+
+
+def build_target(secrets: Mapping[str, str], schema: SynchronizationSchema) -> LdapTarget:
+    endpoint, base_dn = _endpoint(secrets, "")
+    return LdapTarget(endpoint, object_types(_directory(schema, False), base_dn))
