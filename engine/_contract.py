@@ -87,6 +87,10 @@ def check_value(name: str, value: Any) -> None:
     """Refuse a mapped value that is not a str (those are the common case, checked by class
     in the hot loop before calling this): what the connector contract allows, or nothing."""
     if value.__class__ is list:
+        if all(item.__class__ is str for item in value) and (  # a big group: one pass
+            max(map(len, value), default=0) <= MAX_VALUE_LENGTH
+        ):
+            return
         for item in value:
             _check_scalar(name, item)
     else:

@@ -36,6 +36,7 @@ class RecoveryTables:
 
     _db: sqlite3.Connection
     _lock: threading.RLock
+    _sets: link_values.SetCache
     _synchronous: str
 
     def _scope(self, job_id: str, mapping: str, *, create: bool) -> int | None:
@@ -53,6 +54,7 @@ class RecoveryTables:
         for m, a in c.unlinks:
             scope = self._scope(job_id, m, create=True)
             gone.append((scope, a))
+            self._sets.drop(("refs", scope, a))
         rows: list[tuple[int | None, str, int | None, str]] = []
         stale: list[tuple[int | None, str, int | None, str]] = []
         owners: dict[str, int | None] = {}
@@ -65,21 +67,26 @@ class RecoveryTables:
                  referenced)
                 for o, referenced in references
             ]  # fmt: skip
+            key = ("refs", scope, a)
             if len(new) < link_values.LARGE:
                 gone.append((scope, a))
                 rows.extend(new)
+                self._sets.drop(key)
                 continue
             # a large group: write only the difference, not 50,000 rows for one new member
-            old = set(
-                db.execute(
-                    "SELECT scope, referrer, owner, referenced FROM refs "
-                    "WHERE scope=? AND referrer=?",
-                    (scope, a),
+            old = self._sets.get(key)
+            if old is None:
+                old = set(
+                    db.execute(
+                        "SELECT scope, referrer, owner, referenced FROM refs "
+                        "WHERE scope=? AND referrer=?",
+                        (scope, a),
+                    )
                 )
-            )
             wanted = set(new)
             stale.extend(old - wanted)
             rows.extend(r for r in new if r not in old)
+            self._sets.put(key, wanted)
         db.executemany("DELETE FROM refs WHERE scope=? AND referrer=?", gone)
         db.executemany(
             "DELETE FROM refs WHERE scope=? AND referrer=? AND owner=? AND referenced=?", stale

@@ -74,6 +74,7 @@ class SqliteStateStore(RecoveryTables):
         self._db.execute(f"PRAGMA synchronous={self._synchronous}")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._migrate()
+        self._sets = link_values.SetCache(self._db)
 
     # ------------------------------------------------------------------------- migrations
     @property
@@ -216,6 +217,7 @@ class SqliteStateStore(RecoveryTables):
                 raise
 
     def _delete_links(self, job_id: str) -> None:
+        self._sets.clear()
         for table in ("links", "link_values", "refs", "sweeps", "seen", "events"):
             self._db.execute(
                 f"DELETE FROM {table} WHERE scope IN (SELECT id FROM scopes WHERE job_id=?)",
@@ -246,7 +248,7 @@ class SqliteStateStore(RecoveryTables):
                 ).fetchall()
                 for anchor, ref, stored in rows:
                     exported = (
-                        link_values.load(self._db, scope, anchor, stored)
+                        link_values.load(self._db, scope, anchor, stored, self._sets)
                         if '"$rows"' in stored
                         else stored
                     )
@@ -255,11 +257,16 @@ class SqliteStateStore(RecoveryTables):
 
     def get_refs(self, job_id: str, mapping: str, anchors: Iterable[str]) -> dict[str, str]:
         found: dict[str, str] = {}
+        wanted = list(anchors)
         with self._lock:
             scope = self._scope(job_id, mapping, create=False)
             if scope is None:
                 return found
-            for batch in chunked(list(anchors), _LINK_BATCH):
+            if len(wanted) > _LINK_BATCH * 4:  # a big group's members
+                every = self._every_ref(scope)
+                if every is not None:
+                    return {a: every[a] for a in wanted if a in every}
+            for batch in chunked(wanted, _LINK_BATCH):
                 marks = ",".join("?" * len(batch))
                 found.update(
                     self._db.execute(
@@ -269,6 +276,22 @@ class SqliteStateStore(RecoveryTables):
                     ).fetchall()
                 )
         return found
+
+    def _every_ref(self, scope: int) -> dict[str, str] | None:
+        """anchor -> ref of every link of the scope, when a reference list names a good part
+        of them (a big group's members): read once, then kept current by this store's own
+        link writes while no other connection writes (see SetCache)."""
+        key = ("refs-of", scope)
+        every: dict[str, str] | None = self._sets.get(key)
+        if every is None:
+            (linked,) = self._db.execute("SELECT links FROM scopes WHERE id=?", (scope,)).fetchone()
+            if linked > _LINK_BATCH * 400:  # a million links: not worth holding in memory
+                return None
+            every = dict(
+                self._db.execute("SELECT anchor, target_ref FROM links WHERE scope=?", (scope,))
+            )
+            self._sets.put(key, every)
+        return every
 
     def anchor_for_ref(self, job_id: str, mapping: str, target_ref: str) -> str | None:
         with self._lock:
@@ -396,6 +419,7 @@ class SqliteStateStore(RecoveryTables):
                 db.execute("COMMIT")
             except BaseException:
                 self._scopes.clear()  # a scope made in this transaction is gone too
+                self._sets.clear()  # and what it cached of rows it wrote
                 db.execute("ROLLBACK")
                 raise
 
@@ -422,16 +446,23 @@ class SqliteStateStore(RecoveryTables):
         for scope, rows in removed.items():
             if scope in with_rows:
                 link_values.drop(db, rows)
+                self._sets.clear()
+            every = self._sets.get(("refs-of", scope))
+            for _, anchor in rows if every is not None else ():
+                every.pop(anchor, None)
             before = db.total_changes
             db.executemany("DELETE FROM links WHERE scope=? AND anchor=?", rows)
             gone = db.total_changes - before
             if gone:
                 db.execute("UPDATE scopes SET links = links - ? WHERE id=?", (gone, scope))
         for scope, links in added.items():
+            every = self._sets.get(("refs-of", scope))
+            if every is not None:
+                every.update((a, r) for _, a, r, _ in links)
             had = scope in with_rows
             new = [
                 (sc, a, r, e if len(e) < link_values.LARGE * 4 and not had
-                 else link_values.store(db, sc, a, e, had))
+                 else link_values.store(db, sc, a, e, had, self._sets))
                 for sc, a, r, e in links
             ]  # fmt: skip
             before = db.total_changes

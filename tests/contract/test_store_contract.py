@@ -385,3 +385,92 @@ def test_a_sweep_lists_the_links_a_full_read_did_not_see(store: StateStore) -> N
     assert ["a", "c", "d", "e"] == [x.anchor for x in store.unseen_links("j1", "m", "", 9)]
     store.commit("j1", Checkpoint(mapping="m", sweep_end=True))
     assert not store.sweeping("j1", "m")
+
+
+def members(count: int, start: int = 0) -> list[str]:
+    return [f"uid=u{n:06d},ou=people" for n in range(start, start + count)]
+
+
+def group_link(values: list[str], prefix: str = "") -> Link:
+    return Link("m", "g", "cn=g", prefix + encode_values({"cn": "g", "member": values}))
+
+
+def test_a_large_group_reads_back_as_written(store: StateStore) -> None:
+    """A link whose exported values hold a large sorted list (a big group's members) reads
+    back equal, known or unknown, through get_links and after a change of one member."""
+    for link in (group_link(members(300)), group_link(members(300), "?")):
+        store.commit("j1", Checkpoint(links=[link]))
+        assert {"g": link} == store.get_links("j1", "m", ["g"])
+    changed = group_link(members(299) + members(2, 400))
+    store.commit("j1", Checkpoint(links=[changed]))
+    assert {"g": changed} == store.get_links("j1", "m", ["g"])
+    assert {"g": "cn=g"} == store.get_refs("j1", "m", ["g", "other"])
+    store.commit("j1", Checkpoint(links=[group_link(members(3))]))  # small again
+    assert {"g": group_link(members(3))} == store.get_links("j1", "m", ["g"])
+
+
+def value_rows(path: Path) -> int:
+    db = sqlite3.connect(path)
+    try:
+        return int(db.execute("SELECT COUNT(*) FROM link_values").fetchone()[0])
+    finally:
+        db.close()
+
+
+def test_one_new_member_of_a_large_group_writes_one_row(tmp_path: Path) -> None:
+    """The SQLite store keeps a large list one row per value: one new member is one row, not
+    the whole list again; another process's writes are seen (its cache is not trusted then);
+    unlinking or a reset drops the rows."""
+    store = SqliteStateStore(tmp_path / "s.db")
+    store.commit("j1", Checkpoint(links=[group_link(members(5000))]))
+    assert value_rows(tmp_path / "s.db") == 5000
+    stored = sqlite3.connect(tmp_path / "s.db").execute("SELECT exported FROM links").fetchone()
+    assert len(stored[0]) < 100  # the list is in the rows, not in the links row
+    db = store._db  # noqa: SLF001 (counting what one commit changes)
+    before = db.total_changes
+    store.commit("j1", Checkpoint(links=[group_link(members(5001))]))
+    assert db.total_changes - before <= 3  # the links row, one value row (and the count)
+    other = SqliteStateStore(tmp_path / "s.db")  # another process changes the group
+    other.commit("j1", Checkpoint(links=[group_link(members(4990))]))
+    other.close()
+    store.commit("j1", Checkpoint(links=[group_link(members(4990) + members(1, 9000))]))
+    assert {"g": group_link(members(4990) + members(1, 9000))} == store.get_links("j1", "m", ["g"])
+    assert value_rows(tmp_path / "s.db") == 4991
+    store.commit("j1", Checkpoint(unlinks=[("m", "g")]))
+    assert value_rows(tmp_path / "s.db") == 0
+    store.commit("j1", Checkpoint(links=[group_link(members(100))]))
+    store.reset("j1", watermarks=True, escrows=True, links=True)
+    assert value_rows(tmp_path / "s.db") == 0
+    store.close()
+
+
+def test_a_large_referrer_writes_only_its_changed_references(tmp_path: Path) -> None:
+    """The reverse index of a group naming 5,000 members changes by one row per member."""
+    store = SqliteStateStore(tmp_path / "s.db")
+    named = tuple(("users", f"a{n}") for n in range(5000))
+    store.commit("j1", Checkpoint(references=[("m", "g", named)]))
+    db = store._db  # noqa: SLF001
+    before = db.total_changes
+    store.commit("j1", Checkpoint(references=[("m", "g", (*named[1:], ("users", "new")))]))
+    assert db.total_changes - before == 2
+    assert store.referrers("j1", "users", ["a0"]) == []
+    assert store.referrers("j1", "users", ["new"]) == [("m", "g")]
+    store.close()
+
+
+def test_refs_of_a_big_group_follow_every_write(tmp_path: Path) -> None:
+    """get_refs for thousands of anchors (a big group's members) reads the scope once, then
+    follows this store's own writes and sees another process's."""
+    store = SqliteStateStore(tmp_path / "s.db")
+    anchors = [f"a{n:05d}" for n in range(2100)]
+    store.commit("j1", Checkpoint(links=[Link("u", a, f"r-{a}", "{}") for a in anchors]))
+    assert store.get_refs("j1", "u", anchors) == {a: f"r-{a}" for a in anchors}
+    store.commit("j1", Checkpoint(links=[Link("u", "a00001", "moved", "{}")],
+                                  unlinks=[("u", "a00002")]))  # fmt: skip
+    refs = store.get_refs("j1", "u", anchors)
+    assert (refs["a00001"], "a00002" in refs, len(refs)) == ("moved", False, 2099)
+    other = SqliteStateStore(tmp_path / "s.db")
+    other.commit("j1", Checkpoint(links=[Link("u", "a00003", "elsewhere", "{}")]))
+    other.close()
+    assert store.get_refs("j1", "u", anchors)["a00003"] == "elsewhere"
+    store.close()

@@ -276,9 +276,12 @@ class Slapd:
         name: str = "slapd",
         tls: ServerCertificate | None = None,
         readers: Sequence[str] = (),
+        seed_ldif: str = "",
     ) -> None:
         self.name = name
         self.readers = tuple(readers)
+        #: more entries loaded with slapadd before the server starts (fast: no LDAP round trip)
+        self.seed_ldif = seed_ldif
         self.directory = directory
         self.tls = tls
         self.password = Secret(secrets.token_urlsafe(24))
@@ -399,7 +402,7 @@ class Slapd:
         (self.directory / "config.ldif").write_text(
             config_ldif(self.directory, ssha(self.password.reveal()), self.tls, self.readers)
         )
-        (self.directory / "seed.ldif").write_text(SEED_LDIF)
+        (self.directory / "seed.ldif").write_text(SEED_LDIF + "\n" + self.seed_ldif)
         config_dir = str(self.directory / "slapd.d")
         self._run([slapadd, "-n0", "-F", config_dir, "-l", str(self.directory / "config.ldif")])
         self._run(
@@ -408,7 +411,7 @@ class Slapd:
         )  # fmt: skip
 
     def _run(self, command: list[str]) -> None:
-        done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=30)
+        done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=300)
         if done.returncode != 0:
             raise SlapdError(
                 f"{' '.join(command)} failed ({done.returncode}):\n{done.stdout}{done.stderr}"
