@@ -16,6 +16,7 @@ from pathlib import Path
 import ldap3
 import pytest
 
+from connectors.base import CredentialsError, UnreachableError
 from engine import ManualClock, StatusCode, SyncEngine, SystemClock, TransitionError
 from engine.model import TaskExecutionResult
 from tests.ldap.ldap_jobs import (
@@ -291,3 +292,30 @@ def stop_when_written(target: Slapd, tree: Tree, written: int) -> None:
     assert target.process is not None
     target.process.kill()
     target.process.wait(10)
+
+
+def test_validate_credentials_says_which_side_refused(tree: Tree, tmp_path: Path) -> None:
+    """Graph's validateCredentials: the saved secrets pass; a wrong target password given
+    for the check is a CredentialsError naming the bind, and nothing is saved."""
+    engine, job_id = ldap_job(tree, tmp_path / "s.db")
+    engine.validate_credentials(job_id)
+    with pytest.raises(CredentialsError, match="invalidCredentials") as refused:
+        engine.validate_credentials(job_id, {"Password": "wrong"})
+    assert tree.target.password.reveal() not in str(refused.value)
+    engine.validate_credentials(job_id)  # the saved secrets are unchanged
+    with pytest.raises(UnreachableError):
+        engine.validate_credentials(job_id, {"SourceUrl": "ldap://127.0.0.1:1"})
+
+
+def test_provision_on_demand_reads_one_entry_by_its_anchor(tree: Tree, tmp_path: Path) -> None:
+    """Graph's provisionOnDemand: one source entry, found by its entryUUID, written now
+    (user 0: the others' manager, so it has none itself)."""
+    seed(tree, 3)
+    engine, job_id = ldap_job(tree, tmp_path / "s.db")
+    connection = tree.source.connect()
+    connection.search(tree.user_dn(0), "(objectClass=*)", ldap3.BASE, attributes=["entryUUID"])
+    (anchor,) = connection.response[0]["attributes"]["entryUUID"]
+    connection.unbind()
+    records = engine.provision_on_demand(job_id, "User", anchor)
+    assert [(r.action, r.status) for r in records] == [("Create", "success")]
+    assert count(tree.target, tree.people) == 1
