@@ -14,6 +14,7 @@ exceptions into these, and nowhere else does)::
     ConnectorError
     ├── TransientError      retry soon (honour retry_after); escrow if it keeps happening
     ├── ObjectError         this object cannot be written: escrow it, go on with the others
+    │   └── ObjectGone      the linked object is gone from the target: match again, or create
     ├── CredentialsError    the cycle fails; quarantines the job at once
     ├── UnreachableError    the cycle fails; quarantines after successive failed cycles
     └── WatermarkExpired    the delta log no longer reaches the watermark: the engine reads
@@ -47,6 +48,11 @@ class TransientError(ConnectorError):
 
 class ObjectError(ConnectorError):
     """This one object was refused (schema violation, uniqueness conflict, missing parent)."""
+
+
+class ObjectGone(ObjectError):
+    """update() was given a ref whose object no longer exists (deleted in the target by
+    someone else): the engine matches the object again, and creates it if nothing matches."""
 
 
 class CredentialsError(ConnectorError):

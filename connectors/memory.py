@@ -24,6 +24,7 @@ from connectors.base import (
     CredentialsError,
     Delta,
     ObjectError,
+    ObjectGone,
     Page,
     Scalar,
     TransientError,
@@ -250,7 +251,7 @@ class MemoryDirectory:
         self._write("update", object_type, ref, _plain(delta))
         current = self._table(object_type).get(ref)
         if current is None:
-            raise ObjectError(f"{object_type} {ref} does not exist")
+            raise ObjectGone(f"{object_type} {ref} does not exist")
         merged = dict(current)
         names = {name.lower(): name for name in merged}
         for name, value in delta.items():

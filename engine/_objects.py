@@ -17,6 +17,7 @@ from connectors.base import (
     Change,
     ConnectorError,
     ObjectError,
+    ObjectGone,
     TransientError,
     as_list,
 )
@@ -320,32 +321,14 @@ def export(
                 work.references.append((mapping.key, anchor, ()))
     target_type = mapping.target_type
     if link is not None:
-        delta = (
-            {}
-            if exported == link.exported
-            else diff(mapping, desired, decode_values(link.exported), value_deltas=ctx.value_deltas)
-        )
-        if delta and "update" in mapping.flows:
-            ctx.counters.exports += 1
-            renamed = ctx.call(ctx.target.update, target_type, link.target_ref, delta)
-            if renamed is not None and renamed != link.target_ref:
-                link = moved(ctx, mapping, state, anchor, link, renamed, work)
-            ctx.counters.exported += 1
-            ctx.record(
-                work, mapping, anchor, "Update", target_ref=link.target_ref, names=sorted(delta)
-            )
-        else:
-            ctx.skip(
-                work,
-                mapping,
-                anchor,
-                "RedundantExport" if not delta else "Update is not in flowTypes",
-                link.target_ref,
-            )
-            if exported == link.exported:
-                return
-        link_into(state, work, link._replace(exported=exported))
-        return
+        try:
+            update_linked(ctx, mapping, state, anchor, desired, exported, link, work)
+            return
+        except ObjectGone as exc:  # deleted in the target by someone else: match again
+            ctx.log.info("linked_object_gone", anchor=anchor, error=str(exc)[:200])
+            ctx.counters.exports -= 1  # counted again by the create or join below
+            work.unlinks.append((mapping.key, anchor))
+            link = None
     # inline: this is the per-object hot path of every initial cycle
     ref = None
     matchable = False
@@ -400,6 +383,44 @@ def export(
         state.page_links[anchor] = ref
         if not state.quiet_links:
             ctx.link_changed(mapping.key, anchor, work)
+
+
+def update_linked(
+    ctx: CycleContext,
+    mapping: CompiledMapping,
+    state: MappingState,
+    anchor: str,
+    desired: dict[str, Any],
+    exported: str,
+    link: Link,
+    work: Checkpoint,
+) -> None:
+    """Diff a linked object against what was exported to it and write the difference; an
+    ObjectGone from the target leaves the caller to match the object again."""
+    target_type = mapping.target_type
+    delta = (
+        {}
+        if exported == link.exported
+        else diff(mapping, desired, decode_values(link.exported), value_deltas=ctx.value_deltas)
+    )
+    if delta and "update" in mapping.flows:
+        ctx.counters.exports += 1
+        renamed = ctx.call(ctx.target.update, target_type, link.target_ref, delta)
+        if renamed is not None and renamed != link.target_ref:
+            link = moved(ctx, mapping, state, anchor, link, renamed, work)
+        ctx.counters.exported += 1
+        ctx.record(work, mapping, anchor, "Update", target_ref=link.target_ref, names=sorted(delta))
+    else:
+        ctx.skip(
+            work,
+            mapping,
+            anchor,
+            "RedundantExport" if not delta else "Update is not in flowTypes",
+            link.target_ref,
+        )
+        if exported == link.exported:
+            return
+    link_into(state, work, link._replace(exported=exported))
 
 
 def moved(

@@ -515,3 +515,17 @@ def test_old_escrows_are_parked_and_can_be_replayed(make_job: Any, clock: Manual
     run = engine.run_cycle(job_id)
     assert 1 == run.count_exported and [] == engine.escrows(job_id)
     assert 2 == len(target.list("User"))
+
+
+def test_an_object_deleted_in_the_target_is_matched_again_and_created(make_job) -> None:  # type: ignore[no-untyped-def]
+    """Someone deleted the linked target object: the next update gets ObjectGone, and the
+    engine matches the object again (nothing matches) and creates it, escrowing nothing."""
+    engine, job_id, source, target = make_job(users=2)
+    engine.run_cycle(job_id)
+    (ref,) = [r for r, a in target.list("User").items() if a["userName"] == "user1@example.org"]
+    target.delete("User", ref, soft=False)
+    source.put("User", "s000001", {**source.get("User", "s000001"), "department": "R&D"})
+    execution = engine.run_cycle(job_id)
+    assert engine.escrows(job_id) == [] and execution.count_exported == 1
+    (again,) = [a for a in target.list("User").values() if a["userName"] == "user1@example.org"]
+    assert again["department"] == "R&D"

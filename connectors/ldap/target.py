@@ -21,6 +21,7 @@ from connectors.base import (
     ConnectorError,
     Delta,
     ObjectError,
+    ObjectGone,
     Scalar,
     Value,
     ValueDelta,
@@ -274,12 +275,19 @@ class LdapTarget:
             except LdapObjectError as error:
                 # the entry is already at the new DN: an earlier update renamed it and then
                 # failed on its modify, so the engine still holds the old ref; go on there
-                if error.code != _NO_SUCH_OBJECT or self.get(kind.name, new_dn) is None:
+                if error.code != _NO_SUCH_OBJECT:
                     raise
+                if self.get(kind.name, new_dn) is None:
+                    raise ObjectGone(str(error)) from None
             dn = new_dn
             _drop_rdn_echo(changes, kind.rdn_attribute, new_dn)
         if changes:
-            self._modify(kind, dn, changes)
+            try:
+                self._modify(kind, dn, changes)
+            except LdapObjectError as error:
+                if error.code == _NO_SUCH_OBJECT:  # deleted by someone else: match again
+                    raise ObjectGone(str(error)) from None
+                raise
         return new_dn
 
     def _rename_target(self, kind: LdapObjectType, ref: str, delta: Delta) -> str | None:

@@ -57,35 +57,33 @@ class RecoveryTables:
             self._sets.drop(("refs", scope, a))
         rows: list[tuple[int | None, str, int | None, str]] = []
         stale: list[tuple[int | None, str, int | None, str]] = []
-        owners: dict[str, int | None] = {}
         for m, a, references in c.references:
             scope = self._scope(job_id, m, create=True)
-            for owner, _ in references[:1] if len(references) >= link_values.LARGE else ():
-                owners[owner] = self._scope(job_id, owner, create=True)
-            new = [
-                (scope, a, owners[o] if o in owners else self._scope(job_id, o, create=True),
-                 referenced)
-                for o, referenced in references
-            ]  # fmt: skip
             key = ("refs", scope, a)
-            if len(new) < link_values.LARGE:
+            if len(references) < link_values.LARGE:
                 gone.append((scope, a))
-                rows.extend(new)
+                rows.extend(
+                    (scope, a, self._scope(job_id, o, create=True), referenced)
+                    for o, referenced in references
+                )
                 self._sets.drop(key)
                 continue
             # a large group: write only the difference, not 50,000 rows for one new member
-            old = self._sets.get(key)
+            by_owner: dict[str, set[str]] = {}
+            for o, referenced in references:
+                by_owner.setdefault(o, set()).add(referenced)
+            wanted = {self._scope(job_id, o, create=True): names for o, names in by_owner.items()}
+            old: dict[int | None, set[str]] | None = self._sets.get(key)
             if old is None:
-                old = set(
-                    db.execute(
-                        "SELECT scope, referrer, owner, referenced FROM refs "
-                        "WHERE scope=? AND referrer=?",
-                        (scope, a),
-                    )
-                )
-            wanted = set(new)
-            stale.extend(old - wanted)
-            rows.extend(r for r in new if r not in old)
+                old = {}
+                for owner, referenced in db.execute(
+                    "SELECT owner, referenced FROM refs WHERE scope=? AND referrer=?", (scope, a)
+                ):
+                    old.setdefault(owner, set()).add(referenced)
+            for owner in old.keys() | wanted.keys():
+                before, after = old.get(owner, set()), wanted.get(owner, set())
+                stale.extend((scope, a, owner, r) for r in before - after)
+                rows.extend((scope, a, owner, r) for r in after - before)
             self._sets.put(key, wanted)
         db.executemany("DELETE FROM refs WHERE scope=? AND referrer=?", gone)
         db.executemany(

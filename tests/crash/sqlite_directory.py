@@ -26,6 +26,7 @@ from connectors.base import (
     Capability,
     Change,
     ObjectError,
+    ObjectGone,
     Page,
     Scalar,
     Value,
@@ -245,7 +246,7 @@ class SqliteDirectory:
         with self._write():
             current = self.get(object_type, ref)
             if current is None:
-                raise ObjectError(f"{object_type} {ref} does not exist")
+                raise ObjectGone(f"{object_type} {ref} does not exist")
             names = {name.lower(): name for name in current}
             for name, value in delta.items():
                 current.pop(names.get(name.lower(), name), None)
