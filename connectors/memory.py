@@ -12,7 +12,10 @@ Writes are copy-on-write: a dict handed out by ``read``/``get``/``list`` never c
 from __future__ import annotations
 
 import bisect
+import functools
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar, cast
 
 import attrs
 
@@ -36,6 +39,18 @@ from connectors.base import (
 )
 
 WriteHook = Callable[[str, str, "str | None"], None]
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _locked(method: F) -> F:
+    """One call at a time: the engine may write from a pool of threads (ExportConcurrency)."""
+
+    @functools.wraps(method)
+    def locked(self: MemoryDirectory, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return cast(F, locked)
 
 
 @attrs.define
@@ -86,6 +101,7 @@ class MemoryDirectory:
         soft_delete_attribute: str = "active",
         id_prefix: str = "m",
     ) -> None:
+        self._lock = threading.RLock()
         self._types = list(object_types)
         self._objects: dict[str, dict[str, dict[str, Value]]] = {t: {} for t in self._types}
         self._log_seqs: dict[str, list[int]] = {t: [] for t in self._types}
@@ -107,14 +123,17 @@ class MemoryDirectory:
         self.after_write: WriteHook | None = None
 
     # ----------------------------------------------------------------- test-writer interface
+    @_locked
     def put(self, object_type: str, anchor: str, attributes: Attributes) -> None:
         """Create or replace an object as a source change (no fault injection, not counted)."""
         self._store(object_type, anchor, _clean(attributes))
 
+    @_locked
     def remove(self, object_type: str, anchor: str) -> None:
         """Delete an object as a source change."""
         self._drop(object_type, anchor)
 
+    @_locked
     def list(self, object_type: str) -> dict[str, dict[str, Value]]:
         return dict(self._table(object_type))
 
@@ -161,6 +180,7 @@ class MemoryDirectory:
             raise ObjectError(f"not a memory watermark: {watermark!r}") from None
         return self._read_delta(object_type, after, page_size)
 
+    @_locked
     def get(self, object_type: str, anchor: str) -> dict[str, Value] | None:
         """The object's attributes now, or None (also the test writers' read)."""
         self._check_reachable()
@@ -215,6 +235,7 @@ class MemoryDirectory:
             position = end
 
     # ------------------------------------------------------------------------ target side
+    @_locked
     def find(self, object_type: str, attribute: str, value: Scalar) -> str | None:
         self._check_reachable()
         index = self._index_cache.get((object_type, attribute))
@@ -229,6 +250,7 @@ class MemoryDirectory:
             raise ObjectError(f"{len(refs)} {object_type} objects have {attribute}={value!r}")
         return next(iter(refs))
 
+    @_locked
     def create(self, object_type: str, attributes: Attributes) -> str:
         self._write("create", object_type, None, attributes)
         table = self._objects[object_type]
@@ -247,6 +269,7 @@ class MemoryDirectory:
         self._after("create", object_type, ref)
         return ref
 
+    @_locked
     def update(self, object_type: str, ref: str, delta: Delta) -> None:
         self._write("update", object_type, ref, _plain(delta))
         current = self._table(object_type).get(ref)
@@ -263,6 +286,7 @@ class MemoryDirectory:
         self._store(object_type, ref, merged)
         self._after("update", object_type, ref)
 
+    @_locked
     def delete(self, object_type: str, ref: str, *, soft: bool) -> None:
         self._write("delete", object_type, ref, None)
         current = self._table(object_type).get(ref)

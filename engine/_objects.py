@@ -21,6 +21,7 @@ from connectors.base import (
     TransientError,
     as_list,
 )
+from engine import _concurrent as concurrent
 from engine._context import CycleContext, CyclePaused, MappingState, ReferenceNotResolved
 from engine._contract import (
     ValueRefused,
@@ -182,6 +183,10 @@ def write(ctx: CycleContext, batch: Batch) -> None:
     state.quiet_links = batch.unlinked
     unresolved, escrows = state.unresolved, state.escrows
     monotonic, deadline = ctx.clock.monotonic, ctx.lease_deadline
+    workers = min(ctx.settings.export_concurrency, len(batch.anchors))
+    if workers > 1:
+        write_concurrently(ctx, batch, workers)
+        return
     for anchor, link, desired, exported in zip(
         batch.anchors, batch.links, batch.desired, batch.exported, strict=True
     ):
@@ -194,6 +199,37 @@ def write(ctx: CycleContext, batch: Batch) -> None:
             continue
         if anchor in unresolved or anchor in escrows:
             settled(ctx, mapping, state, anchor, work, final_pass)
+
+
+def write_concurrently(ctx: CycleContext, batch: Batch, workers: int) -> None:
+    """The batch's writes on ``workers`` threads (ExportConcurrency; see _concurrent)."""
+    mapping, state, work, final_pass = batch.mapping, batch.state, batch.work, batch.final_pass
+    matching = mapping.matching
+
+    def write_one(index: int) -> None:
+        anchor = batch.anchors[index]
+        try:
+            if ctx.clock.monotonic() >= ctx.lease_deadline:
+                ctx.check_lease()
+            export(ctx, mapping, state, anchor, batch.desired[index], batch.exported[index],
+                   batch.links[index], work)  # fmt: skip
+        except Exception as exc:
+            escrow(ctx, mapping, state, anchor, object_failure(exc), work)
+            return
+        if anchor in state.unresolved or anchor in state.escrows:
+            settled(ctx, mapping, state, anchor, work, final_pass)
+
+    def claims(index: int) -> list[Any]:
+        if batch.links[index] is not None:
+            return []
+        desired = batch.desired[index]
+        keys = []
+        for name in matching:
+            for value in as_list(desired.get(name))[:1]:
+                keys.append((name, value.lower() if isinstance(value, str) else value))
+        return keys
+
+    concurrent.run(ctx, len(batch.anchors), workers, write_one, claims)
 
 
 def object_failure(exc: Exception) -> Exception:

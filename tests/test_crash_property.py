@@ -238,8 +238,12 @@ def run_seed(seed: int, tmp_path: Path) -> None:
     path = tmp_path / f"s{seed}.db"
     engine = SyncEngine(path, clock)
     page = str(rng.choice([2, 3, 500]))
+    concurrency = str(rng.choice([1, 1, 3]))  # ExportConcurrency: writes on a pool of threads
     job_id = engine.create_job(
-        "memoryToMemory", world.source, target, settings={"PageSize": page}
+        "memoryToMemory",
+        world.source,
+        target,
+        settings={"PageSize": page, "ExportConcurrency": concurrency},
     ).id
     assert job_id is not None
     engine.start(job_id)

@@ -156,18 +156,21 @@ def change_source(source: MemoryDirectory, rng: random.Random) -> None:
     fill(source, 8, start=100)
 
 
+@pytest.mark.parametrize("concurrency", ["1", "4"])
 @pytest.mark.parametrize(("phase", "kind", "n", "when"), CRASH_POINTS, ids=str)
 def test_b_crash_anywhere_then_restart_converges(
-    tmp_path: Path, clock: ManualClock, phase: str, kind: str, n: int, when: str
+    tmp_path: Path, clock: ManualClock, phase: str, kind: str, n: int, when: str, concurrency: str
 ) -> None:
     """A crash at any page or write, the engine dropped, a new engine on the same file
-    converges to the expected target: no duplicate, no lost change."""
+    converges to the expected target: no duplicate, no lost change; with the writes of each
+    page sequential and on four threads (ExportConcurrency)."""
     source, target = MemoryDirectory(), MemoryDirectory()
     fill(source, 40)
     path = tmp_path / "s.db"
     store = CrashingStore(path)
     engine = SyncEngine(store, clock)
-    job_id = engine.create_job("memoryToMemory", source, target, settings={"PageSize": "5"}).id
+    settings = {"PageSize": "5", "ExportConcurrency": concurrency}
+    job_id = engine.create_job("memoryToMemory", source, target, settings=settings).id
     assert job_id is not None
     engine.start(job_id)
     if phase == "incremental":

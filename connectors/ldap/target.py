@@ -8,6 +8,7 @@ where an entry lands; every failure leaves as an error of :mod:`connectors.base`
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -148,13 +149,28 @@ class LdapTarget:
     ) -> None:
         values = object_types.values() if isinstance(object_types, Mapping) else object_types
         self.types: dict[str, LdapObjectType] = {t.name: t for t in values}
-        self.client = LdapClient(endpoint)
+        self.endpoint = endpoint
         self.find_cache_seconds = find_cache_seconds
         self._monotonic = monotonic
         self._indexes: dict[tuple[str, str], _Index] = {}
+        # the engine may write from a pool of threads (ExportConcurrency): one connection per
+        # thread (an ldap3 connection is not to be shared), the find index under a lock
+        self._lock = threading.RLock()
+        self._local = threading.local()
+        self._clients: list[LdapClient] = []
+
+    @property
+    def client(self) -> LdapClient:
+        """This thread's connection (opened on first use)."""
+        client: LdapClient | None = getattr(self._local, "client", None)
+        if client is None:
+            client = self._local.client = LdapClient(self.endpoint)
+            with self._lock:
+                self._clients.append(client)
+        return client
 
     def __repr__(self) -> str:
-        return f"LdapTarget({self.client!r}, types={sorted(self.types)})"
+        return f"LdapTarget({self.endpoint.url!r}, types={sorted(self.types)})"
 
     def _type(self, name: str) -> LdapObjectType:
         try:
@@ -178,9 +194,9 @@ class LdapTarget:
         another DN within the last ``find_cache_seconds``) is bounded by that setting.
         """
         kind = self._type(object_type)
-        index = self._index(kind, attribute) if self.find_cache_seconds > 0 else None
-        if index is not None:
-            holders = index.by_key.get(_key(value), {})
+        if self.find_cache_seconds > 0:
+            with self._lock:
+                holders = dict(self._index(kind, attribute).by_key.get(_key(value), {}))
             if len(holders) <= 1:
                 return next(iter(holders.values()), None)
         return self._find_live(kind, attribute, value)
@@ -215,11 +231,13 @@ class LdapTarget:
         return index
 
     def _indexes_of(self, kind: LdapObjectType) -> list[tuple[str, _Index]]:
+        """The type's indexes; the caller holds the lock while it changes them."""
         return [(attr, ix) for (name, attr), ix in self._indexes.items() if name == kind.name]
 
     def _drop_indexes(self, kind: LdapObjectType) -> None:
-        for attribute, _ in self._indexes_of(kind):
-            del self._indexes[(kind.name, attribute)]
+        with self._lock:
+            for attribute, _ in self._indexes_of(kind):
+                del self._indexes[(kind.name, attribute)]
 
     # ------------------------------------------------------------------ create
     def create(self, object_type: str, attributes: Attributes) -> str:
@@ -238,8 +256,9 @@ class LdapTarget:
             if error.code == _ENTRY_EXISTS:
                 self._drop_indexes(kind)  # someone else made it: the retry must look live
             raise
-        for attribute, index in self._indexes_of(kind):
-            index.put(dn, (_key(v) for v in as_list(_lookup(values, attribute))))
+        with self._lock:
+            for attribute, index in self._indexes_of(kind):
+                index.put(dn, (_key(v) for v in as_list(_lookup(values, attribute))))
         return dn
 
     def _new_dn(self, kind: LdapObjectType, attributes: Attributes) -> str:
@@ -317,13 +336,14 @@ class LdapTarget:
             raise
         old_attribute, old_value = _leaf(ref)
         new_attribute, new_value = _leaf(new_dn)
-        for attribute, index in self._indexes_of(kind):
-            keys = index.remove(ref)
-            if attribute == old_attribute.lower():
-                keys.discard(_key(old_value))
-            if attribute == new_attribute.lower():
-                keys.add(_key(new_value))
-            index.put(new_dn, keys)
+        with self._lock:
+            for attribute, index in self._indexes_of(kind):
+                keys = index.remove(ref)
+                if attribute == old_attribute.lower():
+                    keys.discard(_key(old_value))
+                if attribute == new_attribute.lower():
+                    keys.add(_key(new_value))
+                index.put(new_dn, keys)
 
     def _modify(self, kind: LdapObjectType, dn: str, changes: Mapping[str, Any]) -> None:
         request = _modify_request(changes)
@@ -362,12 +382,13 @@ class LdapTarget:
             self.client.modify(dn, request, controls=_PERMISSIVE)
 
     def _index_modify(self, kind: LdapObjectType, dn: str, changes: Mapping[str, Any]) -> None:
-        for attribute, index in self._indexes_of(kind):
-            value = _lookup(changes, attribute)
-            if isinstance(value, ValueDelta):
-                index.change(dn, map(_key, value.add), map(_key, value.remove))
-            elif any(k.lower() == attribute for k in changes):
-                index.put(dn, map(_key, as_list(value)))
+        with self._lock:
+            for attribute, index in self._indexes_of(kind):
+                value = _lookup(changes, attribute)
+                if isinstance(value, ValueDelta):
+                    index.change(dn, map(_key, value.add), map(_key, value.remove))
+                elif any(k.lower() == attribute for k in changes):
+                    index.put(dn, map(_key, as_list(value)))
 
     # ------------------------------------------------------------------ delete
     def delete(self, object_type: str, ref: str, *, soft: bool = False) -> None:
@@ -378,8 +399,9 @@ class LdapTarget:
             )
         _leaf(ref)
         self.client.delete(ref)
-        for _, index in self._indexes_of(kind):
-            index.remove(ref)
+        with self._lock:
+            for _, index in self._indexes_of(kind):
+                index.remove(ref)
 
     # ------------------------------------------------------------------ read back
     def get(self, object_type: str, ref: str) -> dict[str, Value] | None:
@@ -425,8 +447,12 @@ class LdapTarget:
         return PERMISSIVE_MODIFY.encode() in (raw or [])
 
     def close(self) -> None:
-        self.client.close()
-        self._indexes.clear()
+        with self._lock:
+            clients, self._clients = self._clients, []
+            self._indexes.clear()
+        for client in clients:
+            client.close()
+        self._local = threading.local()
 
 
 # ---------------------------------------------------------------------- helpers

@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import json
 import sqlite3
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -102,7 +103,11 @@ class SqliteDirectory:
         self._id_prefix = id_prefix
         self.soft_delete_attribute = soft_delete_attribute
         self.write_delay = 0.0
-        self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        # one call at a time, from any thread: the engine may write from a pool of threads
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(
+            self.path, timeout=30, isolation_level=None, check_same_thread=False
+        )
         self._db.execute("PRAGMA busy_timeout = 30000")
         self._db.execute("PRAGMA journal_mode = WAL")
         self._db.execute("PRAGMA synchronous = NORMAL")
@@ -135,9 +140,10 @@ class SqliteDirectory:
 
     def list(self, object_type: str) -> dict[str, dict[str, Value]]:
         self._table(object_type)
-        rows = self._db.execute(
-            "SELECT anchor, attrs FROM objects WHERE type = ? ORDER BY anchor", (object_type,)
-        )
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT anchor, attrs FROM objects WHERE type = ? ORDER BY anchor", (object_type,)
+            ).fetchall()
         return {anchor: _decode(text) for anchor, text in rows}
 
     def last_seq(self) -> int:
@@ -165,9 +171,10 @@ class SqliteDirectory:
     def get(self, object_type: str, anchor: str) -> dict[str, Value] | None:
         """The object's attributes now, or None."""
         self._table(object_type)
-        row = self._db.execute(
-            "SELECT attrs FROM objects WHERE type = ? AND anchor = ?", (object_type, anchor)
-        ).fetchone()
+        with self._lock:
+            row = self._db.execute(
+                "SELECT attrs FROM objects WHERE type = ? AND anchor = ?", (object_type, anchor)
+            ).fetchone()
         return None if row is None else _decode(row[0])
 
     def _read_all(self, object_type: str, watermark: str | None, page_size: int) -> Iterator[Page]:
@@ -270,13 +277,14 @@ class SqliteDirectory:
     @contextmanager
     def _write(self) -> Iterator[None]:
         """One write: ``BEGIN IMMEDIATE`` ... ``COMMIT``, or ``ROLLBACK`` on an exception."""
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
         if self.write_delay:
             SystemClock().sleep(self.write_delay)
 
