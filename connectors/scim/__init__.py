@@ -6,5 +6,6 @@ the attribute names Entra uses for a SCIM app, and back; filter escaping).
 """
 
 from connectors.scim.client import ScimClient, ScimNotFound, ScimRefused
+from connectors.scim.source import ScimSource
 
-__all__ = ["ScimClient", "ScimNotFound", "ScimRefused"]
+__all__ = ["ScimClient", "ScimNotFound", "ScimRefused", "ScimSource"]
