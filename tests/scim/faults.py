@@ -1,0 +1,155 @@
+"""A fault-injecting HTTP proxy in front of a real SCIM server, for the faults a real server
+cannot be made to produce on demand: throttling (429), a busy server (503), an answer too slow
+for the client's timeout, a connection dropped mid-request.
+
+``FaultProxy(server.url)`` listens on ``http://127.0.0.1:<free port>`` with the same path
+layout as the upstream (``proxy.url`` ends in ``/v2`` when the upstream does) and forwards
+everything else untouched, one upstream connection per request. Faults are armed for the
+next N requests, in the order they are armed: ``fail(429, 2, retry_after=3)`` answers the
+next two requests with 429 and ``Retry-After: 3`` without forwarding them.
+"""
+
+from __future__ import annotations
+
+import http.client
+import threading
+from collections import deque
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+
+import attrs
+
+_HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "upgrade"}
+
+
+@attrs.frozen
+class _Fault:
+    kind: str  # "fail", "delay" or "drop"
+    status: int = 0
+    retry_after: str | None = None
+    seconds: float = 0.0
+
+
+class FaultProxy:
+    """A threaded proxy on 127.0.0.1; :attr:`seen` counts the requests it received."""
+
+    def __init__(self, upstream_url: str) -> None:
+        parts = urlsplit(upstream_url)
+        self.upstream_host = parts.hostname or "127.0.0.1"
+        self.upstream_port = parts.port or 80
+        self.prefix = parts.path.rstrip("/")
+        self.seen = 0
+        self._faults: deque[_Fault] = deque()
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self._server.daemon_threads = True
+        self.port: int = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def __repr__(self) -> str:
+        return f"FaultProxy({self.url!r} -> {self.upstream_port})"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}{self.prefix}"
+
+    def fail(self, status: int, times: int = 1, retry_after: str | float | None = None) -> None:
+        """Answer the next ``times`` requests with ``status`` (and ``Retry-After``)."""
+        header = None if retry_after is None else str(retry_after)
+        self._arm(_Fault("fail", status=status, retry_after=header), times)
+
+    def delay(self, seconds: float, times: int = 1) -> None:
+        """Hold the next ``times`` requests for ``seconds`` before forwarding them."""
+        self._arm(_Fault("delay", seconds=seconds), times)
+
+    def drop(self, times: int = 1) -> None:
+        """Close the connection of the next ``times`` requests without answering."""
+        self._arm(_Fault("drop"), times)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def stop(self) -> None:
+        self._stopping.set()  # wakes delayed requests
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(5)
+
+    def __enter__(self) -> FaultProxy:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    def _arm(self, fault: _Fault, times: int) -> None:
+        with self._lock:
+            self._faults.extend([fault] * times)
+
+    def _next(self) -> _Fault | None:
+        with self._lock:
+            self.seen += 1
+            return self._faults.popleft() if self._faults else None
+
+
+def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            """Silent: the test output is not the place for an access log."""
+
+        def handle_one(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            fault = proxy._next()
+            if fault is not None and fault.kind == "drop":
+                self.close_connection = True
+                self.connection.shutdown(2)
+                return
+            if fault is not None and fault.kind == "fail":
+                self._answer_fault(fault)
+                return
+            if fault is not None and fault.kind == "delay":
+                proxy._stopping.wait(fault.seconds)
+            self._forward(body)
+
+        def _answer_fault(self, fault: _Fault) -> None:
+            payload = (
+                b'{"schemas":["urn:ietf:params:scim:api:messages:2.0:Error"],'
+                b'"status":"%d","detail":"injected by FaultProxy"}' % fault.status
+            )
+            self.send_response(fault.status)
+            self.send_header("Content-Type", "application/scim+json")
+            self.send_header("Content-Length", str(len(payload)))
+            if fault.retry_after is not None:
+                self.send_header("Retry-After", fault.retry_after)
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def _forward(self, body: bytes) -> None:
+            upstream = http.client.HTTPConnection(
+                proxy.upstream_host, proxy.upstream_port, timeout=60
+            )
+            try:
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
+                upstream.request(self.command, self.path, body=body or None, headers=headers)
+                response = upstream.getresponse()
+                payload = response.read()
+                self.send_response(response.status)
+                for name, value in response.getheaders():
+                    if name.lower() not in _HOP_BY_HOP | {"content-length", "date", "server"}:
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+            except OSError:
+                self.close_connection = True
+            finally:
+                upstream.close()
+
+        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = handle_one
+
+    return Handler
