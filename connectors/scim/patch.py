@@ -68,7 +68,7 @@ def parse_path(name: str) -> ScimPath:
     if name.lower().startswith("urn:"):
         schema, _, rest = name.rpartition(":")
     match = _PATH.fullmatch(rest)
-    if match is None or (not schema and name.lower().startswith("urn:")):
+    if match is None or (schema is not None and not schema.lower().startswith("urn:")):
         raise ValueError(f"{name!r} is not a SCIM attribute path this target can write")
     return ScimPath(name, schema, match[1], match[2], match[3])
 
