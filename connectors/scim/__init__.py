@@ -10,6 +10,7 @@ service does, so an app that works with Entra works with it.
 """
 
 from connectors.scim.client import ScimClient, ScimNotFound, ScimRefused
+from connectors.scim.source import ScimSource
 from connectors.scim.target import ScimTarget
 
-__all__ = ["ScimClient", "ScimNotFound", "ScimRefused", "ScimTarget"]
+__all__ = ["ScimClient", "ScimNotFound", "ScimRefused", "ScimSource", "ScimTarget"]

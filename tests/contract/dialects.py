@@ -137,6 +137,51 @@ def _ldap_source(request: pytest.FixtureRequest, tmp_path: Path) -> Dialect:
     )
 
 
+#: the suite's names in a SCIM User as Entra names them; proxyAddresses needs a multi-valued
+#: attribute of strings, which entitlements.value is (the source is told to read it)
+SCIM_SOURCE_NAMES = {
+    "mail": 'emails[type eq "work"].value',
+    "cn": "displayName",
+    "department": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department",
+    "proxyAddresses": "entitlements.value",
+}
+
+
+def _scim_source(request: pytest.FixtureRequest, tmp_path: Path) -> Dialect:
+    """A server of the test's own (the source reads every user of it)."""
+    from connectors.scim import ScimSource  # noqa: PLC0415
+    from connectors.scim.paths import GROUP_SCHEMA, USER_SCHEMA, build_resource  # noqa: PLC0415
+
+    server = request.getfixturevalue("make_scim_server")("contract-source")
+    source = ScimSource(
+        server.url,
+        server.token.reveal(),
+        extra_attributes={"User": ["entitlements.value"]},
+    )
+    ids: dict[tuple[str, str], str] = {}
+    endpoints = {"User": ("/Users", USER_SCHEMA), "Group": ("/Groups", GROUP_SCHEMA)}
+
+    def put(object_type: str, key: str, attributes: dict[str, Any]) -> str:
+        """As an admin tool would: POST a new resource, PUT over an existing one."""
+        endpoint, schema = endpoints[object_type]
+        named = {SCIM_SOURCE_NAMES.get(k, k): v for k, v in attributes.items()}
+        body = build_resource([schema], named)
+        existing = ids.get((object_type, key))
+        if existing is None:
+            response = server.request("POST", endpoint, body)
+        else:
+            response = server.request("PUT", f"{endpoint}/{existing}", body)
+        assert response.status_code in (200, 201), response.text
+        ids[(object_type, key)] = response.json()["id"]
+        return ids[(object_type, key)]
+
+    def remove(object_type: str, key: str) -> None:
+        anchor = ids.pop((object_type, key))
+        server.request("DELETE", f"{endpoints[object_type][0]}/{anchor}")
+
+    return Dialect(source, put, remove, source.get, names=SCIM_SOURCE_NAMES, closers=[source.close])
+
+
 def _not_a_source(*_: Any) -> Any:
     raise AssertionError("this dialect is a target only")
 
@@ -181,6 +226,7 @@ SOURCES: dict[str, Callable[[pytest.FixtureRequest, Path], Dialect]] = {
     "memory": _memory,
     "sqlite": _sqlite,
     "ldap": _ldap_source,
+    "scim": _scim_source,
 }
 TARGETS: dict[str, Callable[[pytest.FixtureRequest, Path], Dialect]] = {
     "memory": _memory,
