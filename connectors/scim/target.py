@@ -12,7 +12,7 @@ own, and the client keeps one HTTP session per thread.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 from urllib.parse import quote as url_quote
 
@@ -26,21 +26,17 @@ from connectors.base import (
     ValueDelta,
     as_list,
 )
-from connectors.scim.client import ScimClient, ScimNotFound, ScimRefused
+from connectors.scim.client import ScimNotFound, ScimRefused
 from connectors.scim.patch import (
-    CORE_GROUP,
-    CORE_USER,
-    Elements,
     Operation,
     chunked,
-    equality_filter,
-    flatten,
     operations,
-    parse_path,
     patch_body,
     resource,
     value_delta_operations,
 )
+from connectors.scim.paths import GROUP_SCHEMA, USER_SCHEMA, equals_filter, parse
+from connectors.scim.source import ScimSource
 
 MEMBERS = "members"
 
@@ -53,8 +49,8 @@ class _Kind(NamedTuple):
 
 
 _KINDS = {
-    "User": _Kind("User", "/Users", CORE_USER, "userName"),
-    "Group": _Kind("Group", "/Groups", CORE_GROUP, "displayName"),
+    "User": _Kind("User", "/Users", USER_SCHEMA, "userName"),
+    "Group": _Kind("Group", "/Groups", GROUP_SCHEMA, "displayName"),
 }
 
 
@@ -63,6 +59,10 @@ class ScimTarget:
 
     ``member_chunk`` bounds the member values one PATCH carries, as Entra does, so that a
     change to a group of 50,000 goes out as several requests an app can digest.
+    ``extra_attributes`` (per type) are read back by :meth:`get` beyond Entra's defaults.
+
+    Reading back and checking the service are the source's: a :class:`ScimSource` over the
+    same client does both, so the two sides flatten resources and judge a service alike.
     """
 
     capabilities = frozenset(
@@ -83,12 +83,19 @@ class ScimTarget:
         verify: bool = True,
         timeout: float = 30.0,
         member_chunk: int = 100,
+        extra_attributes: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         if member_chunk < 1:
             raise ValueError("member_chunk must be at least 1")
-        self.client = ScimClient(
-            base_address, token, ca_file=ca_file, verify=verify, timeout=timeout
+        self._reader = ScimSource(
+            base_address,
+            token,
+            ca_file=ca_file,
+            verify=verify,
+            timeout=timeout,
+            extra_attributes=extra_attributes,
         )
+        self.client = self._reader.client
         self.member_chunk = member_chunk
 
     def __repr__(self) -> str:
@@ -103,7 +110,7 @@ class ScimTarget:
         Entra asks, so a lookup never drags a 50,000-member list along)."""
         kind = _kind(object_type)
         _checked(attribute)
-        params = {"filter": equality_filter(attribute, value)}
+        params = {"filter": equals_filter(attribute, value)}
         if kind.name == "Group":
             params["excludedAttributes"] = MEMBERS
         answer = self.client.get(kind.endpoint, params)
@@ -184,7 +191,7 @@ class ScimTarget:
     ) -> None:
         """The attribute operations ride with the first member chunk."""
         chunks = list(chunked(members.remove, members.add, self.member_chunk)) if members else []
-        member_path = parse_path(MEMBERS)
+        member_path = parse(MEMBERS)
         member_ops = [value_delta_operations(member_path, r, a) for r, a in chunks] or [[]]
         path = self._path(kind, ref)
         self._patch_attributes(path, changes, member_ops[0])
@@ -207,8 +214,8 @@ class ScimTarget:
         except ScimRefused as error:
             if error.scim_type != "noTarget" or isinstance(error, ScimNotFound):
                 raise
-            present = _elements(self.client.get(path))
-            self.client.patch(path, patch_body(operations(changes, present) + extra))
+            current = self.client.get(path)
+            self.client.patch(path, patch_body(operations(changes, current) + extra))
 
     # ------------------------------------------------------------------ delete
     def delete(self, object_type: str, ref: str, *, soft: bool) -> None:
@@ -224,19 +231,15 @@ class ScimTarget:
             return
 
     # ------------------------------------------------------------------ read back
-    def get(self, object_type: str, ref: str) -> dict[str, Value] | None:
+    def get(self, object_type: str, ref: str) -> Attributes | None:
         """The resource in the names the target writes, or None when it is gone."""
-        kind = _kind(object_type)
-        try:
-            return flatten(self.client.get(self._path(kind, ref)))
-        except ScimNotFound:
-            return None
+        _kind(object_type)
+        return self._reader.get(object_type, ref) if ref else None
 
     def validate(self) -> None:
-        """The service's configuration, then one user: a wrong base address fails on the
-        first, a token without read rights on the second (the error names the request)."""
-        self.client.get("/ServiceProviderConfig")
-        self.client.get("/Users", {"startIndex": 1, "count": 1})
+        """As the source checks a service: the base address answers, then the token reads
+        users; the error says which failed."""
+        self._reader.validate()
 
     def close(self) -> None:
         self.client.close()
@@ -256,7 +259,7 @@ def _kind(object_type: str) -> _Kind:
 
 def _checked(attribute: str) -> None:
     try:
-        parse_path(attribute)
+        parse(attribute)
     except ValueError as error:
         raise ObjectError(str(error)) from None
 
@@ -271,14 +274,3 @@ def _id(found: Mapping[str, Any], kind: _Kind) -> str:
     if not isinstance(ref, str) or not ref:
         raise ObjectError(f"the service answered a {kind.name} without an id")
     return ref
-
-
-def _elements(found: Mapping[str, Any]) -> Elements:
-    """The typed elements a resource has, e.g. ("emails", "work")."""
-    return frozenset(
-        (attribute, element["type"])
-        for attribute, value in found.items()
-        if isinstance(value, list)
-        for element in value
-        if isinstance(element, Mapping) and isinstance(element.get("type"), str)
-    )
