@@ -327,3 +327,21 @@ def test_validate_and_unknown_types(target: ScimTarget) -> None:
         target.create("Device", {"displayName": "d"})
     with pytest.raises(ObjectError):
         target.find("User", "not a path", "x")
+
+
+def test_concurrent_writers_share_one_target(target: ScimTarget) -> None:
+    """As the engine's worker pool calls it: each thread its own session, nothing mixed up."""
+    from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
+
+    names = [unique("pool") for _ in range(80)]
+
+    def write(name: str) -> tuple[str, str]:
+        ref = target.create("User", {"userName": name, "title": name})
+        target.update("User", ref, {DEPARTMENT: name})
+        return name, ref
+
+    with ThreadPoolExecutor(8) as pool:
+        written = dict(pool.map(write, names))
+    assert len(set(written.values())) == len(names)
+    for name, ref in written.items():
+        assert {"userName": name, "title": name, DEPARTMENT: name} == target.get("User", ref)
