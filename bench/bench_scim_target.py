@@ -26,7 +26,8 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from connectors.scim import ScimTarget
-from connectors.scim.patch import CORE_USER, ENTERPRISE_USER
+from connectors.scim.paths import ENTERPRISE as ENTERPRISE_USER
+from connectors.scim.paths import USER_SCHEMA as CORE_USER
 from tests.scim.server import ScimServer
 
 
