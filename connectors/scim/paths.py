@@ -20,6 +20,7 @@ Attribute names are matched case-insensitively, as SCIM requires. Pure functions
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -77,8 +78,10 @@ class ScimPath:
     schema: str | None = None  # an extension URN, or None for the core schema
 
 
+@functools.lru_cache(maxsize=1024)
 def parse(name: str) -> ScimPath:
-    """Parse a flat name; ValueError for anything outside the grammar in the module docstring."""
+    """Parse a flat name; ValueError for anything outside the grammar in the module docstring
+    (cached: every resource read parses the same few dozen names)."""
     schema = None
     rest = name
     if name.lower().startswith("urn:"):

@@ -8,16 +8,16 @@ Initial read
     the engine deprovision it. So the read sorts by ``id`` when the service can sort
     (``sortBy=id``: an order of survivors no write can change; without sort support the
     service's own order is assumed stable, as a primary key order is), and every request
-    after the first starts a few positions *before* where the last page ended
-    (``startIndex = next - back``) and keeps only what follows the newest id of the last
-    ``lookback`` ids already read. Finding one of them proves the answer is contiguous with
-    what was read; finding none means more than ``back`` resources before the position went
-    away, so ``back`` doubles and the request is repeated. A page's watermark holds the
+    after the first asks for a window ``back`` positions wider on both sides of where the
+    last page ended and keeps only what follows the newest of the last ``lookback`` ids
+    already read. Finding one of them proves the answer is contiguous with what was read;
+    finding none means more than ``back`` resources were deleted or created before the
+    position, so ``back`` doubles and the request is repeated. A page's watermark holds the
     delta start, the next position and the last ``lookback`` ids; resuming asks the same
     question, so it is exact whatever was written meanwhile. A resource created during the
     read before the position is not read, but it is newer than the delta start, so the
-    delta brings it. The price is ``lookback`` extra resources per request (about 2 % at
-    page size 250) and, only while resources are deleted under the read, a repeated request.
+    delta brings it. The price is ``2 * lookback`` extra resources per request and, only
+    while many resources are written under the read, a repeated request.
     (``filter=id gt "last"`` would need no overlap, but ``gt`` on ``id`` is rarely supported
     and makes the in-memory server test every resource per page: quadratic.)
     The delta start is the newest ``meta.lastModified`` on the service *before* the scan
@@ -255,7 +255,7 @@ class ScimSource:
         retries = 0
         while True:
             start = max(1, position - back)
-            want = page_size + (position - start)
+            want = page_size + (position - start) + back  # the tail may have moved either way
             answer = self.client.get(endpoint, {**params, "startIndex": start, "count": want})
             resources = [r for r in answer.get("Resources") or [] if isinstance(r, dict)]
             total = answer.get("totalResults")
@@ -267,11 +267,11 @@ class ScimSource:
                 hits = [i for i, r in enumerate(resources) if r.get("id") in known]
                 if hits:
                     fresh_from = hits[-1] + 1
-                elif start > 1:  # the tail may lie further back: resources before it went away
+                elif more or start > 1:  # the tail moved further than ``back``: look wider
                     retries += 1
                     if retries > _MAX_RETRIES_PER_PAGE:
                         raise TransientError(f"{endpoint}: the result set kept shifting")
-                    back = min(max(back * 2, self.lookback), position - 1)
+                    back = max(back * 2, self.lookback)
                     continue
                 # start == 1 and no tail id left: every id of the tail was deleted, so the
                 # position is unknown; what follows is read again (repeats, nothing skipped)
