@@ -21,6 +21,7 @@ Attribute names are matched case-insensitively, as SCIM requires. Pure functions
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -103,13 +104,14 @@ def parse(name: str) -> ScimPath:
 
 
 def quote(value: Scalar) -> str:
-    """A filter literal: strings quoted with ``"`` and ``\\`` escaped, booleans bare."""
+    """A filter literal: strings as JSON strings (RFC 7644's filter grammar takes them from
+    JSON, so quotes, backslashes and control characters are escaped), booleans bare."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
         return str(value)
     text = value.decode() if isinstance(value, bytes) else value
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return json.dumps(text, ensure_ascii=False)
 
 
 def unquote(literal: str) -> str:

@@ -203,6 +203,27 @@ def _ldap_target(request: pytest.FixtureRequest, tmp_path: Path) -> Dialect:
     )
 
 
+#: the suite's names as Entra's target attribute names for a SCIM app; the suite's
+#: multi-valued attribute is ``roles.value`` (the target is told to read it back)
+SCIM_NAMES = {
+    "mail": 'emails[type eq "work"].value',
+    "department": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department",
+    "emails": "roles.value",
+}
+
+
+def _scim_target(request: pytest.FixtureRequest, tmp_path: Path) -> Dialect:
+    from connectors.scim import ScimTarget  # noqa: PLC0415
+
+    server = request.getfixturevalue("make_scim_server")("contract")  # fresh: fixed names
+    target = ScimTarget(
+        server.url, server.token.reveal(), extra_attributes={"User": ["roles.value"]}
+    )
+    return Dialect(
+        target, _not_a_source, _not_a_source, target.get, names=SCIM_NAMES, closers=[target.close]
+    )
+
+
 SOURCES: dict[str, Callable[[pytest.FixtureRequest, Path], Dialect]] = {
     "memory": _memory,
     "sqlite": _sqlite,
@@ -213,4 +234,5 @@ TARGETS: dict[str, Callable[[pytest.FixtureRequest, Path], Dialect]] = {
     "memory": _memory,
     "sqlite": _sqlite,
     "ldap": _ldap_target,
+    "scim": _scim_target,
 }
