@@ -232,8 +232,20 @@ class CycleContext:
     def retry(
         self, failure: TransientError, operation: Callable[..., T], *args: Any, **kwargs: Any
     ) -> T:
-        """Go on after a first transient failure (hot paths make the first call themselves)."""
-        for attempt in range(1, min(self.settings.transient_retries, MAX_RETRIES) + 1):
+        """Go on after a first transient failure (hot paths make the first call themselves).
+
+        A throttled answer (one that says when to come back: 429 or 503 with Retry-After)
+        is waited out without spending the TransientRetries budget, as Entra slows down
+        rather than fails an object its target asks to wait; MAX_RETRIES bounds both.
+        """
+        budget = min(self.settings.transient_retries, MAX_RETRIES)
+        spent = 0
+        for attempt in range(1, MAX_RETRIES + 1):
+            throttled = (failure.retry_after or 0.0) > 0
+            if not throttled:
+                spent += 1
+                if spent > budget:
+                    break
             self.wait(backoff(attempt, failure.retry_after))
             try:
                 return operation(*args, **kwargs)

@@ -60,8 +60,24 @@ def _ldap_target(secrets: Mapping[str, str], schema: SynchronizationSchema) -> T
     return target
 
 
+def _scim_source(secrets: Mapping[str, str], schema: SynchronizationSchema) -> Source:
+    from engine.templates import _scim  # noqa: PLC0415
+
+    source: Source = _scim.build_source(secrets, schema)
+    return source
+
+
+def _scim_target(secrets: Mapping[str, str], schema: SynchronizationSchema) -> Target:
+    from engine.templates import _scim  # noqa: PLC0415
+
+    target: Target = _scim.build_target(secrets, schema)
+    return target
+
+
 LDAP_SOURCE_SECRETS = ("SourceUrl", "SourceUserName", "SourcePassword", "SourceBaseDn")
 LDAP_TARGET_SECRETS = ("Url", "UserName", "Password", "BaseDn")
+SCIM_SOURCE_SECRETS = ("SourceBaseAddress", "SourceSecretToken")
+SCIM_TARGET_SECRETS = ("BaseAddress", "SecretToken")
 
 
 def builtin_templates() -> dict[str, Template]:
@@ -71,6 +87,18 @@ def builtin_templates() -> dict[str, Template]:
             graph=load_builtin("ldapToLdap"),
             required_secrets=LDAP_SOURCE_SECRETS + LDAP_TARGET_SECRETS,
             build_source=_ldap_source,
+            build_target=_ldap_target,
+        ),
+        "ldapToScim": Template(
+            graph=load_builtin("ldapToScim"),
+            required_secrets=LDAP_SOURCE_SECRETS + SCIM_TARGET_SECRETS,
+            build_source=_ldap_source,
+            build_target=_scim_target,
+        ),
+        "scimToLdap": Template(
+            graph=load_builtin("scimToLdap"),
+            required_secrets=SCIM_SOURCE_SECRETS + LDAP_TARGET_SECRETS,
+            build_source=_scim_source,
             build_target=_ldap_target,
         ),
     }

@@ -46,7 +46,6 @@ class Recorder:
             await self.app(scope, receive, send)
             return
         chunks: list[bytes] = []
-        status = 0
 
         async def recording_receive() -> Message:
             message = await receive()
@@ -54,11 +53,10 @@ class Recorder:
             return message
 
         async def recording_send(message: Message) -> None:
-            nonlocal status
+            # recorded before the answer leaves: a client that has its answer (a 204 has no
+            # body to wait for) then finds its request in the log
             if message["type"] == "http.response.start":
-                status = int(message["status"])
-            elif message["type"] == "http.response.body" and not message.get("more_body"):
-                self.write(scope, b"".join(chunks), status)
+                self.write(scope, b"".join(chunks), int(message["status"]))
             await send(message)
 
         await self.app(scope, recording_receive, recording_send)

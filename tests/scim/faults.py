@@ -33,7 +33,7 @@ class _Fault:
 class FaultProxy:
     """A threaded proxy on 127.0.0.1; :attr:`seen` counts the requests it received."""
 
-    def __init__(self, upstream_url: str) -> None:
+    def __init__(self, upstream_url: str, port: int = 0) -> None:
         parts = urlsplit(upstream_url)
         self.upstream_host = parts.hostname or "127.0.0.1"
         self.upstream_port = parts.port or 80
@@ -42,7 +42,8 @@ class FaultProxy:
         self._faults: deque[_Fault] = deque()
         self._lock = threading.Lock()
         self._stopping = threading.Event()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        # port: a proxy started again where a stopped one listened (the target is back)
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler(self))
         self._server.daemon_threads = True
         self.port: int = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
