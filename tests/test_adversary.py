@@ -173,3 +173,71 @@ def test_value_deltas_reach_what_whole_values_reach(
     whole = _apply(target, diff(FLOW_MAPPING, desired, exported))
     deltas = _apply(target, diff(FLOW_MAPPING, desired, exported, value_deltas=True))
     assert _norm(whole) == _norm(deltas)
+
+
+# ------------------------------------------------------- value deltas through whole cycles
+import json  # noqa: E402
+
+import engine.templates as _templates  # noqa: E402
+
+
+def proxies_schema(flow_type: str = "Always") -> dict[str, Any]:
+    """memoryToMemory plus a multi-valued, case-insensitive ``proxies`` on users."""
+    path = Path(_templates.__file__).with_name("memoryToMemory.json")
+    schema = json.loads(path.read_text())["schema"]
+    for directory in schema["directories"]:
+        directory["objects"][0]["attributes"].append({"name": "proxies", "multivalued": True})
+    users = schema["synchronizationRules"][0]["objectMappings"][0]
+    users["attributeMappings"].append(
+        {
+            "targetAttributeName": "proxies",
+            "flowType": flow_type,
+            "source": {"type": "Attribute", "name": "proxies", "expression": "[proxies]"},
+        }
+    )
+    return schema
+
+
+def proxies_job(
+    tmp_path: Path, clock: ManualClock, proxies: list[str], flow_type: str = "Always"
+) -> tuple[SyncEngine, str, MemoryDirectory, MemoryDirectory]:
+    source, target = MemoryDirectory(), MemoryDirectory(id_prefix="t")
+    source.put("User", "u", {"userName": "u", "proxies": proxies})
+    engine = SyncEngine(tmp_path / "s.db", clock)
+    job_id = (
+        engine.create_job("memoryToMemory", source, target, schema=proxies_schema(flow_type)).id
+        or ""
+    )
+    engine.start(job_id)
+    engine.run_cycle(job_id)
+    return engine, job_id, source, target
+
+
+def target_proxies(target: MemoryDirectory) -> list[str]:
+    (user,) = target.list("User").values()
+    return sorted(user.get("proxies") or [])
+
+
+def test_value_add_only_list_keeps_a_value_the_source_dropped(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    """ValueAddOnly on a VALUE_DELTAS target: the source drops one value and adds none; the
+    target keeps both (as it does on a target without value deltas)."""
+    engine, job_id, source, target = proxies_job(tmp_path, clock, ["a", "b"], "ValueAddOnly")
+    source.put("User", "u", {"userName": "u", "proxies": ["a"]})
+    engine.run_cycle(job_id)
+    assert target_proxies(target) == ["a", "b"]
+
+
+def test_a_value_whose_case_changed_unflowed_is_removed_later(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    """A case-only change does not flow (not caseExact), but the link then remembers the new
+    case; removing the value later must remove it from the target, whatever its case there."""
+    engine, job_id, source, target = proxies_job(tmp_path, clock, ["Alice", "b"])
+    source.put("User", "u", {"userName": "u", "proxies": ["alice", "b"]})
+    engine.run_cycle(job_id)
+    assert target_proxies(target) == ["Alice", "b"]  # case-only: no write, as in Entra
+    source.put("User", "u", {"userName": "u", "proxies": ["b"]})
+    engine.run_cycle(job_id)
+    assert target_proxies(target) == ["b"]
