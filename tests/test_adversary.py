@@ -325,3 +325,64 @@ def test_concurrent_export_with_same_page_references_is_the_sequential_outcome(
     one, four = run_world(tmp_path, 1), run_world(tmp_path, 4)
     assert one[0] == four[0] and one[1] == four[1]
     assert one[2:] == four[2:]
+
+
+def test_value_add_only_on_join_adds_to_what_the_target_has(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    """Joining an object we did not write (values unknown): 'add-only flows only ever add'
+    (mapping.diff). A VALUE_DELTAS target can be sent the values to add; a replacement
+    removes the target's own values."""
+    source, target = MemoryDirectory(), MemoryDirectory(id_prefix="t")
+    target.put("User", "t1", {"userName": "u", "proxies": ["x"]})
+    source.put("User", "u", {"userName": "u", "proxies": ["a"]})
+    engine = SyncEngine(tmp_path / "s.db", clock)
+    schema = proxies_schema("ValueAddOnly")
+    job_id = engine.create_job("memoryToMemory", source, target, schema=schema).id or ""
+    engine.start(job_id)
+    engine.run_cycle(job_id)
+    assert target_proxies(target) == ["a", "x"]
+
+
+# ------------------------------------------------------------------ renamed refs, recovery
+class Crash(BaseException):
+    """The process dies here."""
+
+
+def test_an_update_in_doubt_does_not_move_the_link_to_a_disabled_leftover(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    """B left the source: its target object is disabled and unlinked. A then takes B's old
+    userName, and the process dies before that update reaches the target. Settling the update
+    in doubt finds B's leftover by A's new userName and moves A's link onto it: A's own
+    object (still active, under its old name) is then managed by nobody, for ever."""
+    source, target = MemoryDirectory(), MemoryDirectory(id_prefix="t")
+    source.put("User", "A", {"userName": "a", "displayName": "A"})
+    source.put("User", "B", {"userName": "b", "displayName": "B"})
+    engine = SyncEngine(tmp_path / "s.db", clock)
+    job_id = engine.create_job("memoryToMemory", source, target).id or ""
+    engine.set_secrets(None, {"HardDeletesEnabled": "False"})
+    engine.start(job_id)
+    engine.run_cycle(job_id)
+    refs = {a["userName"]: ref for ref, a in target.list("User").items()}
+    source.remove("User", "B")
+    engine.run_cycle(job_id)
+    assert target.get("User", refs["b"])["active"] is False  # disabled, unlinked
+
+    source.put("User", "A", {"userName": "b", "displayName": "A"})
+
+    def die(operation: str, object_type: str, ref: str | None) -> None:
+        raise Crash
+
+    target.before_write = die
+    try:
+        engine.run_cycle(job_id)
+    except Crash:
+        pass
+    target.before_write = None
+    engine = SyncEngine(tmp_path / "s.db", clock)
+    engine.attach(job_id, source, target)
+    engine.run_cycle(job_id)
+    # A's own object is the one that carries A now; B's leftover is not taken over
+    assert target.get("User", refs["b"])["displayName"] == "B"  # not taken over
+    assert target.get("User", refs["a"])["userName"] == "b"  # as without the crash
