@@ -386,3 +386,21 @@ def test_an_update_in_doubt_does_not_move_the_link_to_a_disabled_leftover(
     # A's own object is the one that carries A now; B's leftover is not taken over
     assert target.get("User", refs["b"])["displayName"] == "B"  # not taken over
     assert target.get("User", refs["a"])["userName"] == "b"  # as without the crash
+
+
+def test_concurrent_export_logs_in_the_order_of_the_page(tmp_path: Path) -> None:
+    """The provisioning log of a page written on 4 workers lists its objects in the page's
+    order, as with one worker (not in the order the target happened to answer)."""
+    logs = []
+    for concurrency in (1, 4):
+        source = MemoryDirectory()
+        for n in range(30):
+            source.put("User", f"u{n:02d}", {"userName": f"u{n:02d}"})
+        engine = SyncEngine(tmp_path / f"l{concurrency}.db", ManualClock())
+        settings = {"ExportConcurrency": str(concurrency)}
+        target = JitterTarget(id_prefix="t")
+        job_id = engine.create_job("memoryToMemory", source, target, settings=settings).id or ""
+        engine.start(job_id)
+        engine.run_cycle(job_id)
+        logs.append([(r.anchor, r.action) for r in engine.store.provisioning_logs(job_id)])
+    assert logs[0] == logs[1]
