@@ -262,26 +262,24 @@ def test_a_member_recreated_after_object_gone_is_followed_by_its_large_group(
 
 
 # ------------------------------------------------------------------------ concurrent export
-import threading  # noqa: E402
 import time  # noqa: E402
 
 
 class JitterTarget(MemoryDirectory):
-    """A memory target whose writes take a little while, so workers overlap."""
-
-    def _pause(self) -> None:
-        time.sleep(0.001 if threading.current_thread().name.endswith("1)") else 0.003)
+    """A memory target whose writes take a while: creating every fourth user (u00, u04, ...)
+    takes longer, so the workers overlap and finish out of order, the same way every run."""
 
     def find(self, *args: Any) -> Any:
-        self._pause()
+        time.sleep(0.001)
         return super().find(*args)
 
-    def create(self, *args: Any) -> Any:
-        self._pause()
-        return super().create(*args)
+    def create(self, object_type: str, attributes: Any) -> Any:
+        name = str(attributes.get("userName") or "")
+        time.sleep(0.02 if name[-2:].isdigit() and int(name[-2:]) % 4 == 0 else 0.001)
+        return super().create(object_type, attributes)
 
     def update(self, *args: Any) -> Any:
-        self._pause()
+        time.sleep(0.001)
         return super().update(*args)
 
 
