@@ -15,9 +15,7 @@ def big_group_job(
     source, target = MemoryDirectory(), MemoryDirectory(id_prefix="t")
     for n in range(users):
         source.put("User", f"u{n:03d}", {"userName": f"u{n:03d}", "displayName": f"U{n}"})
-    source.put(
-        "Group", "g", {"displayName": "G", "members": [f"u{n:03d}" for n in range(users)]}
-    )
+    source.put("Group", "g", {"displayName": "G", "members": [f"u{n:03d}" for n in range(users)]})
     engine = SyncEngine(tmp_path / "s.db", clock)
     job_id = engine.create_job("memoryToMemory", source, target).id or ""
     engine.start(job_id)
@@ -44,7 +42,8 @@ def test_large_group_recreated_after_object_gone_keeps_its_reverse_index(
     (gref,) = target.list("Group")
     target.delete("Group", gref, soft=False)
     source.put(
-        "Group", "g",
+        "Group",
+        "g",
         {"displayName": "G", "description": "d", "members": [f"u{n:03d}" for n in range(70)]},
     )
     engine.run_cycle(job_id)
@@ -262,7 +261,7 @@ def test_a_member_recreated_after_object_gone_is_followed_by_its_large_group(
 
 
 # ------------------------------------------------------------------------ concurrent export
-import time  # noqa: E402
+from engine import SystemClock  # noqa: E402
 
 
 class JitterTarget(MemoryDirectory):
@@ -270,16 +269,16 @@ class JitterTarget(MemoryDirectory):
     takes longer, so the workers overlap and finish out of order, the same way every run."""
 
     def find(self, *args: Any) -> Any:
-        time.sleep(0.001)
+        SystemClock().sleep(0.001)
         return super().find(*args)
 
     def create(self, object_type: str, attributes: Any) -> Any:
         name = str(attributes.get("userName") or "")
-        time.sleep(0.02 if name[-2:].isdigit() and int(name[-2:]) % 4 == 0 else 0.001)
+        SystemClock().sleep(0.02 if name[-2:].isdigit() and int(name[-2:]) % 4 == 0 else 0.001)
         return super().create(object_type, attributes)
 
     def update(self, *args: Any) -> Any:
-        time.sleep(0.001)
+        SystemClock().sleep(0.001)
         return super().update(*args)
 
 

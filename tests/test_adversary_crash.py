@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from connectors.memory import MemoryDirectory
 from engine import ManualClock, SyncEngine
 from engine.store.base import Checkpoint
 from engine.store.sqlite import SqliteStateStore
 from tests.test_value_deltas import RenamingDirectory
-from connectors.memory import MemoryDirectory
 
 
 class Crash(BaseException):
@@ -62,8 +62,8 @@ def test_large_group_and_rename_survive_a_crash_anywhere(
         source.put("User", f"u{u:03d}", {"userName": f"u{u:03d}", "displayName": f"U{u}"})
     source.put("User", "u005", {"userName": "u005-renamed", "displayName": "U5"})
     source.remove("User", "u010")
-    source.put("Group", "g", {"displayName": "G",
-                              "members": [f"u{u:03d}" for u in range(2, 72) if u != 10]})  # fmt: skip
+    kept = [f"u{u:03d}" for u in range(2, 72) if u != 10]
+    source.put("Group", "g", {"displayName": "G", "members": kept})
     store.commits = 0
     if kind == "commit":
         store.crash_at = (n, when)

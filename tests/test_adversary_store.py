@@ -15,9 +15,9 @@ from engine.store.base import Checkpoint, Link, encode_values
 
 ANCHORS = ["a", "b"]
 NAMES = [f"uid=u{n:03d}" for n in range(140)]
-UNIQUE = True
-UNIQUE_LINKS = True
-UNLINK_AND_REFERENCES = False
+UNIQUE = False
+UNIQUE_LINKS = False
+UNLINK_AND_REFERENCES = True
 REFERENCED = [f"r{n:03d}" for n in range(80)]
 
 
