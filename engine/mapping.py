@@ -376,12 +376,19 @@ def diff(
             continue
         had = exported.get(name)
         if value_deltas and isinstance(had, list) and isinstance(want, list):
+            if flow is FlowType.ATTRIBUTE_ADD_ONLY:
+                continue  # it has a value: never updated (as below)
             change = value_delta(want, had, attribute.case_exact)
-            if not (change.add or change.remove) and not attribute.flow_always:
-                continue
             if flow in (FlowType.VALUE_ADD_ONLY, FlowType.MULTI_VALUE_ADD_ONLY):
-                change = change._replace(remove=())
-            delta[name] = change if change.add or change.remove else want
+                if change.add:  # add-only: never a removal, nor a shorter list in its place
+                    delta[name] = change._replace(remove=())
+                elif attribute.flow_always:
+                    delta[name] = ValueDelta(add=tuple(want))
+                continue
+            if change.add or change.remove:
+                delta[name] = change
+            elif attribute.flow_always:
+                delta[name] = want
             continue
         same = _normal(want, attribute.case_exact) == _normal(had, attribute.case_exact)
         if same and not attribute.flow_always:

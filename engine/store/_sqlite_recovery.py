@@ -51,13 +51,17 @@ class RecoveryTables:
     def _write_references(self, job_id: str, c: Checkpoint) -> None:
         db = self._db
         gone: list[tuple[int | None, str]] = []
+        unlinked: set[tuple[int | None, str]] = set()
         for m, a in c.unlinks:
             scope = self._scope(job_id, m, create=True)
             gone.append((scope, a))
+            unlinked.add((scope, a))
             self._sets.drop(("refs", scope, a))
         rows: list[tuple[int | None, str, int | None, str]] = []
         stale: list[tuple[int | None, str, int | None, str]] = []
-        for m, a, references in c.references:
+        # each entry replaces what a referrer names: only its last one in the checkpoint counts
+        latest = {(m, a): references for m, a, references in c.references}
+        for (m, a), references in latest.items():
             scope = self._scope(job_id, m, create=True)
             key = ("refs", scope, a)
             if len(references) < link_values.LARGE:
@@ -73,7 +77,10 @@ class RecoveryTables:
             for o, referenced in references:
                 by_owner.setdefault(o, set()).add(referenced)
             wanted = {self._scope(job_id, o, create=True): names for o, names in by_owner.items()}
-            old: dict[int | None, set[str]] | None = self._sets.get(key)
+            # an unlinked referrer's rows all go first (``gone``): the difference is from none
+            old: dict[int | None, set[str]] | None = (
+                {} if (scope, a) in unlinked else self._sets.get(key)
+            )
             if old is None:
                 old = {}
                 for owner, referenced in db.execute(

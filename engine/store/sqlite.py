@@ -436,7 +436,8 @@ class SqliteStateStore(RecoveryTables):
             assert scope is not None
             removed.setdefault(scope, []).append((scope, a))
         added: dict[int, list[tuple[int, str, str, str]]] = {}
-        for m, a, r, e in c.links:
+        latest = {(m, a): (r, e) for m, a, r, e in c.links}  # one anchor twice: the last wins
+        for (m, a), (r, e) in latest.items():
             scope = self._scope(job_id, m, create=True)
             assert scope is not None
             added.setdefault(scope, []).append((scope, a, r, e))
