@@ -62,9 +62,17 @@ class _FaultRule:
 
 
 def _applied(change: ValueDelta, old: Value | None) -> list[Scalar]:
-    """Old values less the removed ones, plus the added ones not there yet (in order)."""
-    values = [v for v in as_list(old) if v not in change.remove]
-    return values + [v for v in dict.fromkeys(change.add) if v not in values]
+    """Old values less the removed ones, plus the added ones not there yet (in order); text
+    compared without case, as find matches it (a value whose case changed unflowed is still
+    the one to remove)."""
+    gone = {_match_key(v) for v in change.remove}
+    values = [v for v in as_list(old) if _match_key(v) not in gone]
+    present = {_match_key(v) for v in values}
+    for value in change.add:
+        if _match_key(value) not in present:
+            present.add(_match_key(value))
+            values.append(value)
+    return values
 
 
 def _plain(delta: Delta) -> Attributes:

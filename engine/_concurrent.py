@@ -14,7 +14,9 @@ What keeps the rules true:
 - an object is written by one worker from start to end, so its operations keep their order;
 - two objects of one batch that would be matched by the same value (two creates of one user)
   are never in flight together: the second waits for a sequential pass after the pool, where
-  it finds the first one's object;
+  it finds the first one's object; an object that refers to an earlier object of the batch
+  still being created waits the same way, so its reference resolves as in a sequential page;
+- the provisioning log keeps the page's order (records are put back in it after the pool);
 - an error that ends the cycle (unreachable, a lost lease, a pause) stops the other workers
   at their next object and is raised once they have stopped.
 """
@@ -70,14 +72,18 @@ def run(
     workers: int,
     write_one: Callable[[int], None],
     claims: Callable[[int], Sequence[Hashable]],
+    after: Callable[[int], Sequence[int]],
 ) -> None:
     """``write_one(i)`` for i in range(count) on ``workers`` threads; ``holder.target`` is the
     target the engine code calls (swapped for the unlocked one meanwhile); ``claims(i)`` are
-    the matching keys object i may create under, none of which two workers hold at once."""
+    the matching keys object i may create under, none of which two workers hold at once;
+    ``after(i)`` are earlier objects object i refers to: if one is not written yet, i waits
+    for the sequential pass, so it resolves the reference as a sequential page would."""
     lock = threading.Lock()
     order: Iterator[int] = iter(range(count))
     deferred: list[int] = []
     held: set[Hashable] = set()
+    done: set[int] = set()
     failures: list[BaseException] = []
 
     def work() -> None:
@@ -87,7 +93,7 @@ def run(
                 if failures:
                     return
                 keys = claims(index)
-                if any(key in held for key in keys):
+                if any(key in held for key in keys) or any(j not in done for j in after(index)):
                     deferred.append(index)
                     continue
                 held.update(keys)
@@ -95,6 +101,7 @@ def run(
                     write_one(index)
                 finally:
                     held.difference_update(keys)
+                    done.add(index)
         except BaseException as exc:  # ends the cycle: the others stop at their next object
             failures.append(exc)
         finally:
@@ -112,5 +119,5 @@ def run(
         holder.target = original
     if failures:
         raise failures[0]
-    for index in deferred:
+    for index in sorted(deferred):
         write_one(index)

@@ -229,7 +229,25 @@ def write_concurrently(ctx: CycleContext, batch: Batch, workers: int) -> None:
                 keys.append((name, value.lower() if isinstance(value, str) else value))
         return keys
 
-    concurrent.run(ctx, len(batch.anchors), workers, write_one, claims)
+    position = {anchor: index for index, anchor in enumerate(batch.anchors)}
+    references = [a for a, owner in mapping.references if owner == mapping.key]
+
+    def after(index: int) -> list[int]:
+        if not references:
+            return []
+        desired = batch.desired[index]
+        earlier = []
+        for attribute in references:
+            for named in as_list(desired.get(attribute)):
+                j = position.get(named) if isinstance(named, str) else None
+                if j is not None and j < index and batch.links[j] is None:
+                    earlier.append(j)
+        return earlier
+
+    logged = len(work.logs)
+    concurrent.run(ctx, len(batch.anchors), workers, write_one, claims, after)
+    # the provisioning log in the page's order, not the order the workers finished in
+    work.logs[logged:] = sorted(work.logs[logged:], key=lambda r: position.get(r.anchor, -1))
 
 
 def object_failure(exc: Exception) -> Exception:
@@ -398,7 +416,7 @@ def export(
                 hold(ctx, mapping, state, anchor, work, "waiting for the matching object")
                 return
             raise ObjectError(f"the matching target object {ref} is already joined to {owner}")
-        delta = diff(mapping, desired, None)
+        delta = diff(mapping, desired, None, value_deltas=ctx.value_deltas)
         if delta and "update" in mapping.flows:
             ref = ctx.call(ctx.target.update, target_type, ref, delta) or ref
         ctx.record(work, mapping, anchor, "Update", target_ref=ref, names=sorted(delta))

@@ -20,9 +20,9 @@ Every anchor in doubt is then processed again with the source as it is now (see 
 
 from __future__ import annotations
 
-from connectors.base import Capability, ObjectError
+from connectors.base import Capability, ObjectError, as_list
 from engine._context import CycleContext
-from engine.store.base import Checkpoint, Intent, Link, encode_values, unknown
+from engine.store.base import Checkpoint, Intent, Link, encode_values, last_values, unknown
 
 
 def settle_intents(ctx: CycleContext) -> dict[str, list[str]]:
@@ -82,7 +82,19 @@ def _renamed(
     if not intent.matching or Capability.RENAME not in ctx.target.capabilities:
         return None
     ref = _find_upserted(ctx, intent, claimed)
-    return ref if ref is not None and ref != link.target_ref else None
+    if ref is None or ref == link.target_ref:
+        return None
+    # another object holds the new values (an unlinked leftover): only if ours can no longer
+    # be found by its last values did the update rename it
+    last = last_values(link.exported)
+    for name, _ in intent.matching:
+        for value in as_list(last.get(name))[:1]:
+            try:
+                if ctx.call(ctx.target.find, intent.target_type, name, value) == link.target_ref:
+                    return None
+            except ObjectError:
+                continue
+    return ref
 
 
 def _find_upserted(

@@ -369,7 +369,10 @@ def diff(
             continue
         want = desired.get(name)
         if exported is None:
-            if want is not None:
+            adds_only = flow in (FlowType.VALUE_ADD_ONLY, FlowType.MULTI_VALUE_ADD_ONLY)
+            if value_deltas and adds_only and isinstance(want, list):
+                delta[name] = ValueDelta(add=tuple(want))  # add to what the target has
+            elif want is not None:
                 delta[name] = want
             elif flow is FlowType.ALWAYS:
                 delta[name] = None
