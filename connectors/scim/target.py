@@ -12,7 +12,9 @@ own, and the client keeps one HTTP session per thread.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 from urllib.parse import quote as url_quote
 
@@ -84,6 +86,8 @@ class ScimTarget:
         timeout: float = 30.0,
         member_chunk: int = 100,
         extra_attributes: Mapping[str, Sequence[str]] | None = None,
+        find_cache_seconds: float = 60.0,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         if member_chunk < 1:
             raise ValueError("member_chunk must be at least 1")
@@ -97,6 +101,12 @@ class ScimTarget:
         )
         self.client = self._reader.client
         self.member_chunk = member_chunk
+        self.find_cache_seconds = find_cache_seconds
+        self._monotonic = monotonic
+        # (type, attribute) -> (built at, folded value -> ids); under the lock: the engine may
+        # write from a pool of threads
+        self._indexes: dict[tuple[str, str], tuple[float, dict[str, set[str]]]] = {}
+        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"ScimTarget({self.client.base_address!r})"
@@ -110,6 +120,12 @@ class ScimTarget:
         Entra asks, so a lookup never drags a 50,000-member list along)."""
         kind = _kind(object_type)
         _checked(attribute)
+        index = self._index(kind, attribute) if isinstance(value, str) else None
+        if index is not None and isinstance(value, str):
+            with self._lock:
+                holders = set(index.get(value.casefold(), ()))
+            if len(holders) <= 1:
+                return next(iter(holders), None)
         params = {"filter": equals_filter(attribute, value)}
         if kind.name == "Group":
             params["excludedAttributes"] = MEMBERS
@@ -119,6 +135,59 @@ class ScimTarget:
         if len(found) > 1 or (isinstance(total, int) and total > 1):
             raise ObjectError(f"{total} {kind.name} resources have this {attribute}: ambiguous")
         return _id(found[0], kind) if found else None
+
+    def _index(self, kind: _Kind, attribute: str) -> dict[str, set[str]] | None:
+        """An index of the type by a top-level text attribute (userName, displayName,
+        externalId), built with one paged listing of that attribute only and kept for
+        ``find_cache_seconds``: an initial cycle then costs one POST per object, not a GET
+        and a POST. Safe as the LDAP target's is: this target keeps it current on its own
+        writes; a resource someone else made meanwhile answers our POST with 409, which
+        drops the index and joins it; a stale id answers 404, which makes the engine match
+        again. 0 turns it off."""
+        if self.find_cache_seconds <= 0 or attribute not in INDEXED:
+            return None
+        slot = (kind.name, attribute)
+        now = self._monotonic()
+        with self._lock:
+            built = self._indexes.get(slot)
+            if built is not None and now - built[0] < self.find_cache_seconds:
+                return built[1]
+        index: dict[str, set[str]] = {}
+        start = 1
+        while True:
+            page = self.client.get(kind.endpoint, {"attributes": attribute,
+                                                   "startIndex": start, "count": 500})  # fmt: skip
+            resources = page.get("Resources") or []
+            for found in resources:
+                held = found.get(attribute)
+                if isinstance(held, str):
+                    index.setdefault(held.casefold(), set()).add(_id(found, kind))
+            start += len(resources)
+            total = page.get("totalResults", 0)
+            if not resources or not isinstance(total, int) or start > total:
+                break
+        with self._lock:
+            self._indexes[slot] = (now, index)
+        return index
+
+    def _indexed(self, kind: _Kind, ref: str, values: Mapping[str, Any] | None) -> None:
+        """Keep the indexes current after a write of ours (None: the resource is gone)."""
+        with self._lock:
+            for (name, attribute), (_, index) in self._indexes.items():
+                if name != kind.name:
+                    continue
+                if values is not None and attribute not in values:
+                    continue
+                for ids in index.values():
+                    ids.discard(ref)
+                value = values.get(attribute) if values is not None else None
+                if isinstance(value, str):
+                    index.setdefault(value.casefold(), set()).add(ref)
+
+    def _forget(self, kind: _Kind) -> None:
+        with self._lock:
+            for slot in [s for s in self._indexes if s[0] == kind.name]:
+                del self._indexes[slot]
 
     # ------------------------------------------------------------------ create
     def create(self, object_type: str, attributes: Attributes) -> str:
@@ -140,7 +209,9 @@ class ScimTarget:
         except ScimRefused as error:
             if error.status != 409:
                 raise
+            self._forget(kind)  # someone else made it: the index missed it
             ref = self._join(kind, values, error)
+        self._indexed(kind, ref, values)
         if as_list(members):
             self._patch(kind, ref, {}, ValueDelta(add=tuple(as_list(members))))
         return ref
@@ -170,7 +241,12 @@ class ScimTarget:
                 changes[MEMBERS] = None  # cleared: one remove of the attribute
                 members = None
         if changes or members:
-            self._patch(kind, ref, changes, members)
+            try:
+                self._patch(kind, ref, changes, members)
+            except ScimNotFound:
+                self._indexed(kind, ref, None)
+                raise
+            self._indexed(kind, ref, changes)
         return None
 
     def _member_delta(self, kind: _Kind, ref: str, wanted: list[Scalar]) -> ValueDelta:
@@ -227,7 +303,9 @@ class ScimTarget:
                 self._patch(kind, ref, {"active": False}, None)
             else:
                 self.client.delete(self._path(kind, ref))
+                self._indexed(kind, ref, None)
         except ScimNotFound:
+            self._indexed(kind, ref, None)
             return
 
     # ------------------------------------------------------------------ read back
@@ -248,6 +326,10 @@ class ScimTarget:
         if not ref:
             raise ObjectError(f"an empty {kind.name} ref names no resource")
         return f"{kind.endpoint}/{url_quote(ref, safe='')}"
+
+
+#: top-level text attributes an index may answer find for (matching attributes in practice)
+INDEXED = frozenset({"userName", "displayName", "externalId"})
 
 
 def _kind(object_type: str) -> _Kind:

@@ -229,3 +229,45 @@ def test_a_sigkilled_runner_converges_with_no_duplicate_user(
     assert {name: len(m) for name, m in members(scim).items()} == {
         f"g{j:03d}": 100 for j in range(4)
     }
+
+
+def test_scim_to_ldap_brings_users_groups_and_managers_over(
+    scim: ScimServer, slapd_source: Slapd, slapd_target: Slapd, tmp_path: Path
+) -> None:
+    """The reverse template: SCIM users (with a manager) and a group into LDAP entries."""
+    boss = scim.create("Users", {"userName": "boss", "displayName": "The Boss",
+                                 "name": {"familyName": "Boss", "givenName": "The"}})  # fmt: skip
+    worker = scim.create("Users", {
+        "userName": "worker", "displayName": "A Worker", "title": "Engineer",
+        "name": {"familyName": "Worker", "givenName": "A"},
+        "emails": [{"type": "work", "primary": True, "value": "worker@example.org"}],
+        ENTERPRISE: {"employeeNumber": "7", "manager": {"value": boss["id"]}},
+    })  # fmt: skip
+    staff = [{"value": boss["id"]}, {"value": worker["id"]}]
+    scim.create("Groups", {"displayName": "staff", "members": staff})
+    tree = make_tree(slapd_source, slapd_target)
+    engine = SyncEngine(tmp_path / "s.db", ManualClock())
+    app = engine.create_application("back").id
+    engine.set_secrets(app, {
+        "SourceBaseAddress": scim.url, "SourceSecretToken": scim.token.reveal(),
+        "Url": slapd_target.url, "UserName": ROOT_DN,
+        "Password": slapd_target.password.reveal(), "BaseDn": tree.base,
+    })  # fmt: skip
+    job_id = engine.create_job("scimToLdap", application_id=app).id or ""
+    engine.start(job_id)
+    execution = engine.run_cycle(job_id)
+    assert execution.state is TaskExecutionResult.SUCCEEDED and engine.escrows(job_id) == []
+    connection = slapd_target.connect()
+    names = ["cn", "sn", "mail", "title", "employeeNumber", "manager"]
+    connection.search(tree.user_dn("worker"), "(objectClass=*)", ldap3.BASE, attributes=names)
+    got = {k: list(v) for k, v in connection.response[0]["attributes"].items()}
+    assert (got["cn"], got["sn"], got["mail"], got["employeeNumber"], got["title"]) == (
+        ["A Worker"], ["Worker"], ["worker@example.org"], ["7"], ["Engineer"]
+    )  # fmt: skip
+    assert got["manager"][0].lower().startswith("uid=boss,")
+    connection.search(f"cn=staff,{tree.groups}", "(objectClass=*)", ldap3.BASE,
+                      attributes=["member"])  # fmt: skip
+    assert sorted(m.split(",")[0] for m in connection.response[0]["attributes"]["member"]) == [
+        "uid=boss", "uid=worker"
+    ]  # fmt: skip
+    connection.unbind()

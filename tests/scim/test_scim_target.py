@@ -33,7 +33,8 @@ def unique(prefix: str = "u") -> str:
 
 @pytest.fixture
 def target(scim_server: ScimServer) -> Iterator[ScimTarget]:
-    connector = ScimTarget(scim_server.url, scim_server.token.reveal())
+    """A target that finds live (the wire-shape tests assert the filtered GET)."""
+    connector = ScimTarget(scim_server.url, scim_server.token.reveal(), find_cache_seconds=0)
     yield connector
     connector.close()
 
@@ -345,3 +346,35 @@ def test_concurrent_writers_share_one_target(target: ScimTarget) -> None:
     assert len(set(written.values())) == len(names)
     for name, ref in written.items():
         assert {"userName": name, "title": name, DEPARTMENT: name} == target.get("User", ref)
+
+
+def test_find_answers_from_an_index_kept_current_by_the_targets_writes(
+    scim_server: ScimServer,
+) -> None:
+    """The first find lists the type's userNames once; later finds send nothing; creates,
+    renames and deletes of this target keep the index current; a resource someone else
+    created answers our POST with 409, which drops the index and joins it."""
+    indexed = ScimTarget(scim_server.url, scim_server.token.reveal())
+    first = unique()
+    ref = indexed.create("User", {"userName": first})
+    sent(scim_server)
+    assert indexed.find("User", "userName", first.upper()) == ref
+    listing = sent(scim_server)
+    assert [r.method for r in listing] == ["GET"] and "filter" not in listing[0].query
+    other = unique()
+    other_ref = indexed.create("User", {"userName": other})
+    renamed = unique()
+    indexed.update("User", other_ref, {"userName": renamed})
+    sent(scim_server)
+    assert (indexed.find("User", "userName", other), indexed.find("User", "userName", renamed)) == (
+        None, other_ref
+    )  # fmt: skip
+    indexed.delete("User", ref, soft=False)
+    assert indexed.find("User", "userName", first) is None
+    assert [r.method for r in sent(scim_server)] == ["DELETE"]
+    outsider = unique()
+    made = scim_server.create("Users", {"userName": outsider})
+    assert indexed.find("User", "userName", outsider) is None  # the index missed it
+    assert indexed.create("User", {"userName": outsider, "title": "Joined"}) == made["id"]
+    assert indexed.find("User", "userName", outsider) == made["id"]
+    indexed.close()
