@@ -77,6 +77,9 @@ class Capability(enum.Enum):
     RENAME = "rename"  # anchors survive a change of the naming attribute
     REFERENCES = "references"  # reference attributes hold target refs
     VALUE_DELTAS = "value_deltas"  # update() takes ValueDelta for multi-valued attributes
+    #: thread-safe, and each call waits on a remote server: the engine overlaps a page's writes
+    #: (ExportConcurrency, 4 by default); an in-process target gains nothing from threads
+    PARALLEL_WRITES = "parallel_writes"
 
 
 class ValueDelta(NamedTuple):

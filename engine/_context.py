@@ -39,6 +39,7 @@ T = TypeVar("T")
 
 #: Bounds on in-cycle retries of transient failures, whatever settings or servers say.
 MAX_RETRIES = 10
+DEFAULT_CONCURRENCY = 4  # ExportConcurrency's default for remote targets (issue #10)
 MAX_RETRY_SLEEP = 60.0
 
 
@@ -109,11 +110,17 @@ class CycleContext:
     log: Any = attrs.field(init=False)
     #: the target takes ValueDelta for multi-valued attributes (Capability.VALUE_DELTAS)
     value_deltas: bool = attrs.field(init=False, default=False)
+    #: target writes of a page in flight at once: ExportConcurrency, else DEFAULT_CONCURRENCY
+    #: for a target whose calls wait on a remote server (PARALLEL_WRITES), else one
+    export_concurrency: int = attrs.field(init=False, default=1)
     _changes: int = attrs.field(init=False, default=0)
 
     def __attrs_post_init__(self) -> None:
         self.started = self.clock.now()
         self.value_deltas = Capability.VALUE_DELTAS in self.target.capabilities
+        parallel = Capability.PARALLEL_WRITES in self.target.capabilities
+        chosen = self.settings.export_concurrency
+        self.export_concurrency = chosen or (DEFAULT_CONCURRENCY if parallel else 1)
         if self.lease is not None:
             remaining = (self.lease.expires - self.started).total_seconds()
             self.lease_deadline = self.clock.monotonic() + remaining

@@ -183,7 +183,7 @@ def write(ctx: CycleContext, batch: Batch) -> None:
     state.quiet_links = batch.unlinked
     unresolved, escrows = state.unresolved, state.escrows
     monotonic, deadline = ctx.clock.monotonic, ctx.lease_deadline
-    workers = min(ctx.settings.export_concurrency, len(batch.anchors))
+    workers = min(ctx.export_concurrency, len(batch.anchors))
     if workers > 1:
         write_concurrently(ctx, batch, workers)
         return

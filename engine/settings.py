@@ -124,7 +124,8 @@ class JobSettings:
     unreachable_cycles: int = 3
     escrow_backoff: tuple[timedelta, ...] = DEFAULT_ESCROW_BACKOFF
     escrow_max_age: timedelta = timedelta(days=28)
-    export_concurrency: int = 1
+    #: None: 4 for targets that declare PARALLEL_WRITES (remote ones), else 1
+    export_concurrency: int | None = None
     page_size: int = 500
     transient_retries: int = 3
     log_retention: timedelta = timedelta(days=30)  # Entra keeps provisioning logs 30 days

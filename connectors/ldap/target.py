@@ -136,7 +136,13 @@ class LdapTarget:
     """
 
     capabilities = frozenset(
-        {Capability.DELETE, Capability.RENAME, Capability.REFERENCES, Capability.VALUE_DELTAS}
+        {
+            Capability.DELETE,
+            Capability.RENAME,
+            Capability.REFERENCES,
+            Capability.VALUE_DELTAS,
+            Capability.PARALLEL_WRITES,
+        }
     )
 
     def __init__(

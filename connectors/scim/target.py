@@ -73,6 +73,7 @@ class ScimTarget:
             Capability.SOFT_DELETE,
             Capability.REFERENCES,
             Capability.VALUE_DELTAS,
+            Capability.PARALLEL_WRITES,
         }
     )
 

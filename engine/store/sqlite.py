@@ -11,6 +11,7 @@ them survive power loss too, before any target write they cover is sent. Pass
 from __future__ import annotations
 
 import json
+import operator
 import sqlite3
 import threading
 from collections.abc import Iterable, Mapping
@@ -39,6 +40,7 @@ from engine.store.base import (
 __all__ = ["MIGRATIONS", "SqliteStateStore", "format_datetime"]
 
 _LINK_BATCH = 500
+_ANCHOR, _EXPORTED = operator.itemgetter(1), operator.itemgetter(3)  # of a links row
 
 
 def _record(job_id: str, cycle_id: str, row: list[Any]) -> LogRecord:
@@ -436,11 +438,13 @@ class SqliteStateStore(RecoveryTables):
             assert scope is not None
             removed.setdefault(scope, []).append((scope, a))
         added: dict[int, list[tuple[int, str, str, str]]] = {}
-        latest = {(m, a): (r, e) for m, a, r, e in c.links}  # one anchor twice: the last wins
-        for (m, a), (r, e) in latest.items():
+        for m, a, r, e in c.links:
             scope = self._scope(job_id, m, create=True)
             assert scope is not None
             added.setdefault(scope, []).append((scope, a, r, e))
+        for scope, links in added.items():  # one anchor twice in a checkpoint: the last wins
+            if len(set(map(_ANCHOR, links))) < len(links):
+                added[scope] = list({link[1]: link for link in links}.values())
         with_rows = {
             scope for scope in removed.keys() | added.keys() if link_values.has_rows(db, scope)
         }
@@ -461,11 +465,14 @@ class SqliteStateStore(RecoveryTables):
             if every is not None:
                 every.update((a, r) for _, a, r, _ in links)
             had = scope in with_rows
-            new = [
-                (sc, a, r, e if len(e) < link_values.LARGE * 4 and not had
-                 else link_values.store(db, sc, a, e, had, self._sets))
-                for sc, a, r, e in links
-            ]  # fmt: skip
+            short = link_values.LARGE * 4
+            new = links
+            if had or max(map(len, map(_EXPORTED, links)), default=0) >= short:
+                new = [
+                    (sc, a, r, e if len(e) < short and not had
+                     else link_values.store(db, sc, a, e, had, self._sets))
+                    for sc, a, r, e in links
+                ]  # fmt: skip
             before = db.total_changes
             db.executemany("INSERT OR IGNORE INTO links VALUES (?, ?, ?, ?)", new)
             inserted = db.total_changes - before
