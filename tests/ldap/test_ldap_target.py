@@ -61,12 +61,10 @@ def searches(target: LdapTarget) -> int:
 
 # ------------------------------------------------------------------------ create and get
 def test_is_a_target_with_ldap_capabilities(target: LdapTarget) -> None:
-    """DELETE, RENAME, REFERENCES, VALUE_DELTAS and PARALLEL_WRITES (a connection per
-    thread), and no soft delete: LDAP has no disable."""
+    """DELETE, RENAME, REFERENCES and VALUE_DELTAS, and no soft delete: LDAP has no disable."""
     assert isinstance(target, Target)
     assert target.capabilities == {
-        Capability.DELETE, Capability.RENAME, Capability.REFERENCES, Capability.VALUE_DELTAS,
-        Capability.PARALLEL_WRITES,
+        Capability.DELETE, Capability.RENAME, Capability.REFERENCES, Capability.VALUE_DELTAS
     }  # fmt: skip
     target.validate()
 
