@@ -6,11 +6,8 @@ target that is down (quarantine, then recovery); a SIGKILLed runner process."""
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +16,7 @@ import pytest
 
 from engine import ManualClock, StatusCode, SyncEngine, SystemClock
 from engine.model import TaskExecutionResult
+from tests.ldap.job_worker import kill_when, settle, start_worker
 from tests.ldap.ldap_jobs import Tree, make_tree, seed
 from tests.ldap.slapd import ROOT_DN, Slapd
 from tests.scim.faults import FaultProxy
@@ -184,16 +182,6 @@ def test_a_target_that_is_down_quarantines_the_job_until_it_is_back(
     assert len(users(scim)) == 20
 
 
-@pytest.fixture
-def workers() -> Iterator[list[subprocess.Popen[str]]]:
-    started: list[subprocess.Popen[str]] = []
-    yield started
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-            process.wait(10)
-
-
 def test_a_sigkilled_runner_converges_with_no_duplicate_user(
     tree: Tree, scim: ScimServer, tmp_path: Path, workers: list[subprocess.Popen[str]]
 ) -> None:
@@ -202,28 +190,11 @@ def test_a_sigkilled_runner_converges_with_no_duplicate_user(
     engine, job_id = scim_job(tree, scim, state)
     engine.close()
 
-    def start() -> subprocess.Popen[str]:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "tests.ldap.job_worker", "--state", str(state), "--job", job_id],
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-        )  # fmt: skip
-        workers.append(process)
-        return process
-
-    worker = start()
-    clock = SystemClock()
-    deadline = clock.monotonic() + 60
-    while worker.poll() is None and clock.monotonic() < deadline:
-        if sum(1 for r in scim.requests() if r.method == "POST") >= 150:
-            worker.send_signal(signal.SIGKILL)
-            worker.wait(10)
-            break
-        clock.sleep(0.01)
-    assert worker.returncode == -signal.SIGKILL
-    worker = start()
-    output, _ = worker.communicate(timeout=120)
-    assert worker.returncode == 0, output
+    worker = start_worker(state, job_id)
+    workers.append(worker)
+    posted = lambda: sum(1 for r in scim.requests() if r.method == "POST") >= 150  # noqa: E731
+    assert kill_when(worker, posted, 60)
+    settle(state, job_id)
     found = listed(scim, "Users")
     assert len(found) == 400 == len({u["userName"] for u in found})
     assert {name: len(m) for name, m in members(scim).items()} == {

@@ -19,7 +19,6 @@ part of a command line, a repr or a log: read it with ``password.reveal()``.
 from __future__ import annotations
 
 import base64
-import ctypes
 import hashlib
 import os
 import secrets
@@ -37,6 +36,7 @@ import pytest
 from ldap3.core.exceptions import LDAPException
 
 from engine import SystemClock
+from tests.processes import die_with_parent, tail, terminate
 
 if TYPE_CHECKING:
     from tests.ldap.tls import ServerCertificate
@@ -254,15 +254,6 @@ ou: groups
 """
 
 
-def _die_with_parent() -> None:
-    """In the child before exec: SIGKILL slapd when the test process dies (Linux prctl), so a
-    killed test run leaves no server behind."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
 class SlapdError(RuntimeError):
     """A throwaway slapd could not be built or started (its output is in the message)."""
 
@@ -351,7 +342,7 @@ class Slapd:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # a Ctrl-C of the test run does not reach it first
-                preexec_fn=_die_with_parent,  # noqa: PLW1509 (servers start from one thread)
+                preexec_fn=die_with_parent,  # noqa: PLW1509 (servers start from one thread)
             )
         self.pid = self.process.pid
         if self._wait_ready(timeout):
@@ -434,18 +425,7 @@ class Slapd:
 
     def _terminate(self, timeout: float = 5.0) -> None:
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGCONT)  # a paused server could not act on SIGTERM
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout)
+        terminate(process, timeout)
 
     def _tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no output)"
+        return tail(self.log, lines)

@@ -4,13 +4,10 @@ SIGKILLed runner processes, and a target that goes away mid-cycle."""
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import ldap3
@@ -19,6 +16,7 @@ import pytest
 from connectors.base import CredentialsError, UnreachableError
 from engine import ManualClock, StatusCode, SyncEngine, SystemClock, TransitionError
 from engine.model import TaskExecutionResult
+from tests.ldap.job_worker import kill_when, settle, start_worker
 from tests.ldap.ldap_jobs import (
     PERSON,
     Tree,
@@ -183,45 +181,6 @@ def test_the_timestamp_mode_syncs_without_an_accesslog(tree: Tree, tmp_path: Pat
 
 
 # ------------------------------------------------------------------------ real kills
-def start_worker(state: Path, job_id: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "tests.ldap.job_worker", "--state", str(state), "--job", job_id],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-
-
-def kill_when(process: subprocess.Popen[str], ready: Callable[[], bool], timeout: float) -> bool:
-    """SIGKILL the process once ``ready()``; False if it finished first."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and process.poll() is None:
-        if ready():
-            process.send_signal(signal.SIGKILL)
-            process.wait(10)
-            return True
-        SystemClock().sleep(0.01)
-    return False
-
-
-def settle(state: Path, job_id: str) -> None:
-    worker = start_worker(state, job_id)
-    output, _ = worker.communicate(timeout=120)
-    assert worker.returncode == 0, output
-
-
-@pytest.fixture
-def workers() -> Iterator[list[subprocess.Popen[str]]]:
-    started: list[subprocess.Popen[str]] = []
-    yield started
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-            process.wait(10)
-
-
 def test_sigkill_during_the_initial_and_an_incremental_cycle_converges(
     tree: Tree, tmp_path: Path, workers: list[subprocess.Popen[str]]
 ) -> None:

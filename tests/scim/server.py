@@ -16,12 +16,10 @@ dies with the test process (PR_SET_PDEATHSIG), so a killed test run leaves no se
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -35,6 +33,7 @@ import requests
 
 from engine import SystemClock
 from tests.ldap.slapd import Secret
+from tests.processes import die_with_parent, tail, terminate
 
 _clock = SystemClock()
 ROOT = Path(__file__).resolve().parents[2]
@@ -82,14 +81,6 @@ class RecordedRequest:
 
 class ScimServerError(RuntimeError):
     """The server process could not be started (its output is in the message)."""
-
-
-def _die_with_parent() -> None:
-    """In the child before exec: SIGKILL it when the test process dies (Linux prctl)."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
 
 
 class ScimServer:
@@ -140,7 +131,7 @@ class ScimServer:
                     cwd=ROOT,
                     pass_fds=(listener.fileno(),),
                     start_new_session=True,  # a Ctrl-C of the test run does not reach it first
-                    preexec_fn=_die_with_parent,  # noqa: PLW1509 (servers start from one thread)
+                    preexec_fn=die_with_parent,  # noqa: PLW1509 (servers start from one thread)
                 )  # fmt: skip
         finally:
             listener.close()  # the child holds its own copy
@@ -240,18 +231,7 @@ class ScimServer:
 
     def _terminate(self, timeout: float = 5.0) -> None:
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGCONT)
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout)
+        terminate(process, timeout)
 
     def _tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no output)"
+        return tail(self.log, lines)
