@@ -149,6 +149,22 @@ class SyncEngine:
         self.store.save_application(app)
         return app
 
+    def get_application(self, application_id: str) -> Application:
+        app = self.store.get_application(self._application(application_id, create=False))
+        assert app is not None
+        return app
+
+    def list_applications(self) -> list[Application]:
+        return self.store.list_applications()
+
+    def delete_application(self, application_id: str) -> None:
+        """Delete the application with its jobs and secrets (Graph's DELETE servicePrincipal)."""
+        app = self._application(application_id, create=False)
+        for row in self.store.list_jobs(app):
+            self.delete_job(row.job.id or "")
+        self.store.delete_application(app)
+        self._log.info("application_deleted", application_id=app)
+
     def _application(self, application_id: str | None, *, create: bool = True) -> str:
         """The application's id; the default one is made on first use unless ``create=False``."""
         if application_id is None:
@@ -238,8 +254,13 @@ class SyncEngine:
         self._row(job_id)
         self._connectors[job_id] = _check_connectors(source, target)
 
-    def get_job(self, job_id: str) -> SynchronizationJob:
-        return self._row(job_id).job
+    def get_job(self, job_id: str, *, application_id: str | None = None) -> SynchronizationJob:
+        """The job; with ``application_id``, NotFoundError unless the job belongs to it (the
+        API's paths name both, and a job must not be reachable through another application)."""
+        row = self._row(job_id)
+        if application_id is not None and row.application_id != application_id:
+            raise NotFoundError(f"no job {job_id!r} in application {shown(application_id)}")
+        return row.job
 
     def list_jobs(self, application_id: str | None = None) -> list[SynchronizationJob]:
         return [row.job for row in self.store.list_jobs(application_id)]

@@ -63,6 +63,14 @@ class MemoryStateStore:
     def get_application(self, application_id: str) -> Application | None:
         return self._applications.get(application_id)
 
+    def list_applications(self) -> list[Application]:
+        return sorted(self._applications.values(), key=lambda a: a.id)
+
+    def delete_application(self, application_id: str) -> None:
+        with self._lock:
+            self._applications.pop(application_id, None)
+            self._secrets.pop(application_id, None)
+
     def save_secrets(self, application_id: str, secrets: Mapping[str, str]) -> None:
         with self._lock:
             self._secrets[application_id] = dict(secrets)

@@ -140,6 +140,21 @@ class SqliteStateStore(RecoveryTables):
         rows = self._rows("SELECT id, display_name FROM applications WHERE id=?", (application_id,))
         return Application(id=rows[0][0], display_name=rows[0][1]) if rows else None
 
+    def list_applications(self) -> list[Application]:
+        rows = self._rows("SELECT id, display_name FROM applications ORDER BY id")
+        return [Application(id=r[0], display_name=r[1]) for r in rows]
+
+    def delete_application(self, application_id: str) -> None:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("DELETE FROM secrets WHERE application_id=?", (application_id,))
+                self._db.execute("DELETE FROM applications WHERE id=?", (application_id,))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
     def save_secrets(self, application_id: str, secrets: Mapping[str, str]) -> None:
         self._write(
             "INSERT OR REPLACE INTO secrets VALUES (?, ?)",
