@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import random as random_module
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -350,10 +350,10 @@ class SyncEngine:
         return from_graph(raw, SynchronizationJobRestartCriteria).reset_scope
 
     # -------------------------------------------------------------------------- cycles
-    def run_pending(self) -> list[SynchronizationTaskExecution]:
-        """Run one cycle of every job that is due now; returns their executions."""
+    def due_jobs(self) -> list[str]:
+        """The ids of the started jobs whose next run has come and that have connectors."""
         now = self.clock.now()
-        ran = []
+        due = []
         for row in self.store.list_jobs():
             status = self._status(row)
             if not is_runnable(status.code):
@@ -367,12 +367,19 @@ class SyncEngine:
             if schedule and schedule.expiration and now > schedule.expiration:
                 continue
             if row.next_run is None or row.next_run <= now:
-                try:
-                    ran.append(self.run_cycle(row.job.id or ""))
-                except JobRunningElsewhere:
-                    self._log.info("job_running_elsewhere", job_id=row.job.id)
-                except Exception:  # one job's failure never keeps the others from running
-                    self._log.exception("job_run_failed", job_id=row.job.id)
+                due.append(row.job.id or "")
+        return due
+
+    def run_pending(self) -> list[SynchronizationTaskExecution]:
+        """Run one cycle of every job that is due now; returns their executions."""
+        ran = []
+        for job_id in self.due_jobs():
+            try:
+                ran.append(self.run_cycle(job_id))
+            except JobRunningElsewhere:
+                self._log.info("job_running_elsewhere", job_id=job_id)
+            except Exception:  # one job's failure never keeps the others from running
+                self._log.exception("job_run_failed", job_id=job_id)
         return ran
 
     def _has_connectors(self, row: JobRow) -> bool:
@@ -381,8 +388,14 @@ class SyncEngine:
         template = self.templates.get(row.job.template_id or "")
         return bool(template and template.build_source and template.build_target)
 
-    def run_cycle(self, job_id: str) -> SynchronizationTaskExecution:
-        """Run one cycle now, whatever the schedule says; the job must be started."""
+    def run_cycle(
+        self, job_id: str, *, stop: Callable[[], bool] | None = None
+    ) -> SynchronizationTaskExecution:
+        """Run one cycle now, whatever the schedule says; the job must be started.
+
+        ``stop`` (a shutting-down runner's flag) ends the cycle at its next checkpoint as a
+        pause does, but leaves the job started and due at once, so the next start resumes it.
+        """
         row = self._row(job_id)
         status = self._status(row)
         if not is_runnable(status.code):
@@ -394,7 +407,7 @@ class SyncEngine:
         settings = JobSettings.parse(row.job.synchronization_job_settings, secrets)
         lease = self._acquire(job_id)
         try:
-            return self._run_leased(job_id, row, source, target, settings, lease)
+            return self._run_leased(job_id, row, source, target, settings, lease, stop)
         finally:
             self.store.release_lease(lease)
 
@@ -414,7 +427,13 @@ class SyncEngine:
         target: Target,
         settings: JobSettings,
         lease: Lease,
+        stop: Callable[[], bool] | None = None,
     ) -> SynchronizationTaskExecution:
+        def should_stop() -> bool:
+            if stop is not None and stop():
+                return True
+            return not is_runnable(self.store.job_code(job_id) or StatusCode.PAUSED)
+
         ctx = cycle_module.CycleContext(
             job_id=job_id,
             cycle_id=uuid.uuid4().hex,
@@ -424,7 +443,7 @@ class SyncEngine:
             clock=self.clock,
             settings=settings,
             mappings=self._mappings(row),
-            should_stop=lambda: not is_runnable(self.store.job_code(job_id) or StatusCode.PAUSED),
+            should_stop=should_stop,
             force_deletes=row.force_deletes,
             random=self.random,
             lease=lease,
@@ -443,7 +462,8 @@ class SyncEngine:
         except Exception as exc:  # a bug or a poison we did not foresee: this job only
             failure = CycleFailed(f"{type(exc).__name__}: {printable(str(exc))[:500]}")
             ctx.log.exception("cycle_failed", error_type=type(exc).__name__)
-        execution = self._finish(job_id, ctx, outcome, failure)
+        interrupted = outcome is not None and outcome.paused and stop is not None and stop()
+        execution = self._finish(job_id, ctx, outcome, failure, due_now=interrupted)
         ctx.log.info(
             "cycle_finished",
             state=execution.state.value if execution.state else None,
@@ -459,6 +479,8 @@ class SyncEngine:
         ctx: cycle_module.CycleContext,
         outcome: cycle_module.CycleOutcome | None,
         failure: ConnectorError | None,
+        *,
+        due_now: bool = False,
     ) -> SynchronizationTaskExecution:
         now = self.clock.now()
         execution = execution_of(ctx.cycle_id, ctx.counters, ctx.started, now, failure)
@@ -486,7 +508,8 @@ class SyncEngine:
             )
         elif before.code is StatusCode.QUARANTINE and status.code is StatusCode.ACTIVE:
             self._log.info("job_recovered", job_id=job_id)
-        self._save(row, status, next_run=after.next_run, force_deletes=after.force_deletes)
+        next_run = now if due_now else after.next_run  # stopped by a shutdown: resume at once
+        self._save(row, status, next_run=next_run, force_deletes=after.force_deletes)
         self.store.prune_logs(job_id, now - ctx.settings.log_retention)
         return execution
 

@@ -1,0 +1,125 @@
+"""Runner: run due jobs' cycles in the background, beside the HTTP API (``syncjob serve``).
+
+A scheduling thread wakes every ``interval`` seconds (or at once when asked) and submits the
+cycles of due jobs to a bounded pool of ``workers`` threads. A job is never submitted while a
+cycle of it runs here (a set of running job ids); across processes, the engine's lease refuses a
+second cycle (``JobRunningElsewhere``, logged and skipped).
+
+Shutdown (:meth:`Runner.stop`) sets a stop flag that every running cycle's ``should_stop`` sees:
+each ends at its next checkpoint, as a pause would, but the job stays started and due at once, so
+the next start resumes it. ``stop`` then waits for those cycles (they end at the checkpoint)
+and joins the thread.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+
+import structlog
+
+from engine._engine import SyncEngine
+from engine.errors import JobRunningElsewhere
+
+DEFAULT_INTERVAL = 1.0  # seconds between scheduling passes
+
+
+class Runner:
+    """Run the cycles of ``engine``'s due jobs on ``workers`` threads until :meth:`stop`.
+
+    :meth:`run_once` is one synchronous scheduling pass (the testable core); :meth:`start`
+    loops it in a daemon thread. Due-ness is read from ``engine.clock`` (a ManualClock in tests).
+    """
+
+    def __init__(
+        self, engine: SyncEngine, workers: int = 2, *, interval: float = DEFAULT_INTERVAL
+    ) -> None:
+        if workers < 1:
+            raise ValueError("a runner needs at least one worker")
+        if interval <= 0:
+            raise ValueError("the wake-up interval must be longer than zero")
+        self.engine = engine
+        self.workers = workers
+        self.interval = interval
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="syncjob-cycle")
+        self._lock = threading.Lock()
+        self._running: dict[str, Future[None]] = {}
+        self._stopping = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._log = structlog.get_logger("syncjob.runner")
+
+    @property
+    def running(self) -> frozenset[str]:
+        """The ids of the jobs whose cycle runs (or waits for a worker) now."""
+        with self._lock:
+            return frozenset(self._running)
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    def run_once(self) -> list[Future[None]]:
+        """One scheduling pass: submit each due job not running here, while a worker is free;
+        returns the futures of the cycles submitted (already finished or not)."""
+        if self._stopping.is_set():
+            return []
+        submitted: list[Future[None]] = []
+        for job_id in self.engine.due_jobs():
+            with self._lock:
+                if self._stopping.is_set() or len(self._running) >= self.workers:
+                    break  # the rest stay due: the next pass, after a cycle ends, takes them
+                if job_id in self._running:
+                    continue
+                future: Future[None] = Future()
+                self._running[job_id] = future
+            self._pool.submit(self._cycle, job_id, future)
+            submitted.append(future)
+        return submitted
+
+    def _cycle(self, job_id: str, future: Future[None]) -> None:
+        try:
+            self.engine.run_cycle(job_id, stop=self._stopping.is_set)
+        except JobRunningElsewhere:
+            self._log.info("job_running_elsewhere", job_id=job_id)
+        except Exception:  # one job's failure never stops the runner or the other jobs
+            self._log.exception("job_run_failed", job_id=job_id)
+        finally:
+            with self._lock:
+                self._running.pop(job_id, None)
+            future.set_result(None)
+            self._wake.set()  # a worker is free: look for due jobs now
+
+    def start(self) -> None:
+        """Start the scheduling thread (once)."""
+        if self._thread is not None:
+            raise RuntimeError("the runner has been started already")
+        self._thread = threading.Thread(target=self._loop, name="syncjob-runner", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self.run_once()
+            except Exception:  # e.g. the store briefly unreadable: try again next pass
+                self._log.exception("runner_pass_failed")
+            self._wake.wait(self.interval)
+            self._wake.clear()
+
+    def request_stop(self) -> None:
+        """Ask running cycles to end at their next checkpoint and submit no more; returns at
+        once (safe from a signal handler)."""
+        self._stopping.set()
+        self._wake.set()
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait for the scheduling thread and the running cycles to end."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self._pool.shutdown(wait=True)
+        self._log.info("runner_stopped")
+
+    def stop(self, timeout: float | None = None) -> None:
+        """:meth:`request_stop`, then :meth:`join`."""
+        self.request_stop()
+        self.join(timeout)

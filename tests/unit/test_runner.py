@@ -1,0 +1,149 @@
+"""engine.runner.Runner: one scheduling pass at a time (run_once), bounded workers, one cycle
+per job, and a shutdown that ends running cycles at their next checkpoint."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from connectors.base import Page
+from connectors.memory import MemoryDirectory
+from engine import ManualClock, StatusCode, SyncEngine, SystemClock
+from engine.runner import Runner
+from tests.conftest import fill
+
+WAIT = 10.0  # seconds a test waits for a worker thread before it fails
+
+
+class GatedSource:
+    """A memory source whose second page waits until ``release`` is set (after ``entered``)."""
+
+    def __init__(self, inner: MemoryDirectory) -> None:
+        self.inner = inner
+        self.capabilities = inner.capabilities
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def object_types(self) -> Sequence[str]:
+        return self.inner.object_types()
+
+    def read(self, object_type: str, watermark: str | None, page_size: int) -> Iterator[Page]:
+        for n, page in enumerate(self.inner.read(object_type, watermark, page_size)):
+            if n == 1:
+                self.entered.set()
+                assert self.release.wait(WAIT), "the test never released the source"
+            yield page
+
+    def get(self, object_type: str, anchor: str) -> dict[str, object] | None:
+        return self.inner.get(object_type, anchor)  # type: ignore[return-value]
+
+    def validate(self) -> None:
+        self.inner.validate()
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[SyncEngine]:
+    with SyncEngine(tmp_path / "s.db", ManualClock()) as made:
+        yield made
+
+
+def new_job(engine: SyncEngine, users: int = 3) -> tuple[str, GatedSource, MemoryDirectory]:
+    source, target = MemoryDirectory(), MemoryDirectory()
+    fill(source, users)
+    gated = GatedSource(source)
+    job = engine.create_job("memoryToMemory", schedule="PT10M", settings={"PageSize": "1"})
+    assert job.id is not None
+    engine.attach(job.id, gated, target)
+    engine.start(job.id)
+    return job.id, gated, target
+
+
+def finish(futures: Sequence[object]) -> None:
+    for future in futures:
+        future.result(WAIT)  # type: ignore[attr-defined]
+
+
+def test_runs_due_jobs_then_waits_for_the_schedule(engine: SyncEngine) -> None:
+    job_id, gated, target = new_job(engine)
+    gated.release.set()
+    runner = Runner(engine, workers=2)
+    try:
+        finish(runner.run_once())
+        assert len(target.list("User")) == 3
+        assert runner.run_once() == []  # not due again before PT10M
+        assert isinstance(engine.clock, ManualClock)
+        engine.clock.advance(timedelta(minutes=10))
+        finish(runner.run_once())
+        status = engine.get_job(job_id).status
+        assert status is not None and status.code is StatusCode.ACTIVE
+        assert runner.running == frozenset()
+    finally:
+        runner.stop(WAIT)
+
+
+def test_bounded_workers_and_one_cycle_per_job(engine: SyncEngine) -> None:
+    jobs = [new_job(engine) for _ in range(3)]
+    runner = Runner(engine, workers=2)
+    try:
+        first = runner.run_once()
+        assert len(first) == 2  # two workers: the third job waits, still due
+        running = runner.running
+        assert len(running) == 2
+        for job_id, gated, _ in jobs:
+            if job_id in running:
+                assert gated.entered.wait(WAIT)
+        assert runner.run_once() == []  # both workers busy, and no job twice
+        for _, gated, _ in jobs:
+            gated.release.set()
+        finish(first)
+        finish(runner.run_once())  # the third job now
+        assert runner.running == frozenset()
+        assert all(len(target.list("User")) == 3 for _, _, target in jobs)
+    finally:
+        for _, gated, _ in jobs:
+            gated.release.set()
+        runner.stop(WAIT)
+
+
+def test_stop_ends_a_running_cycle_at_its_next_checkpoint(engine: SyncEngine) -> None:
+    job_id, gated, target = new_job(engine, users=5)
+    runner = Runner(engine, workers=1)
+    futures = runner.run_once()
+    assert gated.entered.wait(WAIT)  # the cycle is between pages
+    runner.request_stop()
+    gated.release.set()
+    runner.join(WAIT)
+    assert all(f.done() for f in futures)
+    assert runner.run_once() == []  # a stopped runner submits nothing
+    assert 0 < len(target.list("User")) < 5  # stopped at a checkpoint, not at the end
+    status = engine.get_job(job_id).status
+    assert status is not None and status.code is StatusCode.ACTIVE  # still started...
+    assert engine.due_jobs() == [job_id]  # ...and due at once: the next start resumes it
+    engine.run_pending()
+    assert len(target.list("User")) == 5
+
+
+def test_background_thread_runs_and_stops(engine: SyncEngine) -> None:
+    _, gated, target = new_job(engine)
+    gated.release.set()
+    runner = Runner(engine, workers=1, interval=0.01)
+    runner.start()
+    with pytest.raises(RuntimeError):
+        runner.start()
+    real = SystemClock()
+    deadline = real.monotonic() + WAIT
+    while len(target.list("User")) < 3 and real.monotonic() < deadline:
+        real.sleep(0.01)
+    runner.stop(WAIT)
+    assert len(target.list("User")) == 3
+
+
+def test_refuses_bad_arguments(engine: SyncEngine) -> None:
+    with pytest.raises(ValueError):
+        Runner(engine, workers=0)
+    with pytest.raises(ValueError):
+        Runner(engine, interval=0)
