@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 from pathlib import Path
 
@@ -11,9 +12,12 @@ import click
 from connectors.base import Scalar, as_list
 from connectors.memory import MemoryDirectory
 from engine._engine import SyncEngine
+from engine.errors import ConfigurationError
 from engine.expressions import parse_expression
 from engine.logs import configure_logging
 from engine.model import to_graph
+from engine.serve import load_config
+from engine.serve import serve as run_server
 from engine.store.inspect import StateFileError, read_jobs
 
 DEPARTMENTS = ("Engineering", "Sales", "Finance", "Support", "Research")
@@ -55,9 +59,57 @@ def demo_directory(users: int, seed: int = 7) -> MemoryDirectory:
     show_default=True,
     type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
 )
-def main(log_level: str) -> None:
+@click.pass_context
+def main(ctx: click.Context, log_level: str) -> None:
     """syncjob: directory synchronization jobs with Microsoft Graph's job model."""
     configure_logging(log_level, force=True)
+    ctx.obj = {"log_level": log_level}
+
+
+@main.command()
+@click.option("--host", help="Address to listen on.  [default: 127.0.0.1]")
+@click.option("--port", type=click.IntRange(1, 65535), help="TCP port.  [default: 8080]")
+@click.option(
+    "--state",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="SQLite state file, created with mode 0600.  [default: ./syncjob.db]",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="TOML file: host, port, state, tokens, workers, log_format.",
+)
+@click.option("--workers", type=click.IntRange(1, 64), help="Cycles run at once.  [default: 2]")
+@click.option("--log-format", type=click.Choice(["console", "json"]), help="[default: console]")
+@click.pass_context
+def serve(
+    ctx: click.Context,
+    host: str | None,
+    port: int | None,
+    state: Path | None,
+    config_path: Path | None,
+    workers: int | None,
+    log_format: str | None,
+) -> None:
+    """Serve Graph's synchronization API and run due jobs' cycles, until SIGTERM.
+
+    Bearer tokens: the config file's ``tokens`` and SYNCJOB_API_TOKENS (comma-separated); with
+    none, the first start generates one and prints it once to stderr.
+    """
+    overrides = {
+        "host": host,
+        "port": port,
+        "state": state,
+        "workers": workers,
+        "log_format": log_format,
+    }
+    try:
+        config = load_config(config_path, overrides, os.environ)
+        run_server(config, log_level=ctx.obj["log_level"])
+    except ConfigurationError as exc:
+        click.echo(f"syncjob serve: {exc}", err=True)
+        raise SystemExit(2) from None
 
 
 @main.command()

@@ -262,9 +262,16 @@ def _routes() -> list[BaseRoute]:
     ]
 
 
-def create_app(engine: SyncEngine, tokens: Sequence[str]) -> Starlette:
-    """The API over ``engine``; a request needs ``Authorization: Bearer <one of tokens>``."""
-    if isinstance(tokens, str) or not tokens or not all(isinstance(t, str) and t for t in tokens):
+def create_app(
+    engine: SyncEngine, tokens: Sequence[str], *, token_digests: Sequence[bytes] = ()
+) -> Starlette:
+    """The API over ``engine``; a request needs ``Authorization: Bearer <one of tokens>``, or a
+    token whose sha256 digest is one of ``token_digests`` (a token kept only as its digest)."""
+    if isinstance(tokens, str) or not all(isinstance(t, str) and t for t in tokens):
+        raise ConfigurationError("the API's bearer tokens must be non-empty strings")
+    if not all(isinstance(d, bytes) and len(d) == 32 for d in token_digests):
+        raise ConfigurationError("a token digest is the 32 bytes of a sha256 digest")
+    if not tokens and not token_digests:
         raise ConfigurationError("the API needs at least one bearer token (a non-empty string)")
     routes = _routes()
     app = Starlette(
@@ -280,5 +287,6 @@ def create_app(engine: SyncEngine, tokens: Sequence[str]) -> Starlette:
         },
     )
     app.state.engine = engine
-    app.add_middleware(BearerAuth, tokens=[digest(t) for t in tokens], clock=engine.clock)
+    digests = [digest(t) for t in tokens] + list(token_digests)
+    app.add_middleware(BearerAuth, tokens=digests, clock=engine.clock)
     return app

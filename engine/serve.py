@@ -1,0 +1,161 @@
+"""``syncjob serve``: the HTTP API and the :class:`Runner` in one process, under uvicorn.
+
+Settings come from the command line, else the ``--config`` TOML file, else the defaults.
+Bearer tokens come from the config file's ``tokens`` and ``SYNCJOB_API_TOKENS`` (comma-
+separated); with none anywhere, the first start generates one, prints it once to stderr and
+keeps only its sha256 digest beside the state file (mode 0600), so later starts accept it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import signal
+import sys
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import attrs
+import uvicorn
+
+from engine._engine import SyncEngine
+from engine.api import create_app
+from engine.errors import ConfigurationError
+from engine.logs import configure_logging
+from engine.runner import Runner
+
+TOKENS_ENV = "SYNCJOB_API_TOKENS"
+DIGEST_SUFFIX = ".api-token.sha256"
+DEFAULT_STATE = Path("syncjob.db")
+_KEYS = frozenset({"host", "port", "state", "tokens", "workers", "log_format"})
+
+
+@attrs.frozen(kw_only=True)
+class ServeConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    state: Path = DEFAULT_STATE
+    tokens: tuple[str, ...] = ()
+    workers: int = 2
+    log_format: str = "console"
+
+
+def load_config(
+    path: Path | None, overrides: Mapping[str, Any], env: Mapping[str, str]
+) -> ServeConfig:
+    """The settings: ``overrides`` (the command line's given options) over the TOML file over
+    the defaults; tokens are the file's and the environment's together. A relative ``state``
+    in the file is relative to the file."""
+    values: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigurationError(f"cannot read the config file {path}: {exc}") from None
+        unknown = sorted(set(data) - _KEYS)
+        if unknown:
+            raise ConfigurationError(f"unknown setting(s) in {path}: {', '.join(unknown)}")
+        values.update(data)
+        if "state" in values:
+            if not isinstance(values["state"], str):
+                raise ConfigurationError("state must be a path (a string)")
+            values["state"] = path.parent / values["state"]
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    tokens = values.get("tokens", [])
+    if not isinstance(tokens, list) or not all(isinstance(t, str) and t for t in tokens):
+        raise ConfigurationError("tokens must be a list of non-empty strings")
+    from_env = [t.strip() for t in env.get(TOKENS_ENV, "").split(",") if t.strip()]
+    values["tokens"] = tuple(dict.fromkeys([*tokens, *from_env]))
+    checks: dict[str, type] = {"host": str, "port": int, "workers": int, "log_format": str}
+    for key, kind in checks.items():
+        if key in values and (not isinstance(values[key], kind) or isinstance(values[key], bool)):
+            raise ConfigurationError(f"{key} must be a {kind.__name__}")
+    if not 0 < values.get("port", 8080) < 65536:
+        raise ConfigurationError("port must be between 1 and 65535")
+    if values.get("workers", 2) < 1:
+        raise ConfigurationError("workers must be at least 1")
+    if values.get("log_format", "console") not in {"console", "json"}:
+        raise ConfigurationError("log_format is console or json")
+    values["state"] = Path(values.get("state", DEFAULT_STATE))
+    return ServeConfig(**values)
+
+
+def create_private(path: Path) -> None:
+    """Create ``path`` empty with mode 0600 unless it exists (SQLite gives its -wal and -shm
+    files the database file's mode)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    os.close(fd)
+
+
+def token_digests(state: Path, announce: Any = None) -> list[bytes]:
+    """The digests kept beside ``state``; on the first start, a new token whose digest is
+    kept there (mode 0600) and which is passed to ``announce`` once (the only time it is
+    shown)."""
+    path = state.with_name(state.name + DIGEST_SUFFIX)
+    if not path.exists():
+        token = secrets.token_urlsafe(32)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as out:
+            out.write(hashlib.sha256(token.encode("utf-8")).hexdigest() + "\n")
+        (announce or _announce)(token, path)
+    try:
+        lines = path.read_text(encoding="ascii").split()
+        digests = [bytes.fromhex(line) for line in lines]
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ConfigurationError(f"cannot read the token digests in {path}: {exc}") from None
+    if not digests or any(len(d) != 32 for d in digests):
+        raise ConfigurationError(f"{path} holds no sha256 token digest")
+    return digests
+
+
+def _announce(token: str, path: Path) -> None:
+    print(
+        f"syncjob serve: no API token configured; generated one (shown only now, its digest is "
+        f"kept in {path}):\nSYNCJOB_API_TOKEN={token}",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def serve(config: ServeConfig, log_level: str = "WARNING") -> None:
+    """Serve until SIGTERM or SIGINT; then stop the runner (its cycles end at their next
+    checkpoint) and return."""
+    configure_logging(log_level, json=config.log_format == "json", force=True)
+    create_private(config.state)
+    digests = [] if config.tokens else token_digests(config.state)
+    with SyncEngine(config.state) as engine:
+        app = create_app(engine, list(config.tokens), token_digests=digests)
+        runner = Runner(engine, workers=config.workers)
+        server = uvicorn.Server(
+            uvicorn.Config(
+                app,
+                host=config.host,
+                port=config.port,
+                log_level=log_level.lower(),
+                lifespan="off",
+            )
+        )
+
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            # uvicorn raises the signal it caught again once it has shut down: take it here
+            runner.request_stop()
+            server.should_exit = True
+
+        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+        runner.start()
+        try:
+            server.run()
+        finally:
+            runner.stop()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        if not server.started:
+            raise ConfigurationError(f"could not serve on {config.host}:{config.port}")
