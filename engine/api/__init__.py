@@ -2,8 +2,28 @@
 
 Every path exists under both ``/beta`` and ``/v1.0``, as Graph serves them; bodies are the
 Graph JSON that :func:`engine.model.to_graph` writes and :func:`engine.model.from_graph` reads.
+``GET /metrics`` (no version prefix) gives the jobs' statuses as Prometheus text.
 """
 
-from engine.api._routes import create_app
+from __future__ import annotations
 
-__all__ = ["create_app"]
+from collections.abc import Sequence
+
+from starlette.applications import Starlette
+
+from engine._engine import SyncEngine
+from engine.api._metrics import metrics, metrics_response
+from engine.api._routes import create_app as _create_routes_app
+
+__all__ = ["create_app", "metrics_response"]
+
+
+def create_app(
+    engine: SyncEngine, tokens: Sequence[str], *, token_digests: Sequence[bytes] = ()
+) -> Starlette:
+    """The API over ``engine``, ``GET /metrics`` included; a request needs
+    ``Authorization: Bearer <one of tokens>``, or a token whose sha256 digest is one of
+    ``token_digests``. The bearer check is middleware, so it covers ``/metrics`` too."""
+    app = _create_routes_app(engine, tokens, token_digests=token_digests)
+    app.add_route("/metrics", metrics, methods=["GET"])
+    return app
