@@ -5,17 +5,20 @@ from __future__ import annotations
 import json
 import os
 import random
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
 from connectors.base import Scalar, as_list
 from connectors.memory import MemoryDirectory
 from engine._engine import SyncEngine
+from engine.client import DEFAULT_URL, TOKEN_ENV, URL_ENV, Client, DaemonError, Unreachable
 from engine.errors import ConfigurationError
 from engine.expressions import parse_expression
 from engine.logs import configure_logging
-from engine.model import to_graph
+from engine.model import RestartScope, to_graph
 from engine.serve import load_config
 from engine.serve import serve as run_server
 from engine.store.inspect import StateFileError, read_jobs
@@ -168,15 +171,20 @@ def demo(state: Path, users: int) -> None:
         )
 
 
-@main.command()
+@main.group(invoke_without_command=True)
 @click.option(
     "--state",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    required=True,
-    help="SQLite state file.",
+    help="SQLite state file: list its jobs as Graph JSON (opened read-only, no daemon).",
 )
-def jobs(state: Path) -> None:
-    """List the jobs in a state file as Graph JSON (the file is opened read-only)."""
+@click.pass_context
+def jobs(ctx: click.Context, state: Path | None) -> None:
+    """Jobs: of a running daemon (the subcommands), or of a state file (--state)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if state is None:
+        click.echo(ctx.get_help())
+        raise SystemExit(2)
     try:
         found = read_jobs(state)
     except StateFileError as exc:
@@ -186,6 +194,164 @@ def jobs(state: Path) -> None:
     for job in value:
         job.pop("schema", None)
     click.echo(json.dumps({"value": value}, indent=2))
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def daemon_options(fn: F) -> F:
+    """--url, --token and --app, for the commands that talk to a running daemon."""
+    fn = click.option(
+        "--app",
+        help="The servicePrincipal's id.  [default: the first one, created if there is none]",
+    )(fn)
+    fn = click.option(
+        "--token",
+        envvar=TOKEN_ENV,
+        show_envvar=True,
+        help="The API's bearer token (never printed).",
+    )(fn)
+    return click.option(
+        "--url",
+        envvar=URL_ENV,
+        default=DEFAULT_URL,
+        show_default=True,
+        show_envvar=True,
+        help="The daemon's base URL.",
+    )(fn)
+
+
+def call_daemon(url: str, token: str | None, action: Callable[[Client], None]) -> None:
+    """Run ``action``; the daemon's refusal is "code: message" (exit 1), no answer exit 2."""
+    client = Client(url, token)
+    try:
+        action(client)
+    except DaemonError as exc:
+        click.echo(str(exc), err=True)
+        raise SystemExit(1) from None
+    except Unreachable as exc:
+        click.echo(f"syncjob: {exc}", err=True)
+        raise SystemExit(2) from None
+    finally:
+        client.close()
+
+
+@jobs.command("list")
+@daemon_options
+def jobs_list(url: str, token: str | None, app: str | None) -> None:
+    """List the application's jobs: id, template and status, one a line."""
+
+    def action(client: Client) -> None:
+        for job in client.request("GET", client.jobs_path(app))["value"]:
+            code = (job.get("status") or {}).get("code", "")
+            click.echo(f"{job['id']}\t{job.get('templateId') or ''}\t{code}")
+
+    call_daemon(url, token, action)
+
+
+@jobs.command("show")
+@click.argument("job")
+@daemon_options
+def jobs_show(job: str, url: str, token: str | None, app: str | None) -> None:
+    """Show JOB as Graph JSON (without its schema)."""
+
+    def action(client: Client) -> None:
+        found = client.request("GET", f"{client.jobs_path(app)}/{job}")
+        found.pop("schema", None)
+        click.echo(json.dumps(found, indent=2))
+
+    call_daemon(url, token, action)
+
+
+@jobs.command("create")
+@click.argument("template")
+@daemon_options
+def jobs_create(template: str, url: str, token: str | None, app: str | None) -> None:
+    """Create a job from TEMPLATE (e.g. memoryToMemory); prints the new job's id."""
+
+    def action(client: Client) -> None:
+        made = client.request("POST", client.jobs_path(app), {"templateId": template})
+        click.echo(made["id"])
+
+    call_daemon(url, token, action)
+
+
+def _job_action(verb: str, done: str) -> Callable[[str, str, str | None, str | None], None]:
+    def command(job: str, url: str, token: str | None, app: str | None) -> None:
+        def action(client: Client) -> None:
+            client.request("POST", f"{client.jobs_path(app)}/{job}/{verb}")
+            click.echo(f"job {job} {done}")
+
+        call_daemon(url, token, action)
+
+    command.__doc__ = f"{verb.capitalize()} JOB."
+    return command
+
+
+jobs.command("start")(click.argument("job")(daemon_options(_job_action("start", "started"))))
+jobs.command("pause")(click.argument("job")(daemon_options(_job_action("pause", "paused"))))
+
+
+@jobs.command("restart")
+@click.argument("job")
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    type=click.Choice([s.value for s in RestartScope]),
+    help="What to reset (repeatable), e.g. Watermark, Escrows, Full.",
+)
+@daemon_options
+def jobs_restart(
+    job: str, scopes: tuple[str, ...], url: str, token: str | None, app: str | None
+) -> None:
+    """Restart JOB, resetting what --scope names."""
+
+    def action(client: Client) -> None:
+        body = {"criteria": {"resetScope": ", ".join(scopes)}} if scopes else None
+        client.request("POST", f"{client.jobs_path(app)}/{job}/restart", body)
+        click.echo(f"job {job} restarted")
+
+    call_daemon(url, token, action)
+
+
+@jobs.command("delete")
+@click.argument("job")
+@daemon_options
+def jobs_delete(job: str, url: str, token: str | None, app: str | None) -> None:
+    """Delete JOB."""
+
+    def action(client: Client) -> None:
+        client.request("DELETE", f"{client.jobs_path(app)}/{job}")
+        click.echo(f"job {job} deleted")
+
+    call_daemon(url, token, action)
+
+
+@main.group()
+def secrets() -> None:
+    """The application's secrets on a running daemon (values are never shown)."""
+
+
+@secrets.command("set")
+@click.argument("pairs", nargs=-1, required=True, metavar="KEY=VALUE...")
+@daemon_options
+def secrets_set(pairs: tuple[str, ...], url: str, token: str | None, app: str | None) -> None:
+    """Set the application's secrets (replacing them all) from KEY=VALUE pairs."""
+    values: dict[str, str] = {}
+    for n, pair in enumerate(pairs, 1):
+        key, sep, value = pair.partition("=")
+        if not sep or not key:  # the argument is not echoed: it may hold a secret
+            raise click.BadParameter(f"argument {n} is not KEY=VALUE", param_hint="KEY=VALUE")
+        values[key] = value
+
+    def action(client: Client) -> None:
+        path = f"/servicePrincipals/{client.application(app)}/synchronization/secrets"
+        body = {"value": [{"key": k, "value": v} for k, v in values.items()]}
+        client.request("PUT", path, body)
+        click.echo(f"set {len(values)} secret(s): {', '.join(values)}")
+
+    call_daemon(url, token, action)
 
 
 @main.command()
