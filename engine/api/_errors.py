@@ -17,7 +17,15 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from engine.clock import Clock
-from engine.errors import ConfigurationError, NotFoundError, SyncJobError, TransitionError
+from engine.errors import (
+    ConfigurationError,
+    ConnectorError,
+    CredentialsError,
+    NotFoundError,
+    SyncJobError,
+    TransitionError,
+    UnreachableError,
+)
 from engine.model.converter import format_datetime
 
 #: the engine's error classes, most specific first, and the status each answers with
@@ -25,6 +33,14 @@ STATUS: tuple[tuple[type[SyncJobError], int], ...] = (
     (ConfigurationError, 400),  # ModelError, MappingError, ExpressionSyntaxError: names a field
     (NotFoundError, 404),
     (TransitionError, 409),  # the state machine refuses, or another runner holds the job
+)
+
+#: a connector's errors (validateCredentials, provisionOnDemand): status and Graph code; the
+#: code names what failed. Refused credentials are the caller's to fix, so 400, not 409.
+CONNECTOR_STATUS: tuple[tuple[type[ConnectorError], int, str], ...] = (
+    (CredentialsError, 400, "CredentialsError"),  # the directory refused the bind or token
+    (UnreachableError, 502, "UnreachableError"),  # no answer from the directory
+    (ConnectorError, 502, "ConnectorError"),  # anything else the directory answered
 )
 
 
@@ -64,6 +80,21 @@ async def on_engine_error(request: Request, exc: Exception) -> Response:
     status = next((s for cls, s in STATUS if isinstance(exc, cls)), 500)
     message = str(exc) if status != 500 else "the request could not be completed"
     return error_response(_clock(request), status, exc.code, message)
+
+
+def connector_error(exc: ConnectorError, secrets: Iterable[str] = ()) -> GraphError:
+    """A connector's error as Graph's; any of ``secrets`` in its text is masked."""
+    status, code = next((s, c) for cls, s, c in CONNECTOR_STATUS if isinstance(exc, cls))
+    message = f"{type(exc).__name__}: {exc}"
+    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
+        message = message.replace(secret, "*****")
+    return GraphError(status, code, message)
+
+
+async def on_connector_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ConnectorError)
+    error = connector_error(exc)
+    return error_response(_clock(request), error.status, error.code, error.message)
 
 
 async def on_http_error(request: Request, exc: Exception) -> Response:

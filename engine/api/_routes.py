@@ -8,6 +8,7 @@ synchronous (SQLite, connectors), so its calls run in Starlette's thread pool.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -20,16 +21,26 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from engine._engine import SyncEngine
+from engine.api import _audit
 from engine.api._errors import (
     BearerAuth,
     GraphError,
+    connector_error,
     digest,
+    on_connector_error,
     on_engine_error,
     on_graph_error,
     on_http_error,
     on_unexpected,
 )
-from engine.errors import ConfigurationError, ModelError, SyncJobError
+from engine.errors import (
+    ConfigurationError,
+    ConnectorError,
+    ModelError,
+    NotFoundError,
+    SyncJobError,
+)
+from engine.expressions.graph import filter_operators, functions, parse_expression
 from engine.model import (
     Application,
     RestartRequest,
@@ -59,6 +70,37 @@ class _Secrets:
     """PUT …/synchronization/secrets: ``{"value": [{"key", "value"}]}``."""
 
     value: tuple[SecretPair, ...] = ()
+
+
+@attrs.frozen(kw_only=True)
+class _ValidateCredentials:
+    """POST …/validateCredentials: ``{"useSavedCredentials", "credentials": [{"key","value"}]}``."""
+
+    use_saved_credentials: bool = False
+    credentials: tuple[SecretPair, ...] = ()
+    template_id: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class _Subject:
+    """synchronizationJobSubject; ``links`` (a group's chosen members) is not supported."""
+
+    object_id: str
+    object_type_name: str
+    links: dict[str, Any] | None = None
+
+
+@attrs.frozen(kw_only=True)
+class _Parameters:
+    """synchronizationJobApplicationParameters."""
+
+    rule_id: str
+    subjects: tuple[_Subject, ...] = ()
+
+
+@attrs.frozen(kw_only=True)
+class _ProvisionOnDemand:
+    parameters: tuple[_Parameters, ...] = ()
 
 
 async def _body(request: Request, cls: type[T], *, optional: bool = False) -> T | None:
@@ -205,6 +247,207 @@ async def put_schema(request: Request) -> Response:
     return Response(status_code=204)
 
 
+async def validate_credentials(request: Request) -> Response:
+    """204 when both connectors accept; a connector's refusal is its Graph error (the table in
+    _errors), with any sent or saved secret masked in the message."""
+    job_id = await _job_id(request)
+    body = await _body(request, _ValidateCredentials)
+    assert body is not None
+    engine = _engine(request)
+    sent = {p.key: p.value or "" for p in body.credentials}
+    secrets = None if body.use_saved_credentials or not sent else sent
+    saved = await _call(engine.store.get_secrets, _app_id(request))
+    try:
+        await _call(engine.validate_credentials, job_id, secrets)
+    except ConnectorError as exc:
+        raise connector_error(exc, [*sent.values(), *saved.values()]) from None
+    return Response(status_code=204)
+
+
+async def provision_on_demand(request: Request) -> Response:
+    """One subject now; answers Graph's stringKeyStringValuePair: ``key`` the result as JSON,
+    ``value`` the provisioning record (steps, one per log record) as JSON."""
+    job_id = await _job_id(request)
+    body = await _body(request, _ProvisionOnDemand)
+    assert body is not None
+    subjects = [(p, s) for p in body.parameters for s in p.subjects]
+    if len(subjects) != 1:
+        raise ModelError(
+            f"provisionOnDemand takes one subject, not {len(subjects)} @ $.parameters",
+            "$.parameters",
+        )
+    parameters, subject = subjects[0]
+    if subject.links:
+        raise ModelError("subjects[].links is not supported @ $.parameters[0].subjects[0].links")
+    engine = _engine(request)
+    schema = await _call(engine.get_schema, job_id)
+    rule_id = parameters.rule_id.partition("#")[0]
+    rule = next((r for r in schema.synchronization_rules if r.id == rule_id), None)
+    if rule is None:
+        raise GraphError(404, "itemNotFound", f"the job's schema has no rule {rule_id!r}")
+    sources = {m.source_object_name or "" for m in rule.object_mappings}
+    if subject.object_type_name.lower() not in {s.lower() for s in sources}:
+        raise ModelError(
+            f"rule {rule_id!r} maps no {subject.object_type_name!r} objects "
+            f"(it maps {', '.join(sorted(sources))}) @ $.parameters[0].subjects[0].objectTypeName"
+        )
+    records = await _call(
+        engine.provision_on_demand, job_id, subject.object_type_name, subject.object_id
+    )
+    key, value = _on_demand_result(records)
+    return JSONResponse({"key": json.dumps(key), "value": json.dumps(value)})
+
+
+def _on_demand_result(records: Sequence[Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    failed = [r for r in records if r.status == "failure"]
+    done = [r for r in records if r.status == "success" and r.action != "Other"]
+    main = (failed or done or list(records) or [None])[0]
+    result = "Failure" if failed else "Success" if done else "Skipped"
+    details: dict[str, Any] = {}
+    if main is not None and not done:
+        error = _audit.summary(main)["provisioningStatusInfo"]["errorInformation"] or {}
+        details = {"errorCode": error.get("errorCode"), "errorMessage": error.get("reason")}
+    if main is None:
+        return {"result": result, "details": details}, {}
+    summary = _audit.summary(main)
+    value = {
+        "action": main.action,
+        "changeId": main.change_id,
+        "cycleId": main.cycle_id,
+        "startTime": summary["activityDateTime"],
+        "endTime": _audit.summary(records[-1])["activityDateTime"],
+        "modifiedProperties": summary["modifiedProperties"],
+        "provisioningSteps": [
+            {
+                "name": f"Entry{r.action}",
+                "type": "Export",
+                "status": r.status,
+                "description": f"{r.action} {r.mapping}",
+                "timestamp": _audit.summary(r)["activityDateTime"],
+                "details": {},
+            }
+            for r in records
+        ],
+        "statusInfo": {
+            "status": main.status,
+            **(summary["provisioningStatusInfo"]["errorInformation"] or {}),
+        },
+        "sourceIdentity": {"id": main.anchor, "type": summary["sourceIdentity"]["identityType"]},
+        "targetIdentity": {
+            "id": main.target_ref,
+            "type": summary["targetIdentity"]["identityType"],
+        },
+    }
+    return {"result": result, "details": details}, value
+
+
+async def get_directories(request: Request) -> Response:
+    job_id = await _job_id(request)
+    schema = await _call(_engine(request).get_schema, job_id)
+    context = (
+        f"servicePrincipals('{_app_id(request)}')/synchronization/jobs('{job_id}')"
+        "/schema/directories"
+    )
+    return _collection(request, context, [to_graph(d) for d in schema.directories])
+
+
+async def post_parse_expression(request: Request) -> Response:
+    """parseExpressionResponse; ``testInputObject.properties`` are ``{key, value}`` pairs whose
+    value is a string, a list of strings or null."""
+    await _job_id(request)
+    raw = await request.body()
+    try:
+        data = json.loads(raw) if raw.strip() else None
+    except (ValueError, RecursionError):
+        raise GraphError(400, "invalidRequest", "the body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise ModelError("the body must be a JSON object with an expression @ $", "$")
+    extra = sorted(k for k in data if k not in _PARSE_FIELDS and "@odata" not in k)
+    if extra:
+        raise ModelError(f"extra field(s): {', '.join(extra)} @ $.{extra[0]}", extra[0])
+    expression = data.get("expression")
+    if not isinstance(expression, str):
+        raise ModelError("expression must be a string @ $.expression", "$.expression")
+    inputs = _test_inputs(data.get("testInputObject"))
+    result = await _call(parse_expression, expression, inputs, clock=_engine(request).clock)
+    return JSONResponse(result.to_graph())
+
+
+_PARSE_FIELDS = frozenset({"expression", "testInputObject", "targetAttributeDefinition"})
+
+
+def _test_inputs(value: Any) -> dict[str, str | list[str] | None]:
+    if value is None:
+        return {}
+    where = "$.testInputObject"
+    if not isinstance(value, dict) or not isinstance(value.get("properties", []), list):
+        raise ModelError(f"testInputObject must be {{definition, properties: []}} @ {where}")
+    inputs: dict[str, str | list[str] | None] = {}
+    for i, pair in enumerate(value.get("properties", [])):
+        at = f"{where}.properties[{i}]"
+        if not isinstance(pair, dict) or not isinstance(pair.get("key"), str):
+            raise ModelError(f"a property is {{key, value}} with a string key @ {at}.key")
+        item = pair.get("value")
+        if isinstance(item, list) and all(isinstance(x, str) for x in item):
+            inputs[pair["key"]] = list(item)
+        elif item is None or isinstance(item, str):
+            inputs[pair["key"]] = item
+        elif isinstance(item, bool | int | float):
+            inputs[pair["key"]] = json.dumps(item)
+        else:
+            raise ModelError(f"a value is a string, a list of strings or null @ {at}.value")
+    return inputs
+
+
+async def get_functions(request: Request) -> Response:
+    job_id = await _job_id(request)
+    context = f"servicePrincipals('{_app_id(request)}')/synchronization/jobs('{job_id}')/schema"
+    return _collection(request, f"{context}/functions", to_graph(functions()))
+
+
+async def get_filter_operators(request: Request) -> Response:
+    job_id = await _job_id(request)
+    context = f"servicePrincipals('{_app_id(request)}')/synchronization/jobs('{job_id}')/schema"
+    return _collection(request, f"{context}/filterOperators", to_graph(filter_operators()))
+
+
+# ----------------------------------------------------------------------------- auditLogs
+async def provisioning_audit(request: Request) -> Response:
+    """provisioningObjectSummary records of every job (or the one ``jobId eq`` names)."""
+    query = request.query_params
+    unknown = sorted(k for k in query if k.lower() not in {"$filter", "$top", "$skiptoken"})
+    if unknown:
+        raise GraphError(400, "invalidRequest", f"unsupported query option {unknown[0]!r}")
+    predicates, job_id = _audit.parse_filter(query.get("$filter"))
+    top = _audit.parse_top(query.get("$top"))
+    token = query.get("$skiptoken")
+    after = _audit.decode_token(token) if token is not None else None
+    records = await _call(_audit_records, _engine(request), job_id)
+    chosen, last = _audit.page(records, predicates, top, after)
+    body: dict[str, Any] = {
+        "@odata.context": f"{request.base_url}{_version(request).lstrip('/')}"
+        "/$metadata#auditLogs/provisioning",
+        "value": [_audit.summary(r) for r in chosen],
+    }
+    if last is not None:
+        params = {k: v for k, v in query.items() if k.lower() != "$skiptoken"}
+        params["$skiptoken"] = _audit.encode_token(last)
+        body["@odata.nextLink"] = str(request.url.replace_query_params(**params))
+    return JSONResponse(body)
+
+
+def _audit_records(engine: SyncEngine, job_id: str | None) -> list[Any]:
+    """Every job's records (or one job's); a job deleted meanwhile has none."""
+    jobs = [job_id] if job_id is not None else [j.id for j in engine.list_jobs() if j.id]
+    records: list[Any] = []
+    for one in jobs:
+        try:
+            records.extend(engine.provisioning_logs(one, limit=sys.maxsize))
+        except NotFoundError:
+            continue
+    return records
+
+
 # ------------------------------------------------------------------ secrets, templates
 async def put_secrets(request: Request) -> Response:
     body = await _body(request, _Secrets)
@@ -255,6 +498,13 @@ def _routes() -> list[BaseRoute]:
         Route(job + "/restart", restart, methods=["POST"]),
         Route(job + "/schema", get_schema, methods=["GET"]),
         Route(job + "/schema", put_schema, methods=["PUT"]),
+        Route(job + "/validateCredentials", validate_credentials, methods=["POST"]),
+        Route(job + "/provisionOnDemand", provision_on_demand, methods=["POST"]),
+        Route(job + "/schema/directories", get_directories, methods=["GET"]),
+        Route(job + "/schema/parseExpression", post_parse_expression, methods=["POST"]),
+        Route(job + "/schema/functions", get_functions, methods=["GET"]),
+        Route(job + "/schema/filterOperators", get_filter_operators, methods=["GET"]),
+        Route("/auditLogs/provisioning", provisioning_audit, methods=["GET"]),
         Route(sync + "/secrets", get_secrets, methods=["GET"]),
         Route(sync + "/secrets", put_secrets, methods=["PUT"]),
         Route(sync + "/templates", list_templates, methods=["GET"]),
@@ -282,6 +532,7 @@ def create_app(
         exception_handlers={
             GraphError: on_graph_error,
             SyncJobError: on_engine_error,
+            ConnectorError: on_connector_error,
             HTTPException: on_http_error,
             Exception: on_unexpected,
         },
