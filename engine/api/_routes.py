@@ -247,6 +247,25 @@ async def put_schema(request: Request) -> Response:
     return Response(status_code=204)
 
 
+async def patch_schema(request: Request) -> Response:
+    """Graph's SDKs update the schema with PATCH (its OpenAPI description has no PUT): the
+    body's top-level properties replace the stored schema's, the rest are kept."""
+    job_id = await _job_id(request)
+    raw = await request.body()
+    try:
+        data = json.loads(raw) if raw.strip() else None
+    except (ValueError, RecursionError):
+        raise GraphError(400, "invalidRequest", "the body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise ModelError("the body must be a JSON object (a synchronizationSchema) @ $", "$")
+    engine = _engine(request)
+    current = to_graph(await _call(engine.get_schema, job_id))
+    sent = {k: v for k, v in data.items() if not k.startswith("@odata")}
+    schema = from_graph({**current, **sent}, SynchronizationSchema)
+    await _call(engine.update_schema, job_id, schema)
+    return Response(status_code=204)
+
+
 async def validate_credentials(request: Request) -> Response:
     """204 when both connectors accept; a connector's refusal is its Graph error (the table in
     _errors), with any sent or saved secret masked in the message."""
@@ -498,6 +517,7 @@ def _routes() -> list[BaseRoute]:
         Route(job + "/restart", restart, methods=["POST"]),
         Route(job + "/schema", get_schema, methods=["GET"]),
         Route(job + "/schema", put_schema, methods=["PUT"]),
+        Route(job + "/schema", patch_schema, methods=["PATCH"]),
         Route(job + "/validateCredentials", validate_credentials, methods=["POST"]),
         Route(job + "/provisionOnDemand", provision_on_demand, methods=["POST"]),
         Route(job + "/schema/directories", get_directories, methods=["GET"]),
