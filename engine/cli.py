@@ -15,10 +15,11 @@ from connectors.base import Scalar, as_list
 from connectors.memory import MemoryDirectory
 from engine._engine import SyncEngine
 from engine.client import DEFAULT_URL, TOKEN_ENV, URL_ENV, Client, DaemonError, Unreachable
-from engine.errors import ConfigurationError
+from engine.errors import ConfigurationError, ConnectorError, SyncJobError
 from engine.expressions import parse_expression
+from engine.lifecycle import is_runnable
 from engine.logs import configure_logging
-from engine.model import RestartScope, to_graph
+from engine.model import RestartScope, TaskExecutionResult, to_graph
 from engine.serve import load_config
 from engine.serve import serve as run_server
 from engine.store.inspect import StateFileError, read_jobs
@@ -352,6 +353,120 @@ def secrets_set(pairs: tuple[str, ...], url: str, token: str | None, app: str | 
         click.echo(f"set {len(values)} secret(s): {', '.join(values)}")
 
     call_daemon(url, token, action)
+
+
+def _quoted(value: str) -> str:
+    """An OData string literal."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+@main.command()
+@click.argument("job")
+@click.option("--action", help="Only this provisioningAction (create, update, delete, ...).")
+@click.option("--status", help="Only this status (success, failure, skipped, ...).")
+@click.option(
+    "--top", type=click.IntRange(1, 1000), default=50, show_default=True, help="Newest N records."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the records as Graph JSON.")
+@daemon_options
+def logs(
+    job: str,
+    action: str | None,
+    status: str | None,
+    top: int,
+    as_json: bool,
+    url: str,
+    token: str | None,
+    app: str | None,
+) -> None:
+    """JOB's provisioning logs (GET /beta/auditLogs/provisioning), newest first."""
+    clauses = [f"jobId eq {_quoted(job)}"]
+    if action:
+        clauses.append(f"provisioningAction eq {_quoted(action)}")
+    if status:
+        clauses.append(f"provisioningStatusInfo/status eq {_quoted(status)}")
+    params = {"$filter": " and ".join(clauses), "$top": str(top)}
+
+    def run(client: Client) -> None:
+        found = client.request("GET", "/auditLogs/provisioning", params=params, version="beta")
+        records = found["value"]
+        if as_json:
+            click.echo(json.dumps(records, indent=2))
+            return
+        for r in records:
+            info = r.get("provisioningStatusInfo") or {}
+            error = info.get("errorInformation") or {}
+            source = (r.get("sourceIdentity") or {}).get("id") or ""
+            target = (r.get("targetIdentity") or {}).get("id") or ""
+            line = (
+                f"{r.get('activityDateTime')}\t{r.get('provisioningAction')}\t"
+                f"{info.get('status')}\t{source} -> {target}"
+            )
+            if error.get("reason"):
+                line += f"\t{error.get('errorCode') or ''}: {error['reason']}"
+            click.echo(line)
+        if not records:
+            click.echo(f"no provisioning records for job {job}", err=True)
+
+    call_daemon(url, token, run)
+
+
+@main.command()
+@click.argument("job")
+@daemon_options
+def validate(job: str, url: str, token: str | None, app: str | None) -> None:
+    """Check JOB's saved credentials against its source and target (validateCredentials)."""
+
+    def run(client: Client) -> None:
+        path = f"{client.jobs_path(app)}/{job}/validateCredentials"
+        client.request("POST", path, {"useSavedCredentials": True, "credentials": []})
+        click.echo("OK")
+
+    call_daemon(url, token, run)
+
+
+@main.command("run")
+@click.argument("job")
+@click.option(
+    "--state",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The SQLite state file that holds JOB (no daemon may run it meanwhile).",
+)
+@click.option("--once", is_flag=True, required=True, help="Run one cycle, then exit.")
+@click.option("--start", "start_job", is_flag=True, help="Start JOB first if it is not started.")
+def run_job(job: str, state: Path, once: bool, start_job: bool) -> None:
+    """Run one cycle of a template-built JOB in the foreground, without a daemon.
+
+    The source and target come from the template and the application's saved secrets. A line
+    is printed at each page checkpoint, then the cycle's counts; a failed cycle exits 1.
+    """
+    pages = 0
+
+    def progress() -> bool:
+        nonlocal pages
+        pages += 1
+        click.echo(f"page {pages}")
+        return False
+
+    try:
+        with SyncEngine(state) as engine:
+            status = engine.get_job(job).status
+            if start_job and status is not None and not is_runnable(status.code):
+                engine.start(job)
+            execution = engine.run_cycle(job, stop=progress)
+    except (SyncJobError, ConnectorError) as exc:
+        click.echo(f"syncjob run: {exc}", err=True)
+        raise SystemExit(1) from None
+    result = execution.state.value if execution.state else "Unknown"
+    click.echo(
+        f"{result}: imported {execution.count_imported}, exported {execution.count_exported}, "
+        f"escrowed {execution.count_escrowed}"
+    )
+    if execution.state == TaskExecutionResult.FAILED:
+        error = execution.error
+        click.echo(f"syncjob run: the cycle failed: {error.message if error else ''}", err=True)
+        raise SystemExit(1)
 
 
 @main.command()

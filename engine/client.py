@@ -35,11 +35,23 @@ class Client:
     def close(self) -> None:
         self.session.close()
 
-    def request(self, method: str, path: str, body: Any = None) -> Any:
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        params: dict[str, str] | None = None,
+        version: str = "v1.0",
+    ) -> Any:
         """The JSON the daemon answers (None for an empty answer)."""
         try:
             response = self.session.request(
-                method, f"{self.url}/v1.0{path}", json=body, timeout=self.timeout
+                method,
+                f"{self.url}/{version}{path}",
+                json=body,
+                params=params,
+                timeout=self.timeout,
             )
         except requests.RequestException as exc:
             kind = type(exc).__name__

@@ -1,0 +1,211 @@
+"""``syncjob logs`` and ``syncjob validate`` against a real ``syncjob serve`` process, and
+``syncjob run --once`` (no daemon) with an ldapToLdap job between the session's slapd servers."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from click.testing import CliRunner
+
+from connectors.memory import MemoryDirectory
+from engine import SystemClock
+from engine._engine import SyncEngine
+from engine.cli import demo_directory, main
+from engine.serve import TOKENS_ENV
+from tests.api.test_cli_client import cli
+from tests.api.test_serve import free_port
+from tests.ldap.conftest import slapd_source, slapd_target
+from tests.ldap.ldap_jobs import count, make_tree, seed
+from tests.ldap.slapd import Slapd
+from tests.processes import die_with_parent, tail, terminate
+
+__all__ = ["slapd_source", "slapd_target"]  # the session's slapd servers (tests/ldap)
+TOKEN = "cli-client-token"  # what tests.api.test_cli_client.cli sends
+CLOCK = SystemClock()
+USERS = 12
+
+
+class Daemon:
+    def __init__(self, url: str, job: str, app: str) -> None:
+        self.url, self.job, self.app = url, job, app
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+    """``syncjob serve`` on a state file holding a paused memoryToMemory job that has run one
+    cycle (so it has provisioning records); stopped after the tests."""
+    tmp = tmp_path_factory.mktemp("logs")
+    state = tmp / "s.db"
+    with SyncEngine(state) as engine:
+        app = engine.create_application("logs").id
+        job = engine.create_job(
+            "memoryToMemory", demo_directory(USERS), MemoryDirectory(), application_id=app
+        ).id
+        assert job is not None
+        engine.start(job)
+        engine.run_cycle(job)
+        engine.pause(job)
+    port = free_port()
+    log = tmp / "serve.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "engine.cli", "serve", "--port", str(port)]
+            + ["--state", str(state)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, TOKENS_ENV: TOKEN},
+            preexec_fn=die_with_parent,  # noqa: PLW1509 (servers start from one thread)
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = CLOCK.monotonic() + 20
+        while True:
+            assert process.poll() is None, f"serve exited: {tail(log)}"
+            try:
+                if requests.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert CLOCK.monotonic() < deadline, "serve did not answer /healthz in 20 s"
+            CLOCK.sleep(0.05)
+        yield Daemon(url, job, app)
+    finally:
+        terminate(process)
+
+
+def test_logs_lists_the_jobs_records_newest_first(daemon: Daemon) -> None:
+    result = cli(daemon.url, "logs", daemon.job, "--top", "3")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert len(lines) == 3
+    assert all(len(line.split("\t")) >= 4 for line in lines)
+    assert sorted(lines, reverse=True) == lines  # activityDateTime first, newest first
+
+    every = cli(daemon.url, "logs", daemon.job, "--top", "1000", "--json")
+    assert every.exit_code == 0, every.output
+    records = json.loads(every.output)
+    assert {r["jobId"] for r in records} == {daemon.job}
+    assert len(records) >= USERS
+    actions = {r["provisioningAction"] for r in records}
+    assert "create" in actions
+
+    created = cli(daemon.url, "logs", daemon.job, "--action", "create", "--top", "1000")
+    assert created.exit_code == 0, created.output
+    assert all("\tcreate\t" in line for line in created.output.splitlines())
+    expected = sum(1 for r in records if r["provisioningAction"] == "create")
+    assert len(created.output.splitlines()) == expected
+
+
+def test_logs_with_no_match_says_so(daemon: Daemon) -> None:
+    result = cli(daemon.url, "logs", daemon.job, "--status", "failure")
+    assert result.exit_code == 0, result.output
+    assert f"no provisioning records for job {daemon.job}" in result.output
+    other = cli(daemon.url, "logs", "no-such-job")
+    assert other.exit_code == 0
+    assert "no provisioning records" in other.output
+
+
+def test_logs_bad_filter_value_is_the_daemons_error(daemon: Daemon) -> None:
+    result = cli(daemon.url, "logs", daemon.job, "--top", "0")
+    assert result.exit_code == 2  # click refuses it before any request
+    dead = cli(f"http://127.0.0.1:{free_port()}", "logs", daemon.job)
+    assert dead.exit_code == 2
+    assert "no syncjob daemon answers" in dead.output
+
+
+def _ldap_job(daemon: Daemon, secrets: dict[str, str]) -> tuple[str, str]:
+    """A new application with ``secrets`` and an ldapToLdap job; (app, job)."""
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    base = f"{daemon.url}/v1.0/servicePrincipals"
+    app = requests.post(base, json={"displayName": "ldap"}, headers=auth, timeout=10).json()["id"]
+    pairs = {"value": [{"key": k, "value": v} for k, v in secrets.items()]}
+    put = requests.put(f"{base}/{app}/synchronization/secrets", json=pairs, headers=auth)
+    assert put.status_code == 204, put.text
+    made = cli(daemon.url, "jobs", "create", "ldapToLdap", "--app", app)
+    assert made.exit_code == 0, made.output
+    return app, made.output.strip()
+
+
+def test_validate_ok_with_the_saved_credentials(
+    daemon: Daemon, slapd_source: Slapd, slapd_target: Slapd
+) -> None:
+    tree = make_tree(slapd_source, slapd_target)
+    app, job = _ldap_job(daemon, tree.secrets())
+    result = cli(daemon.url, "validate", job, "--app", app)
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == "OK"
+
+
+def test_validate_prints_the_daemons_error_and_no_secret(
+    daemon: Daemon, slapd_source: Slapd, slapd_target: Slapd
+) -> None:
+    tree = make_tree(slapd_source, slapd_target)
+    secrets = tree.secrets(Password="not-the-password-123")
+    app, job = _ldap_job(daemon, secrets)
+    result = cli(daemon.url, "validate", job, "--app", app)
+    assert result.exit_code == 1, result.output
+    code, _, message = result.output.strip().partition(": ")
+    assert code and message
+    assert "not-the-password-123" not in result.output
+    assert tree.source.password.reveal() not in result.output
+
+    unknown = cli(daemon.url, "validate", "no-such-job", "--app", app)
+    assert unknown.exit_code == 1
+    assert unknown.output.startswith("itemNotFound: ")
+
+
+def test_run_once_between_two_slapd_servers(
+    tmp_path: Path, slapd_source: Slapd, slapd_target: Slapd
+) -> None:
+    tree = make_tree(slapd_source, slapd_target)
+    seed(tree, USERS, groups=2)
+    state = tmp_path / "run.db"
+    with SyncEngine(state) as engine:
+        app = engine.create_application("run").id
+        engine.set_secrets(app, tree.secrets())
+        job = engine.create_job("ldapToLdap", application_id=app).id
+        assert job is not None
+    began = CLOCK.monotonic()
+    result = CliRunner().invoke(main, ["run", job, "--once", "--start", "--state", str(state)])
+    assert result.exit_code == 0, result.output
+    assert CLOCK.monotonic() - began < 30
+    lines = result.output.splitlines()
+    assert lines[0] == "page 1"
+    assert lines[-1].startswith(f"Succeeded: imported {USERS + 2}, exported {USERS + 2}")
+    assert count(slapd_target, tree.people) == USERS
+
+    again = CliRunner().invoke(main, ["run", job, "--once", "--state", str(state)])
+    assert again.exit_code == 0, again.output
+    assert again.output.splitlines()[-1].startswith("Succeeded: imported 0, exported 0")
+
+
+def test_run_once_reports_a_job_that_cannot_run(tmp_path: Path) -> None:
+    state = tmp_path / "run.db"
+    with SyncEngine(state) as engine:
+        job = engine.create_job("memoryToMemory").id  # no connectors outside this process
+        assert job is not None
+    not_started = CliRunner().invoke(main, ["run", job, "--once", "--state", str(state)])
+    assert not_started.exit_code == 1
+    assert "start it before running a cycle" in not_started.output
+
+    result = CliRunner().invoke(main, ["run", job, "--once", "--start", "--state", str(state)])
+    assert result.exit_code == 1
+    assert "has no connectors" in result.output
+
+    missing = CliRunner().invoke(main, ["run", "nope", "--once", "--state", str(state)])
+    assert missing.exit_code == 1
+    assert "nope" in missing.output
+
+
+@pytest.mark.parametrize("command", [["logs"], ["validate"], ["run"]])
+def test_new_commands_have_help(command: list[str]) -> None:
+    result = CliRunner().invoke(main, [*command, "--help"], prog_name="syncjob")
+    assert result.exit_code == 0, result.output
+    assert "Usage: syncjob " in result.output
