@@ -103,6 +103,17 @@ class _ProvisionOnDemand:
     parameters: tuple[_Parameters, ...] = ()
 
 
+def _load_json(raw: bytes) -> Any:
+    """The body's JSON; malformed JSON, or a string escaping a lone UTF-16 surrogate such as
+    ``"\\ud800"`` (no Unicode text: it could be neither stored nor answered as UTF-8), is a 400."""
+    try:
+        data = json.loads(raw)
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except (ValueError, RecursionError):
+        raise GraphError(400, "invalidRequest", "the body is not valid JSON") from None
+    return data
+
+
 async def _body(request: Request, cls: type[T], *, optional: bool = False) -> T | None:
     """The request's JSON as ``cls``; malformed JSON or a wrong field is a 400 naming it."""
     raw = await request.body()
@@ -110,11 +121,7 @@ async def _body(request: Request, cls: type[T], *, optional: bool = False) -> T 
         if optional:
             return None
         raise GraphError(400, "invalidRequest", "the request needs a JSON body")
-    try:
-        data = json.loads(raw)
-    except (ValueError, RecursionError):
-        raise GraphError(400, "invalidRequest", "the body is not valid JSON") from None
-    return from_graph(data, cls)
+    return from_graph(_load_json(raw), cls)
 
 
 def _engine(request: Request) -> SyncEngine:
@@ -375,10 +382,7 @@ async def post_parse_expression(request: Request) -> Response:
     value is a string, a list of strings or null."""
     await _job_id(request)
     raw = await request.body()
-    try:
-        data = json.loads(raw) if raw.strip() else None
-    except (ValueError, RecursionError):
-        raise GraphError(400, "invalidRequest", "the body is not valid JSON") from None
+    data = _load_json(raw) if raw.strip() else None
     if not isinstance(data, dict):
         raise ModelError("the body must be a JSON object with an expression @ $", "$")
     extra = sorted(k for k in data if k not in _PARSE_FIELDS and "@odata" not in k)
