@@ -2,7 +2,8 @@
 
 Every path exists under both ``/beta`` and ``/v1.0``, as Graph serves them; bodies are the
 Graph JSON that :func:`engine.model.to_graph` writes and :func:`engine.model.from_graph` reads.
-``GET /metrics`` (no version prefix) gives the jobs' statuses as Prometheus text.
+``GET /metrics`` (no version prefix) gives the jobs' statuses as Prometheus text;
+``GET /openapi.json`` (no token needed) gives the API's OpenAPI 3.0 document.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from starlette.applications import Starlette
 
 from engine._engine import SyncEngine
 from engine.api._metrics import metrics, metrics_response
+from engine.api._openapi import openapi
 from engine.api._routes import create_app as _create_routes_app
 
 __all__ = ["create_app", "metrics_response"]
@@ -23,7 +25,9 @@ def create_app(
 ) -> Starlette:
     """The API over ``engine``, ``GET /metrics`` included; a request needs
     ``Authorization: Bearer <one of tokens>``, or a token whose sha256 digest is one of
-    ``token_digests``. The bearer check is middleware, so it covers ``/metrics`` too."""
+    ``token_digests``. The bearer check is middleware, so it covers ``/metrics`` too; only
+    ``/healthz`` and ``/openapi.json`` are open."""
     app = _create_routes_app(engine, tokens, token_digests=token_digests)
     app.add_route("/metrics", metrics, methods=["GET"])
+    app.add_route("/openapi.json", openapi, methods=["GET"])
     return app

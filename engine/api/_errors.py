@@ -116,14 +116,15 @@ def digest(token: str) -> bytes:
 
 
 class BearerAuth:
-    """Require ``Authorization: Bearer <token>`` on every path but ``/healthz``.
+    """Require ``Authorization: Bearer <token>`` on every path but ``/healthz`` and
+    ``/openapi.json`` (the API's description holds nothing secret).
 
     Only sha256 digests of the tokens are kept, so a memory dump or a log of the app's state
     shows no usable token; digests are compared with hmac.compare_digest (constant time), all
     of them every time, so timing tells nothing about which token nearly matched.
     """
 
-    OPEN = frozenset({"/healthz"})
+    OPEN = frozenset({"/healthz", "/openapi.json"})
 
     def __init__(self, app: ASGIApp, tokens: Iterable[bytes], clock: Clock) -> None:
         self.app = app
