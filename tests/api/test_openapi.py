@@ -112,7 +112,8 @@ def test_document_describes_every_route() -> None:
     ],
 )
 def test_lone_surrogate_is_a_400_not_a_500(path: str, body: dict[str, Any]) -> None:
-    """Found by schemathesis: JSON may escape a lone surrogate, which no UTF-8 answer can hold."""
+    """Found probing beside schemathesis: JSON may escape a lone surrogate, which no UTF-8
+    answer can hold; it was a 500."""
     raw = json.dumps(body).encode("ascii")  # "\ud800" stays an escape, as a client sends it
     method = "PUT" if path.endswith("secrets") else "POST"
     with TestClient(APP, headers=AUTH, raise_server_exceptions=False) as client:
