@@ -184,6 +184,12 @@ def _versioned_paths() -> dict[str, dict[str, Any]]:
                 {**_NO_CONTENT, **_E400, **job_errors, **_E409},
                 body=_body(_ref("Schema")),
             ),
+            "patch": _op(
+                "patchSchema",
+                "Update the job's schema: the body's top-level properties replace the stored ones",
+                {**_NO_CONTENT, **_E400, **job_errors, **_E409},
+                body=_body(_ref("Schema")),
+            ),
         },
         job + "/schema/directories": {
             "get": _op(

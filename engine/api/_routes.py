@@ -259,10 +259,7 @@ async def patch_schema(request: Request) -> Response:
     body's top-level properties replace the stored schema's, the rest are kept."""
     job_id = await _job_id(request)
     raw = await request.body()
-    try:
-        data = json.loads(raw) if raw.strip() else None
-    except (ValueError, RecursionError):
-        raise GraphError(400, "invalidRequest", "the body is not valid JSON") from None
+    data = _load_json(raw) if raw.strip() else None
     if not isinstance(data, dict):
         raise ModelError("the body must be a JSON object (a synchronizationSchema) @ $", "$")
     engine = _engine(request)

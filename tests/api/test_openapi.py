@@ -98,24 +98,30 @@ def test_document_describes_every_route() -> None:
 
 
 @pytest.mark.parametrize(
-    ("path", "body"),
+    ("method", "path", "body"),
     [
-        ("/beta/servicePrincipals", {"displayName": "\ud800"}),
+        ("POST", "/beta/servicePrincipals", {"displayName": "\ud800"}),
         (
+            "PUT",
             f"/v1.0/servicePrincipals/{APP_ID}/synchronization/secrets",
             {"value": [{"key": "\udfff"}]},
         ),
         (
+            "PATCH",
+            f"/v1.0/servicePrincipals/{APP_ID}/synchronization/jobs/{JOB_ID}/schema",
+            {"version": "\ud800"},
+        ),
+        (
+            "POST",
             f"/beta/servicePrincipals/{APP_ID}/synchronization/jobs/{JOB_ID}/schema/parseExpression",
             {"expression": '"\ud800"'},
         ),
     ],
 )
-def test_lone_surrogate_is_a_400_not_a_500(path: str, body: dict[str, Any]) -> None:
+def test_lone_surrogate_is_a_400_not_a_500(method: str, path: str, body: dict[str, Any]) -> None:
     """Found probing beside schemathesis: JSON may escape a lone surrogate, which no UTF-8
     answer can hold; it was a 500."""
     raw = json.dumps(body).encode("ascii")  # "\ud800" stays an escape, as a client sends it
-    method = "PUT" if path.endswith("secrets") else "POST"
     with TestClient(APP, headers=AUTH, raise_server_exceptions=False) as client:
         response = client.request(method, path, content=raw)
     assert response.status_code == 400, response.text
