@@ -7,7 +7,9 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
+from engine import to_graph
 from engine.cli import main
+from engine.templates import builtin_templates
 
 
 def test_demo_runs_and_state_lists(tmp_path: Path) -> None:
@@ -67,3 +69,24 @@ def test_expr_reports_parse_errors_with_position() -> None:
     assert "parse error: syntax error at position 15" in result.output
     result = CliRunner().invoke(main, ["expr", "X()", "--attr", "novalue"])
     assert 2 == result.exit_code and "NAME=VALUE" in result.output
+
+
+def test_schema_validate_checks_a_file_as_the_engine_would(tmp_path: Path) -> None:
+    """A template's schema is valid; an expression that does not parse, an unknown field or a
+    file that is not JSON is refused with its place named, exit code 1."""
+    good = to_graph(builtin_templates()["ldapToScim"].schema)
+    (tmp_path / "good.json").write_text(json.dumps(good))
+    runner = CliRunner()
+    result = runner.invoke(main, ["schema", "validate", str(tmp_path / "good.json")])
+    assert result.exit_code == 0 and "valid (1 rule(s), 2 object mapping(s))" in result.output
+    mappings = good["synchronizationRules"][0]["objectMappings"][0]["attributeMappings"]
+    mappings[1]["source"] = {"type": "Function", "expression": "Join(, [sn]"}
+    (tmp_path / "bad.json").write_text(json.dumps(good))
+    result = runner.invoke(main, ["schema", "validate", str(tmp_path / "bad.json")])
+    assert result.exit_code == 1 and "attributeMappings[1]" in result.output
+    (tmp_path / "odd.json").write_text(json.dumps({"directories": [], "colour": "blue"}))
+    result = runner.invoke(main, ["schema", "validate", str(tmp_path / "odd.json")])
+    assert result.exit_code == 1 and "colour" in result.output
+    (tmp_path / "text.json").write_text("not json")
+    result = runner.invoke(main, ["schema", "validate", str(tmp_path / "text.json")])
+    assert result.exit_code == 1 and "not JSON" in result.output
