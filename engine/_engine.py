@@ -136,6 +136,9 @@ class SyncEngine:
         self._compiled: dict[str, tuple[SynchronizationSchema, list[CompiledMapping]]] = {}
         self._log = structlog.get_logger("syncjob.engine")
         self._warned: set[str] = set()
+        #: cycles this engine ran per job (since the process started, as Prometheus counters
+        #: are): /metrics reads it
+        self.cycles_run: dict[str, int] = {}
         #: who holds a job's lease while this engine runs its cycle: unique per engine object,
         #: with the host and process so a dead holder's lease can be taken over at once
         self.runner_id = f"{this_host()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
@@ -464,6 +467,7 @@ class SyncEngine:
             ctx.log.exception("cycle_failed", error_type=type(exc).__name__)
         interrupted = outcome is not None and outcome.paused and stop is not None and stop()
         execution = self._finish(job_id, ctx, outcome, failure, due_now=interrupted)
+        self.cycles_run[job_id] = self.cycles_run.get(job_id, 0) + 1
         ctx.log.info(
             "cycle_finished",
             state=execution.state.value if execution.state else None,
@@ -550,6 +554,12 @@ class SyncEngine:
     ) -> list[LogRecord]:
         self._row(job_id)
         return self.store.provisioning_logs(job_id, cycle_id, limit)
+
+    def pending_changes(self, job_id: str) -> int:
+        """Changes the source showed that are not in the target yet: open escrows (parked
+        ones included) and staged deletes held (by the threshold or an interrupted cycle)."""
+        self._row(job_id)
+        return len(self.store.get_escrows(job_id)) + len(self.store.staged_deletes(job_id))
 
     def escrows(self, job_id: str) -> list[Escrow]:
         self._row(job_id)

@@ -6,7 +6,13 @@ the numbers are the state file's, whichever process ran the cycles, and nothing 
 
 from __future__ import annotations
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    generate_latest,
+)
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -36,6 +42,11 @@ def metrics_registry(engine: SyncEngine) -> CollectorRegistry:
         "Seconds since the end of the last successful cycle (absent before the first)",
     )
     quarantined = gauge("syncjob_job_quarantined", "1 if the job is in quarantine, else 0")
+    cycles = Counter("syncjob_job_cycles", "Cycles run by this process", _LABELS, registry=registry)
+    lag = gauge(
+        "syncjob_job_lag_objects",
+        "Changes seen in the source but not exported: escrowed objects and held deletes",
+    )
     status = gauge(
         "syncjob_job_status", "1 for the job's status code, 0 for the others", (*_LABELS, "code")
     )
@@ -59,6 +70,8 @@ def metrics_registry(engine: SyncEngine) -> CollectorRegistry:
             age.labels(**labels).set(max(0.0, (now - ended).total_seconds()))
         code = state.code if state else StatusCode.NOT_CONFIGURED
         quarantined.labels(**labels).set(1 if code is StatusCode.QUARANTINE else 0)
+        cycles.labels(**labels).inc(engine.cycles_run.get(job.id or "", 0))
+        lag.labels(**labels).set(engine.pending_changes(job.id or ""))
         for each in StatusCode:
             status.labels(**labels, code=each.value).set(1 if each is code else 0)
     return registry

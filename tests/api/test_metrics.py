@@ -64,3 +64,22 @@ def test_a_job_that_never_ran_has_no_watermark_age(store: StateStore) -> None:
     assert got[("syncjob_job_has_run", labels)] == 0
     assert not any(name == "syncjob_job_watermark_age_seconds" for name, _ in got)
     assert got[("syncjob_job_status", labels | {("code", "NotRun")})] == 1
+
+
+def test_cycles_run_and_the_lag_of_changes_not_exported(store: StateStore) -> None:
+    """syncjob_job_cycles counts this process's cycles; syncjob_job_lag_objects counts the
+    changes the source showed that the target does not have yet (escrowed objects)."""
+    engine = SyncEngine(store, ManualClock())
+    source, target = MemoryDirectory(), MemoryDirectory()
+    for n in range(3):
+        source.put("User", f"u{n}", user(n))
+    job = engine.create_job("memoryToMemory", source, target)
+    assert job.id is not None
+    engine.start(job.id)
+    target.fail_object("User", user(1)["userName"], times=10)
+    engine.run_cycle(job.id)
+    engine.run_cycle(job.id)
+    got = samples(metrics_response(engine).body.decode())
+    labels = frozenset({("job", job.id), ("template", "memoryToMemory")})
+    assert got[("syncjob_job_cycles_total", labels)] == 2
+    assert got[("syncjob_job_lag_objects", labels)] == 1
