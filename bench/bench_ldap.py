@@ -52,6 +52,14 @@ def tree_entries(tree: Tree) -> list[tuple[str, list[str], dict[str, Any]]]:
             for dn in (tree.base, tree.people, tree.groups)]  # fmt: skip
 
 
+def add_containers(server: Slapd, tree: Tree) -> None:
+    """The tree's base, ou=people and ou=groups on an empty server."""
+    connection = server.connect()
+    for dn, classes, values in tree_entries(tree):
+        connection.add(dn, classes, values)
+    connection.unbind()
+
+
 def users(tree: Tree, count: int, start: int = 0) -> list[tuple[str, list[str], dict[str, Any]]]:
     return [(tree.user_dn(n), PERSON, person(tree, n)) for n in range(start, start + count)]
 
@@ -108,10 +116,7 @@ def initial(root: Path, count: int, rounds: int) -> None:
         try:
             tree = Tree(source, target, BASE)
             raw_rates.append(count / raw_adds(raw, entries))
-            for dn, classes, values in tree_entries(tree):
-                connection = target.connect()
-                connection.add(dn, classes, values)
-                connection.unbind()
+            add_containers(target, tree)
             engine, job_id = job(tree, work / "state.db")
             started = time.perf_counter()
             execution = engine.run_cycle(job_id)
@@ -155,10 +160,7 @@ def group(root: Path, members: int) -> None:
     target = server(root, "group-target")
     try:
         tree = Tree(source, target, BASE)
-        for dn, classes, values in tree_entries(tree):
-            connection = target.connect()
-            connection.add(dn, classes, values)
-            connection.unbind()
+        add_containers(target, tree)
         state = root / "group.db"
         engine, job_id = job(tree, state)
         started = time.perf_counter()
@@ -219,10 +221,7 @@ def split(root: Path, count: int) -> None:
     target = server(root, "split-target")
     try:
         tree = Tree(source, target, BASE)
-        for dn, classes, values in tree_entries(tree):
-            connection = target.connect()
-            connection.add(dn, classes, values)
-            connection.unbind()
+        add_containers(target, tree)
         engine, job_id = job(tree, root / "split.db")
         started = time.perf_counter()
         engine.run_cycle(job_id)

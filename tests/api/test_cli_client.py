@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 
 import pytest
@@ -15,8 +13,8 @@ from click.testing import CliRunner, Result
 from engine import SystemClock
 from engine.cli import main
 from engine.serve import TOKENS_ENV
-from tests.api.test_serve import free_port
-from tests.processes import die_with_parent, tail, terminate
+from tests.api.daemon import free_port, start_daemon
+from tests.processes import terminate
 
 TOKEN = "cli-client-token"
 CLOCK = SystemClock()
@@ -26,30 +24,8 @@ CLOCK = SystemClock()
 def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A ``syncjob serve`` on a free port of 127.0.0.1; its URL. Stopped after the tests."""
     tmp = tmp_path_factory.mktemp("daemon")
-    env = {**os.environ, TOKENS_ENV: TOKEN}
-    port = free_port()
-    log = tmp / "serve.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "engine.cli", "serve", "--port", str(port)]
-            + ["--state", str(tmp / "s.db")],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-            preexec_fn=die_with_parent,  # noqa: PLW1509 (servers start from one thread)
-        )
-    url = f"http://127.0.0.1:{port}"
+    process, url = start_daemon(tmp / "s.db", tmp / "serve.log", {**os.environ, TOKENS_ENV: TOKEN})
     try:
-        deadline = CLOCK.monotonic() + 20
-        while True:
-            assert process.poll() is None, f"serve exited: {tail(log)}"
-            try:
-                if requests.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            assert CLOCK.monotonic() < deadline, "serve did not answer /healthz in 20 s"
-            CLOCK.sleep(0.05)
         yield url
     finally:
         terminate(process)

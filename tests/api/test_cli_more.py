@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,12 +17,12 @@ from engine import SystemClock
 from engine._engine import SyncEngine
 from engine.cli import demo_directory, main
 from engine.serve import TOKENS_ENV
+from tests.api.daemon import free_port, start_daemon
 from tests.api.test_cli_client import cli
-from tests.api.test_serve import free_port
 from tests.ldap.conftest import slapd_source, slapd_target
 from tests.ldap.ldap_jobs import count, make_tree, seed
 from tests.ldap.slapd import Slapd
-from tests.processes import die_with_parent, tail, terminate
+from tests.processes import terminate
 
 __all__ = ["slapd_source", "slapd_target"]  # the session's slapd servers (tests/ldap)
 TOKEN = "cli-client-token"  # what tests.api.test_cli_client.cli sends
@@ -52,29 +50,9 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
         engine.start(job)
         engine.run_cycle(job)
         engine.pause(job)
-    port = free_port()
-    log = tmp / "serve.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "engine.cli", "serve", "--port", str(port)]
-            + ["--state", str(state)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, TOKENS_ENV: TOKEN},
-            preexec_fn=die_with_parent,  # noqa: PLW1509 (servers start from one thread)
-        )
-    url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, TOKENS_ENV: TOKEN}
+    process, url = start_daemon(state, tmp / "serve.log", env)
     try:
-        deadline = CLOCK.monotonic() + 20
-        while True:
-            assert process.poll() is None, f"serve exited: {tail(log)}"
-            try:
-                if requests.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            assert CLOCK.monotonic() < deadline, "serve did not answer /healthz in 20 s"
-            CLOCK.sleep(0.05)
         yield Daemon(url, job, app)
     finally:
         terminate(process)

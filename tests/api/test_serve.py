@@ -7,10 +7,8 @@ import hashlib
 import os
 import re
 import signal
-import socket
 import stat
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,16 +19,11 @@ from click.testing import CliRunner
 from engine import ConfigurationError, SystemClock
 from engine.cli import main
 from engine.serve import DIGEST_SUFFIX, TOKENS_ENV, load_config
-from tests.processes import die_with_parent, tail, terminate
+from tests.api.daemon import start_daemon
+from tests.processes import tail, terminate
 
 TOKEN = "serve-test-token"
 CLOCK = SystemClock()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Server:
@@ -48,29 +41,10 @@ def start(tmp_path: Path) -> Iterator[object]:
         env = {k: v for k, v in os.environ.items() if k != TOKENS_ENV}
         if tokens is not None:
             env[TOKENS_ENV] = tokens
-        port = free_port()
         log = tmp_path / f"{name}-{len(started)}.log"
-        with log.open("wb") as out:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "engine.cli", "serve", "--port", str(port)]
-                + ["--state", str(tmp_path / "s.db")],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=env,
-                preexec_fn=die_with_parent,  # noqa: PLW1509 (servers start from one thread)
-            )
+        process, url = start_daemon(tmp_path / "s.db", log, env)
         started.append(process)
-        url = f"http://127.0.0.1:{port}"
-        deadline = CLOCK.monotonic() + 20
-        while True:
-            assert process.poll() is None, f"serve exited {process.returncode}"
-            try:
-                if requests.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    return Server(process, url, log)
-            except requests.ConnectionError:
-                pass
-            assert CLOCK.monotonic() < deadline, "serve did not answer /healthz in 20 s"
-            CLOCK.sleep(0.05)
+        return Server(process, url, log)
 
     yield run
     for process in started:
