@@ -119,6 +119,9 @@ class Page:
 
     changes: Sequence[Change]
     watermark: str
+    #: changes this read still holds from this page on, this page's included, when the source
+    #: knows it cheaply (a full read's count); only progress reports use it, never correctness
+    remaining: int | None = None
 
 
 @runtime_checkable

@@ -208,6 +208,7 @@ class MemoryDirectory:
             yield Page((), final)
             return
         while position < len(anchors):
+            remaining = len(anchors) - position
             chunk = anchors[position : position + page_size]
             position += len(chunk)
             changes = [
@@ -215,7 +216,7 @@ class MemoryDirectory:
                 for a in chunk
             ]
             last = position >= len(anchors)
-            yield Page(changes, final if last else f"f:{start}:{chunk[-1]}")
+            yield Page(changes, final if last else f"f:{start}:{chunk[-1]}", remaining)
 
     def _read_delta(self, object_type: str, after: int, page_size: int) -> Iterator[Page]:
         if after < self._log_floor:

@@ -3,6 +3,7 @@
 The public surface is what ``__all__`` lists; everything else may change without notice.
 """
 
+from engine._context import CycleProgress
 from engine._engine import SyncEngine
 from engine.clock import Clock, ManualClock, SystemClock
 from engine.errors import (
@@ -49,6 +50,7 @@ __all__ = [
     "ConfigurationError",
     "ConnectorError",
     "CredentialsError",
+    "CycleProgress",
     "ExpressionSyntaxError",
     "JobRunningElsewhere",
     "LeaseLost",

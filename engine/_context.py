@@ -72,6 +72,33 @@ class Counters:
     unresolved: int = 0  # objects escrowed for references that did not resolve
 
 
+@attrs.frozen
+class CycleProgress:
+    """Where a running cycle stands, reported after every page checkpoint: what a progress
+    bar, Graph's ``synchronizationProgress`` and the lag metric are made of.
+
+    ``read`` counts the changes the source has handed out in the current read of
+    ``object_type``, ``done`` those of them checkpointed (exported, escrowed or left as they
+    were); ``total`` is what the source said that read holds, when it could tell cheaply (a
+    full read's count), else None. A hint: a source whose objects change under the read makes
+    it approximate, and nothing but reports relies on it.
+    """
+
+    object_type: str
+    read: int
+    done: int
+    total: int | None
+    pages: int  # checkpointed in this cycle, all object types
+    exported: int
+    escrowed: int
+
+    @property
+    def waiting(self) -> int:
+        """Changes the source showed or announced in this read that are not settled yet."""
+        ahead = max(self.total - self.read, 0) if self.total is not None else 0
+        return self.read - self.done + ahead
+
+
 @attrs.define
 class CycleOutcome:
     counters: Counters
@@ -113,6 +140,12 @@ class CycleContext:
     #: target writes of a page in flight at once: ExportConcurrency, else DEFAULT_CONCURRENCY
     #: for a target whose calls wait on a remote server (PARALLEL_WRITES), else one
     export_concurrency: int = attrs.field(init=False, default=1)
+    #: told where the cycle stands after every page checkpoint (CycleProgress)
+    on_progress: Callable[[CycleProgress], None] | None = None
+    _reading: str = attrs.field(init=False, default="")
+    _read: int = attrs.field(init=False, default=0)
+    _done: int = attrs.field(init=False, default=0)
+    _total: int | None = attrs.field(init=False, default=None)
     _changes: int = attrs.field(init=False, default=0)
 
     def __attrs_post_init__(self) -> None:
@@ -132,6 +165,32 @@ class CycleContext:
         """Commit a checkpoint under this cycle's lease (refused if another runner took it)."""
         work.lease = self._renewed()
         self.store.commit(self.job_id, work)
+
+    def begin_read(self, object_type: str) -> None:
+        self._reading, self._read, self._done, self._total = object_type, 0, 0, None
+
+    def page_read(self, changes: int, remaining: int | None) -> None:
+        if remaining is not None:
+            self._total = self._read + max(remaining, changes)
+        elif self._total is not None and self._read + changes > self._total:
+            self._total = None  # the count no longer holds
+        self._read += changes
+
+    def page_done(self, changes: int) -> None:
+        self._done += changes
+        if self.on_progress is not None:
+            c = self.counters
+            self.on_progress(
+                CycleProgress(
+                    object_type=self._reading,
+                    read=self._read,
+                    done=self._done,
+                    total=self._total,
+                    pages=c.pages,
+                    exported=c.exported,
+                    escrowed=c.escrowed,
+                )
+            )
 
     def write_intents(self, batches: Sequence[IntentBatch]) -> None:
         """Durably record the writes about to be sent, before any of them is."""

@@ -26,6 +26,7 @@ from connectors.base import (
     UnreachableError,
 )
 from engine import cycle as cycle_module
+from engine._context import CycleProgress
 from engine._contract import CycleFailed, printable
 from engine._status import after_cycle, execution_of
 from engine.clock import Clock, SystemClock
@@ -48,6 +49,7 @@ from engine.model import (
     StringKeyLongValuePair,
     SynchronizationJob,
     SynchronizationJobRestartCriteria,
+    SynchronizationProgress,
     SynchronizationSchedule,
     SynchronizationSchema,
     SynchronizationStatus,
@@ -139,6 +141,9 @@ class SyncEngine:
         #: cycles this engine ran per job (since the process started, as Prometheus counters
         #: are): /metrics reads it
         self.cycles_run: dict[str, int] = {}
+        #: where the cycles running in this process stand (job id -> last checkpoint's report)
+        self._live: dict[str, CycleProgress] = {}
+        self._live_pages: dict[str, SynchronizationProgress] = {}  # as Graph shows it
         #: who holds a job's lease while this engine runs its cycle: unique per engine object,
         #: with the host and process so a dead holder's lease can be taken over at once
         self.runner_id = f"{this_host()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
@@ -263,10 +268,18 @@ class SyncEngine:
         row = self._row(job_id)
         if application_id is not None and row.application_id != application_id:
             raise NotFoundError(f"no job {job_id!r} in application {shown(application_id)}")
-        return row.job
+        return self._with_live_progress(row.job)
 
     def list_jobs(self, application_id: str | None = None) -> list[SynchronizationJob]:
-        return [row.job for row in self.store.list_jobs(application_id)]
+        return [self._with_live_progress(row.job) for row in self.store.list_jobs(application_id)]
+
+    def _with_live_progress(self, job: SynchronizationJob) -> SynchronizationJob:
+        """The job, its status showing the progress of its cycle running in this process
+        (pages checkpointed of the pages estimated), as Entra's portal bar does."""
+        live = self._live_pages.get(job.id or "")
+        if live is None or job.status is None:
+            return job
+        return attrs.evolve(job, status=attrs.evolve(job.status, progress=(live,)))
 
     def get_schema(self, job_id: str) -> SynchronizationSchema:
         return self._row(job_id).job.schema or SynchronizationSchema()
@@ -392,12 +405,18 @@ class SyncEngine:
         return bool(template and template.build_source and template.build_target)
 
     def run_cycle(
-        self, job_id: str, *, stop: Callable[[], bool] | None = None
+        self,
+        job_id: str,
+        *,
+        stop: Callable[[], bool] | None = None,
+        progress: Callable[[CycleProgress], None] | None = None,
     ) -> SynchronizationTaskExecution:
         """Run one cycle now, whatever the schedule says; the job must be started.
 
         ``stop`` (a shutting-down runner's flag) ends the cycle at its next checkpoint as a
         pause does, but leaves the job started and due at once, so the next start resumes it.
+        ``progress`` is told where the cycle stands after every page checkpoint, on the
+        cycle's thread (a slow callback slows the cycle).
         """
         row = self._row(job_id)
         status = self._status(row)
@@ -410,8 +429,10 @@ class SyncEngine:
         settings = JobSettings.parse(row.job.synchronization_job_settings, secrets)
         lease = self._acquire(job_id)
         try:
-            return self._run_leased(job_id, row, source, target, settings, lease, stop)
+            return self._run_leased(job_id, row, source, target, settings, lease, stop, progress)
         finally:
+            self._live.pop(job_id, None)
+            self._live_pages.pop(job_id, None)
             self.store.release_lease(lease)
 
     def _acquire(self, job_id: str) -> Lease:
@@ -431,7 +452,20 @@ class SyncEngine:
         settings: JobSettings,
         lease: Lease,
         stop: Callable[[], bool] | None = None,
+        progress: Callable[[CycleProgress], None] | None = None,
     ) -> SynchronizationTaskExecution:
+        def on_progress(report: CycleProgress) -> None:
+            self._live[job_id] = report
+            ahead = -(-report.waiting // max(settings.page_size, 1))
+            self._live_pages[job_id] = SynchronizationProgress(
+                completed_units=report.pages,
+                total_units=report.pages + ahead,
+                units="pages",
+                progress_observation_date_time=self.clock.now(),
+            )
+            if progress is not None:
+                progress(report)
+
         def should_stop() -> bool:
             if stop is not None and stop():
                 return True
@@ -451,6 +485,7 @@ class SyncEngine:
             random=self.random,
             lease=lease,
             lease_duration=self.lease_duration,
+            on_progress=on_progress,
         )
         ctx.log.info("cycle_started")
         failure: ConnectorError | None = None
@@ -557,9 +592,18 @@ class SyncEngine:
 
     def pending_changes(self, job_id: str) -> int:
         """Changes the source showed that are not in the target yet: open escrows (parked
-        ones included) and staged deletes held (by the threshold or an interrupted cycle)."""
+        ones included), staged deletes held (by the threshold or an interrupted cycle), and
+        what a cycle running in this process has read, or its source announced, but not
+        yet checkpointed (CycleProgress.waiting)."""
         self._row(job_id)
-        return len(self.store.get_escrows(job_id)) + len(self.store.staged_deletes(job_id))
+        live = self._live.get(job_id)
+        waiting = live.waiting if live is not None else 0
+        held = len(self.store.get_escrows(job_id)) + len(self.store.staged_deletes(job_id))
+        return held + waiting
+
+    def live_progress(self, job_id: str) -> CycleProgress | None:
+        """Where the cycle of ``job_id`` running in this process stands, or None."""
+        return self._live.get(job_id)
 
     def escrows(self, job_id: str) -> list[Escrow]:
         self._row(job_id)

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import os
 import random
+import signal
+import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -26,6 +29,7 @@ from engine.model import (
     from_graph,
     to_graph,
 )
+from engine.progress_bar import ProgressBar
 from engine.serve import load_config
 from engine.serve import serve as run_server
 from engine.store.inspect import StateFileError, read_jobs
@@ -445,26 +449,34 @@ def validate(job: str, url: str, token: str | None, app: str | None) -> None:
 def run_job(job: str, state: Path, once: bool, start_job: bool) -> None:
     """Run one cycle of a template-built JOB in the foreground, without a daemon.
 
-    The source and target come from the template and the application's saved secrets. A line
-    is printed at each page checkpoint, then the cycle's counts; a failed cycle exits 1.
+    The source and target come from the template and the application's saved secrets. A
+    progress bar follows the page checkpoints (a line per checkpoint when the output is not
+    a terminal), then the cycle's counts are printed; a failed cycle exits 1.
     """
-    pages = 0
+    out = sys.stdout
+    bar = ProgressBar(out, redraw=out.isatty())
+    interrupted = threading.Event()
 
-    def progress() -> bool:
-        nonlocal pages
-        pages += 1
-        click.echo(f"page {pages}")
-        return False
+    def on_interrupt(signum: int, frame: object) -> None:
+        interrupted.set()  # a second Ctrl-C is the default's: the state file is crash-safe
+        signal.signal(signal.SIGINT, previous)
 
+    previous = signal.signal(signal.SIGINT, on_interrupt)
     try:
         with SyncEngine(state) as engine:
             status = engine.get_job(job).status
             if start_job and status is not None and not is_runnable(status.code):
                 engine.start(job)
-            execution = engine.run_cycle(job, stop=progress)
+            execution = engine.run_cycle(job, stop=interrupted.is_set, progress=bar)
     except (SyncJobError, ConnectorError) as exc:
+        bar.close()
         click.echo(f"syncjob run: {exc}", err=True)
         raise SystemExit(1) from None
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    bar.close()
+    if interrupted.is_set():
+        click.echo("interrupted: the cycle stopped at a checkpoint; the next run resumes it")
     result = execution.state.value if execution.state else "Unknown"
     click.echo(
         f"{result}: imported {execution.count_imported}, exported {execution.count_exported}, "

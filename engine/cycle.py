@@ -155,6 +155,7 @@ def _read(
     start = watermark is None and linked
     sweep = sweeping or start
     window = Window(ctx, distinct=initial)
+    ctx.begin_read(mapping.source_type)
     for page in _pages(ctx, mapping, watermark):
         if ctx.should_stop():
             window.flush(stoppable=False)  # what was read is written: the next checkpoint
@@ -172,7 +173,10 @@ def _read(
             ]
         if not initial:
             ctx.counters.imported_deltas += len(page.changes)
-        window.add(plan(ctx, mapping, state, page.changes, work, unlinked=unlinked))
+        ctx.page_read(len(page.changes), page.remaining)
+        window.add(
+            plan(ctx, mapping, state, page.changes, work, unlinked=unlinked), len(page.changes)
+        )
     window.flush()
     if sweep:
         _reconcile(ctx, mapping, state)
@@ -196,6 +200,7 @@ class Window:
         self.ctx = ctx
         self.distinct = distinct  # a full read names each anchor once: nothing to check
         self.batches: list[Batch] = []
+        self.sizes: list[int] = []  # each batch's changes as the source gave them
         self.anchors: set[str] = set()
         self.size = 0
 
@@ -207,14 +212,15 @@ class Window:
             self.anchors |= anchors
         self.size += len(changes)
 
-    def add(self, batch: Batch) -> None:
+    def add(self, batch: Batch, changes: int) -> None:
         self.batches.append(batch)
+        self.sizes.append(changes)
         if self.size >= self.OBJECTS:
             self.flush()
 
     def flush(self, *, stoppable: bool = True) -> None:
-        ctx, batches = self.ctx, self.batches
-        self.batches, self.anchors, self.size = [], set(), 0
+        ctx, batches, sizes = self.ctx, self.batches, self.sizes
+        self.batches, self.sizes, self.anchors, self.size = [], [], set(), 0
         if not batches:
             return
         records = [b.intents for b in batches if b.anchors]
@@ -231,6 +237,7 @@ class Window:
             ctx.log.debug(
                 "page_checkpointed", mapping=batch.mapping.key, changes=len(batch.anchors)
             )
+            ctx.page_done(sizes[n])
 
 
 def _reconcile(ctx: CycleContext, mapping: CompiledMapping, state: MappingState) -> None:

@@ -529,12 +529,13 @@ class LdapSource:
             yield Page((), start)
             return
         while position < len(anchors):
+            remaining = len(anchors) - position
             chunk = anchors[position : position + page_size]
             position += len(chunk)
             changes = self._fetch(kind, chunk, state)
             last = position >= len(anchors)
             if changes or last:
-                yield Page(changes, start if last else f"f:{start}|{chunk[-1]}")
+                yield Page(changes, start if last else f"f:{start}|{chunk[-1]}", remaining)
 
     def _scan(self, kind: LdapObjectType) -> tuple[list[str], str | None]:
         """Every anchor of the type, sorted, and the newest modifyTimestamp (timestamp mode).

@@ -227,7 +227,7 @@ class ScimSource:
         params = {"sortBy": "id"} if features.sort else {}
         edge: list[list[str]] = []
         window = self._window_start(mark.since)
-        for resources, position, tail in self._scan(
+        for resources, position, tail, remaining in self._scan(
             endpoint, params, mark.position, mark.tail, page_size
         ):
             if seen is not None:
@@ -235,7 +235,7 @@ class ScimSource:
             if window is not None:
                 edge += self._at_edge(resources, window, mark.since)
             mark = attrs.evolve(mark, position=position, tail=tail)
-            yield Page(self._upserts(object_type, resources), mark.dump())
+            yield Page(self._upserts(object_type, resources), mark.dump(), remaining)
         token = self._remember(object_type, frozenset(seen)) if seen is not None else None
         final = _Mark("d", mark.since, mark.scanned, overlap=edge[-_MAX_OVERLAP_IDS:], token=token)
         yield Page([], final.dump())
@@ -247,9 +247,10 @@ class ScimSource:
         position: int,
         tail: Sequence[str],
         page_size: int,
-    ) -> Iterator[tuple[list[dict[str, Any]], int, list[str]]]:
+    ) -> Iterator[tuple[list[dict[str, Any]], int, list[str], int | None]]:
         """Non-empty pages of ``endpoint`` from ``position`` on, each continuing exactly after
-        ``tail`` (the ids read last): (resources, the next position, the new tail)."""
+        ``tail`` (the ids read last): (resources, the next position, the new tail, how many
+        resources the server says are left from this page on)."""
         tail = list(tail)
         back = self.lookback if tail else 0
         retries = 0
@@ -288,7 +289,10 @@ class ScimSource:
             tail = [*tail, *(r["id"] for r in fresh)][-self.lookback :]
             back = self.lookback
             retries = 0
-            yield fresh, position, tail
+            left = None  # the server's count can shift under a running read: at least this page
+            if isinstance(total, int):
+                left = max(total - (position - len(fresh)) + 1, len(fresh))
+            yield fresh, position, tail, left
             if not more and fresh_from + len(fresh) >= len(resources):
                 return
 
@@ -343,7 +347,7 @@ class ScimSource:
     def _delta_pages(
         self, endpoint: str, params: Mapping[str, str], page_size: int
     ) -> Iterator[list[dict[str, Any]]]:
-        for resources, _, _ in self._scan(endpoint, params, 1, [], page_size):
+        for resources, *_ in self._scan(endpoint, params, 1, [], page_size):
             yield resources
 
     def _deletes(
@@ -366,7 +370,7 @@ class ScimSource:
         params = {"attributes": "id", **({"sortBy": "id"} if self.features().sort else {})}
         present = {
             r["id"]
-            for resources, _, _ in self._scan(endpoint, params, 1, [], max(page_size, 500))
+            for resources, *_ in self._scan(endpoint, params, 1, [], max(page_size, 500))
             for r in resources
         }
         gone = sorted(known - present - changed)

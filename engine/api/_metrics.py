@@ -45,7 +45,8 @@ def metrics_registry(engine: SyncEngine) -> CollectorRegistry:
     cycles = Counter("syncjob_job_cycles", "Cycles run by this process", _LABELS, registry=registry)
     lag = gauge(
         "syncjob_job_lag_objects",
-        "Changes seen in the source but not exported: escrowed objects and held deletes",
+        "Changes seen in the source but not exported: escrowed objects, held deletes, and what"
+        " a running cycle has read or its source announced but not checkpointed yet",
     )
     status = gauge(
         "syncjob_job_status", "1 for the job's status code, 0 for the others", (*_LABELS, "code")

@@ -68,6 +68,20 @@ class TestSource:
         assert all(len(p.changes) <= 3 for p in pages)
         assert all(c.kind == "upsert" and c.attributes for c in changes)
 
+    def test_a_count_of_what_is_left_is_right_or_absent(self, source: Dialect) -> None:
+        """Page.remaining, where a source gives it, counts the changes of this page and of
+        every later page of the read (a progress hint: None is always allowed)."""
+        for n in range(8):
+            source.put("User", f"a{n}", {"userName": f"u{n}"})
+        _, _, pages = read_all(source.connector, "User", None)
+        left = [sum(len(p.changes) for p in pages[k:]) for k in range(len(pages))]
+        for page, expected in zip(pages, left, strict=True):
+            if page.remaining is not None and page.changes:
+                assert page.remaining == expected
+        resumed = list(source.connector.read("User", pages[0].watermark, 3))
+        if resumed[0].remaining is not None:
+            assert resumed[0].remaining == left[1]
+
     def test_delta_after_final_watermark_is_empty(self, source: Dialect) -> None:
         """Nothing changed after the final watermark: the delta is one empty page."""
         source.put("User", "a1", {"userName": "u1"})
