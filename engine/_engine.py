@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 import random as random_module
 import uuid
-from collections.abc import Callable, Mapping, Sequence
-from datetime import timedelta
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -589,6 +589,11 @@ class SyncEngine:
     ) -> list[LogRecord]:
         self._row(job_id)
         return self.store.provisioning_logs(job_id, cycle_id, limit)
+
+    def log_batches(self, job_id: str) -> Iterator[tuple[datetime | None, list[LogRecord]]]:
+        """The job's provisioning log read lazily, newest first (StateStore.log_batches)."""
+        self._row(job_id)
+        return self.store.log_batches(job_id)
 
     def pending_changes(self, job_id: str) -> int:
         """Changes the source showed that are not in the target yet: open escrows (parked

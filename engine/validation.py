@@ -15,7 +15,7 @@ from typing import TypeVar
 
 from engine.errors import MappingError
 from engine.expressions import compile_expression, from_mapping_source, parse
-from engine.expressions.syntax import Attribute, Literal
+from engine.expressions.syntax import Attribute, Call, Compare, Literal, Node
 from engine.mapping import mapping_key
 from engine.model import (
     AttributeDefinition,
@@ -110,6 +110,14 @@ def _check_mapping(
             )
         if am.source is not None:
             _check_source(am.source, f"{where}.source", am.target_attribute_name)
+            if sources:
+                for used in _attributes_read(from_mapping_source(am.source)):
+                    if used.lower() not in sources:
+                        raise MappingError(
+                            f"{where}.source: the source object {mapping.source_object_name} "
+                            f"defines no attribute {used!r}",
+                            attribute=am.target_attribute_name,
+                        )
         if am.matching_priority > 0:
             direct = am.source.name if am.source and am.source.type is SourceType.ATTRIBUTE else ""
             for definition in (targets.get(name), sources.get((direct or "").lower())):
@@ -123,6 +131,28 @@ def _check_mapping(
         compile_scope(mapping.scope)
     except MappingError as exc:
         raise MappingError(f"{path}.scope: {exc}") from None
+    if sources and mapping.scope is not None:
+        for g, group in enumerate(mapping.scope.groups):
+            for c, clause in enumerate(group.clauses):
+                if clause.source_operand_name.lower() not in sources:
+                    raise MappingError(
+                        f"{path}.scope.groups[{g}].clauses[{c}].sourceOperandName: the source "
+                        f"object {mapping.source_object_name} defines no attribute "
+                        f"{clause.source_operand_name!r}"
+                    )
+
+
+def _attributes_read(tree: Node) -> Iterator[str]:
+    """The names of the attributes an expression reads, without recursion."""
+    stack: list[Node] = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Attribute):
+            yield node.name
+        elif isinstance(node, Call):
+            stack.extend(node.args)
+        elif isinstance(node, Compare):
+            stack.extend((node.left, node.right))
 
 
 def _object(

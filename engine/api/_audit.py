@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import heapq
 import json
 import re
-from collections.abc import Callable, Sequence
-from datetime import datetime
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from engine.api._errors import GraphError
@@ -169,17 +170,39 @@ def decode_token(token: str) -> tuple[datetime, str]:
     return moment, rid
 
 
+Batches = Iterable[tuple[datetime | None, list[LogRecord]]]
+_NEWEST = datetime.max.replace(tzinfo=UTC)
+
+
 def page(
-    records: Sequence[LogRecord],
+    logs: Sequence[Batches],
     predicates: Sequence[Predicate],
     top: int,
     after: tuple[datetime, str] | None,
 ) -> tuple[list[LogRecord], LogRecord | None]:
-    """One page, newest first; the second item is the page's last record when more follow."""
-    chosen = [r for r in records if all(p(r) for p in predicates)]
-    chosen.sort(key=lambda r: (r.time, record_id(r)), reverse=True)
-    if after is not None:
-        chosen = [r for r in chosen if (r.time, record_id(r)) < after]
+    """One page, newest first; the second item is the page's last record when more follow.
+
+    ``logs`` are the jobs' StateStore.log_batches, merged by their bounds: once the page's
+    ``top + 1`` best records are all newer than the next batch's bound, no later batch can
+    change the page, and the rest of the log is never read.
+    """
+    best: list[tuple[tuple[datetime, str], int, LogRecord]] = []  # a min-heap, top + 1 long
+    merged = heapq.merge(
+        *(iter(one) for one in logs), key=lambda batch: batch[0] or _NEWEST, reverse=True
+    )
+    n = 0
+    for bound, batch in merged:
+        if len(best) > top and bound is not None and best[0][0][0] > bound:
+            break
+        for record in batch:
+            key = (record.time, record_id(record))
+            if (after is not None and key >= after) or not all(p(record) for p in predicates):
+                continue
+            n += 1
+            heapq.heappush(best, (key, n, record))
+            if len(best) > top + 1:
+                heapq.heappop(best)
+    chosen = [record for _, _, record in sorted(best, reverse=True)]
     if len(chosen) > top:
         return chosen[:top], chosen[top - 1]
     return chosen, None

@@ -8,8 +8,8 @@ synchronous (SQLite, connectors), so its calls run in Starlette's thread pool.
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any, TypeVar
 
 import attrs
@@ -50,6 +50,7 @@ from engine.model import (
     from_graph,
     to_graph,
 )
+from engine.store.base import LogRecord
 
 T = TypeVar("T")
 VERSIONS = ("/beta", "/v1.0")
@@ -124,6 +125,9 @@ async def _body(request: Request, cls: type[T], *, optional: bool = False) -> T 
     return from_graph(_load_json(raw), cls)
 
 
+_APP, _JOB, _TEMPLATE = "servicePrincipal", "synchronizationJob", "synchronizationTemplate"
+
+
 def _engine(request: Request) -> SyncEngine:
     engine: SyncEngine = request.app.state.engine
     return engine
@@ -137,9 +141,33 @@ def _version(request: Request) -> str:
     return "/" + request.url.path.split("/")[1]
 
 
-def _collection(request: Request, context: str, values: Sequence[Any]) -> JSONResponse:
-    metadata = f"{request.base_url}{_version(request).lstrip('/')}/$metadata#{context}"
-    return JSONResponse({"@odata.context": metadata, "value": list(values)})
+def _context(request: Request, context: str) -> str:
+    return f"{request.base_url}{_version(request).lstrip('/')}/$metadata#{context}"
+
+
+def _typed(graph_type: str, value: dict[str, Any]) -> dict[str, Any]:
+    """``value`` with the ``@odata.type`` annotation Graph gives a resource of that type."""
+    return {"@odata.type": f"#microsoft.graph.{graph_type}", **value}
+
+
+def _collection(
+    request: Request, context: str, values: Sequence[Any], graph_type: str | None = None
+) -> JSONResponse:
+    items = [_typed(graph_type, v) for v in values] if graph_type else list(values)
+    return JSONResponse({"@odata.context": _context(request, context), "value": items})
+
+
+def _entity(
+    request: Request,
+    context: str,
+    graph_type: str,
+    value: dict[str, Any],
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    """One resource as Graph writes it: its ``@odata.context`` (``…/$entity``) and type."""
+    body = {"@odata.context": _context(request, f"{context}/$entity"), **_typed(graph_type, value)}
+    return JSONResponse(body, status, headers=headers)
 
 
 def _app_id(request: Request) -> str:
@@ -160,19 +188,21 @@ async def healthz(request: Request) -> Response:
 
 async def list_applications(request: Request) -> Response:
     apps = await _call(_engine(request).list_applications)
-    return _collection(request, "servicePrincipals", [to_graph(a) for a in apps])
+    return _collection(request, "servicePrincipals", [to_graph(a) for a in apps], _APP)
 
 
 async def create_application(request: Request) -> Response:
     new = await _body(request, _NewApplication, optional=True) or _NewApplication()
     app: Application = await _call(_engine(request).create_application, new.display_name)
     location = f"{str(request.url).rstrip('/')}/{app.id}"
-    return JSONResponse(to_graph(app), 201, headers={"Location": location})
+    return _entity(
+        request, "servicePrincipals", _APP, to_graph(app), 201, headers={"Location": location}
+    )
 
 
 async def get_application(request: Request) -> Response:
     app = await _call(_engine(request).get_application, _app_id(request))
-    return JSONResponse(to_graph(app))
+    return _entity(request, "servicePrincipals", _APP, to_graph(app))
 
 
 async def delete_application(request: Request) -> Response:
@@ -186,7 +216,7 @@ async def list_jobs(request: Request) -> Response:
     app = await _call(engine.get_application, _app_id(request))
     jobs = await _call(engine.list_jobs, app.id)
     context = f"servicePrincipals('{app.id}')/synchronization/jobs"
-    return _collection(request, context, [to_graph(j) for j in jobs])
+    return _collection(request, context, [to_graph(j) for j in jobs], _JOB)
 
 
 async def create_job(request: Request) -> Response:
@@ -209,13 +239,15 @@ async def create_job(request: Request) -> Response:
         application_id=_app_id(request),
     )
     location = f"{str(request.url).rstrip('/')}/{created.id}"
-    return JSONResponse(to_graph(created), 201, headers={"Location": location})
+    context = f"servicePrincipals('{_app_id(request)}')/synchronization/jobs"
+    return _entity(request, context, _JOB, to_graph(created), 201, headers={"Location": location})
 
 
 async def get_job(request: Request) -> Response:
     job_id = str(request.path_params["jobId"])
     job = await _call(_engine(request).get_job, job_id, application_id=_app_id(request))
-    return JSONResponse(to_graph(job))
+    context = f"servicePrincipals('{_app_id(request)}')/synchronization/jobs"
+    return _entity(request, context, _JOB, to_graph(job))
 
 
 async def delete_job(request: Request) -> Response:
@@ -242,8 +274,11 @@ async def restart(request: Request) -> Response:
 
 
 async def get_schema(request: Request) -> Response:
-    schema = await _call(_engine(request).get_schema, await _job_id(request))
-    return JSONResponse(to_graph(schema))
+    job_id = await _job_id(request)
+    schema = await _call(_engine(request).get_schema, job_id)
+    context = f"servicePrincipals('{_app_id(request)}')/synchronization/jobs('{job_id}')/schema"
+    body = _typed("synchronizationSchema", to_graph(schema))
+    return JSONResponse({"@odata.context": _context(request, f"{context}/$entity"), **body})
 
 
 async def put_schema(request: Request) -> Response:
@@ -371,7 +406,8 @@ async def get_directories(request: Request) -> Response:
         f"servicePrincipals('{_app_id(request)}')/synchronization/jobs('{job_id}')"
         "/schema/directories"
     )
-    return _collection(request, context, [to_graph(d) for d in schema.directories])
+    directories = [to_graph(d) for d in schema.directories]
+    return _collection(request, context, directories, "directoryDefinition")
 
 
 async def post_parse_expression(request: Request) -> Response:
@@ -422,13 +458,17 @@ def _test_inputs(value: Any) -> dict[str, str | list[str] | None]:
 async def get_functions(request: Request) -> Response:
     job_id = await _job_id(request)
     context = f"servicePrincipals('{_app_id(request)}')/synchronization/jobs('{job_id}')/schema"
-    return _collection(request, f"{context}/functions", to_graph(functions()))
+    return _collection(
+        request, f"{context}/functions", to_graph(functions()), "attributeMappingFunctionSchema"
+    )
 
 
 async def get_filter_operators(request: Request) -> Response:
     job_id = await _job_id(request)
     context = f"servicePrincipals('{_app_id(request)}')/synchronization/jobs('{job_id}')/schema"
-    return _collection(request, f"{context}/filterOperators", to_graph(filter_operators()))
+    return _collection(
+        request, f"{context}/filterOperators", to_graph(filter_operators()), "filterOperatorSchema"
+    )
 
 
 # ----------------------------------------------------------------------------- auditLogs
@@ -442,12 +482,11 @@ async def provisioning_audit(request: Request) -> Response:
     top = _audit.parse_top(query.get("$top"))
     token = query.get("$skiptoken")
     after = _audit.decode_token(token) if token is not None else None
-    records = await _call(_audit_records, _engine(request), job_id)
-    chosen, last = _audit.page(records, predicates, top, after)
+    chosen, last = await _call(_audit_page, _engine(request), job_id, predicates, top, after)
     body: dict[str, Any] = {
         "@odata.context": f"{request.base_url}{_version(request).lstrip('/')}"
         "/$metadata#auditLogs/provisioning",
-        "value": [_audit.summary(r) for r in chosen],
+        "value": [_typed("provisioningObjectSummary", _audit.summary(r)) for r in chosen],
     }
     if last is not None:
         params = {k: v for k, v in query.items() if k.lower() != "$skiptoken"}
@@ -456,16 +495,23 @@ async def provisioning_audit(request: Request) -> Response:
     return JSONResponse(body)
 
 
-def _audit_records(engine: SyncEngine, job_id: str | None) -> list[Any]:
-    """Every job's records (or one job's); a job deleted meanwhile has none."""
+def _audit_page(
+    engine: SyncEngine,
+    job_id: str | None,
+    predicates: Sequence[_audit.Predicate],
+    top: int,
+    after: tuple[datetime, str] | None,
+) -> tuple[list[LogRecord], LogRecord | None]:
+    """One page of every job's records (or one job's), read newest first and no further
+    than the page needs; a job deleted meanwhile has none."""
     jobs = [job_id] if job_id is not None else [j.id for j in engine.list_jobs() if j.id]
-    records: list[Any] = []
+    logs = []
     for one in jobs:
         try:
-            records.extend(engine.provisioning_logs(one, limit=sys.maxsize))
+            logs.append(engine.log_batches(one))
         except NotFoundError:
             continue
-    return records
+    return _audit.page(logs, predicates, top, after)
 
 
 # ------------------------------------------------------------------ secrets, templates
@@ -481,14 +527,16 @@ async def get_secrets(request: Request) -> Response:
     """Keys only: a secret's value never leaves the engine, so every value reads as a mask."""
     keys = await _call(_engine(request).masked_secrets, _app_id(request))
     context = f"servicePrincipals('{_app_id(request)}')/synchronization/secrets"
-    return _collection(request, context, [{"key": k, "value": _MASK} for k in keys])
+    masked = [{"key": k, "value": _MASK} for k in keys]
+    return _collection(request, context, masked, "synchronizationSecretKeyStringValuePair")
 
 
 async def list_templates(request: Request) -> Response:
     engine = _engine(request)
     app = await _call(engine.get_application, _app_id(request))
     graphs = [to_graph(t.graph) for _, t in sorted(engine.templates.items())]
-    return _collection(request, f"servicePrincipals('{app.id}')/synchronization/templates", graphs)
+    context = f"servicePrincipals('{app.id}')/synchronization/templates"
+    return _collection(request, context, graphs, _TEMPLATE)
 
 
 async def get_template(request: Request) -> Response:
@@ -497,7 +545,8 @@ async def get_template(request: Request) -> Response:
     template = engine.templates.get(str(request.path_params["templateId"]))
     if template is None:
         raise GraphError(404, "itemNotFound", f"no template {request.path_params['templateId']!r}")
-    return JSONResponse(to_graph(template.graph))
+    context = f"servicePrincipals('{_app_id(request)}')/synchronization/templates"
+    return _entity(request, context, _TEMPLATE, to_graph(template.graph))
 
 
 def _routes() -> list[BaseRoute]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import os
 import socket
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple, Protocol
 
@@ -375,6 +375,13 @@ class StateStore(Protocol):
     def provisioning_logs(
         self, job_id: str, cycle_id: str | None = None, limit: int = 1000
     ) -> list[LogRecord]: ...
+    def log_batches(self, job_id: str) -> Iterator[tuple[datetime | None, list[LogRecord]]]:
+        """The job's provisioning log in batches, read lazily, the newest first: each batch
+        comes with a bound no older than any of its records and no newer than the previous
+        batch's bound (None, for batches whose bound is unknown, only at the start). What
+        lets a reader that wants the newest N records stop early."""
+        ...
+
     def prune_logs(self, job_id: str, before: datetime) -> int:
         """Drop provisioning log records older than ``before`` (whole checkpoints at a time);
         returns how many rows or records went."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 
 import attrs
@@ -273,6 +273,12 @@ class MemoryStateStore:
     ) -> list[LogRecord]:
         logs = [r for r in self._job(job_id).logs if cycle_id in (None, r.cycle_id)]
         return logs[-limit:]
+
+    def log_batches(self, job_id: str) -> Iterator[tuple[datetime | None, list[LogRecord]]]:
+        with self._lock:
+            logs = sorted(self._job(job_id).logs, key=lambda r: r.time, reverse=True)
+        for record in logs:
+            yield record.time, [record]
 
     def prune_logs(self, job_id: str, before: datetime) -> int:
         with self._lock:

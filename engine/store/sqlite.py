@@ -14,7 +14,7 @@ import json
 import operator
 import sqlite3
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -567,6 +567,37 @@ class SqliteStateStore(RecoveryTables):
                     break
             cursor.close()
         return records[-limit:] if limit else []
+
+    LOG_CHUNK = 32  # batch rows read per query by log_batches
+
+    def log_batches(self, job_id: str) -> Iterator[tuple[datetime | None, list[LogRecord]]]:
+        """Rows by (time, seq) descending, a few per query (keyset: a long scan never holds
+        the lock, and rows added meanwhile are newer, so they are not met); rows from before
+        migration 2 have no time and come first, bound unknown."""
+        with self._lock:
+            untimed = self._db.execute(
+                "SELECT cycle_id, records FROM provisioning_log WHERE job_id=? AND time IS NULL",
+                (job_id,),
+            ).fetchall()
+        for cycle_id, body in untimed:
+            yield None, [_record(job_id, cycle_id, row) for row in orjson.loads(body)]
+        key: tuple[str, int] | None = None
+        while True:
+            sql = "SELECT seq, time, cycle_id, records FROM provisioning_log WHERE job_id=?"
+            params: list[Any] = [job_id]
+            if key is None:
+                sql += " AND time IS NOT NULL"
+            else:
+                sql += " AND (time < ? OR (time = ? AND seq < ?))"
+                params += [key[0], key[0], key[1]]
+            sql += f" ORDER BY time DESC, seq DESC LIMIT {self.LOG_CHUNK}"
+            with self._lock:
+                rows = self._db.execute(sql, params).fetchall()
+            for _seq, time, cycle_id, body in rows:
+                yield stored_time(time), [_record(job_id, cycle_id, r) for r in orjson.loads(body)]
+            if len(rows) < self.LOG_CHUNK:
+                return
+            key = (rows[-1][1], rows[-1][0])
 
     def close(self) -> None:
         with self._lock:

@@ -214,6 +214,26 @@ def test_logs_filter_by_cycle_and_limit(store: StateStore) -> None:
     assert [] == store.provisioning_logs("j1", cycle_id="other")
 
 
+def test_log_batches_come_newest_first_under_their_bounds(store: StateStore) -> None:
+    """log_batches: every record once, each batch's bound no older than its records and no
+    newer than the previous bound (what lets the audit API stop reading early)."""
+    store.save_job(job_row())
+    times = [T0 + timedelta(seconds=s) for s in (5, 1, 9, 9, 3, 7, 2, 8)]
+    for n, chunk in enumerate([times[i : i + 3] for i in range(0, len(times), 3)] * 20):
+        logs = [log(f"{n}.{k}")._replace(time=t) for k, t in enumerate(chunk)]
+        store.commit("j1", Checkpoint(logs=logs))
+    batches = list(store.log_batches("j1"))
+    seen = [r.anchor for _, records in batches for r in records]
+    assert sorted(seen) == sorted(r.anchor for r in store.provisioning_logs("j1", limit=10_000))
+    assert len(seen) == len(set(seen)) == 160
+    previous = None
+    for bound, records in batches:
+        assert bound is not None and all(r.time <= bound for r in records)
+        assert previous is None or bound <= previous
+        previous = bound
+    assert list(store.log_batches("nobody")) == []
+
+
 def test_values_encoding_round_trips() -> None:
     """Equal values in the same order give equal strings; binary and lists survive."""
     a = encode_values({"b": [1, "x"], "a": b"\x00\xff"})
