@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -163,6 +166,41 @@ def test_run_once_between_two_slapd_servers(
     again = CliRunner().invoke(main, ["run", job, "--once", "--state", str(state)])
     assert again.exit_code == 0, again.output
     assert again.output.splitlines()[-1].startswith("Succeeded: imported 0, exported 0")
+
+
+def test_run_once_stops_at_a_checkpoint_on_ctrl_c_and_the_next_run_resumes(
+    tmp_path: Path, slapd_source: Slapd, slapd_target: Slapd
+) -> None:
+    """SIGINT (Ctrl-C) to a real ``syncjob run --once`` process: the cycle ends at its next
+    checkpoint, exits 0 saying so, and the next run finishes the rest, nothing doubled."""
+    users = 400
+    tree = make_tree(slapd_source, slapd_target)
+    seed(tree, users)
+    state = tmp_path / "run.db"
+    with SyncEngine(state) as engine:
+        app = engine.create_application("run").id
+        engine.set_secrets(app, tree.secrets())
+        job = engine.create_job("ldapToLdap", application_id=app, settings={"PageSize": "20"}).id
+        assert job is not None
+    command = [sys.executable, "-m", "engine.cli", "run", job, "--once", "--start"]
+    process = subprocess.Popen(
+        [*command, "--state", str(state)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline().decode()
+        assert first.startswith("User  ["), first
+        process.send_signal(signal.SIGINT)
+        rest = process.stdout.read().decode()
+        assert process.wait(30) == 0, rest
+    finally:
+        terminate(process)
+    assert "interrupted: the cycle stopped at a checkpoint" in rest
+    assert 0 < count(slapd_target, tree.people) < users
+    again = CliRunner().invoke(main, ["run", job, "--once", "--state", str(state)])
+    assert again.exit_code == 0, again.output
+    assert again.output.splitlines()[-1].startswith("Succeeded:")
+    assert count(slapd_target, tree.people) == users
 
 
 def test_run_once_reports_a_job_that_cannot_run(tmp_path: Path) -> None:
