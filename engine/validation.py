@@ -111,7 +111,7 @@ def _check_mapping(
         if am.source is not None:
             _check_source(am.source, f"{where}.source", am.target_attribute_name)
             if sources:
-                for used in _attributes_read(from_mapping_source(am.source)):
+                for used in attributes_read(am.source):
                     if used.lower() not in sources:
                         raise MappingError(
                             f"{where}.source: the source object {mapping.source_object_name} "
@@ -142,9 +142,10 @@ def _check_mapping(
                     )
 
 
-def _attributes_read(tree: Node) -> Iterator[str]:
-    """The names of the attributes an expression reads, without recursion."""
-    stack: list[Node] = [tree]
+def attributes_read(source: AttributeMappingSource) -> Iterator[str]:
+    """The names of the source attributes a mapping's source reads (what the source object
+    must define), without recursion."""
+    stack: list[Node] = [from_mapping_source(source)]
     while stack:
         node = stack.pop()
         if isinstance(node, Attribute):

@@ -92,6 +92,8 @@ def test_deep_nesting_in_an_expression_escrows_the_object(clock: ManualClock) ->
             },
         }
     )
+    source_user = next(o for o in body["directories"][0]["objects"] if o["name"] == "User")
+    source_user["attributes"].append({"name": "appRoleAssignments", "multivalued": True})
     engine.update_schema(job_id, from_graph(body, SynchronizationSchema))
     for n in range(2):
         source.put("User", f"ok{n}", user(n, appRoleAssignments=["Reader"]))

@@ -11,12 +11,14 @@ import pytest
 from connectors.memory import MemoryDirectory
 from engine import ConfigurationError, ManualClock, SyncEngine
 from engine.expressions import syntax
-from engine.model import to_graph
+from engine.model import AttributeMappingSource, from_graph, to_graph
+from engine.validation import attributes_read
 
 
 def schema_with(engine: SyncEngine, job_id: str, **mappings: dict[str, Any]) -> dict[str, Any]:
     """The job's schema with User attribute mappings replaced or added by target name; a new
-    target attribute is also defined in the target directory, as a schema must."""
+    target attribute is also defined in the target directory, and a source attribute the
+    mapping reads in the source directory, as a schema must."""
     schema = to_graph(engine.get_schema(job_id))
     users = schema["synchronizationRules"][0]["objectMappings"][0]["attributeMappings"]
     target_user = next(
@@ -26,10 +28,23 @@ def schema_with(engine: SyncEngine, job_id: str, **mappings: dict[str, Any]) -> 
         for o in d["objects"]
         if o["name"] == "User"
     )
+    source_user = next(
+        o
+        for d in schema["directories"]
+        if d["name"] == "Memory Source"
+        for o in d["objects"]
+        if o["name"] == "User"
+    )
     defined = {a["name"] for a in target_user["attributes"]}
+    readable = {a["name"].lower() for a in source_user["attributes"]}
     for target, mapping in mappings.items():
         if target not in defined:
             target_user["attributes"].append({"name": target})
+        source = from_graph(mapping.get("source"), AttributeMappingSource)
+        for name in attributes_read(source) if source is not None else ():
+            if name.lower() not in readable:
+                source_user["attributes"].append({"name": name})
+                readable.add(name.lower())
         users[:] = [m for m in users if m["targetAttributeName"] != target]
         users.append({"targetAttributeName": target, **mapping})
     return schema

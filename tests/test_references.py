@@ -11,9 +11,9 @@ import pytest
 
 from connectors.base import UnreachableError
 from connectors.memory import MemoryDirectory
-from engine import ManualClock, QuarantineReason, StatusCode, SyncEngine, to_graph
+from engine import ManualClock, QuarantineReason, StatusCode, SyncEngine
 from tests.test_proofs import Crash
-from tests.test_references_property import SCOPE
+from tests.test_references_property import schema_with_scope
 
 MAPPING = "memoryToMemory:User:User"
 
@@ -28,9 +28,7 @@ def setup(
     source, target = MemoryDirectory(), MemoryDirectory(id_prefix="t")
     engine = SyncEngine(tmp_path / "s.db", clock)
     job_id = engine.create_job("memoryToMemory", source, target, settings=settings).id or ""
-    body = to_graph(engine.get_schema(job_id))
-    body["synchronizationRules"][0]["objectMappings"][0]["scope"] = SCOPE
-    engine.update_schema(job_id, body)
+    engine.update_schema(job_id, schema_with_scope(engine, job_id))
     engine.start(job_id)
     source.put("User", "boss", person("boss", department="Board"))
     for n in range(3):

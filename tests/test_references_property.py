@@ -227,11 +227,17 @@ def target_state(target: MemoryDirectory) -> tuple[dict[str, Any], dict[str, Any
 
 
 def schema_with_scope(engine: SyncEngine, job_id: str) -> dict[str, Any]:
+    """The job's schema, its users scoped by SCOPE (a ``status`` the source now defines)."""
     body = to_graph(engine.get_schema(job_id))
     for rule in body["synchronizationRules"]:
         for mapping in rule["objectMappings"]:
             if mapping["sourceObjectName"] == "User":
                 mapping["scope"] = SCOPE
+    for directory in body["directories"]:
+        if directory["name"] == "Memory Source":
+            for obj in directory["objects"]:
+                if obj["name"] == "User":
+                    obj["attributes"].append({"name": "status", "type": "String"})
     return body
 
 
