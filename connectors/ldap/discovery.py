@@ -14,6 +14,7 @@ entry through an :class:`LdapClient`, so its failures are the connector's usual 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -55,6 +56,7 @@ SYNTAX_TYPES: dict[str, str] = {
 }
 DISCOVERABILITIES = ("AttributeNames", "AttributeDataTypes", "AttributeReadOnly",
                      "ReferenceAttributes")  # fmt: skip
+_CLASS_TERM = re.compile(r"\(objectClass=([A-Za-z][A-Za-z0-9-]*)\)", re.IGNORECASE)
 #: the longest SUP chain followed: a loop in a broken subschema must not hang discovery
 _MAX_DEPTH = 32
 
@@ -73,7 +75,7 @@ def describe(
     for kind in types:
         must: dict[str, None] = {}
         may: dict[str, None] = {}
-        for info in _with_superclasses(classes, kind.object_classes):
+        for info in _with_superclasses(classes, kind.object_classes or _filter_classes(kind)):
             must.update(dict.fromkeys(info.must_contain or ()))
             may.update(dict.fromkeys(info.may_contain or ()))
         found: dict[str, DiscoveredAttribute] = {}
@@ -83,6 +85,12 @@ def describe(
                 found[attribute.name.lower()] = attribute
         objects.append(DiscoveredObject(name=kind.name, attributes=tuple(found.values())))
     return DiscoveredSchema(objects=tuple(objects), discoverabilities=DISCOVERABILITIES)
+
+
+def _filter_classes(kind: LdapObjectType) -> list[str]:
+    """The classes an object type's filter asks for, when its definition names none (a
+    type that only reads, configured by ``Filter`` alone)."""
+    return _CLASS_TERM.findall(kind.filter)
 
 
 def _with_superclasses(classes: Mapping[str, Any], names: Iterable[str]) -> list[Any]:
@@ -153,6 +161,6 @@ def _texts(raw: Mapping[str, Sequence[bytes]], name: str) -> list[str]:
 
 
 def _first(entries: Sequence[Mapping[str, Any]], name: str) -> str | None:
-    raw = entries[0].get("raw_attributes") or {} if entries else {}
+    raw = (entries[0].get("raw_attributes") or {}) if entries else {}
     values = _texts(raw, name)
     return values[0] if values else None

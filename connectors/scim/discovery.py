@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from connectors.base import ConnectorError
 from connectors.discovery import (
     BINARY,
     BOOLEAN,
@@ -39,7 +40,7 @@ from connectors.discovery import (
     DiscoveredObject,
     DiscoveredSchema,
 )
-from connectors.scim.client import ScimClient, ScimRefused
+from connectors.scim.client import ScimClient, ScimNotFound, ScimRefused
 from connectors.scim.paths import ENTERPRISE, GROUP_SCHEMA, USER_SCHEMA
 
 #: what the connector can read and write, with the schemas assumed when /ResourceTypes is absent
@@ -181,7 +182,13 @@ def _mutability(item: Mapping[str, Any]) -> str:
 def discover(client: ScimClient) -> DiscoveredSchema:
     """``GET /Schemas`` and ``GET /ResourceTypes`` (a service refusing the latter with a 4xx
     gets RFC 7643's User and Group)."""
-    schemas = _resources(client.get("/Schemas"))
+    try:
+        schemas = _resources(client.get("/Schemas"))
+    except ScimNotFound:
+        raise ConnectorError(
+            f"{client.base_address} has no /Schemas endpoint (RFC 7644 §4): the service cannot "
+            "describe its schema"
+        ) from None
     try:
         resource_types: list[Mapping[str, Any]] | None = _resources(client.get("/ResourceTypes"))
     except ScimRefused:

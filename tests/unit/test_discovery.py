@@ -173,6 +173,13 @@ def test_ldap_subschema_to_attributes() -> None:
     assert "ReferenceAttributes" in found.discoverabilities
 
 
+def test_ldap_classes_from_the_filter_when_none_are_configured() -> None:
+    reader = LdapObjectType(name="People", base_dn="o=x", filter="(&(objectclass=person)(cn=a*))")
+    (people,) = describe_ldap([reader], OBJECT_CLASSES, ATTRIBUTE_TYPES).objects
+    assert [a.name for a in people.attributes] == ["sn", "cn", "objectClass", "userPassword",
+                                                   "seeAlso"]  # fmt: skip
+
+
 # ------------------------------------------------------------------------------ SCIM schemas
 def _attribute(name: str, type_: str = "string", **extra: Any) -> dict[str, Any]:
     return {"name": name, "type": type_, "multiValued": False, "required": False, **extra}
