@@ -25,13 +25,16 @@ from connectors.base import (
     Target,
     UnreachableError,
 )
+from connectors.discovery import Discoverable
 from engine import cycle as cycle_module
+from engine import discovery
 from engine._context import CycleProgress
 from engine._contract import CycleFailed, printable
 from engine._status import after_cycle, execution_of
 from engine.clock import Clock, SystemClock
 from engine.errors import (
     ConfigurationError,
+    DiscoveryNotSupported,
     JobRunningElsewhere,
     ModelError,
     NotFoundError,
@@ -43,6 +46,7 @@ from engine.logs import configure_logging
 from engine.mapping import CompiledMapping, compile_mapping, link_references
 from engine.model import (
     Application,
+    DirectoryDefinition,
     KeyValuePair,
     RestartScope,
     StatusCode,
@@ -750,6 +754,59 @@ class SyncEngine:
                     close = getattr(connector, "close", None)
                     if close is not None:
                         close()
+
+    def discover(self, job_id: str, directory_id: str) -> DirectoryDefinition:
+        """Graph's directoryDefinition discover: the directory's connector (attached, else
+        built from the saved secrets) reads the live schema; what the job's schema lacks is
+        added (engine.discovery: existing definitions are kept as they are) and stored, and
+        the refreshed directory returned. No mapping changes, so watermarks are kept. Every
+        refusal (unknown directory, a connector that cannot discover, missing secrets, the
+        directory's own ConnectorError) comes before anything is stored."""
+        row = self._row(job_id)
+        schema = row.job.schema or SynchronizationSchema()
+        side = discovery.side_of(schema, discovery.find_directory(schema, directory_id))
+        template = self.templates.get(row.job.template_id or "")
+        attached = self._connectors.get(job_id)
+        connector: object
+        if attached is not None:
+            connector = attached[0] if side == "source" else attached[1]
+        elif template and template.build_source and template.build_target:
+            secrets = self.store.get_secrets(row.application_id)
+            missing = [k for k in template.required_secrets if not secrets.get(k)]
+            if missing:
+                raise ConfigurationError(f"missing secrets: {', '.join(missing)}")
+            build = template.build_source if side == "source" else template.build_target
+            try:
+                connector = build(secrets, schema)
+            except ConnectorError as exc:  # e.g. a malformed URL in the secrets
+                raise ConfigurationError(f"cannot build the {side} connector: {exc}") from None
+        else:
+            connector = None
+        try:
+            if not isinstance(connector, Discoverable):
+                raise DiscoveryNotSupported(
+                    f"the {side} connector of directory {directory_id!r} cannot discover its "
+                    "schema (discovery needs an LDAP or SCIM directory)"
+                )
+            found = connector.discover()
+        finally:
+            close = getattr(connector, "close", None) if attached is None else None
+            if close is not None:
+                close()
+        fresh = self._row(job_id)  # re-read: a command or a cycle may have saved it meanwhile
+        merged, directory = discovery.apply(
+            fresh.job.schema or SynchronizationSchema(), directory_id, found, self.clock.now()
+        )
+        validate_schema(merged)
+        self.store.save_job(attrs.evolve(fresh, job=attrs.evolve(fresh.job, schema=merged)))
+        self._log.info(
+            "directory_discovered",
+            job_id=job_id,
+            directory_id=directory.id,
+            version=directory.version,
+            attributes={o.name: len(o.attributes) for o in directory.objects},
+        )
+        return directory
 
     def _schema(self, schema: SynchronizationSchema | Mapping[str, Any]) -> SynchronizationSchema:
         if isinstance(schema, SynchronizationSchema):

@@ -4,6 +4,7 @@
 
     SyncJobError
     ├── ConfigurationError        bad input from a caller: 400 at the API, nothing changed
+    │   ├── DiscoveryNotSupported a directory whose connector cannot discover its schema
     │   ├── ModelError            JSON that does not fit Graph's model (names the field)
     │   └── MappingError          a mapping or expression that cannot work (names attribute)
     │       └── RegexTimeoutError a regular expression ran past RegexTimeout (object escrowed)
@@ -32,6 +33,7 @@ __all__ = [
     "ConfigurationError",
     "ConnectorError",
     "CredentialsError",
+    "DiscoveryNotSupported",
     "JobRunningElsewhere",
     "LeaseLost",
     "MappingError",
@@ -56,6 +58,12 @@ class ConfigurationError(SyncJobError, ValueError):
     """The caller asked for something that cannot work; nothing was changed."""
 
     code = "invalidRequest"
+
+
+class DiscoveryNotSupported(ConfigurationError):
+    """The directory's connector cannot read its schema (Graph's discover): nothing changed."""
+
+    code = "DiscoveryNotSupported"
 
 
 class ModelError(ConfigurationError):

@@ -96,6 +96,8 @@ from connectors.base import (
     Value,
     WatermarkExpired,
 )
+from connectors.discovery import DiscoveredSchema
+from connectors.ldap import discovery
 from connectors.ldap.config import LdapObjectType
 from connectors.ldap.connection import LdapClient, LdapEndpoint
 from connectors.ldap.syntax import check_attribute_description, escape_filter_value, parse_dn
@@ -365,6 +367,11 @@ class LdapSource:
                 )
         if self.delta_mode == "accesslog":
             self._require_accesslog(self._lookup)
+
+    def discover(self) -> DiscoveredSchema:
+        """The configured types' attributes as the server's subschema defines them."""
+        with self._lookup.lock:
+            return discovery.discover(self._lookup.client, list(self._types.values()))
 
     # ------------------------------------------------------------------ helpers
     def _type(self, object_type: str) -> LdapObjectType:

@@ -28,6 +28,8 @@ from connectors.base import (
     ValueDelta,
     as_list,
 )
+from connectors.discovery import DiscoveredSchema
+from connectors.ldap import discovery
 from connectors.ldap.config import LdapObjectType
 from connectors.ldap.connection import LdapClient, LdapEndpoint, LdapObjectError
 from connectors.ldap.syntax import child_dn, equality_filter, parse_dn, rdn
@@ -446,6 +448,10 @@ class LdapTarget:
                     f"the base DN {kind.base_dn!r} of {kind.name} does not exist on "
                     f"{self.client.endpoint.url}"
                 )
+
+    def discover(self) -> DiscoveredSchema:
+        """The configured types' attributes as the server's subschema defines them."""
+        return discovery.discover(self.client, list(self.types.values()))
 
     def supports_permissive_modify(self) -> bool:
         """Whether the server advertises Permissive Modify in its root DSE."""

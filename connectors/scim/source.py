@@ -70,6 +70,8 @@ from connectors.base import (
     UnreachableError,
     WatermarkExpired,
 )
+from connectors.discovery import DiscoveredSchema
+from connectors.scim import discovery
 from connectors.scim.client import ScimClient, ScimNotFound
 from connectors.scim.paths import GROUP_ATTRIBUTES, USER_ATTRIBUTES, flatten, parse, quote
 
@@ -209,6 +211,10 @@ class ScimSource:
             ) from None
         except ScimNotFound:
             raise UnreachableError(f"BaseAddress {address} has no /Users endpoint") from None
+
+    def discover(self) -> DiscoveredSchema:
+        """User and Group as the service's /Schemas and /ResourceTypes describe them."""
+        return discovery.discover(self.client)
 
     def close(self) -> None:
         self.client.close()

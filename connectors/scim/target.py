@@ -28,6 +28,7 @@ from connectors.base import (
     ValueDelta,
     as_list,
 )
+from connectors.discovery import DiscoveredSchema
 from connectors.scim.client import ScimNotFound, ScimRefused
 from connectors.scim.patch import (
     Operation,
@@ -319,6 +320,10 @@ class ScimTarget:
         """As the source checks a service: the base address answers, then the token reads
         users; the error says which failed."""
         self._reader.validate()
+
+    def discover(self) -> DiscoveredSchema:
+        """User and Group as the service's /Schemas and /ResourceTypes describe them."""
+        return self._reader.discover()
 
     def close(self) -> None:
         self.client.close()

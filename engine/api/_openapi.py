@@ -52,6 +52,7 @@ _NO_CONTENT = {"204": {"description": "Done; no body"}}
 _E400 = {"400": _error("The body, a field or a query option is not valid (names it)")}
 _E401 = {"401": _error("No bearer token, or not a known one")}
 _E404 = {"404": _error("No such application, job, template or rule")}
+_E404_DIRECTORY = {"404": _error("No such application, job, or directory in the job's schema")}
 _E409 = {"409": _error("The job's state refuses the command, or another runner holds it")}
 _E502 = {"502": _error("A directory did not answer, or answered with an error")}
 
@@ -196,6 +197,18 @@ def _versioned_paths() -> dict[str, dict[str, Any]]:
                 "getDirectories",
                 "The schema's directory definitions",
                 {"200": _ok(_collection({"type": "object"})), **job_errors},
+            ),
+        },
+        job + "/schema/directories/{directoryId}/discover": {
+            "post": _op(
+                "discoverDirectory",
+                "Read the directory's live schema and add what the job's schema lacks",
+                {
+                    "200": _ok(_ref("DirectoryDefinition")),
+                    **_E400,
+                    **_E404_DIRECTORY,
+                    **_E502,
+                },
             ),
         },
         job + "/schema/parseExpression": {
@@ -400,6 +413,18 @@ _SCHEMAS: dict[str, Any] = {
             "version": {"type": "string", "nullable": True},
             "directories": {"type": "array", "items": {"type": "object"}},
             "synchronizationRules": {"type": "array", "items": {"type": "object"}},
+        },
+    },
+    "DirectoryDefinition": {
+        "type": "object",
+        "required": ["id", "objects"],
+        "properties": {
+            "id": {"type": "string"},
+            "name": {"type": "string", "nullable": True},
+            "discoverabilities": {"type": "string", "nullable": True},
+            "discoveryDateTime": {"type": "string", "format": "date-time", "nullable": True},
+            "version": {"type": "string", "nullable": True},
+            "objects": {"type": "array", "items": {"type": "object"}},
         },
     },
     "ParseExpression": {

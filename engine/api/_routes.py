@@ -410,6 +410,24 @@ async def get_directories(request: Request) -> Response:
     return _collection(request, context, directories, "directoryDefinition")
 
 
+async def discover_directory(request: Request) -> Response:
+    """Graph's directoryDefinition discover (no body): 200 with the refreshed directory. A
+    directory's refusal is its Graph error, as for validateCredentials, with the saved
+    secrets masked in the message."""
+    job_id = await _job_id(request)
+    engine = _engine(request)
+    saved = await _call(engine.store.get_secrets, _app_id(request))
+    try:
+        directory = await _call(engine.discover, job_id, str(request.path_params["directoryId"]))
+    except ConnectorError as exc:
+        raise connector_error(exc, saved.values()) from None
+    context = (
+        f"servicePrincipals('{_app_id(request)}')/synchronization/jobs('{job_id}')"
+        "/schema/directories"
+    )
+    return _entity(request, context, "directoryDefinition", to_graph(directory))
+
+
 async def post_parse_expression(request: Request) -> Response:
     """parseExpressionResponse; ``testInputObject.properties`` are ``{key, value}`` pairs whose
     value is a string, a list of strings or null."""
@@ -571,6 +589,11 @@ def _routes() -> list[BaseRoute]:
         Route(job + "/validateCredentials", validate_credentials, methods=["POST"]),
         Route(job + "/provisionOnDemand", provision_on_demand, methods=["POST"]),
         Route(job + "/schema/directories", get_directories, methods=["GET"]),
+        Route(
+            job + "/schema/directories/{directoryId}/discover",
+            discover_directory,
+            methods=["POST"],
+        ),
         Route(job + "/schema/parseExpression", post_parse_expression, methods=["POST"]),
         Route(job + "/schema/functions", get_functions, methods=["GET"]),
         Route(job + "/schema/filterOperators", get_filter_operators, methods=["GET"]),
