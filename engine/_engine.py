@@ -293,6 +293,11 @@ class SyncEngine:
         row = self._row(job_id)
         parsed = self._schema(schema)
         validate_schema(parsed)
+        old = row.job.schema or SynchronizationSchema()
+        if attrs.evolve(parsed, version=old.version) != old:  # Graph bumps it on every change
+            parsed = attrs.evolve(parsed, version=discovery.bump(old.version))
+        else:
+            parsed = old
         compiled = self._compile(parsed, self._regex_seconds(row))
         self.store.reset(job_id, watermarks=True, escrows=False, links=False)
         self.store.save_job(attrs.evolve(row, job=attrs.evolve(row.job, schema=parsed)))

@@ -520,10 +520,6 @@ def expr(expression: str, attributes: tuple[str, ...], as_json: bool) -> None:
         raise SystemExit(1)
 
 
-if __name__ == "__main__":  # pragma: no cover
-    main()
-
-
 @main.group()
 def schema() -> None:
     """Synchronization schemas (Graph's synchronizationSchema JSON)."""
@@ -547,3 +543,7 @@ def schema_validate(file: Path) -> None:
     rules = len(parsed.synchronization_rules)
     mappings = sum(len(r.object_mappings) for r in parsed.synchronization_rules)
     click.echo(f"{file}: valid ({rules} rule(s), {mappings} object mapping(s))")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

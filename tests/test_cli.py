@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -90,3 +92,15 @@ def test_schema_validate_checks_a_file_as_the_engine_would(tmp_path: Path) -> No
     (tmp_path / "text.json").write_text("not json")
     result = runner.invoke(main, ["schema", "validate", str(tmp_path / "text.json")])
     assert result.exit_code == 1 and "not JSON" in result.output
+
+
+def test_python_dash_m_knows_every_command() -> None:
+    """``python -m engine.cli`` registers every command before it runs (a command defined
+    below the ``__main__`` guard would exist for ``syncjob`` but not for ``-m``)."""
+    answer = subprocess.run(
+        [sys.executable, "-m", "engine.cli", "--help"], capture_output=True, text=True, check=True
+    )
+    listed = {
+        line.split()[0] for line in answer.stdout.split("Commands:")[1].splitlines() if line.strip()
+    }
+    assert listed == set(main.commands)

@@ -139,7 +139,12 @@ def test_whole_happy_path(client: TestClient, engine: SyncEngine, v: str) -> Non
         if m["targetAttributeName"] != "department"
     ]
     assert client.put(f"{jobs}/{job_id}/schema", json=schema).status_code == 204
-    assert client.get(f"{jobs}/{job_id}/schema").json() == schema
+    stored = client.get(f"{jobs}/{job_id}/schema").json()
+    assert stored.pop("version") == "1" and schema.pop("version") is None  # bumped: changed
+    assert stored == schema
+    stored["version"] = "1"
+    assert client.put(f"{jobs}/{job_id}/schema", json=stored).status_code == 204
+    assert client.get(f"{jobs}/{job_id}/schema").json()["version"] == "1"  # the same: kept
 
     secrets = f"{v}/servicePrincipals/{app}/synchronization/secrets"
     put = client.put(secrets, json={"value": [{"key": "SyncAll", "value": "True"}]})
