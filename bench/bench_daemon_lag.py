@@ -37,7 +37,7 @@ from engine import configure_logging
 from engine.model.converter import parse_duration
 from engine.serve import TOKENS_ENV
 from tests.api.daemon import start_daemon
-from tests.api.ldap_scim import DaemonApi, ldap_to_scim_secrets, total, wait_until
+from tests.api.ldap_scim import DaemonApi, ldap_to_scim_secrets, listed, total, wait_until
 from tests.ldap.ldap_jobs import PERSON, Tree, person
 from tests.ldap.slapd import BASE_DN, Slapd
 from tests.processes import terminate
@@ -127,8 +127,7 @@ def main() -> None:
             api.create_job(ldap_to_scim_secrets(tree, scim), args.interval)
             wait_until(lambda: total(scim, "Users") >= args.users, 120, "the initial sync", 0.05)
             print(f"initial sync of {args.users} users: {time.perf_counter() - began:.2f} s")
-            ids = {u: scim.request("GET", "/Users", params={"filter": f'userName eq "{u}"'})
-                   .json()["Resources"][0]["id"] for u in (f"u{n:05d}" for n in range(args.users))}  # fmt: skip
+            ids = {u["userName"]: u["id"] for u in listed(scim, "Users")}
 
             watch = RequestLogWatch(scim.request_log)
             watch.start()

@@ -76,7 +76,9 @@ def add_user(tree: Tree, n: int, group: int | None = None) -> None:
     finally:
         connection.unbind()
     if group is not None:
-        modify(tree.source, {tree.group_dn(group): {"member": [(ldap3.MODIFY_ADD, [tree.user_dn(n)])]}})
+        modify(
+            tree.source, {tree.group_dn(group): {"member": [(ldap3.MODIFY_ADD, [tree.user_dn(n)])]}}
+        )
 
 
 def delete_user(tree: Tree, n: int) -> None:
