@@ -6,7 +6,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import requests
@@ -24,15 +24,16 @@ def free_port() -> int:
 
 
 def start_daemon(
-    state: Path, log: Path, env: Mapping[str, str]
+    state: Path, log: Path, env: Mapping[str, str], args: Sequence[str] = ()
 ) -> tuple[subprocess.Popen[bytes], str]:
     """The process and its URL, once it answers ``/healthz`` (20 s at most; its output goes to
-    ``log``, shown when it exits early). The caller stops it (tests.processes.terminate)."""
+    ``log``, shown when it exits early). The caller stops it (tests.processes.terminate).
+    ``args`` go after the port and the state (e.g. ``--config FILE``: those two still win)."""
     port = free_port()
     with log.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "engine.cli", "serve", "--port", str(port)]
-            + ["--state", str(state)],
+            + ["--state", str(state), *args],
             stdout=out,
             stderr=subprocess.STDOUT,
             env=dict(env),
