@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import random as random_module
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -148,6 +148,8 @@ class SyncEngine:
         #: where the cycles running in this process stand (job id -> last checkpoint's report)
         self._live: dict[str, CycleProgress] = {}
         self._live_pages: dict[str, SynchronizationProgress] = {}  # as Graph shows it
+        #: called when a command makes a job due at once (a Runner wakes up)
+        self.due_listeners: list[Callable[[], None]] = []
         #: who holds a job's lease while this engine runs its cycle: unique per engine object,
         #: with the host and process so a dead holder's lease can be taken over at once
         self.runner_id = f"{this_host()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
@@ -320,6 +322,7 @@ class SyncEngine:
         assert isinstance(code, StatusCode)
         self._save(row, attrs.evolve(status, code=code, quarantine=None), next_run=self.clock.now())
         self._log.info("job_started", job_id=job_id)
+        self._now_due()
 
     def pause(self, job_id: str) -> None:
         row = self._row(job_id)
@@ -358,6 +361,12 @@ class SyncEngine:
             force_deletes=row.force_deletes or RestartScope.FORCE_DELETES in scopes,
         )
         self._log.info("job_restarted", job_id=job_id, scope=sorted(s.value for s in scopes))
+        self._now_due()
+
+    def _now_due(self) -> None:
+        """Tell the schedule's listeners (a Runner) that a job became due now."""
+        for listener in list(self.due_listeners):
+            listener()
 
     @staticmethod
     def _scopes(
@@ -377,8 +386,17 @@ class SyncEngine:
     # -------------------------------------------------------------------------- cycles
     def due_jobs(self) -> list[str]:
         """The ids of the started jobs whose next run has come and that have connectors."""
+        return self._schedule()[0]
+
+    def seconds_until_due(self, running: Collection[str] = ()) -> float | None:
+        """How long until the next started job with connectors (not one of ``running``) is
+        due: 0 if one is due now, None if none is scheduled. A runner sleeps that long."""
+        return self._schedule(running)[1]
+
+    def _schedule(self, running: Collection[str] = ()) -> tuple[list[str], float | None]:
         now = self.clock.now()
-        due = []
+        due: list[str] = []
+        wait: float | None = None
         for row in self.store.list_jobs():
             status = self._status(row)
             if not is_runnable(status.code):
@@ -393,7 +411,11 @@ class SyncEngine:
                 continue
             if row.next_run is None or row.next_run <= now:
                 due.append(row.job.id or "")
-        return due
+            if row.job.id in running:
+                continue
+            left = 0.0 if row.next_run is None else max((row.next_run - now).total_seconds(), 0)
+            wait = left if wait is None else min(wait, left)
+        return due, wait
 
     def run_pending(self) -> list[SynchronizationTaskExecution]:
         """Run one cycle of every job that is due now; returns their executions."""

@@ -1,7 +1,8 @@
 """Runner: run due jobs' cycles in the background, beside the HTTP API (``syncjob serve``).
 
-A scheduling thread wakes every ``interval`` seconds (or at once when asked) and submits the
-cycles of due jobs to a bounded pool of ``workers`` threads. A job is never submitted while a
+A scheduling thread wakes when the next job falls due (at most ``interval`` seconds later,
+at once when a cycle ends or a command makes a job due) and submits the cycles of due jobs to a
+bounded pool of ``workers`` threads. A job is never submitted while a
 cycle of it runs here (a set of running job ids); across processes, the engine's lease refuses a
 second cycle (``JobRunningElsewhere``, logged and skipped).
 
@@ -21,7 +22,8 @@ import structlog
 from engine._engine import SyncEngine
 from engine.errors import JobRunningElsewhere
 
-DEFAULT_INTERVAL = 1.0  # seconds between scheduling passes
+DEFAULT_INTERVAL = 1.0  # longest sleep between scheduling passes (seconds)
+MIN_SLEEP = 0.005  # shortest: a clock that is a little off cannot make the pass spin
 
 
 class Runner:
@@ -44,6 +46,7 @@ class Runner:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="syncjob-cycle")
         self._lock = threading.Lock()
         self._running: dict[str, Future[None]] = {}
+        self._resting: dict[str, float] = {}  # job id -> clock.monotonic() it may run again
         self._stopping = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -65,7 +68,10 @@ class Runner:
         if self._stopping.is_set():
             return []
         submitted: list[Future[None]] = []
+        resting = self._resting_now()
         for job_id in self.engine.due_jobs():
+            if job_id in resting:
+                continue
             with self._lock:
                 if self._stopping.is_set() or len(self._running) >= self.workers:
                     break  # the rest stay due: the next pass, after a cycle ends, takes them
@@ -82,29 +88,58 @@ class Runner:
             self.engine.run_cycle(job_id, stop=self._stopping.is_set)
         except JobRunningElsewhere:
             self._log.info("job_running_elsewhere", job_id=job_id)
+            self._rest(job_id)
         except Exception:  # one job's failure never stops the runner or the other jobs
             self._log.exception("job_run_failed", job_id=job_id)
+            self._rest(job_id)  # still due: not again before the next interval
         finally:
             with self._lock:
                 self._running.pop(job_id, None)
             future.set_result(None)
             self._wake.set()  # a worker is free: look for due jobs now
 
+    def _rest(self, job_id: str) -> None:
+        with self._lock:
+            self._resting[job_id] = self.engine.clock.monotonic() + self.interval
+
+    def _resting_now(self) -> set[str]:
+        """Jobs whose last attempt here raised: they stay due, but wait ``interval``."""
+        now = self.engine.clock.monotonic()
+        with self._lock:
+            for job_id in [j for j, until in self._resting.items() if until <= now]:
+                del self._resting[job_id]
+            return set(self._resting)
+
     def start(self) -> None:
         """Start the scheduling thread (once)."""
         if self._thread is not None:
             raise RuntimeError("the runner has been started already")
+        self.engine.due_listeners.append(self._wake.set)
         self._thread = threading.Thread(target=self._loop, name="syncjob-runner", daemon=True)
         self._thread.start()
 
     def _loop(self) -> None:
         while not self._stopping.is_set():
+            self._wake.clear()  # before the pass: a wake-up during it means "look again"
             try:
                 self.run_once()
+                sleep = self.next_sleep()
             except Exception:  # e.g. the store briefly unreadable: try again next pass
                 self._log.exception("runner_pass_failed")
-            self._wake.wait(self.interval)
-            self._wake.clear()
+                sleep = self.interval
+            self._wake.wait(sleep)
+
+    def next_sleep(self) -> float:
+        """Seconds until the next pass: until the next job not running here falls due, at
+        most ``interval``; the whole ``interval`` while every worker is busy (a cycle's end
+        wakes the loop)."""
+        running = self.running
+        if len(running) >= self.workers:
+            return self.interval
+        due_in = self.engine.seconds_until_due(running | self._resting_now())
+        if due_in is None:
+            return self.interval
+        return min(max(due_in, MIN_SLEEP), self.interval)
 
     def request_stop(self) -> None:
         """Ask running cycles to end at their next checkpoint and submit no more; returns at
@@ -116,6 +151,8 @@ class Runner:
         """Wait for the scheduling thread and the running cycles to end."""
         if self._thread is not None:
             self._thread.join(timeout)
+            if self._wake.set in self.engine.due_listeners:
+                self.engine.due_listeners.remove(self._wake.set)
         self._pool.shutdown(wait=True)
         self._log.info("runner_stopped")
 

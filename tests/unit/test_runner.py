@@ -147,3 +147,65 @@ def test_refuses_bad_arguments(engine: SyncEngine) -> None:
         Runner(engine, workers=0)
     with pytest.raises(ValueError):
         Runner(engine, interval=0)
+
+
+def test_sleeps_until_the_next_job_falls_due(engine: SyncEngine) -> None:
+    """The loop sleeps until the next job not running here is due (at most ``interval``),
+    so a short schedule is not rounded up to the scheduling pass."""
+    assert isinstance(engine.clock, ManualClock)
+    runner = Runner(engine, workers=2, interval=5.0)
+    try:
+        assert runner.next_sleep() == 5.0  # nothing scheduled
+        job_id, gated, _ = new_job(engine)
+        gated.release.set()
+        assert engine.seconds_until_due() == 0.0
+        finish(runner.run_once())
+        assert engine.seconds_until_due() == 600.0  # PT10M after the cycle ended
+        assert runner.next_sleep() == 5.0
+        engine.clock.advance(timedelta(seconds=598))
+        assert runner.next_sleep() == pytest.approx(2.0)
+        engine.clock.advance(timedelta(seconds=3))
+        assert runner.next_sleep() == 0.005  # due: look again almost at once
+        assert engine.seconds_until_due(running={job_id}) is None
+    finally:
+        runner.stop(WAIT)
+
+
+def test_a_start_wakes_the_runner(engine: SyncEngine) -> None:
+    runner = Runner(engine, workers=1, interval=60.0)
+    woken: list[bool] = []
+    engine.due_listeners.append(lambda: woken.append(True))
+    new_job(engine)
+    assert woken == [True]
+    runner.start()
+    assert runner._wake.set in engine.due_listeners
+    runner.stop(WAIT)
+    assert runner._wake.set not in engine.due_listeners
+
+
+def test_a_job_whose_cycle_raises_rests_one_interval(engine: SyncEngine) -> None:
+    """A cycle that raises leaves the job due; the runner tries it again after ``interval``,
+    not in a loop."""
+    assert isinstance(engine.clock, ManualClock)
+    job = engine.create_job("memoryToMemory", schedule="PT10M")
+    assert job.id is not None
+    engine.attach(job.id, MemoryDirectory(), MemoryDirectory())
+    engine.start(job.id)
+    calls: list[str] = []
+
+    def broken(job_id: str, **_: object) -> None:
+        calls.append(job_id)
+        raise RuntimeError("boom")
+
+    engine.run_cycle = broken  # type: ignore[assignment,method-assign]
+    runner = Runner(engine, workers=1, interval=2.0)
+    try:
+        finish(runner.run_once())
+        assert calls == [job.id]
+        assert runner.run_once() == []  # resting
+        assert runner.next_sleep() == 2.0
+        engine.clock.advance(timedelta(seconds=2))
+        finish(runner.run_once())
+        assert calls == [job.id, job.id]
+    finally:
+        runner.stop(WAIT)
