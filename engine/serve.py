@@ -119,7 +119,7 @@ def token_digests(state: Path, announce: Any = None) -> list[bytes]:
 def _announce(token: str, path: Path) -> None:
     print(
         f"syncjob serve: no API token configured; generated one (shown only now, its digest is "
-        f"kept in {path}):\nSYNCJOB_API_TOKEN={token}",
+        f"kept in {path}); for the syncjob client:\nexport SYNCJOB_TOKEN={token}",
         file=sys.stderr,
         flush=True,
     )

@@ -88,7 +88,7 @@ def test_serve_with_configured_token(start: object, tmp_path: Path) -> None:
 
 def test_generated_token_is_shown_once_and_kept_as_digest(start: object, tmp_path: Path) -> None:
     first = start(None)  # type: ignore[operator]
-    found = re.findall(r"SYNCJOB_API_TOKEN=(\S+)", first.log.read_text())
+    found = re.findall(r"export SYNCJOB_TOKEN=(\S+)", first.log.read_text())
     count = len(found)
     assert count == 1, "the generated token is printed exactly once"
     token = found[0]
@@ -109,7 +109,7 @@ def test_generated_token_is_shown_once_and_kept_as_digest(start: object, tmp_pat
     assert sigterm(first) == 0
 
     second = start(None)  # type: ignore[operator]
-    assert "SYNCJOB_API_TOKEN=" not in second.log.read_text()  # shown on the first start only
+    assert "SYNCJOB_TOKEN=" not in second.log.read_text()  # shown on the first start only
     assert client.get(f"{second.url}/v1.0/servicePrincipals").status_code == 200
     assert kept.read_text() == content
     client.close()
