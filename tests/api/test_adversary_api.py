@@ -1,0 +1,199 @@
+"""Adversarial tests of today's API changes, in process (Starlette's TestClient, both stores):
+hostile ``$skiptoken``, hostile SCIM ``/Schemas`` answers to ``discover`` (a tiny HTTP server
+on 127.0.0.1 written here), the schema round trip GET -> PUT/PATCH, and ``$filter jobId``.
+
+Every test here failed when it was written; each docstring says what should happen."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from connectors.memory import MemoryDirectory
+from engine import ManualClock, StateStore, SyncEngine
+from engine.api import create_app
+from tests.api.test_api import AUTH, TOKEN, new_app, new_job
+from tests.conftest import fill
+
+V = "/v1.0"
+USER_URN = "urn:ietf:params:scim:schemas:core:2.0:User"
+
+
+@pytest.fixture
+def engine(store: StateStore) -> SyncEngine:
+    return SyncEngine(store, ManualClock())
+
+
+@pytest.fixture
+def api(engine: SyncEngine) -> Iterator[TestClient]:
+    """A client that sees a server-side exception as the 500 a real client gets."""
+    app = create_app(engine, [TOKEN])
+    with TestClient(app, headers=AUTH, raise_server_exceptions=False) as made:
+        yield made
+
+
+# ------------------------------------------------------------------------ $skiptoken
+def test_deeply_nested_skiptoken_is_a_400_not_a_500(api: TestClient) -> None:
+    """A $skiptoken that decodes to deeply nested JSON is "not valid" (400) like any other bad
+    token. Now: json.loads raises RecursionError, which decode_token does not catch -> 500."""
+    token = base64.urlsafe_b64encode(b"[" * 5000).decode("ascii").rstrip("=")
+    response = api.get(f"{V}/auditLogs/provisioning", params={"$skiptoken": token})
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["message"] == "$skiptoken is not valid"
+
+
+# ------------------------------------------------------------------ $filter jobId eq
+def test_filter_on_job_id_is_case_insensitive_like_every_string_clause(
+    api: TestClient, engine: SyncEngine
+) -> None:
+    """String clauses compare case-insensitively (the predicate lower-cases both sides), so
+    ``jobId eq '<the id upper-cased>'`` finds the job's records. Now: the fast path looks the
+    job up by the exact text (engine.log_batches(job_id)), finds no such job, answers []."""
+    app = new_app(api, V)
+    job_id = new_job(api, V, app)
+    source = MemoryDirectory()
+    fill(source, 3)
+    engine.attach(job_id, source, MemoryDirectory())
+    engine.start(job_id)
+    engine.run_cycle(job_id)
+    exact = api.get(f"{V}/auditLogs/provisioning", params={"$filter": f"jobId eq '{job_id}'"})
+    assert len(exact.json()["value"]) == 3
+    other_case = api.get(
+        f"{V}/auditLogs/provisioning", params={"$filter": f"jobId eq '{job_id.upper()}'"}
+    )
+    assert other_case.status_code == 200
+    assert len(other_case.json()["value"]) == 3
+
+
+# ------------------------------------------------- schema round trip: GET -> PUT/PATCH
+@pytest.mark.parametrize("method", ["PUT", "PATCH"])
+def test_schema_round_trip_changes_nothing_and_keeps_the_watermarks(
+    api: TestClient, engine: SyncEngine, method: str
+) -> None:
+    """What GET returned, PUT (or PATCHed, as Graph's SDKs do) back unchanged, is accepted and
+    changes nothing: same version, and the next cycle is a delta read (nothing imported).
+    Now: update_schema resets every watermark even when the schema is equal (it only skips
+    the version bump), so the SDK's no-op round trip forces a full re-read of the source
+    (and revokes the lease of a cycle running meanwhile)."""
+    app = new_app(api, V)
+    job_id = new_job(api, V, app)
+    source = MemoryDirectory()
+    fill(source, 5)
+    engine.attach(job_id, source, MemoryDirectory())
+    engine.start(job_id)
+    assert engine.run_cycle(job_id).count_imported == 5
+    job = f"{V}/servicePrincipals/{app}/synchronization/jobs/{job_id}"
+    before = api.get(f"{job}/schema").json()
+    assert before["@odata.type"] == "#microsoft.graph.synchronizationSchema"
+    response = api.request(method, f"{job}/schema", json=before)
+    assert response.status_code == 204, response.text
+    assert api.get(f"{job}/schema").json() == before  # the version did not move either
+    again = engine.run_cycle(job_id)
+    assert (again.count_imported, again.count_exported) == (0, 0)
+
+
+# ------------------------------------------------------ discover: a hostile SCIM service
+class _Hostile(BaseHTTPRequestHandler):
+    answers: dict[str, bytes] = {}
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        name = self.path.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+        body = self.answers.get(name)
+        status = 404 if body is None else 200
+        body = body if body is not None else b'{"status": "404"}'
+        self.send_response(status)
+        self.send_header("Content-Type", "application/scim+json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        """Quiet."""
+
+
+@pytest.fixture
+def hostile_scim() -> Iterator[tuple[str, dict[str, bytes]]]:
+    """A SCIM 'service' on 127.0.0.1 answering GET …/<name> with answers[name] (else 404)."""
+    answers: dict[str, bytes] = {}
+    handler = type("Handler", (_Hostile,), {"answers": answers})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/scim/v2", answers
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+
+
+def _resources(*resources: Any) -> bytes:
+    return json.dumps({"schemas": [], "Resources": list(resources)}).encode()
+
+
+def _user(attributes: Any) -> dict[str, Any]:
+    return {"id": USER_URN, "attributes": attributes}
+
+
+MALFORMED = {
+    "Resources is a number": json.dumps({"Resources": 5}).encode(),
+    "attributes is a number": _resources(_user(7)),
+    "subAttributes is a number": _resources(
+        _user([{"name": "name", "type": "complex", "subAttributes": 7}])
+    ),
+    "referenceTypes is a number": _resources(
+        _user([{"name": "boss", "type": "reference", "referenceTypes": 7}])
+    ),
+    "canonicalValues is a number": _resources(
+        _user(
+            [
+                {
+                    "name": "emails",
+                    "type": "complex",
+                    "multiValued": True,
+                    "subAttributes": [{"name": "type", "canonicalValues": 7}, {"name": "value"}],
+                }
+            ]
+        )
+    ),
+}
+SECRET = "tok-secret-0123456789"
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+def test_malformed_scim_schemas_are_the_directorys_error_not_a_500(
+    api: TestClient, hostile_scim: tuple[str, dict[str, bytes]], case: str
+) -> None:
+    """A SCIM service whose /Schemas is JSON of the wrong shape is the directory's fault: a
+    Graph error naming it (502 UnreachableError, as for a body that is not JSON, or a 4xx),
+    the schema unchanged, no secret shown. Now: connectors/scim/discovery.py iterates
+    ``Resources``/``attributes``/``subAttributes``/``referenceTypes``/``canonicalValues``
+    as given (``x or ()``), so a number raises TypeError -> 500 generalException."""
+    url, answers = hostile_scim
+    answers["Schemas"] = MALFORMED[case]
+    app = new_app(api, V)
+    secrets = {
+        "SourceUrl": "ldap://127.0.0.1:1",
+        "SourceUserName": "cn=admin",
+        "SourcePassword": "pw-secret-0123456789",
+        "SourceBaseDn": "dc=example",
+        "BaseAddress": url,
+        "SecretToken": SECRET,
+    }
+    pairs = [{"key": k, "value": v} for k, v in secrets.items()]
+    put = api.put(f"{V}/servicePrincipals/{app}/synchronization/secrets", json={"value": pairs})
+    assert put.status_code == 204
+    job_id = new_job(api, V, app, templateId="ldapToScim")
+    job = f"{V}/servicePrincipals/{app}/synchronization/jobs/{job_id}"
+    before = api.get(f"{job}/schema").json()
+    response = api.post(f"{job}/schema/directories/scim-target/discover")
+    assert SECRET not in response.text
+    assert response.status_code in (400, 502), (case, response.status_code, response.text)
+    assert api.get(f"{job}/schema").json() == before
