@@ -197,3 +197,61 @@ def test_malformed_scim_schemas_are_the_directorys_error_not_a_500(
     assert SECRET not in response.text
     assert response.status_code in (400, 502), (case, response.status_code, response.text)
     assert api.get(f"{job}/schema").json() == before
+
+
+# ---------------------------------------------- what the template cannot build from
+def _ldap_to_scim_job(api: TestClient, **extra: str) -> tuple[str, str]:
+    app = new_app(api, V)
+    secrets = {
+        "SourceUrl": "ldap://127.0.0.1:1",
+        "SourceUserName": "cn=admin",
+        "SourcePassword": "pw-secret-0123456789",
+        "SourceBaseDn": "dc=example",
+        "BaseAddress": "http://127.0.0.1:1/scim/v2",
+        "SecretToken": SECRET,
+        **extra,
+    }
+    pairs = [{"key": k, "value": v} for k, v in secrets.items()]
+    put = api.put(f"{V}/servicePrincipals/{app}/synchronization/secrets", json={"value": pairs})
+    assert put.status_code == 204
+    job_id = new_job(api, V, app, templateId="ldapToScim")
+    return app, job_id
+
+
+def test_a_schema_the_ldap_connector_cannot_be_built_from_is_refused_at_the_door(
+    api: TestClient, engine: SyncEngine
+) -> None:
+    """An LDAP directory attribute named ``given name`` (multivalued) is not an LDAP attribute
+    description: the connector refuses it (LdapObjectType's converter raises ValueError), so
+    the job could never run. The PUT should be refused (400 naming it), as validation refuses
+    every other schema that would run wrongly. Now: PUT 204; then every cycle raises
+    ValueError out of run_cycle (engine/templates/_ldap.py builds LdapObjectType outside the
+    ``except ValueError`` that wraps LdapSource), the job's status never shows it, and
+    ``syncjob serve`` logs a traceback for it every second (see the idle daemon test)."""
+    app, job_id = _ldap_to_scim_job(api)
+    job = f"{V}/servicePrincipals/{app}/synchronization/jobs/{job_id}"
+    schema = api.get(f"{job}/schema").json()
+    user = schema["directories"][0]["objects"][0]
+    user["attributes"].append({"name": "given name", "type": "String", "multivalued": True})
+    response = api.put(f"{job}/schema", json=schema)
+    assert response.status_code == 400, response.text
+    assert "given name" in response.json()["error"]["message"]
+
+
+def test_a_job_whose_connectors_cannot_be_built_shows_the_failure_in_its_status(
+    api: TestClient, engine: SyncEngine
+) -> None:
+    """Secrets the template cannot build connectors from (SourceDeltaMode "bogus") are
+    accepted by PUT secrets; then the scheduled cycle should fail visibly: lastExecution Failed
+    naming SourceDeltaMode (or a quarantine), as Entra shows a job that cannot run. Now:
+    run_cycle raises ConfigurationError before the cycle starts (SyncEngine._connectors_for
+    is outside _run_leased's error handling); run_pending and the daemon's runner log it and
+    the job's status stays Active with no execution and no error, forever."""
+    app, job_id = _ldap_to_scim_job(api, SourceDeltaMode="bogus")
+    job = f"{V}/servicePrincipals/{app}/synchronization/jobs/{job_id}"
+    assert api.post(f"{job}/start").status_code == 204
+    engine.run_pending()
+    status = api.get(job).json()["status"]
+    assert status["lastExecution"] is not None, status
+    assert status["lastExecution"]["state"] == "Failed"
+    assert "SourceDeltaMode" in status["lastExecution"]["error"]["message"]
