@@ -19,7 +19,7 @@ import ldap3
 import pytest
 
 from engine import CycleProgress, SyncEngine, SystemClock
-from engine.model import TaskExecutionResult
+from engine.model import TaskExecutionResult, to_graph
 from engine.serve import TOKENS_ENV
 from tests.api.daemon import start_daemon
 from tests.api.ldap_scim import (
@@ -129,6 +129,58 @@ def test_run_once_into_a_closed_pipe_still_completes_the_cycle(
     assert status is not None and status.last_execution is not None
     assert status.last_execution.state is TaskExecutionResult.SUCCEEDED, status.last_execution
     assert count(slapd_target, tree.people) == users
+
+
+# ------------------------------------------------- commands racing a cycle's end (#4)
+def _during_finish(engine: SyncEngine, action: Callable[[], None]) -> None:
+    """Run ``action`` once inside SyncEngine._finish, between its re-read of the job row and
+    its save: where an API thread's command lands when it arrives as a runner's cycle ends
+    (the window holds the link counts, a store query per mapping)."""
+    original = engine._entry_counts
+    done: list[bool] = []
+
+    def interleaved(row: Any) -> Any:
+        if not done:
+            done.append(True)
+            action()
+        return original(row)
+
+    engine._entry_counts = interleaved  # type: ignore[method-assign]
+
+
+def test_a_pause_that_arrives_as_a_cycle_ends_is_not_lost(make_job: Any) -> None:
+    """POST pause answered 204 while the runner's cycle was finishing: the job must end up
+    Paused. Now: SyncEngine._finish re-reads the row, computes the status, and saves the whole
+    row it read (SyncEngine._save), so a pause saved in between is overwritten with Active and
+    the job keeps running on its schedule."""
+    engine, job_id, _, _ = make_job(users=3)
+    _during_finish(engine, lambda: engine.pause(job_id))
+    engine.run_cycle(job_id)
+    status = engine.get_job(job_id).status
+    assert status is not None and status.code.value == "Paused"
+    assert job_id not in engine.due_jobs()
+
+
+def test_a_schema_put_that_arrives_as_a_cycle_ends_is_not_lost(make_job: Any) -> None:
+    """PUT schema answered 204 (and reset the watermarks) while a cycle was finishing: the new
+    schema must be the stored one. Now: _finish saves the row it read before the PUT, so the
+    old schema (and old version) comes back, while the watermarks the PUT reset stay reset:
+    the next cycle is a full read with the schema the user replaced."""
+    engine, job_id, _, _ = make_job(users=3)
+    schema = to_graph(engine.get_schema(job_id))
+    mappings = schema["synchronizationRules"][0]["objectMappings"][0]["attributeMappings"]
+    schema["synchronizationRules"][0]["objectMappings"][0]["attributeMappings"] = [
+        m for m in mappings if m["targetAttributeName"] != "department"
+    ]
+    _during_finish(engine, lambda: engine.update_schema(job_id, schema))
+    engine.run_cycle(job_id)
+    stored = engine.get_schema(job_id)
+    names = [
+        m.target_attribute_name
+        for m in stored.synchronization_rules[0].object_mappings[0].attribute_mappings
+    ]
+    assert "department" not in names
+    assert stored.version == "1"
 
 
 # ------------------------------------------------------------------- the daemon (#1 #2 #4)
