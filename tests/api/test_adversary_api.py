@@ -255,3 +255,31 @@ def test_a_job_whose_connectors_cannot_be_built_shows_the_failure_in_its_status(
     assert status["lastExecution"] is not None, status
     assert status["lastExecution"]["state"] == "Failed"
     assert "SourceDeltaMode" in status["lastExecution"]["error"]["message"]
+
+
+def test_a_small_scim_schemas_answer_cannot_blow_the_schema_up(
+    api: TestClient, hostile_scim: tuple[str, dict[str, bytes]]
+) -> None:
+    """A 7.8 KB /Schemas answer: one multi-valued complex attribute with 300 canonical types
+    and 300 sub-attributes. Discovery flattens it to ``emails[type eq "tN"].sM`` for every
+    pair: 90,000 attribute definitions, a 22 MB schema (600 x 600 from 15 KB: 360,000, 90 MB,
+    a 10-15 s discover, a 15-23 s PUT back). Discovery should bound what a directory can add
+    (refuse, 400/502, schema unchanged, or cap it). Now: 200 and everything is stored; every
+    GET/PUT of the schema and every cycle's connector build (keyed on the schema) carries it.
+    Root cause: connectors/scim/discovery.py _attributes has no bound on canonical types x
+    sub-attributes, engine/limits.py none on a discovered directory."""
+    url, answers = hostile_scim
+    n = 300
+    subs = [{"name": "type", "canonicalValues": [f"t{i}" for i in range(n)]}]
+    subs += [{"name": f"s{j}"} for j in range(n)]
+    attributes = [{"name": "emails", "type": "complex", "multiValued": True, "subAttributes": subs}]
+    answers["Schemas"] = _resources(_user(attributes))
+    assert len(answers["Schemas"]) < 8_000
+    app, job_id = _ldap_to_scim_job(api, BaseAddress=url)
+    job = f"{V}/servicePrincipals/{app}/synchronization/jobs/{job_id}"
+    response = api.post(f"{job}/schema/directories/scim-target/discover")
+    assert response.status_code in (200, 400, 502), response.text
+    schema = api.get(f"{job}/schema")
+    assert len(schema.content) < 2_000_000, f"{len(schema.content):,} bytes of schema"
+    for obj in schema.json()["directories"][1]["objects"]:
+        assert len(obj["attributes"]) <= 10_000, (obj["name"], len(obj["attributes"]))
