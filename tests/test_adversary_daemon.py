@@ -325,3 +325,54 @@ def test_sigterm_mid_cycle_then_restart_converges_exactly_once(
         and converged(tree, scim), 60, "convergence after the restart", 0.3,
     )  # fmt: skip
     assert api.job(app, job)["status"]["code"] == "Active"
+
+
+def test_ldap_to_ldap_cycles_after_discovering_both_directories(
+    tmp_path: Path, slapd_source: Slapd, slapd_target: Slapd
+) -> None:
+    """ldapToLdap: discover the source and the target (new Reference attributes seeAlso,
+    secretary, owner reach both connectors built from the schema), then a delta cycle with a
+    dangling and a real seeAlso, a modify and an add: nothing doubled, nothing failed, and the
+    cycles after discovery stay about as fast as before."""
+    users = 300
+    tree = make_tree(slapd_source, slapd_target)
+    seed(tree, users, groups=3, members=100)
+    engine = SyncEngine(tmp_path / "s.db")
+    try:
+        app = engine.create_application("disc").id
+        engine.set_secrets(app, tree.secrets())
+        job = engine.create_job("ldapToLdap", application_id=app).id
+        assert job is not None
+        engine.start(job)
+        began = CLOCK.monotonic()
+        first = engine.run_cycle(job)
+        before = CLOCK.monotonic() - began
+        assert first.state is TaskExecutionResult.SUCCEEDED, first.error
+        for directory in ("ldap-source", "ldap-target"):
+            found = engine.discover(job, directory)
+            assert any(a.name == "seeAlso" for a in found.objects[0].attributes)
+        modify(tree.source, {tree.user_dn(3): {
+            "seeAlso": [(ldap3.MODIFY_ADD, [tree.user_dn(4), f"cn=nobody,{tree.people}"])],
+            "title": [(ldap3.MODIFY_REPLACE, ["After discover"])],
+        }})  # fmt: skip
+        connection = tree.source.connect()
+        try:
+            connection.add(tree.user_dn(users), PERSON, person(tree, users))
+        finally:
+            connection.unbind()
+        began = CLOCK.monotonic()
+        second = engine.run_cycle(job)
+        after = CLOCK.monotonic() - began
+        assert second.state is TaskExecutionResult.SUCCEEDED, second.error
+        assert second.count_escrowed == 0
+        assert count(slapd_target, tree.people) == users + 1
+        engine.restart(job, "Watermark")  # a full read with the discovered schema
+        began = CLOCK.monotonic()
+        third = engine.run_cycle(job)
+        full = CLOCK.monotonic() - began
+        assert third.state is TaskExecutionResult.SUCCEEDED, third.error
+        assert (third.count_escrowed, third.count_exported) == (0, 0)
+        assert count(slapd_target, tree.people) == users + 1
+        assert full < max(5 * before, 5.0), (before, after, full)
+    finally:
+        engine.close()
