@@ -283,3 +283,23 @@ def test_a_small_scim_schemas_answer_cannot_blow_the_schema_up(
     assert len(schema.content) < 2_000_000, f"{len(schema.content):,} bytes of schema"
     for obj in schema.json()["directories"][1]["objects"]:
         assert len(obj["attributes"]) <= 10_000, (obj["name"], len(obj["attributes"]))
+
+
+# ------------------------------------------------------------- client round trips (#6)
+def test_secrets_round_trip_does_not_replace_the_secrets_with_their_mask(
+    api: TestClient, engine: SyncEngine
+) -> None:
+    """A client that PUTs back what GET …/secrets returned (typed pairs whose values are the
+    mask) must not destroy the stored secrets: the mask means "unchanged" (or the PUT is
+    refused, 400). Now: 204, and every secret is stored as the literal ``*****`` (the next
+    cycle fails with bad credentials; the real values are gone)."""
+    app = new_app(api, V)
+    secrets = {"BaseAddress": "https://scim.example/v2", "SecretToken": SECRET}
+    pairs = [{"key": k, "value": v} for k, v in secrets.items()]
+    url = f"{V}/servicePrincipals/{app}/synchronization/secrets"
+    assert api.put(url, json={"value": pairs}).status_code == 204
+    shown = api.get(url).json()
+    assert all(p["value"] == "*****" for p in shown["value"])
+    response = api.put(url, json=shown)
+    assert response.status_code in (204, 400), response.text
+    assert engine.store.get_secrets(app) == secrets
