@@ -303,3 +303,26 @@ def test_secrets_round_trip_does_not_replace_the_secrets_with_their_mask(
     response = api.put(url, json=shown)
     assert response.status_code in (204, 400), response.text
     assert engine.store.get_secrets(app) == secrets
+
+
+# -------------------------------------------------------------- /metrics lag (#3)
+def test_metrics_survive_a_job_deleted_during_the_scrape(
+    api: TestClient, engine: SyncEngine
+) -> None:
+    """A job deleted between the scrape's list of jobs and its lag lookup (an API DELETE
+    while Prometheus scrapes) must not break the scrape: 200 with the other jobs. Now:
+    metrics_registry calls engine.pending_changes(job), which raises NotFoundError for the
+    deleted job, and the whole /metrics answers 404 itemNotFound."""
+    app = new_app(api, V)
+    kept, gone = new_job(api, V, app), new_job(api, V, app)
+    listed = engine.list_jobs
+
+    def list_then_delete(application_id: str | None = None) -> Any:
+        jobs = listed(application_id)
+        engine.delete_job(gone)  # the DELETE lands right after the scrape listed the jobs
+        return jobs
+
+    engine.list_jobs = list_then_delete  # type: ignore[method-assign]
+    response = api.get("/metrics")
+    assert response.status_code == 200, response.text
+    assert f'job="{kept}"' in response.text
