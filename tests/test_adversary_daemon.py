@@ -376,3 +376,96 @@ def test_ldap_to_ldap_cycles_after_discovering_both_directories(
         assert full < max(5 * before, 5.0), (before, after, full)
     finally:
         engine.close()
+
+
+class _HungScim:
+    """A SCIM 'service' on 127.0.0.1 whose reads answer an empty list and whose writes never
+    answer (until released): a target that hangs mid-page."""
+
+    def __init__(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.release = threading.Event()
+        self.writes = threading.Event()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _answer(self, status: int, body: bytes) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/scim+json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self) -> None:  # noqa: N802
+                self._answer(200, b'{"totalResults": 0, "Resources": []}')
+
+            def _hang(self) -> None:
+                outer.writes.set()
+                outer.release.wait(300)
+                self._answer(503, b"{}")
+
+            do_POST = do_PATCH = do_PUT = do_DELETE = _hang  # noqa: N815
+
+            def log_message(self, *args: Any) -> None:
+                """Quiet."""
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/scim/v2"
+
+    def close(self) -> None:
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(10)
+
+
+def test_sigterm_stops_the_daemon_while_its_target_hangs(
+    slapd_source: Slapd, daemon: Start, tmp_path: Path
+) -> None:
+    """README: SIGTERM stops the server, running cycles end at their next checkpoint. With a
+    SCIM target that accepts writes and never answers, the daemon should still exit within
+    about one request timeout (30 s) of SIGTERM: the stop flag is only read between pages, so
+    a stuck page must not hold the process. Now: every object of the page is still tried,
+    each write waits its 30 s timeout and is retried (TransientRetries, backoff) before the
+    next, so SIGTERM takes minutes to hours (20 users: 5 rounds of 4 threads x 4 attempts
+    x 30 s); service managers SIGKILL it. Root cause: no should_stop check inside a page's
+    writes (engine/_objects.py, _concurrent.py) nor in CycleContext.retry/wait."""
+    tree = source_tree(slapd_source, "adv-hung")
+    seed(tree, 20)
+    hung = _HungScim()
+    try:
+        process, api = daemon("serve")
+        secrets = ldap_to_scim_secrets(tree, ScimServerStub(hung.url))
+        api.create_job(secrets, "PT5S")
+        assert hung.writes.wait(30), f"no write reached the target: {tail(tmp_path / 'serve.log')}"
+        began = CLOCK.monotonic()
+        process.send_signal(signal.SIGTERM)
+        try:
+            code = process.wait(45)
+        except subprocess.TimeoutExpired:
+            code = None
+        took = CLOCK.monotonic() - began
+        assert code == 0, f"still running {took:.0f} s after SIGTERM"
+    finally:
+        hung.close()
+
+
+class ScimServerStub:
+    """What ldap_to_scim_secrets reads of a ScimServer: its url and token."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.token = _Revealed("hung-target-token")
+
+
+class _Revealed:
+    def __init__(self, value: str) -> None:
+        self.value = value
+
+    def reveal(self) -> str:
+        return self.value
