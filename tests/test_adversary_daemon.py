@@ -183,6 +183,49 @@ def test_a_schema_put_that_arrives_as_a_cycle_ends_is_not_lost(make_job: Any) ->
     assert stored.version == "1"
 
 
+def test_a_cycle_that_ends_while_discover_merges_keeps_its_status(
+    make_job: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """discover re-reads the job row after the directory answered, merges, validates and
+    saves that whole row: a runner's cycle that finishes in between (its status, lastExecution,
+    next run) is overwritten. The cycle's execution should survive the discover. Now:
+    lastExecution is back to None and the job is due again at once (next_run of the old
+    row). Root cause: SyncEngine.discover saves ``fresh`` (a read-modify-write of the whole
+    JobRow, like _finish), instead of updating only the schema."""
+    from connectors.discovery import DiscoveredAttribute, DiscoveredObject, DiscoveredSchema
+    from connectors.memory import MemoryDirectory
+
+    class Discovering(MemoryDirectory):
+        def discover(self) -> DiscoveredSchema:
+            extra = DiscoveredAttribute(name="employeeType")
+            return DiscoveredSchema(
+                objects=(DiscoveredObject(name="User", attributes=(extra,)),),
+                discoverabilities=("AttributeNames",),
+            )
+
+    engine, job_id, source, target = make_job(users=3)
+    discovering = Discovering()
+    for anchor, values in source.list("User").items():
+        discovering.put("User", anchor, values)
+    engine.attach(job_id, discovering, target)
+    import engine._engine as engine_module
+
+    validate = engine_module.validate_schema
+    ran: list[Any] = []
+
+    def validate_while_a_cycle_ends(schema: Any) -> None:
+        if not ran:
+            ran.append(engine.run_cycle(job_id))  # the runner's cycle ends meanwhile
+        validate(schema)
+
+    monkeypatch.setattr(engine_module, "validate_schema", validate_while_a_cycle_ends)
+    engine.discover(job_id, "memory-source")
+    assert ran and ran[0].state is TaskExecutionResult.SUCCEEDED
+    status = engine.get_job(job_id).status
+    assert status is not None and status.last_execution is not None
+    assert job_id not in engine.due_jobs()
+
+
 # ------------------------------------------------------------------- the daemon (#1 #2 #4)
 Start = Callable[[str], tuple[subprocess.Popen[bytes], DaemonApi]]
 
