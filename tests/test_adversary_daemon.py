@@ -11,13 +11,18 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import ldap3
 import pytest
 
+import engine._engine as engine_module
+from connectors.discovery import DiscoveredAttribute, DiscoveredObject, DiscoveredSchema
+from connectors.memory import MemoryDirectory
 from engine import CycleProgress, SyncEngine, SystemClock
 from engine.model import TaskExecutionResult, to_graph
 from engine.serve import TOKENS_ENV
@@ -192,8 +197,6 @@ def test_a_cycle_that_ends_while_discover_merges_keeps_its_status(
     lastExecution is back to None and the job is due again at once (next_run of the old
     row). Root cause: SyncEngine.discover saves ``fresh`` (a read-modify-write of the whole
     JobRow, like _finish), instead of updating only the schema."""
-    from connectors.discovery import DiscoveredAttribute, DiscoveredObject, DiscoveredSchema
-    from connectors.memory import MemoryDirectory
 
     class Discovering(MemoryDirectory):
         def discover(self) -> DiscoveredSchema:
@@ -208,8 +211,6 @@ def test_a_cycle_that_ends_while_discover_merges_keeps_its_status(
     for anchor, values in source.list("User").items():
         discovering.put("User", anchor, values)
     engine.attach(job_id, discovering, target)
-    import engine._engine as engine_module
-
     validate = engine_module.validate_schema
     ran: list[Any] = []
 
@@ -426,9 +427,6 @@ class _HungScim:
     answer (until released): a target that hangs mid-page."""
 
     def __init__(self) -> None:
-        import threading
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
         self.release = threading.Event()
         self.writes = threading.Event()
         outer = self
