@@ -41,6 +41,7 @@ T = TypeVar("T")
 MAX_RETRIES = 10
 DEFAULT_CONCURRENCY = 4  # ExportConcurrency's default for remote targets (issue #10)
 MAX_RETRY_SLEEP = 60.0
+HALT_SLICE = 0.25  # seconds a retry's wait sleeps between looks at the runner's stop flag
 
 
 def backoff(attempt: int, retry_after: float | None) -> float:
@@ -120,6 +121,8 @@ class CycleContext:
     settings: JobSettings
     mappings: Sequence[CompiledMapping]
     should_stop: Callable[[], bool]
+    #: the runner's shutdown (or Ctrl-C) only, without the store: checked in retry waits
+    halted: Callable[[], bool] = lambda: False
     force_deletes: bool = False
     random: random_module.Random = attrs.field(factory=random_module.Random)
     lease: Lease | None = None  # held for the whole cycle; renewed by every commit
@@ -213,7 +216,22 @@ class CycleContext:
         (an empty, fenced commit), so that waiting for a busy server never loses the job."""
         if self.lease is not None and self.clock.monotonic() + seconds + 30 >= self.lease_deadline:
             self.commit(Checkpoint())
-        self.clock.sleep(seconds)
+        left = max(seconds, 0.0)
+        while True:  # in slices: a shutdown does not wait for a long Retry-After
+            self.check_halted()
+            if left <= 0:
+                return
+            step = min(left, HALT_SLICE)
+            self.clock.sleep(step)
+            left -= step
+
+    def check_halted(self) -> None:
+        """Stop here (CyclePaused) if the runner is shutting down. A shutdown lets the batch
+        in flight finish (its checkpoint), but not wait out a failing target's retries: then
+        it stops between two attempts, and the batch's write-ahead record is settled by the
+        next cycle, as after a crash."""
+        if self.halted():
+            raise CyclePaused
 
     def link_changed(self, mapping: str, anchor: str, work: Checkpoint) -> None:
         """Note that a link appeared, went or changed; durable with ``work``, so a cycle

@@ -74,6 +74,17 @@ from engine.store.base import Escrow, Lease, this_host
 from engine.templates import Template, builtin_templates
 from engine.validation import validate_schema
 
+
+@attrs.frozen
+class _NoCycle:
+    """What a cycle that could not start leaves for its status (no source was read)."""
+
+    cycle_id: str
+    counters: cycle_module.Counters
+    started: datetime
+    settings: JobSettings
+
+
 DEFAULT_APPLICATION = "00000000-0000-0000-0000-000000000000"
 _RESTART_DEFAULT = frozenset(
     {RestartScope.WATERMARK, RestartScope.ESCROWS, RestartScope.QUARANTINE_STATE}
@@ -295,14 +306,16 @@ class SyncEngine:
         row = self._row(job_id)
         parsed = self._schema(schema)
         validate_schema(parsed)
+        template = self.templates.get(row.job.template_id or "")
+        if template is not None and template.check_schema is not None:
+            template.check_schema(parsed)
         old = row.job.schema or SynchronizationSchema()
-        if attrs.evolve(parsed, version=old.version) != old:  # Graph bumps it on every change
-            parsed = attrs.evolve(parsed, version=discovery.bump(old.version))
-        else:
-            parsed = old
+        if attrs.evolve(parsed, version=old.version) == old:
+            return  # the same schema sent back (a GET then PUT): nothing to do, nothing reset
+        parsed = attrs.evolve(parsed, version=discovery.bump(old.version))  # as Graph does
         compiled = self._compile(parsed, self._regex_seconds(row))
         self.store.reset(job_id, watermarks=True, escrows=False, links=False)
-        self.store.save_job(attrs.evolve(row, job=attrs.evolve(row.job, schema=parsed)))
+        self._update(job_id, lambda r: attrs.evolve(r, job=attrs.evolve(r.job, schema=parsed)))
         self._compiled[job_id] = (parsed, compiled)
 
     def delete_job(self, job_id: str) -> None:
@@ -316,20 +329,25 @@ class SyncEngine:
 
     # ------------------------------------------------------------------------ commands
     def start(self, job_id: str) -> None:
-        row = self._row(job_id)
-        status = self._status(row)
-        code = transition(status.code, Command.START)
-        assert isinstance(code, StatusCode)
-        self._save(row, attrs.evolve(status, code=code, quarantine=None), next_run=self.clock.now())
+        def started(row: JobRow) -> JobRow:
+            status = self._status(row)
+            code = transition(status.code, Command.START)
+            assert isinstance(code, StatusCode)
+            status = attrs.evolve(status, code=code, quarantine=None)
+            return self._with_status(row, status, next_run=self.clock.now())
+
+        self._update(job_id, started)
         self._log.info("job_started", job_id=job_id)
         self._now_due()
 
     def pause(self, job_id: str) -> None:
-        row = self._row(job_id)
-        status = self._status(row)
-        code = transition(status.code, Command.PAUSE)
-        assert isinstance(code, StatusCode)
-        self._save(row, attrs.evolve(status, code=code, quarantine=None))
+        def paused(row: JobRow) -> JobRow:
+            status = self._status(row)
+            code = transition(status.code, Command.PAUSE)
+            assert isinstance(code, StatusCode)
+            return self._with_status(row, attrs.evolve(status, code=code, quarantine=None))
+
+        self._update(job_id, paused)
         self._log.info("job_paused", job_id=job_id)
 
     def restart(
@@ -351,15 +369,21 @@ class SyncEngine:
             escrows=RestartScope.ESCROWS in scopes,
             links=RestartScope.CONNECTOR_DATA_STORE in scopes,
         )
-        if RestartScope.QUARANTINE_STATE in scopes:
-            status = attrs.evolve(status, count_successive_complete_failures=0)
-        status = attrs.evolve(status, code=code, quarantine=None)
-        self._save(
-            row,
-            status,
-            next_run=self.clock.now(),
-            force_deletes=row.force_deletes or RestartScope.FORCE_DELETES in scopes,
-        )
+
+        def restarted(row: JobRow) -> JobRow:
+            status = self._status(row)
+            code = transition(status.code, Command.RESTART)
+            assert isinstance(code, StatusCode)
+            if RestartScope.QUARANTINE_STATE in scopes:
+                status = attrs.evolve(status, count_successive_complete_failures=0)
+            return self._with_status(
+                row,
+                attrs.evolve(status, code=code, quarantine=None),
+                next_run=self.clock.now(),
+                force_deletes=row.force_deletes or RestartScope.FORCE_DELETES in scopes,
+            )
+
+        self._update(job_id, restarted)
         self._log.info("job_restarted", job_id=job_id, scope=sorted(s.value for s in scopes))
         self._now_due()
 
@@ -455,15 +479,36 @@ class SyncEngine:
             raise TransitionError(
                 f"job {job_id} is {status.code.value}: start it before running a cycle"
             )
-        source, target = self._connectors_for(row)
         secrets = self.store.get_secrets(row.application_id)
         settings = JobSettings.parse(row.job.synchronization_job_settings, secrets)
+        try:
+            source, target = self._connectors_for(row)
+        except ConfigurationError as exc:
+            if job_id in self._connectors or not self._has_connectors(row):
+                raise  # nothing to build from: the embedder's mistake, not the job's
+            return self._unbuildable(job_id, settings, exc)
         lease = self._acquire(job_id)
         try:
             return self._run_leased(job_id, row, source, target, settings, lease, stop, progress)
         finally:
             self._live.pop(job_id, None)
             self._live_pages.pop(job_id, None)
+            self.store.release_lease(lease)
+
+    def _unbuildable(
+        self, job_id: str, settings: JobSettings, error: ConfigurationError
+    ) -> SynchronizationTaskExecution:
+        """A template-built job whose connectors cannot be built from its secrets and schema
+        (a bad setting, say): the cycle fails before it starts, and its status says why, as
+        every failed cycle's does (and the schedule, not a loop, decides when it tries again)."""
+        lease = self._acquire(job_id)
+        try:
+            began = self.clock.now()
+            failure = CycleFailed(str(error))
+            self._log.warning("cycle_failed", job_id=job_id, error=str(failure))
+            facts = _NoCycle(uuid.uuid4().hex, cycle_module.Counters(), began, settings)
+            return self._finish(job_id, facts, None, failure)
+        finally:
             self.store.release_lease(lease)
 
     def _acquire(self, job_id: str) -> Lease:
@@ -485,6 +530,8 @@ class SyncEngine:
         stop: Callable[[], bool] | None = None,
         progress: Callable[[CycleProgress], None] | None = None,
     ) -> SynchronizationTaskExecution:
+        reporting = [progress]
+
         def on_progress(report: CycleProgress) -> None:
             self._live[job_id] = report
             ahead = -(-report.waiting // max(settings.page_size, 1))
@@ -494,8 +541,12 @@ class SyncEngine:
                 units="pages",
                 progress_observation_date_time=self.clock.now(),
             )
-            if progress is not None:
-                progress(report)
+            if reporting[0] is not None:
+                try:
+                    reporting[0](report)
+                except Exception as exc:  # a report, never a rule: the cycle goes on without it
+                    reporting[0] = None
+                    self._log.warning("progress_callback_failed", job_id=job_id, error=repr(exc))
 
         def should_stop() -> bool:
             if stop is not None and stop():
@@ -512,6 +563,7 @@ class SyncEngine:
             settings=settings,
             mappings=self._mappings(row),
             should_stop=should_stop,
+            halted=stop or (lambda: False),
             force_deletes=row.force_deletes,
             random=self.random,
             lease=lease,
@@ -546,29 +598,46 @@ class SyncEngine:
     def _finish(
         self,
         job_id: str,
-        ctx: cycle_module.CycleContext,
+        ctx: cycle_module.CycleContext | _NoCycle,
         outcome: cycle_module.CycleOutcome | None,
         failure: ConnectorError | None,
         *,
         due_now: bool = False,
     ) -> SynchronizationTaskExecution:
+        """The cycle's execution and what it does to the status, stored as one atomic update
+        of the job's row as it is now: a pause, a start or a schema saved while the cycle ran
+        (or while this runs) is kept, never overwritten with what the cycle read."""
         now = self.clock.now()
         execution = execution_of(ctx.cycle_id, ctx.counters, ctx.started, now, failure)
-        row = self._row(job_id)  # re-read: the job may have been paused meanwhile
-        before = self._status(row)
-        after = after_cycle(
-            before,
-            execution,
-            counters=ctx.counters,
-            outcome=outcome,
-            failure=failure,
-            settings=ctx.settings,
-            interval=row.job.schedule.interval if row.job.schedule else DEFAULT_INTERVAL,
-            now=now,
-            force_deletes=row.force_deletes,
-            entry_counts=self._entry_counts(row),
-        )
-        status = after.status
+        entry_counts = self._entry_counts(self._row(job_id))
+        live = self._live_pages.get(job_id)
+        ended: list[tuple[SynchronizationStatus, SynchronizationStatus]] = []
+
+        def finished(row: JobRow) -> JobRow:
+            before = self._status(row)
+            after = after_cycle(
+                before,
+                execution,
+                counters=ctx.counters,
+                outcome=outcome,
+                failure=failure,
+                settings=ctx.settings,
+                interval=row.job.schedule.interval if row.job.schedule else DEFAULT_INTERVAL,
+                now=now,
+                force_deletes=row.force_deletes,
+                entry_counts=entry_counts,
+            )
+            status = after.status
+            if live is not None and (outcome is None or outcome.paused):
+                status = attrs.evolve(status, progress=(live,))  # not complete: as far as it got
+            ended.append((before, status))
+            next_run = now if due_now else after.next_run  # stopped by a shutdown: at once
+            return self._with_status(
+                row, status, next_run=next_run, force_deletes=after.force_deletes
+            )
+
+        self._update(job_id, finished)
+        before, status = ended[-1]
         if status.quarantine is not None:
             self._log.warning(
                 "job_quarantined",
@@ -578,8 +647,6 @@ class SyncEngine:
             )
         elif before.code is StatusCode.QUARANTINE and status.code is StatusCode.ACTIVE:
             self._log.info("job_recovered", job_id=job_id)
-        next_run = now if due_now else after.next_run  # stopped by a shutdown: resume at once
-        self._save(row, status, next_run=next_run, force_deletes=after.force_deletes)
         self.store.prune_logs(job_id, now - ctx.settings.log_retention)
         return execution
 
@@ -685,25 +752,31 @@ class SyncEngine:
     def _status(row: JobRow) -> SynchronizationStatus:
         return row.job.status or SynchronizationStatus()
 
-    def _save(
-        self,
+    @staticmethod
+    def _with_status(
         row: JobRow,
         status: SynchronizationStatus,
         *,
         next_run: Any = None,
         force_deletes: bool | None = None,
-    ) -> None:
+    ) -> JobRow:
         schedule = row.job.schedule or SynchronizationSchedule(interval=DEFAULT_INTERVAL)
         schedule = attrs.evolve(schedule, state=SCHEDULE_STATE[status.code])
         job = attrs.evolve(row.job, status=status, schedule=schedule)
-        self.store.save_job(
-            JobRow(
-                application_id=row.application_id,
-                job=job,
-                next_run=next_run if next_run is not None else row.next_run,
-                force_deletes=row.force_deletes if force_deletes is None else force_deletes,
-            )
+        return JobRow(
+            application_id=row.application_id,
+            job=job,
+            next_run=next_run if next_run is not None else row.next_run,
+            force_deletes=row.force_deletes if force_deletes is None else force_deletes,
         )
+
+    def _update(self, job_id: str, change: Callable[[JobRow], JobRow]) -> JobRow:
+        """``change`` applied to the job's stored row as one atomic step (StateStore.
+        update_job): a command, a schema save and a cycle's end never undo one another."""
+        new = self.store.update_job(job_id, change)
+        if new is None:
+            raise NotFoundError(f"no job {job_id!r}")
+        return new
 
     def _reconfigure(self, row: JobRow, secrets: Mapping[str, str]) -> None:
         template = self.templates.get(row.job.template_id or "")
@@ -711,9 +784,14 @@ class SyncEngine:
             return
         missing = [k for k in template.required_secrets if not secrets.get(k)]
         command = Command.UNCONFIGURE if missing else Command.CONFIGURE
-        code = transition(self._status(row).code, command)
-        assert isinstance(code, StatusCode)
-        self._save(row, attrs.evolve(self._status(row), code=code))
+
+        def reconfigured(current: JobRow) -> JobRow:
+            status = self._status(current)
+            code = transition(status.code, command)
+            assert isinstance(code, StatusCode)
+            return self._with_status(current, attrs.evolve(status, code=code))
+
+        self._update(row.job.id or "", reconfigured)
 
     def _connectors_for(self, row: JobRow) -> tuple[Source, Target]:
         """Attached connectors, else the template's, built from the secrets and the schema
@@ -745,7 +823,7 @@ class SyncEngine:
             return _check_connectors(
                 template.build_source(secrets, schema), template.build_target(secrets, schema)
             )
-        except ConnectorError as exc:  # e.g. a malformed URL in the secrets
+        except (ConnectorError, ValueError) as exc:  # e.g. a malformed URL in the secrets
             raise ConfigurationError(f"cannot build the job's connectors: {exc}") from None
 
     def _close_built(self, job_id: str) -> None:
@@ -820,12 +898,19 @@ class SyncEngine:
             close = getattr(connector, "close", None) if attached is None else None
             if close is not None:
                 close()
-        fresh = self._row(job_id)  # re-read: a command or a cycle may have saved it meanwhile
-        merged, directory = discovery.apply(
-            fresh.job.schema or SynchronizationSchema(), directory_id, found, self.clock.now()
-        )
-        validate_schema(merged)
-        self.store.save_job(attrs.evolve(fresh, job=attrs.evolve(fresh.job, schema=merged)))
+        now = self.clock.now()
+        refreshed: list[DirectoryDefinition] = []
+
+        def merged_into(current: JobRow) -> JobRow:  # the schema as stored now: a command, a
+            merged, directory = discovery.apply(  # cycle or a PUT may have saved it meanwhile
+                current.job.schema or SynchronizationSchema(), directory_id, found, now
+            )
+            validate_schema(merged)
+            refreshed.append(directory)
+            return attrs.evolve(current, job=attrs.evolve(current.job, schema=merged))
+
+        self._update(job_id, merged_into)
+        directory = refreshed[-1]
         self._log.info(
             "directory_discovered",
             job_id=job_id,

@@ -6,6 +6,7 @@ checkpoint instead, because carriage returns make a log unreadable.
 
 from __future__ import annotations
 
+import os
 from typing import TextIO
 
 from engine._context import CycleProgress
@@ -34,19 +35,35 @@ class ProgressBar:
         self.out = out
         self.redraw = redraw
         self._shown = 0  # characters on the current line (redraw mode)
+        self.gone = False  # the reader closed the pipe
 
     def __call__(self, report: CycleProgress) -> None:
         line = render(report)
         if self.redraw:
             padding = " " * max(self._shown - len(line), 0)
-            self.out.write(f"\r{line}{padding}")
+            self._write(f"\r{line}{padding}")
             self._shown = len(line)
         else:
-            self.out.write(line + "\n")
-        self.out.flush()
+            self._write(line + "\n")
 
     def close(self) -> None:
         if self.redraw and self._shown:
-            self.out.write("\n")
-            self.out.flush()
+            self._write("\n")
             self._shown = 0
+
+    def _write(self, text: str) -> None:
+        """Write, unless the reader went away (``syncjob run … | head``): then the bar goes
+        quiet and the output is sent to /dev/null, so the cycle runs to its end regardless."""
+        if self.gone:
+            return
+        try:
+            self.out.write(text)
+            self.out.flush()
+        except BrokenPipeError:
+            self.gone = True
+            try:
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, self.out.fileno())
+                os.close(devnull)
+            except (OSError, ValueError):  # not a real file: nothing to redirect
+                pass

@@ -23,6 +23,7 @@ from engine._engine import SyncEngine
 from engine.errors import JobRunningElsewhere
 
 DEFAULT_INTERVAL = 1.0  # longest sleep between scheduling passes (seconds)
+MAX_REST = 60.0  # longest a job whose attempts keep raising waits between them (seconds)
 MIN_SLEEP = 0.005  # shortest: a clock that is a little off cannot make the pass spin
 
 
@@ -47,6 +48,7 @@ class Runner:
         self._lock = threading.Lock()
         self._running: dict[str, Future[None]] = {}
         self._resting: dict[str, float] = {}  # job id -> clock.monotonic() it may run again
+        self._strikes: dict[str, int] = {}  # job id -> attempts in a row that raised
         self._stopping = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -86,6 +88,8 @@ class Runner:
     def _cycle(self, job_id: str, future: Future[None]) -> None:
         try:
             self.engine.run_cycle(job_id, stop=self._stopping.is_set)
+            with self._lock:
+                self._strikes.pop(job_id, None)
         except JobRunningElsewhere:
             self._log.info("job_running_elsewhere", job_id=job_id)
             self._rest(job_id)
@@ -99,8 +103,13 @@ class Runner:
             self._wake.set()  # a worker is free: look for due jobs now
 
     def _rest(self, job_id: str) -> None:
+        """Keep a job whose attempt raised out for ``interval``, doubling with each attempt
+        in a row that raises (up to MAX_REST): a broken job costs little, a passing hiccup
+        (another runner's lease) is retried soon."""
         with self._lock:
-            self._resting[job_id] = self.engine.clock.monotonic() + self.interval
+            strikes = self._strikes[job_id] = self._strikes.get(job_id, 0) + 1
+            rest = min(self.interval * 2.0 ** min(strikes - 1, 16), max(MAX_REST, self.interval))
+            self._resting[job_id] = self.engine.clock.monotonic() + rest
 
     def _resting_now(self) -> set[str]:
         """Jobs whose last attempt here raised: they stay due, but wait ``interval``."""

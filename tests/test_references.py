@@ -13,7 +13,7 @@ from connectors.base import UnreachableError
 from connectors.memory import MemoryDirectory
 from engine import ManualClock, QuarantineReason, StatusCode, SyncEngine
 from tests.test_proofs import Crash
-from tests.test_references_property import schema_with_scope
+from tests.test_references_property import schema_changed, schema_with_scope
 
 MAPPING = "memoryToMemory:User:User"
 
@@ -166,7 +166,7 @@ def test_every_full_read_reconciles(tmp_path: Path, clock: ManualClock, reread: 
     if reread == "restart":
         engine.restart(job_id, "Watermark")
     elif reread == "schema":
-        engine.update_schema(job_id, engine.get_schema(job_id))
+        engine.update_schema(job_id, schema_changed(engine, job_id))
     else:
         source.forget_changes()
     engine.run_cycle(job_id)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import os
 import socket
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple, Protocol
 
@@ -316,6 +316,12 @@ class StateStore(Protocol):
     def save_job(self, row: JobRow) -> None: ...
     def get_job(self, job_id: str) -> JobRow | None: ...
     def list_jobs(self, application_id: str | None = None) -> list[JobRow]: ...
+    def update_job(self, job_id: str, change: Callable[[JobRow], JobRow]) -> JobRow | None:
+        """Read the job's row, store ``change(row)``, atomically: no other writer (thread or
+        process) saves the row in between. None if there is no such job. ``change`` only
+        computes (it may read the store, never write it); what it raises aborts the update."""
+        ...
+
     def job_code(self, job_id: str) -> StatusCode | None: ...
     def delete_job(self, job_id: str) -> None: ...
 

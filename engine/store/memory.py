@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 
 import attrs
@@ -86,6 +86,15 @@ class MemoryStateStore:
 
     def get_job(self, job_id: str) -> JobRow | None:
         return self._jobs.get(job_id)
+
+    def update_job(self, job_id: str, change: Callable[[JobRow], JobRow]) -> JobRow | None:
+        with self._lock:
+            row = self._jobs.get(job_id)
+            if row is None:
+                return None
+            new = change(row)
+            self._jobs[job_id] = new
+            return new
 
     def list_jobs(self, application_id: str | None = None) -> list[JobRow]:
         rows = sorted(self._jobs.values(), key=lambda r: r.job.id or "")

@@ -14,7 +14,7 @@ import json
 import operator
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -179,6 +179,23 @@ class SqliteStateStore(RecoveryTables):
                 int(row.force_deletes),
             ),
         )
+
+    def update_job(self, job_id: str, change: Callable[[JobRow], JobRow]) -> JobRow | None:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")  # other processes' writers wait for us
+            try:
+                rows = self._db.execute(
+                    "SELECT application_id, body, next_run, force_deletes FROM jobs WHERE id=?",
+                    (job_id,),
+                ).fetchall()
+                new = change(self._job_row(rows[0])) if rows else None
+                if new is not None:
+                    self.save_job(new)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            return new
 
     def _job_row(self, values: tuple[Any, ...]) -> JobRow:
         application_id, body, next_run, force_deletes = values

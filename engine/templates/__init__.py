@@ -31,6 +31,8 @@ class Template:
     required_secrets: tuple[str, ...] = ()
     build_source: SourceFactory | None = None
     build_target: TargetFactory | None = None
+    #: raises MappingError for a schema its connectors could never be built from
+    check_schema: Callable[[SynchronizationSchema], None] | None = None
 
     @property
     def id(self) -> str:
@@ -74,6 +76,17 @@ def _scim_target(secrets: Mapping[str, str], schema: SynchronizationSchema) -> T
     return target
 
 
+def _ldap_check(source: bool, target: bool) -> Callable[[SynchronizationSchema], None]:
+    def check(schema: SynchronizationSchema) -> None:
+        from engine.templates import _ldap  # noqa: PLC0415
+
+        for side, wanted in ((True, source), (False, target)):
+            if wanted:
+                _ldap.check_schema(schema, side)
+
+    return check
+
+
 LDAP_SOURCE_SECRETS = ("SourceUrl", "SourceUserName", "SourcePassword", "SourceBaseDn")
 LDAP_TARGET_SECRETS = ("Url", "UserName", "Password", "BaseDn")
 SCIM_SOURCE_SECRETS = ("SourceBaseAddress", "SourceSecretToken")
@@ -88,17 +101,20 @@ def builtin_templates() -> dict[str, Template]:
             required_secrets=LDAP_SOURCE_SECRETS + LDAP_TARGET_SECRETS,
             build_source=_ldap_source,
             build_target=_ldap_target,
+            check_schema=_ldap_check(source=True, target=True),
         ),
         "ldapToScim": Template(
             graph=load_builtin("ldapToScim"),
             required_secrets=LDAP_SOURCE_SECRETS + SCIM_TARGET_SECRETS,
             build_source=_ldap_source,
             build_target=_scim_target,
+            check_schema=_ldap_check(source=True, target=False),
         ),
         "scimToLdap": Template(
             graph=load_builtin("scimToLdap"),
             required_secrets=SCIM_SOURCE_SECRETS + LDAP_TARGET_SECRETS,
             build_source=_scim_source,
             build_target=_ldap_target,
+            check_schema=_ldap_check(source=False, target=True),
         ),
     }

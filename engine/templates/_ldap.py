@@ -16,8 +16,9 @@ from collections.abc import Mapping
 from connectors.ldap.config import LdapObjectType
 from connectors.ldap.connection import LdapEndpoint
 from connectors.ldap.source import LdapSource
+from connectors.ldap.syntax import check_attribute_description
 from connectors.ldap.target import LdapTarget
-from engine.errors import ConfigurationError
+from engine.errors import ConfigurationError, MappingError
 from engine.model import AttributeType, DirectoryDefinition, SynchronizationSchema
 
 DELTA_MODES = ("accesslog", "timestamp")
@@ -50,6 +51,31 @@ def _directory(schema: SynchronizationSchema, source: bool) -> DirectoryDefiniti
             return directory
     side = "source" if source else "target"
     raise ConfigurationError(f"the schema has no directory definition for the {side} directory")
+
+
+def check_schema(schema: SynchronizationSchema, source: bool) -> None:
+    """Refuse, when the schema is saved, what would keep the connector from ever being built:
+    an attribute of the LDAP directory that is not an LDAP attribute description (it would
+    be put into filters and DNs). No secrets and no I/O are needed for that."""
+    try:
+        directory = _directory(schema, source)
+    except ConfigurationError:
+        return  # no such directory: the schema's own validation speaks about its rules
+    side = "source" if source else "target"
+    for o, definition in enumerate(directory.objects):
+        for a, attribute in enumerate(definition.attributes):
+            try:
+                check_attribute_description(attribute.name or "")
+            except ValueError as exc:
+                raise MappingError(
+                    f"$.directories[{directory.name}].objects[{o}].attributes[{a}]: the LDAP "
+                    f"{side} directory's {definition.name} has {exc}",
+                    attribute=attribute.name,
+                ) from None
+    try:
+        object_types(directory, "dc=check")
+    except ValueError as exc:
+        raise MappingError(f"the LDAP {side} directory {directory.name}: {exc}") from None
 
 
 def object_types(directory: DirectoryDefinition, base_dn: str) -> list[LdapObjectType]:

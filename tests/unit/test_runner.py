@@ -183,9 +183,9 @@ def test_a_start_wakes_the_runner(engine: SyncEngine) -> None:
     assert runner._wake.set not in engine.due_listeners
 
 
-def test_a_job_whose_cycle_raises_rests_one_interval(engine: SyncEngine) -> None:
+def test_a_job_whose_cycle_raises_rests_doubling_intervals(engine: SyncEngine) -> None:
     """A cycle that raises leaves the job due; the runner tries it again after ``interval``,
-    not in a loop."""
+    then twice as long after each failure in a row, never in a loop."""
     assert isinstance(engine.clock, ManualClock)
     job = engine.create_job("memoryToMemory", schedule="PT10M")
     assert job.id is not None
@@ -207,5 +207,10 @@ def test_a_job_whose_cycle_raises_rests_one_interval(engine: SyncEngine) -> None
         engine.clock.advance(timedelta(seconds=2))
         finish(runner.run_once())
         assert calls == [job.id, job.id]
+        engine.clock.advance(timedelta(seconds=2))
+        assert runner.run_once() == []  # a second failure in a row: 4 s
+        engine.clock.advance(timedelta(seconds=2))
+        finish(runner.run_once())
+        assert calls == [job.id] * 3
     finally:
         runner.stop(WAIT)
