@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import attrs
 import pytest
 
 import engine.store.sqlite as sqlite_module
@@ -232,6 +234,41 @@ def test_log_batches_come_newest_first_under_their_bounds(store: StateStore) -> 
         assert previous is None or bound <= previous
         previous = bound
     assert list(store.log_batches("nobody")) == []
+
+
+def test_update_job_is_atomic_and_a_raising_change_writes_nothing(store: StateStore) -> None:
+    """update_job: concurrent read-modify-writes from threads never lose one another's
+    change, and a change that raises leaves the row as it was."""
+    store.save_job(job_row())
+
+    def bump(row: JobRow) -> JobRow:
+        status = row.job.status or SynchronizationStatus()
+        count = status.count_successive_complete_failures + 1
+        job = attrs.evolve(
+            row.job, status=attrs.evolve(status, count_successive_complete_failures=count)
+        )
+        return attrs.evolve(row, job=job)
+
+    def many() -> None:
+        for _ in range(50):
+            store.update_job("j1", bump)
+
+    threads = [threading.Thread(target=many) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    row = store.get_job("j1")
+    assert row is not None and row.job.status is not None
+    assert row.job.status.count_successive_complete_failures == 200
+
+    def refuse(row: JobRow) -> JobRow:
+        raise ValueError("no")
+
+    with pytest.raises(ValueError):
+        store.update_job("j1", refuse)
+    assert store.get_job("j1") == row
+    assert store.update_job("nobody", bump) is None
 
 
 def test_values_encoding_round_trips() -> None:
