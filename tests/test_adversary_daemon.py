@@ -52,7 +52,7 @@ CLOCK = SystemClock()
 def test_a_raising_progress_callback_does_not_fail_the_cycle(make_job: Any) -> None:
     """ARCHITECTURE rule 13: "Progress is a report, never a rule". A progress callback that
     raises (a progress bar writing to a closed pipe) must not turn a good cycle into a failed
-    one. Now: on_progress is called inside the cycle (CycleContext.page_done, after the
+    one. Was: on_progress is called inside the cycle (CycleContext.page_done, after the
     checkpoint), its exception ends the cycle like a crash: lastExecution Failed
     ("CycleFailed: BrokenPipeError"), countSuccessiveCompleteFailures 1, the rest of the
     window's intents left in doubt (the next cycle rewrites the 100 objects already done)."""
@@ -102,7 +102,7 @@ def test_run_once_into_a_closed_pipe_still_completes_the_cycle(
 ) -> None:
     """``syncjob run JOB --once | head -n 1``: the reader goes away after the first bar line.
     The cycle itself should still complete (every user in the target, the job's last
-    execution Succeeded); only the printing may fail. Now: the bar's BrokenPipeError raised
+    execution Succeeded); only the printing may fail. Was: the bar's BrokenPipeError raised
     in the progress callback fails the cycle (lastExecution Failed, CycleFailed:
     BrokenPipeError) and stops it after the first pages."""
     users = 200
@@ -154,7 +154,7 @@ def _during_finish(engine: SyncEngine, action: Callable[[], None]) -> None:
 
 def test_a_pause_that_arrives_as_a_cycle_ends_is_not_lost(make_job: Any) -> None:
     """POST pause answered 204 while the runner's cycle was finishing: the job must end up
-    Paused. Now: SyncEngine._finish re-reads the row, computes the status, and saves the whole
+    Paused. Was: SyncEngine._finish re-reads the row, computes the status, and saves the whole
     row it read (SyncEngine._save), so a pause saved in between is overwritten with Active and
     the job keeps running on its schedule."""
     engine, job_id, _, _ = make_job(users=3)
@@ -167,7 +167,7 @@ def test_a_pause_that_arrives_as_a_cycle_ends_is_not_lost(make_job: Any) -> None
 
 def test_a_schema_put_that_arrives_as_a_cycle_ends_is_not_lost(make_job: Any) -> None:
     """PUT schema answered 204 (and reset the watermarks) while a cycle was finishing: the new
-    schema must be the stored one. Now: _finish saves the row it read before the PUT, so the
+    schema must be the stored one. Was: _finish saves the row it read before the PUT, so the
     old schema (and old version) comes back, while the watermarks the PUT reset stay reset:
     the next cycle is a full read with the schema the user replaced."""
     engine, job_id, _, _ = make_job(users=3)
@@ -192,7 +192,7 @@ def test_a_cycle_that_ends_while_discover_merges_keeps_its_status(
 ) -> None:
     """discover re-reads the job row after the directory answered, merges, validates and
     saves that whole row: a runner's cycle that finishes in between (its status, lastExecution,
-    next run) is overwritten. The cycle's execution should survive the discover. Now:
+    next run) is overwritten. The cycle's execution should survive the discover. Was:
     lastExecution is back to None and the job is due again at once (next_run of the old
     row). Root cause: SyncEngine.discover saves ``fresh`` (a read-modify-write of the whole
     JobRow, like _finish), instead of updating only the schema."""
@@ -465,7 +465,7 @@ def test_sigterm_stops_the_daemon_while_its_target_hangs(
     """README: SIGTERM stops the server, running cycles end at their next checkpoint. With a
     SCIM target that accepts writes and never answers, the daemon should still exit within
     about one request timeout (30 s) of SIGTERM: the stop flag is only read between pages, so
-    a stuck page must not hold the process. Now: every object of the page is still tried,
+    a stuck page must not hold the process. Was: every object of the page is still tried,
     each write waits its 30 s timeout and is retried (TransientRetries, backoff) before the
     next, so SIGTERM takes minutes to hours (20 users: 5 rounds of 4 threads x 4 attempts
     x 30 s); service managers SIGKILL it. Root cause: no should_stop check inside a page's
@@ -512,7 +512,7 @@ def test_the_daemons_log_never_shows_a_secret(
 ) -> None:  # fmt: skip
     """README: secrets leave the engine only masked; attribute values are never logged. A job
     whose cycle raises before it starts (SourceDeltaMode "bogus") makes ``syncjob serve``
-    log ``job_run_failed`` with the exception. Now, with the default console log format, that
+    log ``job_run_failed`` with the exception. Was, with the default console log format, that
     is structlog's rich traceback with every frame's local variables: the application's
     secrets dict (SourcePassword, SecretToken) is printed in clear text, about 7,000 lines per
     failure (and ~2 s of CPU each, see the idle daemon test). The same happens for any
