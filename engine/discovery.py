@@ -22,7 +22,7 @@ from datetime import datetime
 
 import attrs
 
-from connectors.discovery import DiscoveredAttribute, DiscoveredSchema
+from connectors.discovery import DiscoveredAttribute, DiscoveredSchema, check_bounds
 from engine.errors import DiscoveryNotSupported, NotFoundError
 from engine.model import (
     AttributeDefinition,
@@ -123,7 +123,10 @@ def apply(
     schema: SynchronizationSchema, directory_id: str, found: DiscoveredSchema, now: datetime
 ) -> tuple[SynchronizationSchema, DirectoryDefinition]:
     """The schema with that directory merged (version bumped when objects or attributes
-    were added), and the merged directory."""
+    were added), and the merged directory. What any connector found is bounded again here
+    (connectors.discovery.check_bounds: DiscoveryError, a ConnectorError, 502 at the API),
+    since a Discoverable need not be one of ours; nothing is stored when it is refused."""
+    check_bounds(found)
     old = find_directory(schema, directory_id)
     new = merge(old, found, now)
     directories = tuple(new if d is old else d for d in schema.directories)

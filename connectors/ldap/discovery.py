@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import ldap3
+from ldap3.core.exceptions import LDAPException
 from ldap3.protocol.rfc4512 import AttributeTypeInfo, ObjectClassInfo
 
 from connectors.base import ConnectorError
@@ -33,6 +34,8 @@ from connectors.discovery import (
     DiscoveredAttribute,
     DiscoveredObject,
     DiscoveredSchema,
+    DiscoveryError,
+    check_bounds,
 )
 from connectors.ldap.config import LdapObjectType
 from connectors.ldap.connection import LdapClient
@@ -67,9 +70,17 @@ def describe(
     attribute_type_definitions: Iterable[str],
 ) -> DiscoveredSchema:
     """Each type's attributes: MUST then MAY of its classes and their superclasses, in the
-    order the classes and the subschema give them, each attribute once."""
-    classes = ObjectClassInfo.from_definition(list(object_class_definitions))
-    attributes = AttributeTypeInfo.from_definition(list(attribute_type_definitions))
+    order the classes and the subschema give them, each attribute once. A definition
+    ldap3 cannot parse (it raises LDAPSchemaError, or IndexError on a truncated one) is the
+    server's fault: DiscoveryError, not a 500."""
+    try:
+        classes = ObjectClassInfo.from_definition(list(object_class_definitions))
+        attributes = AttributeTypeInfo.from_definition(list(attribute_type_definitions))
+    except (LDAPException, LookupError, ValueError, TypeError) as exc:
+        raise DiscoveryError(
+            f"the LDAP server's subschema is malformed ({type(exc).__name__}): an objectClasses "
+            "or attributeTypes definition is not RFC 4512"
+        ) from None
     names = tuple(t.name for t in types)
     objects = []
     for kind in types:
@@ -84,7 +95,8 @@ def describe(
             if attribute.name.lower() not in found:
                 found[attribute.name.lower()] = attribute
         objects.append(DiscoveredObject(name=kind.name, attributes=tuple(found.values())))
-    return DiscoveredSchema(objects=tuple(objects), discoverabilities=DISCOVERABILITIES)
+    found_schema = DiscoveredSchema(objects=tuple(objects), discoverabilities=DISCOVERABILITIES)
+    return check_bounds(found_schema, "the LDAP server's subschema")
 
 
 def _filter_classes(kind: LdapObjectType) -> list[str]:

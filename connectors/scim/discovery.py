@@ -17,11 +17,19 @@ written as it is:
 ``id`` (the anchor) and ``externalId`` are common attributes no schema lists (RFC 7643 §3.1):
 they come first. Only the resource types the connector reads and writes (User, Group) are
 described. :func:`describe` is pure; :func:`discover` does the two GETs.
+
+The answers are input from outside: every list the RFC defines (``Resources``,
+``attributes``, ``subAttributes``, ``referenceTypes``, ``canonicalValues``,
+``schemaExtensions``) must be a JSON array (or absent/null), else the whole answer is refused
+with :class:`~connectors.discovery.DiscoveryError` (502 at the API); and what an object may
+flatten to is bounded (``MAX_DISCOVERED_ATTRIBUTES``), checked while flattening so a small
+answer cannot make a huge one first. Sub-attributes are read one level deep only (RFC 7643
+§2.3.8: a sub-attribute is not complex), so nesting cannot grow the result either.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from connectors.base import ConnectorError
@@ -31,6 +39,7 @@ from connectors.discovery import (
     DATETIME,
     IMMUTABLE,
     INTEGER,
+    MAX_DISCOVERED_ATTRIBUTES,
     READ_ONLY,
     READ_WRITE,
     REFERENCE,
@@ -39,6 +48,9 @@ from connectors.discovery import (
     DiscoveredAttribute,
     DiscoveredObject,
     DiscoveredSchema,
+    DiscoveryError,
+    check_bounds,
+    too_many_attributes,
 )
 from connectors.scim.client import ScimClient, ScimNotFound, ScimRefused
 from connectors.scim.paths import ENTERPRISE, GROUP_SCHEMA, USER_SCHEMA
@@ -73,10 +85,31 @@ def describe(
         for urn in (core, *extensions):
             schema = by_id.get(urn.lower())
             prefix = "" if urn.lower() == core.lower() else f"{urn}:"
-            for attribute in _attributes(schema, prefix, tuple(wanted)):
+            for attribute in _attributes(schema, prefix, tuple(wanted), name):
                 found.setdefault(attribute.name.lower(), attribute)
+        if len(found) > MAX_DISCOVERED_ATTRIBUTES:
+            raise too_many_attributes(_WHERE, name)
         objects.append(DiscoveredObject(name=name, attributes=tuple(found.values())))
-    return DiscoveredSchema(objects=tuple(objects), discoverabilities=DISCOVERABILITIES)
+    found_schema = DiscoveredSchema(objects=tuple(objects), discoverabilities=DISCOVERABILITIES)
+    return check_bounds(found_schema, _WHERE)
+
+
+_WHERE = "the SCIM service's /Schemas"
+
+
+def _list(item: Mapping[str, Any] | None, key: str, what: str) -> list[Any]:
+    """``item[key]`` as the JSON array RFC 7643 defines it (absent or null: empty); any
+    other shape makes the whole answer malformed, rather than a TypeError (a 500) or a
+    string read character by character."""
+    value = None if item is None else item.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise DiscoveryError(
+            f"the SCIM service's answer is malformed: {key} of {what} is a "
+            f"{type(value).__name__}, not a JSON array"
+        )
+    return value
 
 
 def _resource_types(
@@ -87,23 +120,31 @@ def _resource_types(
     wanted: dict[str, tuple[str, tuple[str, ...]]] = {}
     known = {k.lower(): k for k in RESOURCE_TYPES}
     for item in resource_types:
+        if not isinstance(item, Mapping):
+            continue
         name = known.get(str(item.get("name") or item.get("id") or "").lower())
         if name is None or name in wanted:
             continue
         extensions = tuple(
             str(e["schema"])
-            for e in item.get("schemaExtensions") or ()
+            for e in _list(item, "schemaExtensions", f"resource type {name!r}")
             if isinstance(e, Mapping) and isinstance(e.get("schema"), str)
         )
-        wanted[name] = (str(item.get("schema") or RESOURCE_TYPES[name][0]), extensions)
+        core = item.get("schema")
+        wanted[name] = (core if isinstance(core, str) and core else RESOURCE_TYPES[name][0],
+                        extensions)  # fmt: skip
     return wanted
 
 
 def _attributes(
-    schema: Mapping[str, Any] | None, prefix: str, types: tuple[str, ...]
+    schema: Mapping[str, Any] | None, prefix: str, types: tuple[str, ...], object_name: str
 ) -> list[DiscoveredAttribute]:
+    """The schema's attributes, flattened; refused as soon as they pass the bound."""
     out: list[DiscoveredAttribute] = []
-    for item in (schema or {}).get("attributes") or ():
+    where = f"schema {str((schema or {}).get('id', ''))!r}"
+    for item in _list(schema, "attributes", where):
+        if len(out) > MAX_DISCOVERED_ATTRIBUTES:
+            raise too_many_attributes(_WHERE, object_name)
         if not isinstance(item, Mapping) or not isinstance(item.get("name"), str):
             continue
         name = prefix + item["name"]
@@ -112,9 +153,9 @@ def _attributes(
         if str(item.get("type", "")).lower() != "complex":
             out.append(_simple(name, item, multi, required, types))
             continue
-        subs = [s for s in item.get("subAttributes") or () if isinstance(s, Mapping)]
+        subs = [s for s in _list(item, "subAttributes", repr(name)) if isinstance(s, Mapping)]
         sub_names = {str(s.get("name", "")).lower(): s for s in subs}
-        referenced = _referenced(sub_names.get("$ref"), types)
+        referenced = _referenced(sub_names.get("$ref"), types, f"{name}.$ref")
         if "value" in sub_names and referenced:
             out.append(
                 DiscoveredAttribute(
@@ -127,7 +168,7 @@ def _attributes(
                 )
             )
             continue
-        kinds = _canonical(sub_names.get("type")) if multi else []
+        kinds = _canonical(sub_names.get("type"), f"{name}.type") if multi else []
         for sub in subs:
             sub_name = str(sub.get("name", ""))
             if not sub_name or (multi and sub_name.lower() in _NOT_FLATTENED):
@@ -137,8 +178,12 @@ def _attributes(
                 for kind in kinds:
                     path = f'{name}[type eq "{kind}"].{sub_name}'
                     out.append(_simple(path, sub, False, False, types, mutability))
+                    if len(out) > MAX_DISCOVERED_ATTRIBUTES:  # types x subs: stop early
+                        raise too_many_attributes(_WHERE, object_name)
             else:
                 out.append(_simple(f"{name}.{sub_name}", sub, multi, False, types, mutability))
+    if len(out) > MAX_DISCOVERED_ATTRIBUTES:
+        raise too_many_attributes(_WHERE, object_name)
     return out
 
 
@@ -150,7 +195,7 @@ def _simple(
     types: tuple[str, ...],
     mutability: str | None = None,
 ) -> DiscoveredAttribute:
-    referenced = _referenced(item, types)
+    referenced = _referenced(item, types, repr(name))
     return DiscoveredAttribute(
         name=name,
         type=REFERENCE if referenced else _TYPES.get(str(item.get("type", "")).lower(), STRING),
@@ -161,17 +206,19 @@ def _simple(
     )
 
 
-def _referenced(item: Mapping[str, Any] | None, types: tuple[str, ...]) -> tuple[str, ...]:
+def _referenced(
+    item: Mapping[str, Any] | None, types: tuple[str, ...], what: str
+) -> tuple[str, ...]:
     """The resource types a reference attribute names (``external`` and ``uri`` are URLs)."""
     if item is None or str(item.get("type", "")).lower() != "reference":
         return ()
     known = {t.lower(): t for t in types}
-    named = [known.get(str(r).lower()) for r in item.get("referenceTypes") or ()]
+    named = [known.get(str(r).lower()) for r in _list(item, "referenceTypes", what)]
     return tuple(dict.fromkeys(n for n in named if n))
 
 
-def _canonical(item: Mapping[str, Any] | None) -> list[str]:
-    values = (item or {}).get("canonicalValues") or ()
+def _canonical(item: Mapping[str, Any] | None, what: str) -> list[str]:
+    values = _list(item, "canonicalValues", what)
     return [v for v in values if isinstance(v, str) and v and '"' not in v and "]" not in v]
 
 
@@ -199,5 +246,5 @@ def discover(client: ScimClient) -> DiscoveredSchema:
 def _resources(body: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     """A ListResponse's resources; a service answering a bare array's worth in ``Resources``
     or (older ones) one resource is read as well."""
-    found: Sequence[Any] = body.get("Resources") or ([body] if "id" in body else [])
+    found = _list(body, "Resources", "the ListResponse") or ([body] if "id" in body else [])
     return [r for r in found if isinstance(r, Mapping)]

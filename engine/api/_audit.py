@@ -159,13 +159,16 @@ def encode_token(record: LogRecord) -> str:
 
 
 def decode_token(token: str) -> tuple[datetime, str]:
+    """A $skiptoken from encode_token; anything else (which the client controls) is a 400.
+    json.loads raises RecursionError on deeply nested text and ValueError on huge numbers,
+    besides its JSONDecodeError: every failure here is the token's, never a 500."""
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         when, rid = json.loads(raw)
         moment = datetime.fromisoformat(str(when).replace("Z", "+00:00"))
         if not isinstance(rid, str) or moment.tzinfo is None:
             raise ValueError(rid)
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+    except (ValueError, TypeError, binascii.Error, RecursionError, OverflowError):
         raise GraphError(400, "invalidRequest", "$skiptoken is not valid") from None
     return moment, rid
 

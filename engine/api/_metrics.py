@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from engine._engine import SyncEngine
+from engine.errors import NotFoundError
 from engine.model import StatusCode
 
 _LABELS = ("job", "template")
@@ -53,6 +54,10 @@ def metrics_registry(engine: SyncEngine) -> CollectorRegistry:
     )
     now = engine.clock.now()
     for job in engine.list_jobs():
+        try:
+            pending = engine.pending_changes(job.id or "")
+        except NotFoundError:  # deleted since list_jobs (a DELETE during the scrape): skip it
+            continue
         labels = {"job": job.id or "", "template": job.template_id or ""}
         state = job.status
         last = state.last_execution if state else None
@@ -72,7 +77,7 @@ def metrics_registry(engine: SyncEngine) -> CollectorRegistry:
         code = state.code if state else StatusCode.NOT_CONFIGURED
         quarantined.labels(**labels).set(1 if code is StatusCode.QUARANTINE else 0)
         cycles.labels(**labels).inc(engine.cycles_run.get(job.id or "", 0))
-        lag.labels(**labels).set(engine.pending_changes(job.id or ""))
+        lag.labels(**labels).set(pending)
         for each in StatusCode:
             status.labels(**labels, code=each.value).set(1 if each is code else 0)
     return registry

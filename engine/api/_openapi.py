@@ -241,7 +241,7 @@ def _versioned_paths() -> dict[str, dict[str, Any]]:
             ),
             "put": _op(
                 "putSecrets",
-                "Save the application's secrets",
+                "Save the application's secrets (the mask ***** as a value keeps the stored one)",
                 {**_NO_CONTENT, **_E400, **app_404},
                 body=_body(_ref("Secrets")),
             ),

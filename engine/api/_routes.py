@@ -520,9 +520,13 @@ def _audit_page(
     top: int,
     after: tuple[datetime, str] | None,
 ) -> tuple[list[LogRecord], LogRecord | None]:
-    """One page of every job's records (or one job's), read newest first and no further
-    than the page needs; a job deleted meanwhile has none."""
-    jobs = [job_id] if job_id is not None else [j.id for j in engine.list_jobs() if j.id]
+    """One page of every job's records (or those of the job ``jobId eq`` names), read newest
+    first and no further than the page needs; a job deleted meanwhile has none. The job id
+    is matched case-insensitively, as the jobId predicate and every string clause compare:
+    looking it up by the exact text would answer [] for the same filter in another case."""
+    jobs = [j.id for j in engine.list_jobs() if j.id]
+    if job_id is not None:
+        jobs = [one for one in jobs if one.lower() == job_id.lower()]
     logs = []
     for one in jobs:
         try:
@@ -534,10 +538,28 @@ def _audit_page(
 
 # ------------------------------------------------------------------ secrets, templates
 async def put_secrets(request: Request) -> Response:
+    """Graph's PUT (replaces every secret). A value equal to the mask GET answers with means
+    "unchanged": the stored value is kept, so a client PUTting back what GET returned does
+    not overwrite every secret with ``*****``. The mask for a key that is not stored has no
+    value to keep: 400 naming the key, nothing changed."""
     body = await _body(request, _Secrets)
     assert body is not None
+    engine = _engine(request)
     secrets = {p.key: p.value or "" for p in body.value}
-    await _call(_engine(request).set_secrets, _app_id(request), secrets)
+    masked = [k for k, v in secrets.items() if v == _MASK]
+    if masked:
+        await _call(engine.get_application, _app_id(request))  # an unknown one is a 404
+        stored = await _call(engine.store.get_secrets, _app_id(request))
+        unknown = [k for k in masked if k not in stored]
+        if unknown:
+            raise GraphError(
+                400,
+                "invalidRequest",
+                f"secret {unknown[0]!r} has the mask {_MASK!r} as its value but no stored "
+                "value to keep; send its real value",
+            )
+        secrets.update({k: stored[k] for k in masked})
+    await _call(engine.set_secrets, _app_id(request), secrets)
     return Response(status_code=204)
 
 

@@ -319,9 +319,16 @@ def test_bad_secrets_are_400(client: TestClient, v: str) -> None:
         client.put(secrets, json={"value": [{"key": "HardDeletesEnabled", "value": "maybe"}]}), 400
     )
     graph_error(client.put(secrets), 400)
+    # the mask means "keep the stored value": for a key with none, 400 naming it
+    masked = {"value": [{"key": "Kept", "value": "*****"}, {"key": "New", "value": "*****"}]}
+    assert "'New'" in graph_error(client.put(secrets, json=masked), 400)
     assert [plain(s) for s in client.get(secrets).json()["value"]] == [
         {"key": "Kept", "value": "*****"}
     ]
+    masked = {"value": [{"key": "Kept", "value": "*****"}, {"key": "New", "value": "2"}]}
+    assert client.put(secrets, json=masked).status_code == 204
+    engine = client.app.state.engine  # type: ignore[attr-defined]
+    assert engine.store.get_secrets(app) == {"Kept": "1", "New": "2"}
 
 
 # --------------------------------------------------------------------------------- auth

@@ -9,7 +9,15 @@ from typing import Any
 import attrs
 import pytest
 
-from connectors.discovery import DiscoveredAttribute, DiscoveredObject, DiscoveredSchema
+from connectors.discovery import (
+    MAX_DISCOVERED_ATTRIBUTES,
+    MAX_DISCOVERED_OBJECTS,
+    MAX_DISCOVERED_TOTAL,
+    DiscoveredAttribute,
+    DiscoveredObject,
+    DiscoveredSchema,
+    DiscoveryError,
+)
 from connectors.ldap.config import LdapObjectType
 from connectors.ldap.discovery import describe as describe_ldap
 from connectors.scim.discovery import describe as describe_scim
@@ -291,3 +299,64 @@ def test_scim_names_match_the_template() -> None:
         names = [(a.name or "").lower() for a in new.attributes]
         assert len(names) == len(set(names))
         assert new.attributes[: len(old.attributes)] == old.attributes
+
+
+# ------------------------------------------------- what a directory's answer may hold
+USER_URN = "urn:ietf:params:scim:schemas:core:2.0:User"
+
+
+@pytest.mark.parametrize(
+    ("key", "attribute"),
+    [
+        ("attributes", None),
+        ("subAttributes", {"name": "name", "type": "complex", "subAttributes": "x"}),
+        ("referenceTypes", {"name": "boss", "type": "reference", "referenceTypes": {"a": 1}}),
+        (
+            "canonicalValues",
+            {"name": "emails", "type": "complex", "multiValued": True,
+             "subAttributes": [{"name": "type", "canonicalValues": 3}, {"name": "value"}]},
+        ),
+    ],
+)  # fmt: skip
+def test_scim_lists_of_the_wrong_shape_are_the_services_error(
+    key: str, attribute: dict[str, Any] | None
+) -> None:
+    """Not a TypeError (a 500), nor a string read character by character: DiscoveryError,
+    a ConnectorError naming the key."""
+    attributes: Any = 7 if attribute is None else [attribute]
+    with pytest.raises(DiscoveryError, match=key):
+        describe_scim([{"id": USER_URN, "attributes": attributes}], None)
+
+
+def test_scim_flattening_is_bounded_while_it_runs() -> None:
+    subs: list[dict[str, Any]] = [
+        {"name": "type", "canonicalValues": [f"t{i}" for i in range(600)]}
+    ]
+    subs += [{"name": f"s{j}"} for j in range(600)]
+    emails = {"name": "emails", "type": "complex", "multiValued": True, "subAttributes": subs}
+    with pytest.raises(DiscoveryError, match=str(MAX_DISCOVERED_ATTRIBUTES)):
+        describe_scim([{"id": USER_URN, "attributes": [emails]}], None)
+
+
+def test_ldap_subschema_ldap3_cannot_parse_is_the_servers_error() -> None:
+    kind = LdapObjectType(name="User", base_dn="o=x", object_classes=("worker",))
+    for classes, types in [(["( x SUP"], []), (OBJECT_CLASSES, ["garbage"])]:
+        with pytest.raises(DiscoveryError, match="subschema is malformed"):
+            describe_ldap([kind], classes, types)
+
+
+def test_the_engine_bounds_what_any_connector_found() -> None:
+    """A Discoverable that is not one of ours is bounded too, before anything is merged."""
+    many = tuple(DiscoveredAttribute(name=f"a{i}") for i in range(MAX_DISCOVERED_ATTRIBUTES + 1))
+    huge = DiscoveredSchema(objects=(DiscoveredObject(name="User", attributes=many),))
+    with pytest.raises(DiscoveryError, match="per object"):
+        discovery.apply(schema(), "src", huge, NOW)
+    objects = tuple(DiscoveredObject(name=f"o{i}") for i in range(MAX_DISCOVERED_OBJECTS + 1))
+    with pytest.raises(DiscoveryError, match="object types"):
+        discovery.apply(schema(), "src", DiscoveredSchema(objects=objects), NOW)
+    wide = tuple(
+        DiscoveredObject(name=f"o{i}", attributes=many[:MAX_DISCOVERED_ATTRIBUTES])
+        for i in range(MAX_DISCOVERED_TOTAL // MAX_DISCOVERED_ATTRIBUTES + 1)
+    )
+    with pytest.raises(DiscoveryError, match="in all"):
+        discovery.apply(schema(), "src", DiscoveredSchema(objects=wide), NOW)
