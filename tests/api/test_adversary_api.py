@@ -42,7 +42,7 @@ def api(engine: SyncEngine) -> Iterator[TestClient]:
 # ------------------------------------------------------------------------ $skiptoken
 def test_deeply_nested_skiptoken_is_a_400_not_a_500(api: TestClient) -> None:
     """A $skiptoken that decodes to deeply nested JSON is "not valid" (400) like any other bad
-    token. Now: json.loads raises RecursionError, which decode_token does not catch -> 500."""
+    token. Was: json.loads raises RecursionError, which decode_token does not catch -> 500."""
     token = base64.urlsafe_b64encode(b"[" * 5000).decode("ascii").rstrip("=")
     response = api.get(f"{V}/auditLogs/provisioning", params={"$skiptoken": token})
     assert response.status_code == 400, response.text
@@ -54,7 +54,7 @@ def test_filter_on_job_id_is_case_insensitive_like_every_string_clause(
     api: TestClient, engine: SyncEngine
 ) -> None:
     """String clauses compare case-insensitively (the predicate lower-cases both sides), so
-    ``jobId eq '<the id upper-cased>'`` finds the job's records. Now: the fast path looks the
+    ``jobId eq '<the id upper-cased>'`` finds the job's records. Was: the fast path looks the
     job up by the exact text (engine.log_batches(job_id)), finds no such job, answers []."""
     app = new_app(api, V)
     job_id = new_job(api, V, app)
@@ -79,7 +79,7 @@ def test_schema_round_trip_changes_nothing_and_keeps_the_watermarks(
 ) -> None:
     """What GET returned, PUT (or PATCHed, as Graph's SDKs do) back unchanged, is accepted and
     changes nothing: same version, and the next cycle is a delta read (nothing imported).
-    Now: update_schema resets every watermark even when the schema is equal (it only skips
+    Was: update_schema resets every watermark even when the schema is equal (it only skips
     the version bump), so the SDK's no-op round trip forces a full re-read of the source
     (and revokes the lease of a cycle running meanwhile)."""
     app = new_app(api, V)
@@ -173,7 +173,7 @@ def test_malformed_scim_schemas_are_the_directorys_error_not_a_500(
 ) -> None:
     """A SCIM service whose /Schemas is JSON of the wrong shape is the directory's fault: a
     Graph error naming it (502 UnreachableError, as for a body that is not JSON, or a 4xx),
-    the schema unchanged, no secret shown. Now: connectors/scim/discovery.py iterates
+    the schema unchanged, no secret shown. Was: connectors/scim/discovery.py iterates
     ``Resources``/``attributes``/``subAttributes``/``referenceTypes``/``canonicalValues``
     as given (``x or ()``), so a number raises TypeError -> 500 generalException."""
     url, answers = hostile_scim
@@ -224,7 +224,7 @@ def test_a_schema_the_ldap_connector_cannot_be_built_from_is_refused_at_the_door
     """An LDAP directory attribute named ``given name`` (multivalued) is not an LDAP attribute
     description: the connector refuses it (LdapObjectType's converter raises ValueError), so
     the job could never run. The PUT should be refused (400 naming it), as validation refuses
-    every other schema that would run wrongly. Now: PUT 204; then every cycle raises
+    every other schema that would run wrongly. Was: PUT 204; then every cycle raises
     ValueError out of run_cycle (engine/templates/_ldap.py builds LdapObjectType outside the
     ``except ValueError`` that wraps LdapSource), the job's status never shows it, and
     ``syncjob serve`` logs a traceback for it every second (see the idle daemon test)."""
@@ -243,7 +243,7 @@ def test_a_job_whose_connectors_cannot_be_built_shows_the_failure_in_its_status(
 ) -> None:
     """Secrets the template cannot build connectors from (SourceDeltaMode "bogus") are
     accepted by PUT secrets; then the scheduled cycle should fail visibly: lastExecution Failed
-    naming SourceDeltaMode (or a quarantine), as Entra shows a job that cannot run. Now:
+    naming SourceDeltaMode (or a quarantine), as Entra shows a job that cannot run. Was:
     run_cycle raises ConfigurationError before the cycle starts (SyncEngine._connectors_for
     is outside _run_leased's error handling); run_pending and the daemon's runner log it and
     the job's status stays Active with no execution and no error, forever."""
@@ -264,7 +264,7 @@ def test_a_small_scim_schemas_answer_cannot_blow_the_schema_up(
     and 300 sub-attributes. Discovery flattens it to ``emails[type eq "tN"].sM`` for every
     pair: 90,000 attribute definitions, a 22 MB schema (600 x 600 from 15 KB: 360,000, 90 MB,
     a 10-15 s discover, a 15-23 s PUT back). Discovery should bound what a directory can add
-    (refuse, 400/502, schema unchanged, or cap it). Now: 200 and everything is stored; every
+    (refuse, 400/502, schema unchanged, or cap it). Was: 200 and everything is stored; every
     GET/PUT of the schema and every cycle's connector build (keyed on the schema) carries it.
     Root cause: connectors/scim/discovery.py _attributes has no bound on canonical types x
     sub-attributes, engine/limits.py none on a discovered directory."""
@@ -291,7 +291,7 @@ def test_secrets_round_trip_does_not_replace_the_secrets_with_their_mask(
 ) -> None:
     """A client that PUTs back what GET …/secrets returned (typed pairs whose values are the
     mask) must not destroy the stored secrets: the mask means "unchanged" (or the PUT is
-    refused, 400). Now: 204, and every secret is stored as the literal ``*****`` (the next
+    refused, 400). Was: 204, and every secret is stored as the literal ``*****`` (the next
     cycle fails with bad credentials; the real values are gone)."""
     app = new_app(api, V)
     secrets = {"BaseAddress": "https://scim.example/v2", "SecretToken": SECRET}
@@ -310,7 +310,7 @@ def test_metrics_survive_a_job_deleted_during_the_scrape(
     api: TestClient, engine: SyncEngine
 ) -> None:
     """A job deleted between the scrape's list of jobs and its lag lookup (an API DELETE
-    while Prometheus scrapes) must not break the scrape: 200 with the other jobs. Now:
+    while Prometheus scrapes) must not break the scrape: 200 with the other jobs. Was:
     metrics_registry calls engine.pending_changes(job), which raises NotFoundError for the
     deleted job, and the whole /metrics answers 404 itemNotFound."""
     app = new_app(api, V)
