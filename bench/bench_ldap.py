@@ -28,7 +28,7 @@ import ldap3
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine import ManualClock, SyncEngine, configure_logging
-from tests.ldap.ldap_jobs import PERSON, Tree, person
+from tests.ldap.ldap_jobs import PERSON, Tree, add_containers, person
 from tests.ldap.ldap_objects import modify_records
 from tests.ldap.slapd import BASE_DN, Slapd
 
@@ -50,14 +50,6 @@ def ldif(entries: list[tuple[str, list[str], dict[str, Any]]]) -> str:
 def tree_entries(tree: Tree) -> list[tuple[str, list[str], dict[str, Any]]]:
     return [(dn, ["organizationalUnit"], {"ou": dn.split(",")[0][3:]})
             for dn in (tree.base, tree.people, tree.groups)]  # fmt: skip
-
-
-def add_containers(server: Slapd, tree: Tree) -> None:
-    """The tree's base, ou=people and ou=groups on an empty server."""
-    connection = server.connect()
-    for dn, classes, values in tree_entries(tree):
-        connection.add(dn, classes, values)
-    connection.unbind()
 
 
 def users(tree: Tree, count: int, start: int = 0) -> list[tuple[str, list[str], dict[str, Any]]]:

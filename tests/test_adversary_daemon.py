@@ -12,7 +12,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -24,27 +24,25 @@ from connectors.discovery import DiscoveredAttribute, DiscoveredObject, Discover
 from connectors.memory import MemoryDirectory
 from engine import CycleProgress, SyncEngine, SystemClock
 from engine.model import TaskExecutionResult, to_graph
-from engine.serve import TOKENS_ENV
-from tests.api.daemon import start_daemon
 from tests.api.ldap_scim import (
-    DaemonApi,
-    ldap_picture,
+    TOKEN,
+    Start,
+    add_user,
+    converged,
+    daemon,
     ldap_to_scim_secrets,
-    listed,
-    members,
     source_tree,
     total,
     wait_until,
 )
 from tests.ldap.conftest import slapd_source, slapd_target
-from tests.ldap.ldap_jobs import PERSON, Tree, count, make_tree, modify, person, seed
+from tests.ldap.ldap_jobs import PERSON, count, make_tree, modify, person, seed
 from tests.ldap.slapd import Slapd
 from tests.processes import tail, terminate
 from tests.scim.conftest import make_scim_server
 from tests.scim.server import ScimServer
 
-__all__ = ["make_scim_server", "slapd_source", "slapd_target"]  # fixtures
-TOKEN = "adversary-daemon-token"
+__all__ = ["daemon", "make_scim_server", "slapd_source", "slapd_target"]  # fixtures
 CLOCK = SystemClock()
 
 
@@ -222,40 +220,6 @@ def test_a_cycle_that_ends_while_discover_merges_keeps_its_status(
 
 
 # ------------------------------------------------------------------- the daemon (#1 #2 #4)
-Start = Callable[[str], tuple[subprocess.Popen[bytes], DaemonApi]]
-
-
-@pytest.fixture
-def daemon(tmp_path: Path) -> Iterator[Start]:
-    started: list[tuple[subprocess.Popen[bytes], DaemonApi]] = []
-    env = {**os.environ, TOKENS_ENV: TOKEN}
-
-    def start(name: str) -> tuple[subprocess.Popen[bytes], DaemonApi]:
-        process, url = start_daemon(tmp_path / "state.db", tmp_path / f"{name}.log", env)
-        started.append((process, DaemonApi(url, TOKEN)))
-        return started[-1]
-
-    yield start
-    for process, api in started:
-        api.close()
-        terminate(process)
-
-
-def converged(tree: Tree, scim: ScimServer) -> bool:
-    users = listed(scim, "Users")
-    names = [u["userName"] for u in users]
-    picture = (set(names), members(scim, users))
-    return picture == ldap_picture(tree) and len(names) == len(set(names))
-
-
-def add_user(tree: Tree, n: int) -> None:
-    connection = tree.source.connect()
-    try:
-        connection.add(tree.user_dn(n), PERSON, person(tree, n))
-    finally:
-        connection.unbind()
-
-
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

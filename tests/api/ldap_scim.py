@@ -4,14 +4,22 @@ test and the benchmark measure the daemon, not an in-process engine."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import os
+import subprocess
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
+import ldap3
+import pytest
 import requests
 
 from engine import SystemClock
-from tests.ldap.ldap_jobs import Tree, entries
+from engine.serve import TOKENS_ENV
+from tests.api.daemon import start_daemon
+from tests.ldap.ldap_jobs import PERSON, Tree, add_containers, entries, modify, person
 from tests.ldap.slapd import BASE_DN, ROOT_DN, Slapd
+from tests.processes import terminate
 from tests.scim.server import ScimServer
 
 CLOCK = SystemClock()
@@ -20,12 +28,7 @@ CLOCK = SystemClock()
 def source_tree(source: Slapd, name: str) -> Tree:
     """A fresh base with ou=people and ou=groups on the source only (the target is SCIM)."""
     tree = Tree(source, source, f"ou={name},{BASE_DN}")
-    connection = source.connect()
-    try:
-        for dn in (tree.base, tree.people, tree.groups):
-            connection.add(dn, ["organizationalUnit"], {"ou": dn.split(",")[0][3:]})
-    finally:
-        connection.unbind()
+    add_containers(source, tree)
     return tree
 
 
@@ -134,3 +137,64 @@ def wait_until(check: Callable[[], bool], seconds: float, what: str, every: floa
         assert CLOCK.monotonic() - started < seconds, f"not within {seconds} s: {what}"
         CLOCK.sleep(every)
     return CLOCK.monotonic() - started
+
+
+TOKEN = "daemon-e2e-token"  # what the daemon fixture's processes accept
+Start = Callable[[str], tuple[subprocess.Popen[bytes], DaemonApi]]
+
+
+@pytest.fixture
+def daemon(tmp_path: Path) -> Iterator[Start]:
+    """Start ``syncjob serve`` on ``tmp_path/state.db`` (again, after a kill: same state),
+    its log in ``tmp_path/<name>.log``; every process and client started is stopped after."""
+    started: list[tuple[subprocess.Popen[bytes], DaemonApi]] = []
+    env = {**os.environ, TOKENS_ENV: TOKEN}
+
+    def start(name: str) -> tuple[subprocess.Popen[bytes], DaemonApi]:
+        process, url = start_daemon(tmp_path / "state.db", tmp_path / f"{name}.log", env)
+        started.append((process, DaemonApi(url, TOKEN)))
+        return started[-1]
+
+    yield start
+    for process, api in started:
+        api.close()
+        terminate(process)
+
+
+def scim_picture(scim: ScimServer) -> tuple[list[str], dict[str, set[str]]]:
+    """Every userName the server holds (duplicates kept) and each group's members."""
+    users = listed(scim, "Users")
+    return [u["userName"] for u in users], members(scim, users)
+
+
+def converged(tree: Tree, scim: ScimServer) -> bool:
+    """SCIM holds exactly the LDAP users (each once) and groups."""
+    names, groups = scim_picture(scim)
+    return (set(names), groups) == ldap_picture(tree) and len(names) == len(set(names))
+
+
+def add_user(tree: Tree, n: int, group: int | None = None) -> None:
+    connection = tree.source.connect()
+    try:
+        connection.add(tree.user_dn(n), PERSON, person(tree, n))
+    finally:
+        connection.unbind()
+    if group is not None:
+        modify(
+            tree.source, {tree.group_dn(group): {"member": [(ldap3.MODIFY_ADD, [tree.user_dn(n)])]}}
+        )
+
+
+def delete_user(tree: Tree, n: int) -> None:
+    connection = tree.source.connect()
+    try:
+        connection.delete(tree.user_dn(n))
+    finally:
+        connection.unbind()
+
+
+def title_of(scim: ScimServer, user_name: str) -> str | None:
+    found = scim.request("GET", "/Users", params={"filter": f'userName eq "{user_name}"'}).json()
+    resources = found.get("Resources") or [{}]
+    title: str | None = resources[0].get("title")
+    return title

@@ -5,95 +5,34 @@ cycle and started again on the same state file, with the source moving while it 
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import ldap3
-import pytest
 
 from engine import SystemClock
-from engine.serve import TOKENS_ENV
-from tests.api.daemon import start_daemon
 from tests.api.ldap_scim import (
-    DaemonApi,
-    ldap_picture,
+    Start,
+    add_user,
+    converged,
+    daemon,
+    delete_user,
     ldap_to_scim_secrets,
-    listed,
-    members,
+    scim_picture,
     source_tree,
+    title_of,
     total,
     wait_until,
 )
-from tests.ldap.ldap_jobs import PERSON, Tree, modify, person, seed
+from tests.ldap.ldap_jobs import modify, seed
 from tests.ldap.slapd import Slapd
-from tests.processes import tail, terminate
+from tests.processes import tail
 from tests.scim.server import ScimServer
 
-TOKEN = "daemon-e2e-token"
+__all__ = ["daemon"]  # the fixture
 CLOCK = SystemClock()
-INTERVAL = "PT2S"  # the engine accepts any interval longer than zero; the runner wakes every 1 s
-
-
-Start = Callable[[str], tuple[subprocess.Popen[bytes], DaemonApi]]
-
-
-@pytest.fixture
-def daemon(tmp_path: Path) -> Iterator[Start]:
-    """Start ``syncjob serve`` on ``tmp_path/state.db`` (again, after a kill: same state);
-    every process and client started is stopped after the test."""
-    started: list[tuple[subprocess.Popen[bytes], DaemonApi]] = []
-    env = {**os.environ, TOKENS_ENV: TOKEN}
-
-    def start(name: str) -> tuple[subprocess.Popen[bytes], DaemonApi]:
-        process, url = start_daemon(tmp_path / "state.db", tmp_path / f"{name}.log", env)
-        started.append((process, DaemonApi(url, TOKEN)))
-        return started[-1]
-
-    yield start
-    for process, api in started:
-        api.close()
-        terminate(process)
-
-
-def scim_picture(scim: ScimServer) -> tuple[list[str], dict[str, set[str]]]:
-    """Every userName the server holds (duplicates kept) and each group's members."""
-    users = listed(scim, "Users")
-    return [u["userName"] for u in users], members(scim, users)
-
-
-def converged(tree: Tree, scim: ScimServer) -> bool:
-    names, groups = scim_picture(scim)
-    return (set(names), groups) == ldap_picture(tree) and len(names) == len(set(names))
-
-
-def add_user(tree: Tree, n: int, group: int | None = None) -> None:
-    connection = tree.source.connect()
-    try:
-        connection.add(tree.user_dn(n), PERSON, person(tree, n))
-    finally:
-        connection.unbind()
-    if group is not None:
-        modify(
-            tree.source, {tree.group_dn(group): {"member": [(ldap3.MODIFY_ADD, [tree.user_dn(n)])]}}
-        )
-
-
-def delete_user(tree: Tree, n: int) -> None:
-    connection = tree.source.connect()
-    try:
-        connection.delete(tree.user_dn(n))
-    finally:
-        connection.unbind()
-
-
-def title_of(scim: ScimServer, user_name: str) -> str | None:
-    found = scim.request("GET", "/Users", params={"filter": f'userName eq "{user_name}"'}).json()
-    resources = found.get("Resources") or [{}]
-    title: str | None = resources[0].get("title")
-    return title
+INTERVAL = "PT2S"  # any interval longer than zero; the runner wakes when it falls due
 
 
 def test_changes_flow_through_the_daemon_on_its_schedule(

@@ -74,13 +74,18 @@ def make_tree(source: Slapd, target: Slapd, name: str | None = None) -> Tree:
     """A fresh base with ou=people and ou=groups on both servers."""
     tree = Tree(source, target, f"ou={name or 'j' + random_names.token_hex(5)},{BASE_DN}")
     for server in (source, target):
-        connection = server.connect()
-        try:
-            for dn in (tree.base, tree.people, tree.groups):
-                connection.add(dn, ["organizationalUnit"], {"ou": dn.split(",")[0][3:]})
-        finally:
-            connection.unbind()
+        add_containers(server, tree)
     return tree
+
+
+def add_containers(server: Slapd, tree: Tree) -> None:
+    """The tree's base, ou=people and ou=groups on ``server``."""
+    connection = server.connect()
+    try:
+        for dn in (tree.base, tree.people, tree.groups):
+            connection.add(dn, ["organizationalUnit"], {"ou": dn.split(",")[0][3:]})
+    finally:
+        connection.unbind()
 
 
 def person(tree: Tree, n: int, managers: bool = True, **extra: Any) -> dict[str, Any]:
