@@ -124,6 +124,21 @@ def test_validate_ok_with_the_saved_credentials(
     assert result.output.strip() == "OK"
 
 
+def test_discover_reads_a_directory_by_name_through_the_daemon(
+    daemon: Daemon, slapd_source: Slapd, slapd_target: Slapd
+) -> None:
+    tree = make_tree(slapd_source, slapd_target)
+    app, job = _ldap_job(daemon, tree.secrets())
+    result = cli(daemon.url, "discover", job, "LDAP Source", "--app", app)
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    users = next(line for line in lines if line.startswith("User\t"))
+    assert int(users.split("\t")[1].split()[0]) > 20  # inetOrgPerson's MUST and MAY
+    assert lines[-1].startswith("version ")
+    memory = cli(daemon.url, "discover", daemon.job, "Memory Source", "--app", daemon.app)
+    assert memory.exit_code == 1 and memory.output.startswith("DiscoveryNotSupported: ")
+
+
 def test_validate_prints_the_daemons_error_and_no_secret(
     daemon: Daemon, slapd_source: Slapd, slapd_target: Slapd
 ) -> None:
