@@ -1,0 +1,174 @@
+"""Adversarial tests of the fixes after the first adversarial review (update_job, unchanged
+schema PUTs, unbuildable jobs, shutdown during retries, masked secrets, logs)."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import random
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import structlog
+
+from connectors.memory import MemoryDirectory
+from engine import ManualClock, SyncEngine
+from engine.errors import LeaseLost
+from engine.logs import configure_logging
+from engine.model import to_graph
+from connectors.base import Page
+
+
+def _with_display_name_function(engine: SyncEngine, job_id: str) -> dict[str, Any]:
+    schema = to_graph(engine.get_schema(job_id))
+    users = schema["synchronizationRules"][0]["objectMappings"][0]["attributeMappings"]
+    users[:] = [m for m in users if m["targetAttributeName"] != "displayName"]
+    users.append(
+        {
+            "targetAttributeName": "displayName",
+            "source": {"type": "Function", "expression": 'Join("-", [userName], "new")'},
+        }
+    )
+    return schema
+
+
+class _PutDuringRead(MemoryDirectory):
+    """A source that lets an operator's schema PUT land while the cycle reads its pages."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.during_read: list[Any] = []
+
+    def read(self, object_type: str, watermark: str | None, page_size: int) -> Iterator[Page]:
+        pages = super().read(object_type, watermark, page_size)
+
+        def wrapped() -> Iterator[Page]:
+            for page in pages:
+                while self.during_read:
+                    self.during_read.pop(0)()
+                yield page
+
+        return wrapped()
+
+
+def test_schema_put_during_a_cycle_still_forces_a_full_read(tmp_path: Path) -> None:
+    """A mapping change PUT while a cycle reads (the API thread, in the daemon) resets the
+    watermarks; the running cycle, still on the old mappings, then commits its page
+    watermark and ends its read: the new mapping is never applied to the objects already
+    synchronized (the next cycle reads only the delta).
+
+    Was: after the cycle ends with the old mapping, the next cycle reads the empty delta;
+    u1's displayName stays the old mapping's value forever (until a restart).
+    Should: a schema saved while a cycle runs leaves the next cycle a full read (e.g. the
+    cycle's checkpoints must not commit watermarks of a superseded schema)."""
+    clock = ManualClock()
+    source, target = _PutDuringRead(), MemoryDirectory()
+    engine = SyncEngine(tmp_path / "s.db", clock, random=random.Random(3))
+    try:
+        job_id = engine.create_job("memoryToMemory", source, target).id or ""
+        engine.start(job_id)
+        source.put("User", "u1", {"userName": "ann", "displayName": "Ann"})
+        new_schema = _with_display_name_function(engine, job_id)
+        source.during_read.append(lambda: engine.update_schema(job_id, new_schema))
+        try:
+            engine.run_cycle(job_id)
+        except LeaseLost:
+            pass  # the PUT revoked the running cycle's lease (store.reset): by design
+        engine.run_cycle(job_id)
+        engine.run_cycle(job_id)
+        users = list(target.list("User").values())
+        assert 1 == len(users)
+        assert "ann-new" == users[0].get("displayName")
+    finally:
+        engine.close()
+
+
+class _EchoingScim(http.server.BaseHTTPRequestHandler):
+    """A SCIM service that refuses every token and, as some do, quotes it in its error."""
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        token = self.headers.get("Authorization", "")
+        body = json.dumps(
+            {
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"],
+                "status": "401",
+                "detail": f"invalid credentials: {token}",
+            }
+        ).encode()
+        self.send_response(401)
+        self.send_header("Content-Type", "application/scim+json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def echoing_scim() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _EchoingScim)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+@pytest.mark.parametrize("json_logs", [False, True])
+@pytest.mark.parametrize("in_url", [False, True])
+def test_a_secret_quoted_by_a_failing_directory_stays_out_of_logs_and_status(
+    json_logs: bool,
+    in_url: bool,
+    echoing_scim: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A SCIM service that quotes the refused bearer token in its 401 detail, and a
+    BaseAddress carrying credentials (http://user:password@host/scim, itself a secret):
+    the cycle's failure message carries both, and goes unmasked to the cycle_failed log line
+    and to the job's status (GET job, the API and `syncjob status`). validateCredentials
+    masks the same message (engine.api._errors.connector_error), the logs and status do not.
+
+    Was: the token and the password appear in the log line and in the stored status.
+    Should: every saved secret value is masked wherever a connector's message is shown."""
+    before = structlog.get_config()
+    token, password = "tok-SECRET-4711", "pw-SECRET-0815"
+    try:
+        configure_logging("INFO", json=json_logs, force=True)
+        engine = SyncEngine(tmp_path / "s.db", ManualClock())
+        try:
+            engine.set_secrets(
+                None,
+                {
+                    "SourceBaseAddress": f"http://admin:{password}@{echoing_scim}/scim"
+                    if in_url
+                    else f"http://{echoing_scim}/scim",
+                    "SourceSecretToken": token,
+                    "Url": "ldap://127.0.0.1:1",
+                    "UserName": "cn=admin,dc=example,dc=org",
+                    "Password": "ldap-pw",
+                    "BaseDn": "dc=example,dc=org",
+                },
+            )
+            job_id = engine.create_job("scimToLdap").id or ""
+            engine.start(job_id)
+            engine.run_cycle(job_id)
+            status = to_graph(engine.get_job(job_id))["status"]
+        finally:
+            engine.close()
+        err = capsys.readouterr().err
+        assert "cycle_failed" in err
+        shown = json.dumps(status)
+        assert "401" in shown or "refused" in shown  # the failure is there, its secrets not
+        for secret in (password,) if in_url else (token,):
+            assert secret not in err, f"{secret} in the log"
+            assert secret not in shown, f"{secret} in the job status"
+    finally:
+        structlog.configure(**before)
