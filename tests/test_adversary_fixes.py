@@ -6,8 +6,9 @@ from __future__ import annotations
 import http.server
 import json
 import random
+import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +16,32 @@ import pytest
 import structlog
 
 from connectors.memory import MemoryDirectory
+from engine import SystemClock
+from tests.api.ldap_scim import (
+    Start,
+    converged,
+    daemon,
+    ldap_to_scim_secrets,
+    scim_picture,
+    source_tree,
+    total,
+    wait_until,
+)
+from tests.ldap.conftest import make_slapd, slapd_source
+from tests.ldap.ldap_jobs import seed
+from tests.ldap.slapd import Slapd
+from tests.scim.conftest import make_scim_server
+from tests.scim.faults import FaultProxy
+from tests.scim.server import ScimServer
 from engine import ManualClock, SyncEngine
 from engine.errors import LeaseLost
 from engine.logs import configure_logging
 from engine.model import to_graph
 from connectors.base import Page
+
+
+__all__ = ["daemon", "make_scim_server", "make_slapd", "slapd_source"]  # fixtures
+CLOCK = SystemClock()
 
 
 def _with_display_name_function(engine: SyncEngine, job_id: str) -> dict[str, Any]:
@@ -172,3 +194,42 @@ def test_a_secret_quoted_by_a_failing_directory_stays_out_of_logs_and_status(
             assert secret not in shown, f"{secret} in the job status"
     finally:
         structlog.configure(**before)
+
+
+def test_a_daemon_stopped_while_scim_answers_retry_after_resumes_without_loss_or_doubles(
+    slapd_source: Slapd, make_scim_server: Callable[[str], ScimServer], daemon: Start
+) -> None:
+    """ldapToScim through `syncjob serve`; once part of the initial sync is in SCIM, the
+    target answers 503/429 with a long Retry-After; the daemon is SIGTERMed while it waits,
+    must exit promptly, and once started again (faults gone) bring every user exactly once
+    and the groups complete."""
+    tree = source_tree(slapd_source, "adv2-retry-stop")
+    seed(tree, 600, groups=3, members=200)
+    scim = make_scim_server("scim")
+    proxy = FaultProxy(scim.url)
+    try:
+        process, api = daemon("serve-1")
+        secrets = ldap_to_scim_secrets(tree, scim)
+        secrets["BaseAddress"] = proxy.url
+        app, job = api.create_job(secrets, "PT2S")
+        wait_until(lambda: total(scim, "Users") >= 150, 60, "part of the sync in SCIM", every=0.05)
+        proxy.fail(503, times=10_000, retry_after="40")
+        seen = proxy.seen
+        wait_until(lambda: proxy.seen >= seen + 1, 30, "a 503 answered", every=0.05)
+        CLOCK.sleep(1)  # the cycle is in its Retry-After wait now
+        stopping = CLOCK.monotonic()
+        process.send_signal(signal.SIGTERM)
+        assert 0 == process.wait(20)
+        assert CLOCK.monotonic() - stopping < 15, "the shutdown waited out the Retry-After"
+        proxy.clear()
+        process, api = daemon("serve-2")
+        wait_until(lambda: converged(tree, scim), 90, "the sync completed after the restart")
+        names, groups = scim_picture(scim)
+        assert len(names) == len(set(names)) == 600
+        assert all(len(m) == 200 for m in groups.values()), {k: len(v) for k, v in groups.items()}
+        status = api.job(app, job)["status"]
+        assert status["code"] == "Active", status
+        process.send_signal(signal.SIGTERM)
+        assert 0 == process.wait(20)
+    finally:
+        proxy.stop()
