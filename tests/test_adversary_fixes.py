@@ -14,9 +14,12 @@ from typing import Any
 
 import pytest
 import structlog
+from starlette.testclient import TestClient
 
 from connectors.memory import MemoryDirectory
 from engine import SystemClock
+from engine.api import create_app
+from tests.api.test_api import AUTH, TOKEN
 from tests.api.ldap_scim import (
     Start,
     converged,
@@ -233,3 +236,89 @@ def test_a_daemon_stopped_while_scim_answers_retry_after_resumes_without_loss_or
         assert 0 == process.wait(20)
     finally:
         proxy.stop()
+
+
+_BAD_TARGET = {
+    "SourceUrl": "ldap://127.0.0.1:1",
+    "SourceUserName": "cn=admin,dc=example,dc=org",
+    "SourcePassword": "ldap-pw",
+    "SourceBaseDn": "dc=example,dc=org",
+    "BaseAddress": "ftp://admin:hunter2-SECRET@127.0.0.1:1/scim",  # no http(s): unbuildable
+    "SecretToken": "tok",
+}
+
+
+@pytest.fixture
+def unbuildable_api(tmp_path: Path) -> Iterator[tuple[TestClient, str, str]]:
+    """An in-process API over an ldapToScim job started with a BaseAddress (a secret, here
+    carrying a password) its SCIM connector cannot be built from."""
+    engine = SyncEngine(tmp_path / "s.db", ManualClock())
+    with TestClient(
+        create_app(engine, [TOKEN]), headers=AUTH, raise_server_exceptions=False
+    ) as client:
+        v = "/v1.0"
+        app = client.post(f"{v}/servicePrincipals", json={"displayName": "x"}).json()["id"]
+        base = f"{v}/servicePrincipals/{app}/synchronization"
+        job = client.post(f"{base}/jobs", json={"templateId": "ldapToScim"}).json()["id"]
+        pairs = [{"key": k, "value": val} for k, val in _BAD_TARGET.items()]
+        assert 204 == client.put(f"{base}/secrets", json={"value": pairs}).status_code
+        assert 204 == client.post(f"{base}/jobs/{job}/start").status_code
+        yield client, base, job
+    engine.close()
+
+
+def test_an_unbuildable_jobs_status_does_not_show_its_secrets(
+    unbuildable_api: tuple[TestClient, str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The unbuildable cycle (SyncEngine._unbuildable) fails with "cannot build the job's
+    connectors: invalid SCIM base address 'ftp://admin:hunter2-SECRET@...'": that message,
+    the secret BaseAddress verbatim, is the cycle_failed log line and the job's status
+    (lastExecution.error and quarantine.error) that GET job returns.
+
+    Was: GET job shows hunter2-SECRET. Should: saved secret values masked (*****)."""
+    client, base, job = unbuildable_api
+    engine = client.app.state.engine if hasattr(client.app.state, "engine") else None
+    assert engine is not None
+    engine.run_cycle(job)
+    body = client.get(f"{base}/jobs/{job}").json()
+    assert "Failed" == body["status"]["lastExecution"]["state"]
+    assert "hunter2-SECRET" not in json.dumps(body)
+    assert "hunter2-SECRET" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("sent", [False, True])
+def test_validate_credentials_masks_a_secret_the_connector_cannot_be_built_from(
+    sent: bool, unbuildable_api: tuple[TestClient, str, str]
+) -> None:
+    """validateCredentials promises "any sent or saved secret masked in the message" but
+    masks only a ConnectorError; a connector that cannot be built is the engine's
+    ConfigurationError (SyncEngine._build), a 400 whose message quotes the BaseAddress.
+
+    Was: 400 "cannot build the job's connectors: invalid SCIM base address
+    'ftp://admin:hunter2-SECRET@...'". Should: the secret masked."""
+    client, base, job = unbuildable_api
+    body: dict[str, Any] = {"useSavedCredentials": not sent, "credentials": []}
+    if sent:
+        body["credentials"] = [{"key": k, "value": v} for k, v in _BAD_TARGET.items()]
+    response = client.post(f"{base}/jobs/{job}/validateCredentials", json=body)
+    assert 400 == response.status_code, response.text
+    assert "hunter2-SECRET" not in response.text
+
+
+def test_provision_on_demand_of_an_unbuildable_job_masks_its_secrets(
+    unbuildable_api: tuple[TestClient, str, str],
+) -> None:
+    """provisionOnDemand builds the connectors too (SyncEngine._connectors_for): same
+    ConfigurationError, same unmasked BaseAddress in its 400."""
+    client, base, job = unbuildable_api
+    body = {
+        "parameters": [
+            {
+                "ruleId": "ldapToScim",
+                "subjects": [{"objectId": "uid=x,dc=example,dc=org", "objectTypeName": "User"}],
+            }
+        ]
+    }
+    response = client.post(f"{base}/jobs/{job}/provisionOnDemand", json=body)
+    assert response.status_code in (400, 409), response.text
+    assert "hunter2-SECRET" not in response.text
