@@ -40,6 +40,8 @@ from engine import ManualClock, SyncEngine
 from engine.errors import LeaseLost
 from engine.logs import configure_logging
 from engine.model import to_graph
+from engine.store.base import JobRow
+from engine.store.sqlite import SqliteStateStore
 from connectors.base import Page
 
 
@@ -322,3 +324,49 @@ def test_provision_on_demand_of_an_unbuildable_job_masks_its_secrets(
     response = client.post(f"{base}/jobs/{job}/provisionOnDemand", json=body)
     assert response.status_code in (400, 409), response.text
     assert "hunter2-SECRET" not in response.text
+
+
+class _InterleavingStore(SqliteStateStore):
+    """Runs ``before_update`` (once) just before the next update_job: what another thread
+    (the daemon's runner) may do between two of the API thread's store calls."""
+
+    before_update: list[Callable[[], object]]
+
+    def update_job(self, job_id: str, change: Callable[[JobRow], JobRow]) -> JobRow | None:
+        while getattr(self, "before_update", None):
+            self.before_update.pop(0)()
+        return super().update_job(job_id, change)
+
+
+def test_a_cycle_starting_between_the_schema_puts_reset_and_save_keeps_the_old_mapping(
+    tmp_path: Path,
+) -> None:
+    """update_schema resets the watermarks (revoking the lease) and only then saves the new
+    schema, in two store calls. A cycle the runner starts in between reads the job row with
+    the OLD schema, gets a fresh lease, does the full read the reset asked for with the old
+    mappings, and commits its watermarks; the new schema is saved after. The next cycles read
+    deltas only: the new mapping is never applied to the objects already synchronized.
+
+    Was: displayName stays "Ann" (old mapping) after any number of cycles.
+    Should: "ann-new" (reset and save as one step, or the reset after the save, or the
+    watermarks tied to the schema version they were read with)."""
+    clock = ManualClock()
+    store = _InterleavingStore(tmp_path / "s.db")
+    source, target = MemoryDirectory(), MemoryDirectory()
+    engine = SyncEngine(store, clock, random=random.Random(5))
+    try:
+        job_id = engine.create_job("memoryToMemory", source, target).id or ""
+        engine.start(job_id)
+        source.put("User", "u1", {"userName": "ann", "displayName": "Ann"})
+        engine.run_cycle(job_id)
+        assert "Ann" == next(iter(target.list("User").values())).get("displayName")
+        new_schema = _with_display_name_function(engine, job_id)
+        store.before_update = [lambda: engine.run_cycle(job_id)]
+        engine.update_schema(job_id, new_schema)
+        engine.run_cycle(job_id)
+        engine.run_cycle(job_id)
+        users = list(target.list("User").values())
+        assert 1 == len(users)
+        assert "ann-new" == users[0].get("displayName")
+    finally:
+        engine.close()
