@@ -370,3 +370,44 @@ def test_a_cycle_starting_between_the_schema_puts_reset_and_save_keeps_the_old_m
         assert "ann-new" == users[0].get("displayName")
     finally:
         engine.close()
+
+
+class _SecretsInterleavingStore(SqliteStateStore):
+    """Runs ``after_get_secrets`` (once) right after the next get_secrets: another request
+    saving secrets between the masked PUT's read and its write."""
+
+    after_get_secrets: list[Callable[[], object]]
+
+    def get_secrets(self, application_id: str) -> dict[str, str]:
+        found = super().get_secrets(application_id)
+        while getattr(self, "after_get_secrets", None):
+            self.after_get_secrets.pop(0)()
+        return found
+
+
+def test_a_masked_secrets_put_does_not_undo_a_password_saved_meanwhile(tmp_path: Path) -> None:
+    """PUT secrets with the mask for Password (keep it) and a new Url reads the stored
+    secrets, then saves them (engine.api._routes.put_secrets): two steps. Another PUT that
+    changes the password in between is undone: the masked PUT writes back the password it read.
+
+    Was: Password is "old-pw" again. Should: "new-pw" (the mask resolved in the same atomic
+    step as the save, e.g. a store-level update of the secrets)."""
+    store = _SecretsInterleavingStore(tmp_path / "s.db")
+    engine = SyncEngine(store, ManualClock())
+    with TestClient(create_app(engine, [TOKEN]), headers=AUTH) as client:
+        app = client.post("/v1.0/servicePrincipals", json={"displayName": "x"}).json()["id"]
+        url = f"/v1.0/servicePrincipals/{app}/synchronization/secrets"
+
+        def put(pairs: dict[str, str]) -> None:
+            body = {"value": [{"key": k, "value": v} for k, v in pairs.items()]}
+            assert 204 == client.put(url, json=body).status_code
+
+        put({"Url": "ldap://old", "Password": "old-pw"})
+        store.after_get_secrets = [
+            lambda: engine.set_secrets(app, {"Url": "ldap://old", "Password": "new-pw"})
+        ]
+        put({"Url": "ldap://new", "Password": "*****"})
+    secrets = engine.store.get_secrets(app)
+    engine.close()
+    assert "ldap://new" == secrets["Url"]
+    assert "new-pw" == secrets["Password"]
