@@ -7,6 +7,8 @@ import http.server
 import json
 import random
 import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,10 +18,15 @@ import pytest
 import structlog
 from starlette.testclient import TestClient
 
+from connectors.base import Page
 from connectors.memory import MemoryDirectory
-from engine import SystemClock
+from engine import ManualClock, SyncEngine, SystemClock
 from engine.api import create_app
-from tests.api.test_api import AUTH, TOKEN
+from engine.errors import LeaseLost
+from engine.logs import configure_logging
+from engine.model import to_graph
+from engine.store.base import JobRow
+from engine.store.sqlite import SqliteStateStore
 from tests.api.ldap_scim import (
     Start,
     converged,
@@ -30,27 +37,20 @@ from tests.api.ldap_scim import (
     total,
     wait_until,
 )
+from tests.api.test_api import AUTH, TOKEN
 from tests.ldap.conftest import make_slapd, slapd_source
 from tests.ldap.ldap_jobs import seed
 from tests.ldap.slapd import Slapd
 from tests.scim.conftest import make_scim_server
 from tests.scim.faults import FaultProxy
 from tests.scim.server import ScimServer
-from engine import ManualClock, SyncEngine
-from engine.errors import LeaseLost
-from engine.logs import configure_logging
-from engine.model import to_graph
-from engine.store.base import JobRow
-from engine.store.sqlite import SqliteStateStore
-from connectors.base import Page
-
 
 __all__ = ["daemon", "make_scim_server", "make_slapd", "slapd_source"]  # fixtures
 CLOCK = SystemClock()
 
 
 def _with_display_name_function(engine: SyncEngine, job_id: str) -> dict[str, Any]:
-    schema = to_graph(engine.get_schema(job_id))
+    schema: dict[str, Any] = to_graph(engine.get_schema(job_id))
     users = schema["synchronizationRules"][0]["objectMappings"][0]["attributeMappings"]
     users[:] = [m for m in users if m["targetAttributeName"] != "displayName"]
     users.append(
@@ -157,14 +157,16 @@ def test_a_secret_quoted_by_a_failing_directory_stays_out_of_logs_and_status(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """A SCIM service that quotes the refused bearer token in its 401 detail, and a
-    BaseAddress carrying credentials (http://user:password@host/scim, itself a secret):
-    the cycle's failure message carries both, and goes unmasked to the cycle_failed log line
-    and to the job's status (GET job, the API and `syncjob status`). validateCredentials
-    masks the same message (engine.api._errors.connector_error), the logs and status do not.
+    """The cycle's failure message goes unmasked to the cycle_failed log line (console and
+    JSON) and to the job's stored status (GET job, `syncjob jobs`). Two ways a secret gets in:
+    a SCIM service that quotes the refused bearer token in its 401 detail (in_url=False), and
+    a BaseAddress (itself a secret) carrying credentials, http://admin:password@host/scim
+    (in_url=True; requests then sends them as Basic auth instead of the bearer token, and the
+    address is in every SCIM error message). validateCredentials masks the same message
+    (engine.api._errors.connector_error); logs and status do not.
 
-    Was: the token and the password appear in the log line and in the stored status.
-    Should: every saved secret value is masked wherever a connector's message is shown."""
+    Was: the token / the password in the log line and in the stored status.
+    Should: every saved secret value masked wherever a connector's message is shown."""
     before = structlog.get_config()
     token, password = "tok-SECRET-4711", "pw-SECRET-0815"
     try:
@@ -201,14 +203,19 @@ def test_a_secret_quoted_by_a_failing_directory_stays_out_of_logs_and_status(
         structlog.configure(**before)
 
 
+@pytest.mark.parametrize(("status", "users_before"), [(503, 150), (429, 600)])
 def test_a_daemon_stopped_while_scim_answers_retry_after_resumes_without_loss_or_doubles(
-    slapd_source: Slapd, make_scim_server: Callable[[str], ScimServer], daemon: Start
+    status: int,
+    users_before: int,
+    slapd_source: Slapd,
+    make_scim_server: Callable[[str], ScimServer],
+    daemon: Start,
 ) -> None:
     """ldapToScim through `syncjob serve`; once part of the initial sync is in SCIM, the
     target answers 503/429 with a long Retry-After; the daemon is SIGTERMed while it waits,
     must exit promptly, and once started again (faults gone) bring every user exactly once
     and the groups complete."""
-    tree = source_tree(slapd_source, "adv2-retry-stop")
+    tree = source_tree(slapd_source, f"adv2-retry-stop-{status}")
     seed(tree, 600, groups=3, members=200)
     scim = make_scim_server("scim")
     proxy = FaultProxy(scim.url)
@@ -217,8 +224,8 @@ def test_a_daemon_stopped_while_scim_answers_retry_after_resumes_without_loss_or
         secrets = ldap_to_scim_secrets(tree, scim)
         secrets["BaseAddress"] = proxy.url
         app, job = api.create_job(secrets, "PT2S")
-        wait_until(lambda: total(scim, "Users") >= 150, 60, "part of the sync in SCIM", every=0.05)
-        proxy.fail(503, times=10_000, retry_after="40")
+        wait_until(lambda: total(scim, "Users") >= users_before, 60, "sync under way", every=0.05)
+        proxy.fail(status, times=10_000, retry_after="40")
         seen = proxy.seen
         wait_until(lambda: proxy.seen >= seen + 1, 30, "a 503 answered", every=0.05)
         CLOCK.sleep(1)  # the cycle is in its Retry-After wait now
@@ -232,8 +239,8 @@ def test_a_daemon_stopped_while_scim_answers_retry_after_resumes_without_loss_or
         names, groups = scim_picture(scim)
         assert len(names) == len(set(names)) == 600
         assert all(len(m) == 200 for m in groups.values()), {k: len(v) for k, v in groups.items()}
-        status = api.job(app, job)["status"]
-        assert status["code"] == "Active", status
+        job_status = api.job(app, job)["status"]
+        assert job_status["code"] == "Active", job_status
         process.send_signal(signal.SIGTERM)
         assert 0 == process.wait(20)
     finally:
@@ -279,8 +286,7 @@ def test_an_unbuildable_jobs_status_does_not_show_its_secrets(
 
     Was: GET job shows hunter2-SECRET. Should: saved secret values masked (*****)."""
     client, base, job = unbuildable_api
-    engine = client.app.state.engine if hasattr(client.app.state, "engine") else None
-    assert engine is not None
+    engine: SyncEngine = client.app.state.engine  # type: ignore[attr-defined]
     engine.run_cycle(job)
     body = client.get(f"{base}/jobs/{job}").json()
     assert "Failed" == body["status"]["lastExecution"]["state"]
@@ -411,3 +417,81 @@ def test_a_masked_secrets_put_does_not_undo_a_password_saved_meanwhile(tmp_path:
     engine.close()
     assert "ldap://new" == secrets["Url"]
     assert "new-pw" == secrets["Password"]
+
+
+def test_syncjob_run_once_beside_a_daemon_running_the_job_refuses_cleanly(
+    slapd_source: Slapd,
+    make_scim_server: Callable[[str], ScimServer],
+    daemon: Start,
+    tmp_path: Path,
+) -> None:
+    """`syncjob run --once` on the state file of a daemon whose runner is in the job's cycle
+    (slowed by a SCIM target that takes its time): the lease refuses it, no second cycle runs
+    and nothing is doubled; no "database is locked" from the two processes' writes."""
+    tree = source_tree(slapd_source, "adv2-run-once")
+    seed(tree, 300, groups=2, members=100)
+    scim = make_scim_server("scim")
+    proxy = FaultProxy(scim.url)
+    try:
+        process, api = daemon("serve")
+        secrets = ldap_to_scim_secrets(tree, scim)
+        secrets["BaseAddress"] = proxy.url
+        proxy.delay(0.05, times=400)
+        app, job = api.create_job(secrets, "PT2S")
+        wait_until(lambda: total(scim, "Users") >= 20, 60, "the cycle under way", every=0.05)
+        ran = subprocess.run(
+            [sys.executable, "-m", "engine.cli", "run", job, "--once"]
+            + ["--state", str(tmp_path / "state.db")],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        output = ran.stdout + ran.stderr
+        assert "database is locked" not in output, output[-2000:]
+        assert "Traceback" not in output, output[-2000:]
+        assert ran.returncode != 0 and "elsewhere" in output, output[-2000:]
+        wait_until(lambda: converged(tree, scim), 90, "the daemon's sync complete")
+        names, _ = scim_picture(scim)
+        assert len(names) == len(set(names)) == 300
+        process.send_signal(signal.SIGTERM)
+        assert 0 == process.wait(20)
+    finally:
+        proxy.stop()
+
+
+class _JobReadInterleavingStore(SqliteStateStore):
+    """Runs ``after_get_job`` (once) right after the next get_job."""
+
+    after_get_job: list[Callable[[], object]]
+
+    def get_job(self, job_id: str) -> JobRow | None:
+        found = super().get_job(job_id)
+        while getattr(self, "after_get_job", None):
+            self.after_get_job.pop(0)()
+        return found
+
+
+def test_a_schema_put_that_reverts_a_concurrent_change_is_not_dropped(tmp_path: Path) -> None:
+    """Two schema PUTs: A changes a mapping, B (a GET-then-PUT of the original, an undo)
+    arrives while A is saved. update_schema decides "unchanged, nothing to do" from the row
+    it read before A's save (outside the atomic update_job), answers 204 and writes nothing:
+    the last PUT, B, is lost and A's mapping stays.
+
+    Was: the schema is A's. Should: B's (the last PUT wins, as it did before the early
+    return; compare against the row inside the atomic update)."""
+    store = _JobReadInterleavingStore(tmp_path / "s.db")
+    engine = SyncEngine(store, ManualClock())
+    try:
+        job_id = engine.create_job("memoryToMemory", MemoryDirectory(), MemoryDirectory()).id
+        assert job_id is not None
+        original = to_graph(engine.get_schema(job_id))
+        changed = _with_display_name_function(engine, job_id)
+        store.after_get_job = [lambda: engine.update_schema(job_id, changed)]  # A
+        engine.update_schema(job_id, original)  # B, the later PUT
+        now = to_graph(engine.get_schema(job_id))
+        now.pop("version", None)
+        original.pop("version", None)
+        assert original == now
+    finally:
+        engine.close()
