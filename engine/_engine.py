@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import random as random_module
+import threading
 import uuid
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -44,6 +45,7 @@ from engine.lifecycle import SCHEDULE_STATE, Command, is_runnable, transition
 from engine.limits import MAX_DURATION, shown
 from engine.logs import configure_logging
 from engine.mapping import CompiledMapping, compile_mapping, link_references
+from engine.masking import mask_secrets, masked_error
 from engine.model import (
     Application,
     DirectoryDefinition,
@@ -161,6 +163,7 @@ class SyncEngine:
         self._live_pages: dict[str, SynchronizationProgress] = {}  # as Graph shows it
         #: called when a command makes a job due at once (a Runner wakes up)
         self.due_listeners: list[Callable[[], None]] = []
+        self._secrets_lock = threading.Lock()  # a PUT that keeps stored values reads, then writes
         #: who holds a job's lease while this engine runs its cycle: unique per engine object,
         #: with the host and process so a dead holder's lease can be taken over at once
         self.runner_id = f"{this_host()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
@@ -201,16 +204,37 @@ class SyncEngine:
             raise NotFoundError(f"no application {shown(application_id)}")
         return application_id
 
-    def set_secrets(self, application_id: str | None, secrets: Mapping[str, str]) -> None:
-        """Replace the application's secrets (Graph's PUT); jobs become (un)configured."""
+    def set_secrets(
+        self,
+        application_id: str | None,
+        secrets: Mapping[str, str],
+        *,
+        keep: Collection[str] = (),
+    ) -> None:
+        """Replace the application's secrets (Graph's PUT); jobs become (un)configured.
+
+        The keys in ``keep`` keep their stored values (what a client that sends back the
+        masked values it read means); the read and the write are one step, so a secret saved
+        meanwhile by another request is not undone. A kept key with no stored value is a
+        ConfigurationError, and nothing changes.
+        """
         if not isinstance(secrets, Mapping):
             raise ConfigurationError(
                 f"secrets must map names to values, not {type(secrets).__name__}"
             )
         clean = {str(k): str(v) for k, v in secrets.items()}
-        JobSettings.parse((), clean)  # refuse malformed switches before storing anything
         app = self._application(application_id)
-        self.store.save_secrets(app, clean)
+        with self._secrets_lock:
+            if keep:
+                stored = self.store.get_secrets(app)
+                missing = sorted(k for k in keep if k not in stored)
+                if missing:
+                    raise ConfigurationError(
+                        f"secret {missing[0]!r} has no stored value to keep; send its value"
+                    )
+                clean.update({k: stored[k] for k in keep})
+            JobSettings.parse((), clean)  # refuse malformed switches before storing anything
+            self.store.save_secrets(app, clean)
         for row in self.store.list_jobs(app):
             assert row.job.id is not None
             self._reconfigure(row, clean)
@@ -309,14 +333,24 @@ class SyncEngine:
         template = self.templates.get(row.job.template_id or "")
         if template is not None and template.check_schema is not None:
             template.check_schema(parsed)
-        old = row.job.schema or SynchronizationSchema()
-        if attrs.evolve(parsed, version=old.version) == old:
-            return  # the same schema sent back (a GET then PUT): nothing to do, nothing reset
-        parsed = attrs.evolve(parsed, version=discovery.bump(old.version))  # as Graph does
         compiled = self._compile(parsed, self._regex_seconds(row))
+        saved: list[SynchronizationSchema] = []
+
+        def replaced(current: JobRow) -> JobRow:  # compared with the schema stored now
+            old = current.job.schema or SynchronizationSchema()
+            if attrs.evolve(parsed, version=old.version) == old:
+                return current  # the same schema sent back (a GET then PUT): nothing to do
+            new = attrs.evolve(parsed, version=discovery.bump(old.version))  # as Graph does
+            saved.append(new)
+            return attrs.evolve(current, job=attrs.evolve(current.job, schema=new))
+
+        self._update(job_id, replaced)
+        if not saved:
+            return
+        # Reset after the save: a cycle that started before it (the old schema) loses its
+        # lease to the reset, and every cycle after it reads the new schema from the start.
         self.store.reset(job_id, watermarks=True, escrows=False, links=False)
-        self._update(job_id, lambda r: attrs.evolve(r, job=attrs.evolve(r.job, schema=parsed)))
-        self._compiled[job_id] = (parsed, compiled)
+        self._compiled[job_id] = (saved[-1], compiled)
 
     def delete_job(self, job_id: str) -> None:
         row = self._row(job_id)
@@ -576,13 +610,17 @@ class SyncEngine:
         try:
             outcome = cycle_module.run(ctx)
         except (CredentialsError, UnreachableError, ConnectorError) as exc:
-            failure = exc
-            ctx.log.warning("cycle_failed", error_type=type(exc).__name__, error=str(exc))
+            # what a directory answers may quote a secret: masked for the status and the log
+            failure = masked_error(exc, self._secret_values(row))
+            ctx.log.warning("cycle_failed", error_type=type(exc).__name__, error=str(failure))
         except JobRunningElsewhere:
             raise  # another runner owns the job now: its status is not ours to write
         except Exception as exc:  # a bug or a poison we did not foresee: this job only
-            failure = CycleFailed(f"{type(exc).__name__}: {printable(str(exc))[:500]}")
-            ctx.log.exception("cycle_failed", error_type=type(exc).__name__)
+            secrets = self._secret_values(row)
+            text = mask_secrets(printable(str(exc))[:500], secrets)
+            failure = CycleFailed(f"{type(exc).__name__}: {text}")
+            shown = masked_error(exc, secrets).with_traceback(exc.__traceback__)
+            ctx.log.error("cycle_failed", error_type=type(exc).__name__, exc_info=shown)
         interrupted = outcome is not None and outcome.paused and stop is not None and stop()
         execution = self._finish(job_id, ctx, outcome, failure, due_now=interrupted)
         self.cycles_run[job_id] = self.cycles_run.get(job_id, 0) + 1
@@ -594,6 +632,9 @@ class SyncEngine:
             escrowed=execution.count_escrowed,
         )
         return execution
+
+    def _secret_values(self, row: JobRow) -> list[str]:
+        return list(self.store.get_secrets(row.application_id).values())
 
     def _finish(
         self,
@@ -823,8 +864,9 @@ class SyncEngine:
             return _check_connectors(
                 template.build_source(secrets, schema), template.build_target(secrets, schema)
             )
-        except (ConnectorError, ValueError) as exc:  # e.g. a malformed URL in the secrets
-            raise ConfigurationError(f"cannot build the job's connectors: {exc}") from None
+        except (ConnectorError, ValueError, ConfigurationError) as exc:  # e.g. a bad URL
+            message = f"cannot build the job's connectors: {exc}"
+            raise ConfigurationError(mask_secrets(message, secrets.values())) from None
 
     def _close_built(self, job_id: str) -> None:
         built = self._built.pop(job_id, None)

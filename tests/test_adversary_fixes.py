@@ -397,7 +397,7 @@ def test_a_masked_secrets_put_does_not_undo_a_password_saved_meanwhile(tmp_path:
     changes the password in between is undone: the masked PUT writes back the password it read.
 
     Was: Password is "old-pw" again. Should: "new-pw" (the mask resolved in the same atomic
-    step as the save, e.g. a store-level update of the secrets)."""
+    step as the save). The other PUT runs on its own thread, as a second request does."""
     store = _SecretsInterleavingStore(tmp_path / "s.db")
     engine = SyncEngine(store, ManualClock())
     with TestClient(create_app(engine, [TOKEN]), headers=AUTH) as client:
@@ -409,14 +409,22 @@ def test_a_masked_secrets_put_does_not_undo_a_password_saved_meanwhile(tmp_path:
             assert 204 == client.put(url, json=body).status_code
 
         put({"Url": "ldap://old", "Password": "old-pw"})
-        store.after_get_secrets = [
-            lambda: engine.set_secrets(app, {"Url": "ldap://old", "Password": "new-pw"})
-        ]
+        other = threading.Thread(
+            target=engine.set_secrets, args=(app, {"Url": "ldap://old", "Password": "new-pw"})
+        )
+
+        def another_request() -> None:  # a second PUT, on its own thread, arrives now
+            other.start()
+            other.join(0.3)  # it waits for the masked PUT (or it is done: both orders are fine)
+
+        store.after_get_secrets = [another_request]
         put({"Url": "ldap://new", "Password": "*****"})
+        other.join(10)
     secrets = engine.store.get_secrets(app)
     engine.close()
-    assert "ldap://new" == secrets["Url"]
-    assert "new-pw" == secrets["Password"]
+    # one PUT after the other, in either order; never the password read before the other PUT
+    assert secrets["Password"] == "new-pw"
+    assert secrets["Url"] in {"ldap://new", "ldap://old"}
 
 
 def test_syncjob_run_once_beside_a_daemon_running_the_job_refuses_cleanly(

@@ -26,6 +26,7 @@ from engine.errors import (
     TransitionError,
     UnreachableError,
 )
+from engine.masking import mask_secrets
 from engine.model.converter import format_datetime
 
 #: the engine's error classes, most specific first, and the status each answers with
@@ -85,10 +86,7 @@ async def on_engine_error(request: Request, exc: Exception) -> Response:
 def connector_error(exc: ConnectorError, secrets: Iterable[str] = ()) -> GraphError:
     """A connector's error as Graph's; any of ``secrets`` in its text is masked."""
     status, code = next((s, c) for cls, s, c in CONNECTOR_STATUS if isinstance(exc, cls))
-    message = f"{type(exc).__name__}: {exc}"
-    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
-        message = message.replace(secret, "*****")
-    return GraphError(status, code, message)
+    return GraphError(status, code, mask_secrets(f"{type(exc).__name__}: {exc}", secrets))
 
 
 async def on_connector_error(request: Request, exc: Exception) -> Response:

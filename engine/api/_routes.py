@@ -547,19 +547,7 @@ async def put_secrets(request: Request) -> Response:
     engine = _engine(request)
     secrets = {p.key: p.value or "" for p in body.value}
     masked = [k for k, v in secrets.items() if v == _MASK]
-    if masked:
-        await _call(engine.get_application, _app_id(request))  # an unknown one is a 404
-        stored = await _call(engine.store.get_secrets, _app_id(request))
-        unknown = [k for k in masked if k not in stored]
-        if unknown:
-            raise GraphError(
-                400,
-                "invalidRequest",
-                f"secret {unknown[0]!r} has the mask {_MASK!r} as its value but no stored "
-                "value to keep; send its real value",
-            )
-        secrets.update({k: stored[k] for k in masked})
-    await _call(engine.set_secrets, _app_id(request), secrets)
+    await _call(engine.set_secrets, _app_id(request), secrets, keep=masked)
     return Response(status_code=204)
 
 

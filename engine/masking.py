@@ -1,0 +1,38 @@
+"""Secrets out of every text that leaves the engine: error messages in the job's status, log
+lines, API answers. A directory's error may quote what it was sent (a token in a 401's
+detail, a base address with ``user:password@``), so messages are masked where they are
+recorded, not trusted to be clean."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import TypeVar
+
+E = TypeVar("E", bound=BaseException)
+MASK = "*****"
+#: switch values kept with the secrets that are no secret (masking them would garble text)
+_NOT_SECRET = frozenset({"true", "false"})
+_MIN_LENGTH = 3  # shorter values would mask ordinary characters of the message
+_USERINFO = re.compile(r"(?<=://)[^\s/@]+@")
+
+
+def mask_secrets(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with each secret value in it, and any URL's ``user:password@``, masked."""
+    values = {s for s in secrets if len(s) >= _MIN_LENGTH and s.strip().lower() not in _NOT_SECRET}
+    for secret in sorted(values, key=len, reverse=True):
+        text = text.replace(secret, MASK)
+    return _USERINFO.sub(f"{MASK}@", text)
+
+
+def masked_error(exc: E, secrets: Iterable[str]) -> E:
+    """``exc`` itself when its message holds no secret, else a copy of it whose message is
+    masked (same class, so what the engine decides by class does not change)."""
+    text = str(exc)
+    clean = mask_secrets(text, secrets)
+    if clean == text:
+        return exc
+    copy = type(exc).__new__(type(exc))
+    copy.__dict__.update(exc.__dict__)
+    copy.args = (clean,)
+    return copy
