@@ -223,7 +223,8 @@ class SyncEngine:
                 f"secrets must map names to values, not {type(secrets).__name__}"
             )
         clean = {str(k): str(v) for k, v in secrets.items()}
-        app = self._application(application_id)
+        JobSettings.parse((), {k: v for k, v in clean.items() if k not in keep})  # before
+        app = self._application(application_id)  # anything is stored (or a default app made)
         with self._secrets_lock:
             if keep:
                 stored = self.store.get_secrets(app)
