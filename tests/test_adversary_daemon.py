@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -35,6 +34,7 @@ from tests.api.ldap_scim import (
     total,
     wait_until,
 )
+from tests.api.test_cli_more import ldap_job_in_a_state_file, start_run_once
 from tests.ldap.conftest import slapd_source, slapd_target
 from tests.ldap.ldap_jobs import PERSON, count, make_tree, modify, person, seed
 from tests.ldap.slapd import Slapd
@@ -104,20 +104,8 @@ def test_run_once_into_a_closed_pipe_still_completes_the_cycle(
     in the progress callback fails the cycle (lastExecution Failed, CycleFailed:
     BrokenPipeError) and stops it after the first pages."""
     users = 200
-    tree = make_tree(slapd_source, slapd_target)
-    seed(tree, users)
-    state = tmp_path / "run.db"
-    with SyncEngine(state) as engine:
-        app = engine.create_application("pipe").id
-        engine.set_secrets(app, tree.secrets())
-        job = engine.create_job("ldapToLdap", application_id=app, settings={"PageSize": "20"}).id
-        assert job is not None
-    command = [sys.executable, "-m", "engine.cli", "run", job, "--once", "--start"]
-    process = subprocess.Popen(
-        [*command, "--state", str(state)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-    )
+    tree, state, job = ldap_job_in_a_state_file(tmp_path, slapd_source, slapd_target, users)
+    process = start_run_once(state, job, stderr=subprocess.DEVNULL)
     try:
         assert process.stdout is not None
         first = process.stdout.readline().decode()

@@ -23,7 +23,7 @@ from engine.serve import TOKENS_ENV
 from tests.api.daemon import free_port, start_daemon
 from tests.api.test_cli_client import cli
 from tests.ldap.conftest import slapd_source, slapd_target
-from tests.ldap.ldap_jobs import count, make_tree, seed
+from tests.ldap.ldap_jobs import Tree, count, make_tree, seed
 from tests.ldap.slapd import Slapd
 from tests.processes import terminate
 
@@ -183,13 +183,12 @@ def test_run_once_between_two_slapd_servers(
     assert again.output.splitlines()[-1].startswith("Succeeded: imported 0, exported 0")
 
 
-def test_run_once_stops_at_a_checkpoint_on_ctrl_c_and_the_next_run_resumes(
-    tmp_path: Path, slapd_source: Slapd, slapd_target: Slapd
-) -> None:
-    """SIGINT (Ctrl-C) to a real ``syncjob run --once`` process: the cycle ends at its next
-    checkpoint, exits 0 saying so, and the next run finishes the rest, nothing doubled."""
-    users = 400
-    tree = make_tree(slapd_source, slapd_target)
+def ldap_job_in_a_state_file(
+    tmp_path: Path, source: Slapd, target: Slapd, users: int
+) -> tuple[Tree, Path, str]:
+    """``users`` people in a fresh tree, and an ldapToLdap job (pages of 20) between the two
+    servers in a new state file: (tree, state file, job id)."""
+    tree = make_tree(source, target)
     seed(tree, users)
     state = tmp_path / "run.db"
     with SyncEngine(state) as engine:
@@ -197,10 +196,25 @@ def test_run_once_stops_at_a_checkpoint_on_ctrl_c_and_the_next_run_resumes(
         engine.set_secrets(app, tree.secrets())
         job = engine.create_job("ldapToLdap", application_id=app, settings={"PageSize": "20"}).id
         assert job is not None
+    return tree, state, job
+
+
+def start_run_once(state: Path, job: str, stderr: int) -> subprocess.Popen[bytes]:
+    """A real ``syncjob run JOB --once --start`` process, its output on a pipe."""
     command = [sys.executable, "-m", "engine.cli", "run", job, "--once", "--start"]
-    process = subprocess.Popen(
-        [*command, "--state", str(state)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    return subprocess.Popen(
+        [*command, "--state", str(state)], stdout=subprocess.PIPE, stderr=stderr
     )
+
+
+def test_run_once_stops_at_a_checkpoint_on_ctrl_c_and_the_next_run_resumes(
+    tmp_path: Path, slapd_source: Slapd, slapd_target: Slapd
+) -> None:
+    """SIGINT (Ctrl-C) to a real ``syncjob run --once`` process: the cycle ends at its next
+    checkpoint, exits 0 saying so, and the next run finishes the rest, nothing doubled."""
+    users = 400
+    tree, state, job = ldap_job_in_a_state_file(tmp_path, slapd_source, slapd_target, users)
+    process = start_run_once(state, job, stderr=subprocess.STDOUT)
     try:
         assert process.stdout is not None
         first = process.stdout.readline().decode()
