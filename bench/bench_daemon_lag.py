@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench._calibrate import python_speed
 from engine import configure_logging
 from engine.model.converter import parse_duration
-from engine.serve import TOKENS_ENV
+from engine.service.serve import TOKENS_ENV
 from tests.api.daemon import start_daemon
 from tests.api.ldap_scim import DaemonApi, ldap_to_scim_secrets, listed, total, wait_until
 from tests.ldap.ldap_jobs import PERSON, Tree, person

@@ -1,8 +1,8 @@
 """The contract between the engine and every directory it reads or writes.
 
 A connector is any object that satisfies :class:`Source`, :class:`Target` or both; nothing needs
-to inherit from anything here. The shared suite in ``tests/contract/`` is the executable form of
-the docstrings below: a connector that passes it is fit for the engine.
+to inherit from anything here. The contract suite in :mod:`connectors.testing` is the executable
+form of the docstrings below: a connector that passes it is fit for the engine.
 
 Values are normalised at this boundary so the engine never guesses: an attribute value is a
 scalar (``str``, ``bytes`` for binary, ``int``, ``bool``) or a ``list`` of scalars for a

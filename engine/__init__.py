@@ -3,9 +3,8 @@
 The public surface is what ``__all__`` lists; everything else may change without notice.
 """
 
-from engine._context import CycleProgress
-from engine._engine import SyncEngine
 from engine.clock import Clock, ManualClock, SystemClock
+from engine.cycle import CycleProgress
 from engine.errors import (
     ConfigurationError,
     ConnectorError,
@@ -28,6 +27,7 @@ from engine.expressions import (
     functions,
     parse_expression,
 )
+from engine.jobs import SyncEngine
 from engine.lifecycle import Command, transition
 from engine.logs import configure_logging
 from engine.model import (

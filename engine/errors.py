@@ -110,3 +110,12 @@ class JobRunningElsewhere(TransitionError):
 
 class LeaseLost(JobRunningElsewhere):
     """This runner's lease was taken over: what it would commit now could be stale."""
+
+
+class SourceContractError(ConnectorError):
+    """The source broke the contract for a whole read (a watermark that cannot be stored)."""
+
+
+class CycleFailed(ConnectorError):
+    """An unexpected error ended a cycle: recorded on the job like an unreachable directory
+    (``lastExecution.error``, quarantine after ``QuarantineUnreachableCycles``)."""

@@ -13,8 +13,8 @@ from typing import Any
 import attrs
 
 from connectors.base import Attributes, Scalar, Value, ValueDelta, as_list
-from engine._contract import check_value
-from engine.errors import MappingError
+from engine.directory_values import check_value
+from engine.errors import ConfigurationError, MappingError
 from engine.expressions import IGNORE, Env, compile_expression, from_mapping_source
 from engine.expressions.values import DEFAULT_REGEX_SECONDS
 from engine.model import (
@@ -409,3 +409,16 @@ def diff(
             continue
         delta[name] = want
     return delta
+
+
+def compile_schema(schema: SynchronizationSchema, regex_seconds: float) -> list[CompiledMapping]:
+    """The enabled object mappings in rule priority order, references linked; a schema with
+    none is a ConfigurationError."""
+    compiled = []
+    for rule in sorted(schema.synchronization_rules, key=lambda r: r.priority):
+        for mapping in rule.object_mappings:
+            if mapping.enabled:
+                compiled.append(compile_mapping(schema, rule, mapping, regex_timeout=regex_seconds))
+    if not compiled:
+        raise ConfigurationError("the schema has no enabled object mapping")
+    return link_references(compiled)

@@ -123,19 +123,21 @@ def test_run_once_into_a_closed_pipe_still_completes_the_cycle(
 
 # ------------------------------------------------- commands racing a cycle's end (#4)
 def _during_finish(engine: SyncEngine, action: Callable[[], None]) -> None:
-    """Run ``action`` once inside SyncEngine._finish, between its re-read of the job row and
-    its save: where an API thread's command lands when it arrives as a runner's cycle ends
-    (the window holds the link counts, a store query per mapping)."""
-    original = engine._entry_counts
+    """Run ``action`` once inside the end of a cycle (Execution._finish in engine/jobs), between
+    its re-read of the job row and its save: where an API thread's command lands when it
+    arrives as a runner's cycle ends (the window holds the link counts, a store query per
+    mapping)."""
+    execution = engine._execution
+    original = execution.entry_counts
     done: list[bool] = []
 
-    def interleaved(row: Any) -> Any:
+    def interleaved(row: Any, settings: Any) -> Any:
         if not done:
             done.append(True)
             action()
-        return original(row)
+        return original(row, settings)
 
-    engine._entry_counts = interleaved  # type: ignore[method-assign]
+    execution.entry_counts = interleaved  # type: ignore[method-assign]
 
 
 def test_a_pause_that_arrives_as_a_cycle_ends_is_not_lost(make_job: Any) -> None:

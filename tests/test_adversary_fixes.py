@@ -21,10 +21,10 @@ from starlette.testclient import TestClient
 from connectors.base import Page
 from connectors.memory import MemoryDirectory
 from engine import ManualClock, SyncEngine, SystemClock
-from engine.api import create_app
 from engine.errors import LeaseLost
 from engine.logs import configure_logging
 from engine.model import to_graph
+from engine.service.api import create_app
 from engine.store.base import JobRow
 from engine.store.sqlite import SqliteStateStore
 from tests.api.ldap_scim import (
@@ -163,7 +163,7 @@ def test_a_secret_quoted_by_a_failing_directory_stays_out_of_logs_and_status(
     a BaseAddress (itself a secret) carrying credentials, http://admin:password@host/scim
     (in_url=True; requests then sends them as Basic auth instead of the bearer token, and the
     address is in every SCIM error message). validateCredentials masks the same message
-    (engine.api._errors.connector_error); logs and status do not.
+    (engine.service.api._errors.connector_error); logs and status do not.
 
     Was: the token / the password in the log line and in the stored status.
     Should: every saved secret value masked wherever a connector's message is shown."""
@@ -279,8 +279,8 @@ def unbuildable_api(tmp_path: Path) -> Iterator[tuple[TestClient, str, str]]:
 def test_an_unbuildable_jobs_status_does_not_show_its_secrets(
     unbuildable_api: tuple[TestClient, str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """The unbuildable cycle (SyncEngine._unbuildable) fails with "cannot build the job's
-    connectors: invalid SCIM base address 'ftp://admin:hunter2-SECRET@...'": that message,
+    """The unbuildable cycle (Execution._unbuildable in engine/jobs) fails with "cannot build
+    the job's connectors: invalid SCIM base address 'ftp://admin:hunter2-SECRET@...'": that message,
     the secret BaseAddress verbatim, is the cycle_failed log line and the job's status
     (lastExecution.error and quarantine.error) that GET job returns.
 
@@ -300,7 +300,8 @@ def test_validate_credentials_masks_a_secret_the_connector_cannot_be_built_from(
 ) -> None:
     """validateCredentials promises "any sent or saved secret masked in the message" but
     masks only a ConnectorError; a connector that cannot be built is the engine's
-    ConfigurationError (SyncEngine._build), a 400 whose message quotes the BaseAddress.
+    ConfigurationError (engine.jobs._connections.build), a 400 whose message quotes the
+    BaseAddress.
 
     Was: 400 "cannot build the job's connectors: invalid SCIM base address
     'ftp://admin:hunter2-SECRET@...'". Should: the secret masked."""
@@ -316,7 +317,7 @@ def test_validate_credentials_masks_a_secret_the_connector_cannot_be_built_from(
 def test_provision_on_demand_of_an_unbuildable_job_masks_its_secrets(
     unbuildable_api: tuple[TestClient, str, str],
 ) -> None:
-    """provisionOnDemand builds the connectors too (SyncEngine._connectors_for): same
+    """provisionOnDemand builds the connectors too (Connections.for_row, engine/jobs): same
     ConfigurationError, same unmasked BaseAddress in its 400."""
     client, base, job = unbuildable_api
     body = {
@@ -393,7 +394,7 @@ class _SecretsInterleavingStore(SqliteStateStore):
 
 def test_a_masked_secrets_put_does_not_undo_a_password_saved_meanwhile(tmp_path: Path) -> None:
     """PUT secrets with the mask for Password (keep it) and a new Url reads the stored
-    secrets, then saves them (engine.api._routes.put_secrets): two steps. Another PUT that
+    secrets, then saves them (engine.service.api._routes.put_secrets): two steps. Another PUT that
     changes the password in between is undone: the masked PUT writes back the password it read.
 
     Was: Password is "old-pw" again. Should: "new-pw" (the mask resolved in the same atomic
@@ -448,7 +449,7 @@ def test_syncjob_run_once_beside_a_daemon_running_the_job_refuses_cleanly(
         app, job = api.create_job(secrets, "PT2S")
         wait_until(lambda: total(scim, "Users") >= 20, 60, "the cycle under way", every=0.05)
         ran = subprocess.run(
-            [sys.executable, "-m", "engine.cli", "run", job, "--once"]
+            [sys.executable, "-m", "engine", "run", job, "--once"]
             + ["--state", str(tmp_path / "state.db")],
             capture_output=True,
             text=True,

@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine import MemoryStateStore, SqliteStateStore
-from engine.store.base import Checkpoint, Link, encode_values
+from engine.directory_values import encode_values
+from engine.store.base import Checkpoint, Link
 
 ANCHORS = ["a", "b"]
 NAMES = [f"uid=u{n:03d}" for n in range(140)]

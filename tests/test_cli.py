@@ -10,7 +10,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from engine import to_graph
-from engine.cli import main
+from engine.service.cli import main
 from engine.templates import builtin_templates
 
 
@@ -95,10 +95,10 @@ def test_schema_validate_checks_a_file_as_the_engine_would(tmp_path: Path) -> No
 
 
 def test_python_dash_m_knows_every_command() -> None:
-    """``python -m engine.cli`` registers every command before it runs (a command defined
+    """``python -m engine`` registers every command before it runs (a command defined
     below the ``__main__`` guard would exist for ``syncjob`` but not for ``-m``)."""
     answer = subprocess.run(
-        [sys.executable, "-m", "engine.cli", "--help"], capture_output=True, text=True, check=True
+        [sys.executable, "-m", "engine", "--help"], capture_output=True, text=True, check=True
     )
     listed = {
         line.split()[0] for line in answer.stdout.split("Commands:")[1].splitlines() if line.strip()

@@ -12,7 +12,7 @@ from click.testing import CliRunner, Result
 
 from connectors.memory import MemoryDirectory
 from engine import SqliteStateStore, SyncEngine
-from engine.cli import main
+from engine.service.cli import main
 from engine.store.sqlite import MIGRATIONS
 
 

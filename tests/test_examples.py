@@ -35,3 +35,24 @@ def test_unit_test_example_passes() -> None:
     )
     assert 0 == done.returncode, done.stdout + done.stderr
     assert "2 passed" in done.stdout
+
+
+def test_connector_example_passes_the_contract() -> None:
+    """examples/json_directory passes the whole connector contract through connectors.testing."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            str(EXAMPLES / "json_directory" / "test_json_directory.py"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=EXAMPLES.parent,
+    )
+    assert 0 == done.returncode, done.stdout + done.stderr
+    assert "16 passed" in done.stdout

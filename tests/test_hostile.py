@@ -23,7 +23,7 @@ from engine import (
     from_graph,
     to_graph,
 )
-from engine._context import backoff
+from engine.cycle._context import backoff
 from engine.model import QuarantineReason, SynchronizationSchema, TaskExecutionResult
 from tests.conftest import fill, user
 

@@ -7,7 +7,7 @@ import io
 from typing import Any
 
 from engine import CycleProgress
-from engine.progress_bar import ProgressBar, render
+from engine.service.progress_bar import ProgressBar, render
 from tests.conftest import fill
 
 

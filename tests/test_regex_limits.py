@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 
 from connectors.memory import MemoryDirectory
 from engine import ConfigurationError, ManualClock, SyncEngine, parse_expression
-from engine.cli import main
 from engine.errors import MappingError, RegexTimeoutError
 from engine.expressions import Env, compile_expression
 from engine.model import (
@@ -24,6 +23,7 @@ from engine.model import (
     to_graph,
 )
 from engine.scoping import compile_scope
+from engine.service.cli import main
 from engine.settings import JobSettings
 
 #: Exponential for the regex engine too (it defuses the classic (a+)+$, see below).

@@ -5,7 +5,9 @@ modifyTimestamp deltas on any server) and a target (:class:`LdapTarget`), both o
 accesslog ``reqMod`` parsing); :mod:`connectors.ldap.connection` the one place that talks to
 ldap3 and turns its failures into the engine's errors; :mod:`connectors.ldap.config` says
 where each object type lives; :class:`LdapSource` reads with entry anchors (entryUUID) and
-references as anchors; :class:`LdapTarget` writes the engine's changes with DNs as refs.
+references as anchors (its private parts: ``_entries``, entries to changes; ``_accesslog`` and
+``_timestamps``, the two delta modes; ``_common``, a connection per thread and raw values);
+:class:`LdapTarget` writes the engine's changes with DNs as refs.
 """
 
 from connectors.ldap.config import LdapObjectType, groups, people

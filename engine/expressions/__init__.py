@@ -3,6 +3,9 @@
 ``compile_expression`` is used once per schema; ``parse_expression`` is the engine-level
 twin of Graph's ``parseExpression``; ``functions()`` and ``filter_operators()`` list what the
 language and scoping filters offer.
+
+Part of the pure core: it may import the model, ``engine.regexes``, ``engine.scoping`` and
+the foundations (errors, limits, clock); never the store, a cycle or a connector.
 """
 
 from engine.expressions.evaluate import Expression, compile_expression

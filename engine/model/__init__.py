@@ -1,4 +1,10 @@
-"""The Graph synchronization model as frozen attrs classes, and its JSON converter."""
+"""The Graph synchronization model as frozen attrs classes, and its JSON converter.
+
+What lives here: ``schema`` (the synchronization schema), ``job`` (jobs, status, schedule,
+executions), ``_enums`` (Graph's enums), ``converter`` (the one cattrs converter for Graph's
+camelCase JSON). The bottom of the pure core: it may import the foundations (errors, limits)
+only.
+"""
 
 from engine.model._enums import (
     AttributeType,

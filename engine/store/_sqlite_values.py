@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from engine.store.base import UNKNOWN
+from engine.directory_values import UNKNOWN
 
 #: lists at least this long go to rows; shorter ones stay inline (a row costs more than a value)
 LARGE = 64

@@ -10,7 +10,6 @@ removes every trace of a job; reads never return objects that a later write coul
 
 from __future__ import annotations
 
-import base64
 import os
 import socket
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -21,24 +20,9 @@ import attrs
 import orjson
 
 from connectors.base import Value
+from engine.directory_values import json_default, json_object_hook, last_values
 from engine.errors import LeaseLost
 from engine.model import Application, StatusCode, SynchronizationJob
-
-#: Marks ``Link.exported`` when the values in the target object are not known (a write
-#: whose outcome a crash left in doubt): the next diff then sends every mapped value and
-#: clears every mapped attribute that has no desired value. What follows the mark is the last
-#: values known, kept because the object can still be found by its matching values in them.
-UNKNOWN = "?"
-
-
-def unknown(exported: str) -> str:
-    """``exported`` marked as no longer known (idempotent)."""
-    return exported if exported.startswith(UNKNOWN) else UNKNOWN + exported
-
-
-def last_values(exported: str) -> dict[str, Value]:
-    """The values last known to be in the target object, known for sure or not."""
-    return decode_values(exported.removeprefix(UNKNOWN)) or {}
 
 
 class Link(NamedTuple):
@@ -183,7 +167,7 @@ def encode_intents(batches: Sequence[IntentBatch]) -> str:
             ]
             for b in batches
         ],
-        default=_default,
+        default=json_default,
     ).decode()
 
 
@@ -195,9 +179,9 @@ def _none(count: int) -> Any:
 def decode_intents(text: str) -> list[Intent]:
     def value(v: Any, several: bool) -> Any:
         if isinstance(v, dict):
-            return _hook(v)
+            return json_object_hook(v)
         if several:
-            return tuple(_hook(x) if isinstance(x, dict) else x for x in v)
+            return tuple(json_object_hook(x) if isinstance(x, dict) else x for x in v)
         return v
 
     return [
@@ -394,41 +378,6 @@ class StateStore(Protocol):
         ...
 
     def close(self) -> None: ...
-
-
-def _default(value: Any) -> Any:
-    if isinstance(value, bytes):
-        return {"$b64": base64.b64encode(value).decode("ascii")}
-    raise TypeError(f"cannot store a {type(value).__name__}")
-
-
-def _hook(value: dict[str, Any]) -> Any:
-    if len(value) == 1 and "$b64" in value:
-        return base64.b64decode(value["$b64"])
-    return value
-
-
-def encode_values(values: Mapping[str, Value]) -> str:
-    """JSON of attribute values in their mapping order (binary as base64).
-
-    Equal values in the same order give equal strings, which is all the cycle's "unchanged?"
-    test needs: map_object always emits attributes in the schema's order. A reordered schema
-    only costs one decode-and-diff per object.
-    """
-    return orjson.dumps(values, default=_default).decode()
-
-
-def decode_values(text: str) -> dict[str, Value] | None:
-    """The exported values, or None when they are not known (see UNKNOWN)."""
-    if not text or text.startswith(UNKNOWN):
-        return None
-    decoded: dict[str, Value] = orjson.loads(text)
-    for name, value in decoded.items():
-        if isinstance(value, dict):
-            decoded[name] = _hook(value)
-        elif isinstance(value, list):
-            decoded[name] = [_hook(v) if isinstance(v, dict) else v for v in value]
-    return decoded
 
 
 def chunked(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:

@@ -6,11 +6,16 @@ committed transaction across a process crash; write-ahead intents are committed 
 ``synchronous=FULL`` (an fsync of the WAL), which makes them and every checkpoint before
 them survive power loss too, before any target write they cover is sent. Pass
 ``synchronous="FULL"`` to fsync every checkpoint as well.
+
+The store itself keeps what every checkpoint goes through (the connection, its lock and
+pragmas, the migrations, the links and the checkpoint transaction) and hands the connection
+and lock to one helper per other group of tables, so each stays short and on one subject:
+``JobTables`` (applications, secrets, jobs), ``HeldChanges`` (escrows, staged deletes),
+``ProvisioningLog``, and ``RecoveryTables`` (intents, leases, references, sweeps; a mixin).
 """
 
 from __future__ import annotations
 
-import json
 import operator
 import sqlite3
 import threading
@@ -19,14 +24,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import orjson
-
-from engine.model import Application, StatusCode, SynchronizationJob, from_graph, to_graph
-from engine.model.converter import parse_datetime
+from engine.model import Application, StatusCode
 from engine.store import _sqlite_values as link_values
 from engine.store._migrations import MIGRATIONS, statements
+from engine.store._sqlite_held import HeldChanges
+from engine.store._sqlite_jobs import JobTables
+from engine.store._sqlite_logs import ProvisioningLog
 from engine.store._sqlite_recovery import RecoveryTables
-from engine.store._sqlite_text import format_datetime, stored_time
+from engine.store._sqlite_text import format_datetime
 from engine.store.base import (
     Checkpoint,
     Escrow,
@@ -43,23 +48,6 @@ _LINK_BATCH = 500
 _ANCHOR, _EXPORTED = operator.itemgetter(1), operator.itemgetter(3)  # of a links row
 
 
-def _record(job_id: str, cycle_id: str, row: list[Any]) -> LogRecord:
-    change, at, action, status, mapping, anchor, ref, names, error = row
-    return LogRecord(
-        job_id,
-        cycle_id,
-        change,
-        stored_time(at),
-        action,
-        status,
-        mapping,
-        anchor,
-        ref,
-        tuple(names),
-        error,
-    )
-
-
 class SqliteStateStore(RecoveryTables):
     """State in one SQLite file; safe to share between threads of one process."""
 
@@ -69,7 +57,6 @@ class SqliteStateStore(RecoveryTables):
         self.path = Path(path)
         self._lock = threading.RLock()
         self._scopes: dict[tuple[str, str], int] = {}
-        self._parsed_jobs: dict[str, SynchronizationJob] = {}  # stored body -> frozen model
         self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._synchronous = synchronous.upper()
@@ -77,6 +64,9 @@ class SqliteStateStore(RecoveryTables):
         self._db.execute("PRAGMA foreign_keys=ON")
         self._migrate()
         self._sets = link_values.SetCache(self._db)
+        self._jobs = JobTables(self._db, self._lock)
+        self._held = HeldChanges(self._db, self._lock)
+        self._logs = ProvisioningLog(self._db, self._lock)
 
     # ------------------------------------------------------------------------- migrations
     @property
@@ -131,103 +121,37 @@ class SqliteStateStore(RecoveryTables):
 
     # ------------------------------------------------------------------ applications, jobs
     def save_application(self, application: Application) -> None:
-        self._write(
-            "INSERT OR REPLACE INTO applications VALUES (?, ?)",
-            (application.id, application.display_name),
-        )
+        self._jobs.save_application(application)
 
     def get_application(self, application_id: str) -> Application | None:
-        rows = self._rows("SELECT id, display_name FROM applications WHERE id=?", (application_id,))
-        return Application(id=rows[0][0], display_name=rows[0][1]) if rows else None
+        return self._jobs.get_application(application_id)
 
     def list_applications(self) -> list[Application]:
-        rows = self._rows("SELECT id, display_name FROM applications ORDER BY id")
-        return [Application(id=r[0], display_name=r[1]) for r in rows]
+        return self._jobs.list_applications()
 
     def delete_application(self, application_id: str) -> None:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._db.execute("DELETE FROM secrets WHERE application_id=?", (application_id,))
-                self._db.execute("DELETE FROM applications WHERE id=?", (application_id,))
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        self._jobs.delete_application(application_id)
 
     def save_secrets(self, application_id: str, secrets: Mapping[str, str]) -> None:
-        self._write(
-            "INSERT OR REPLACE INTO secrets VALUES (?, ?)",
-            (application_id, json.dumps(dict(secrets))),
-        )
+        self._jobs.save_secrets(application_id, secrets)
 
     def get_secrets(self, application_id: str) -> dict[str, str]:
-        rows = self._rows("SELECT body FROM secrets WHERE application_id=?", (application_id,))
-        return dict(json.loads(rows[0][0])) if rows else {}
+        return self._jobs.get_secrets(application_id)
 
     def save_job(self, row: JobRow) -> None:
-        job = row.job
-        code = job.status.code.value if job.status else StatusCode.NOT_CONFIGURED.value
-        self._write(
-            "INSERT OR REPLACE INTO jobs VALUES (?, ?, ?, ?, ?, ?)",
-            (
-                job.id,
-                row.application_id,
-                code,
-                json.dumps(to_graph(job)),
-                format_datetime(row.next_run) if row.next_run else None,
-                int(row.force_deletes),
-            ),
-        )
+        self._jobs.save_job(row)
 
     def update_job(self, job_id: str, change: Callable[[JobRow], JobRow]) -> JobRow | None:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")  # other processes' writers wait for us
-            try:
-                rows = self._db.execute(
-                    "SELECT application_id, body, next_run, force_deletes FROM jobs WHERE id=?",
-                    (job_id,),
-                ).fetchall()
-                new = change(self._job_row(rows[0])) if rows else None
-                if new is not None:
-                    self.save_job(new)
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            return new
-
-    def _job_row(self, values: tuple[Any, ...]) -> JobRow:
-        application_id, body, next_run, force_deletes = values
-        job = self._parsed_jobs.get(body)
-        if job is None:  # a job (its schema above all) is read a few times per cycle
-            job = from_graph(json.loads(body), SynchronizationJob, stored=True)
-            if len(self._parsed_jobs) >= 64:
-                self._parsed_jobs.clear()
-            self._parsed_jobs[body] = job
-        return JobRow(
-            application_id=application_id,
-            job=job,
-            next_run=parse_datetime(next_run),
-            force_deletes=bool(force_deletes),
-        )
+        return self._jobs.update_job(job_id, change)
 
     def get_job(self, job_id: str) -> JobRow | None:
-        rows = self._rows(
-            "SELECT application_id, body, next_run, force_deletes FROM jobs WHERE id=?", (job_id,)
-        )
-        return self._job_row(rows[0]) if rows else None
+        return self._jobs.get_job(job_id)
 
     def list_jobs(self, application_id: str | None = None) -> list[JobRow]:
-        sql = "SELECT application_id, body, next_run, force_deletes FROM jobs"
-        if application_id is None:
-            return [self._job_row(r) for r in self._rows(sql + " ORDER BY id")]
-        rows = self._rows(sql + " WHERE application_id=? ORDER BY id", (application_id,))
-        return [self._job_row(r) for r in rows]
+        return self._jobs.list_jobs(application_id)
 
     def job_code(self, job_id: str) -> StatusCode | None:
-        rows = self._rows("SELECT code FROM jobs WHERE id=?", (job_id,))
-        return StatusCode(rows[0][0]) if rows else None
+        return self._jobs.job_code(job_id)
 
     def delete_job(self, job_id: str) -> None:
         with self._lock:
@@ -344,49 +268,14 @@ class SqliteStateStore(RecoveryTables):
         )
         return {str(m): int(c) for m, c in rows}
 
-    @staticmethod
-    def _escrow(mapping: str, values: tuple[Any, ...]) -> Escrow:
-        anchor, attempts, first, retry, error, parked = values
-        first_failed = parse_datetime(first)
-        next_retry = parse_datetime(retry)
-        assert first_failed is not None and next_retry is not None
-        return Escrow(
-            mapping=mapping,
-            anchor=anchor,
-            attempts=attempts,
-            first_failed=first_failed,
-            next_retry=next_retry,
-            error=error,
-            parked=bool(parked),
-        )
-
     def due_escrows(self, job_id: str, mapping: str, now: datetime, limit: int) -> list[Escrow]:
-        rows = self._rows(
-            "SELECT anchor, attempts, first_failed, next_retry, error, parked FROM escrows "
-            "WHERE job_id=? AND mapping=? AND parked=0 AND next_retry<=? "
-            "ORDER BY next_retry, anchor LIMIT ?",
-            (job_id, mapping, format_datetime(now), limit),
-        )
-        return [self._escrow(mapping, r) for r in rows]
+        return self._held.due_escrows(job_id, mapping, now, limit)
 
     def get_escrows(self, job_id: str) -> list[Escrow]:
-        rows = self._rows(
-            "SELECT mapping, anchor, attempts, first_failed, next_retry, error, parked "
-            "FROM escrows WHERE job_id=? ORDER BY mapping, anchor",
-            (job_id,),
-        )
-        return [self._escrow(r[0], r[1:]) for r in rows]
+        return self._held.get_escrows(job_id)
 
     def staged_deletes(self, job_id: str) -> list[StagedDelete]:
-        rows = self._rows(
-            "SELECT mapping, anchor, target_type, target_ref, soft, reason FROM staged_deletes "
-            "WHERE job_id=? ORDER BY mapping, anchor",
-            (job_id,),
-        )
-        return [
-            StagedDelete(mapping=m, anchor=a, target_type=t, target_ref=r, soft=bool(s), reason=x)
-            for m, a, t, r, s, x in rows
-        ]
+        return self._held.staged_deletes(job_id)
 
     def commit(self, job_id: str, checkpoint: Checkpoint) -> None:
         c = checkpoint
@@ -402,47 +291,9 @@ class SqliteStateStore(RecoveryTables):
                     self._write_sweep(job_id, c)
                 if c.events or c.clear_events:
                     self._write_events(job_id, c)
-                db.executemany(
-                    "DELETE FROM escrows WHERE job_id=? AND mapping=? AND anchor=?",
-                    [(job_id, m, a) for m, a in c.unescrows],
-                )
-                db.executemany(
-                    "INSERT OR REPLACE INTO escrows VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        (
-                            job_id,
-                            e.mapping,
-                            e.anchor,
-                            e.attempts,
-                            format_datetime(e.first_failed),
-                            format_datetime(e.next_retry),
-                            e.error,
-                            int(e.parked),
-                        )
-                        for e in c.escrows
-                    ],
-                )
-                db.executemany(
-                    "DELETE FROM staged_deletes WHERE job_id=? AND mapping=? AND anchor=?",
-                    [(job_id, m, a) for m, a in c.unstaged],
-                )
-                db.executemany(
-                    "INSERT OR REPLACE INTO staged_deletes VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        (
-                            job_id,
-                            s.mapping,
-                            s.anchor,
-                            s.target_type,
-                            s.target_ref,
-                            int(s.soft),
-                            s.reason,
-                        )
-                        for s in c.staged
-                    ],
-                )
+                self._held.write(job_id, c)
                 if c.logs:
-                    self._insert_logs(c.logs)
+                    self._logs.insert(c.logs)
                 if c.clear_intents:
                     db.execute("DELETE FROM intents WHERE job_id=?", (job_id,))
                 if c.mapping is not None and c.watermark is not None:
@@ -516,31 +367,8 @@ class SqliteStateStore(RecoveryTables):
                     [(r, e, sc, a) for sc, a, r, e in new],
                 )
 
-    def _insert_logs(self, logs: list[LogRecord]) -> None:
-        batches: dict[tuple[str, str], list[Any]] = {}
-        for record in logs:
-            batches.setdefault((record.job_id, record.cycle_id), []).append(record[2:])
-        for (job_id, cycle_id), records in batches.items():
-            newest = max(r[1] for r in records)
-            self._db.execute(
-                "INSERT INTO provisioning_log (job_id, cycle_id, count, records, time) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (
-                    job_id,
-                    cycle_id,
-                    len(records),
-                    orjson.dumps(records).decode(),
-                    format_datetime(newest),
-                ),
-            )
-
     def prune_logs(self, job_id: str, before: datetime) -> int:
-        with self._lock:
-            cursor = self._db.execute(
-                "DELETE FROM provisioning_log WHERE job_id=? AND time < ?",
-                (job_id, format_datetime(before)),
-            )
-            return int(cursor.rowcount)
+        return self._logs.prune(job_id, before)
 
     def reset(self, job_id: str, *, watermarks: bool, escrows: bool, links: bool) -> None:
         tables = [
@@ -569,52 +397,12 @@ class SqliteStateStore(RecoveryTables):
     def provisioning_logs(
         self, job_id: str, cycle_id: str | None = None, limit: int = 1000
     ) -> list[LogRecord]:
-        sql = "SELECT cycle_id, records FROM provisioning_log WHERE job_id=?"
-        params: list[Any] = [job_id]
-        if cycle_id is not None:
-            sql += " AND cycle_id=?"
-            params.append(cycle_id)
-        records: list[LogRecord] = []
-        with self._lock:
-            cursor = self._db.execute(sql + " ORDER BY seq DESC", params)
-            for batch_cycle, body in cursor:
-                batch = [_record(job_id, batch_cycle, row) for row in orjson.loads(body)]
-                records[:0] = batch
-                if len(records) >= limit:
-                    break
-            cursor.close()
-        return records[-limit:] if limit else []
+        return self._logs.records(job_id, cycle_id, limit)
 
     LOG_CHUNK = 32  # batch rows read per query by log_batches
 
     def log_batches(self, job_id: str) -> Iterator[tuple[datetime | None, list[LogRecord]]]:
-        """Rows by (time, seq) descending, a few per query (keyset: a long scan never holds
-        the lock, and rows added meanwhile are newer, so they are not met); rows from before
-        migration 2 have no time and come first, bound unknown."""
-        with self._lock:
-            untimed = self._db.execute(
-                "SELECT cycle_id, records FROM provisioning_log WHERE job_id=? AND time IS NULL",
-                (job_id,),
-            ).fetchall()
-        for cycle_id, body in untimed:
-            yield None, [_record(job_id, cycle_id, row) for row in orjson.loads(body)]
-        key: tuple[str, int] | None = None
-        while True:
-            sql = "SELECT seq, time, cycle_id, records FROM provisioning_log WHERE job_id=?"
-            params: list[Any] = [job_id]
-            if key is None:
-                sql += " AND time IS NOT NULL"
-            else:
-                sql += " AND (time < ? OR (time = ? AND seq < ?))"
-                params += [key[0], key[0], key[1]]
-            sql += f" ORDER BY time DESC, seq DESC LIMIT {self.LOG_CHUNK}"
-            with self._lock:
-                rows = self._db.execute(sql, params).fetchall()
-            for _seq, time, cycle_id, body in rows:
-                yield stored_time(time), [_record(job_id, cycle_id, r) for r in orjson.loads(body)]
-            if len(rows) < self.LOG_CHUNK:
-                return
-            key = (rows[-1][1], rows[-1][0])
+        return self._logs.batches(job_id, self.LOG_CHUNK)
 
     def close(self) -> None:
         with self._lock:

@@ -5,6 +5,9 @@ the application's secrets and the job's schema (``ldapToLdap``); a job of such a
 no ``attach``, so a new engine on the same state file runs it after a restart. A template
 without factories (``memoryToMemory``) takes connector objects from the caller. More
 templates can be registered from Python.
+
+What it may import: the pure core (the model) and the connectors it builds
+(``connectors.ldap``, ``connectors.scim``); never the store, a cycle or ``engine.jobs``.
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ def start_daemon(
     port = free_port()
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "engine.cli", "serve", "--port", str(port)]
+            [sys.executable, "-m", "engine", "serve", "--port", str(port)]
             + ["--state", str(state), *args],
             stdout=out,
             stderr=subprocess.STDOUT,

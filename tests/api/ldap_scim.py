@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from engine import SystemClock
-from engine.serve import TOKENS_ENV
+from engine.service.serve import TOKENS_ENV
 from tests.api.daemon import start_daemon
 from tests.ldap.ldap_jobs import PERSON, Tree, add_containers, entries, modify, person
 from tests.ldap.slapd import BASE_DN, ROOT_DN, Slapd

@@ -1,4 +1,5 @@
-"""The HTTP API (engine.api) through Starlette's TestClient, on both stores and both versions."""
+"""The HTTP API (engine.service.api) through Starlette's TestClient, on both stores and both
+versions."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from starlette.testclient import TestClient
 
 from connectors.memory import MemoryDirectory
 from engine import ConfigurationError, ManualClock, StateStore, SyncEngine
-from engine.api import create_app
+from engine.service.api import create_app
 from tests.conftest import user
 
 TOKEN = "s3cret-token"

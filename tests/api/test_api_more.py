@@ -13,7 +13,7 @@ from starlette.testclient import TestClient
 
 from connectors.memory import MemoryDirectory
 from engine import ManualClock, StateStore, SyncEngine
-from engine.api import create_app
+from engine.service.api import create_app
 from tests.api.test_api import AUTH, TOKEN, graph_error, new_app, new_job
 from tests.conftest import user
 

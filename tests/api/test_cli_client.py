@@ -11,8 +11,8 @@ import requests
 from click.testing import CliRunner, Result
 
 from engine import SystemClock
-from engine.cli import main
-from engine.serve import TOKENS_ENV
+from engine.service.cli import main
+from engine.service.serve import TOKENS_ENV
 from tests.api.daemon import free_port, start_daemon
 from tests.processes import terminate
 

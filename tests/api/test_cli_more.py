@@ -17,9 +17,9 @@ from click.testing import CliRunner
 
 from connectors.memory import MemoryDirectory
 from engine import SystemClock
-from engine._engine import SyncEngine
-from engine.cli import demo_directory, main
-from engine.serve import TOKENS_ENV
+from engine.jobs import SyncEngine
+from engine.service.cli import demo_directory, main
+from engine.service.serve import TOKENS_ENV
 from tests.api.daemon import free_port, start_daemon
 from tests.api.test_cli_client import cli
 from tests.ldap.conftest import slapd_source, slapd_target
@@ -201,7 +201,7 @@ def ldap_job_in_a_state_file(
 
 def start_run_once(state: Path, job: str, stderr: int) -> subprocess.Popen[bytes]:
     """A real ``syncjob run JOB --once --start`` process, its output on a pipe."""
-    command = [sys.executable, "-m", "engine.cli", "run", job, "--once", "--start"]
+    command = [sys.executable, "-m", "engine", "run", job, "--once", "--start"]
     return subprocess.Popen(
         [*command, "--state", str(state)], stdout=subprocess.PIPE, stderr=stderr
     )

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from engine.serve import TOKENS_ENV, load_config
+from engine.service.serve import TOKENS_ENV, load_config
 from tests.api.daemon import start_daemon
 from tests.api.ldap_scim import DaemonApi, listed, members, source_tree, wait_until
 from tests.ldap.ldap_jobs import seed
@@ -72,7 +72,7 @@ def test_the_example_provisions_ldap_users_into_scim(
         }  # fmt: skip
 
         logs = subprocess.run(
-            [sys.executable, "-m", "engine.cli", "logs", job, "--top", "5"],
+            [sys.executable, "-m", "engine", "logs", job, "--top", "5"],
             env=client_env, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
         )  # fmt: skip
         assert logs.returncode == 0 and len(logs.stdout.splitlines()) == 5, logs.stderr

@@ -9,7 +9,7 @@ from starlette.testclient import TestClient
 
 from connectors.memory import MemoryDirectory
 from engine import ManualClock, StateStore, SyncEngine
-from engine.api import create_app, metrics_response
+from engine.service.api import create_app, metrics_response
 from tests.conftest import user
 
 TOKEN = "metrics-token"

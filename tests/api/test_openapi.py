@@ -21,8 +21,8 @@ from starlette.routing import Mount, Route
 from starlette.testclient import TestClient
 
 from engine import ManualClock, SyncEngine
-from engine.api import create_app
-from engine.api._openapi import document
+from engine.service.api import create_app
+from engine.service.api._openapi import document
 from engine.store.memory import MemoryStateStore
 
 TOKEN = "s3cret-token"

@@ -17,8 +17,8 @@ import requests
 from click.testing import CliRunner
 
 from engine import ConfigurationError, SystemClock
-from engine.cli import main
-from engine.serve import DIGEST_SUFFIX, TOKENS_ENV, load_config
+from engine.service.cli import main
+from engine.service.serve import DIGEST_SUFFIX, TOKENS_ENV, load_config
 from tests.api.daemon import start_daemon
 from tests.processes import tail, terminate
 

@@ -1,20 +1,14 @@
-"""The connectors the shared contract suite runs against, each as a :class:`Dialect`.
+"""The connectors of this repository the contract suite runs against, each as a
+:class:`connectors.testing.Dialect` (what a dialect is and does is explained there).
 
-The suite speaks of users with ``userName``, ``mail`` and so on, and names objects by keys it
-chooses (``a1``). Directories differ: an LDAP server assigns its own anchors (entryUUID),
-calls the user name ``uid`` and refuses an inetOrgPerson without ``sn``. A dialect bridges
-that and nothing more: it seeds objects the way the directory's own tools would and returns
-the anchor the directory gave, translates the suite's attribute names, adds what the directory
-requires, and reads a target object back in the suite's names. The assertions stay the same
-for every connector.
-
-A new connector joins by adding a factory to SOURCES and/or TARGETS: a callable taking the
-pytest request (for fixtures such as a real server) and a temporary directory.
+A new connector joins by adding a factory to SOURCES and/or TARGETS (a callable taking the
+pytest request, for fixtures such as a real server, and a temporary directory) and a class
+naming it in ``test_connector_contract.py``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,50 +16,10 @@ import attrs
 import pytest
 
 from connectors.memory import MemoryDirectory
+from connectors.testing import Dialect
 from tests.crash.sqlite_directory import SqliteDirectory
 
 Seed = Callable[[str, str, dict[str, Any]], str]
-
-
-@attrs.define
-class Dialect:
-    """One connector under test, and how to shape and read its directory."""
-
-    connector: Any
-    #: (type, key, attributes in the suite's names) -> the anchor: creates or replaces
-    put: Callable[[str, str, dict[str, Any]], str]
-    #: (type, key): deletes what put made under that key
-    remove: Callable[[str, str], None]
-    #: reads a target object by ref (None if gone)
-    read: Callable[[str, str], Mapping[str, Any] | None]
-    names: dict[str, str] = attrs.field(factory=dict)  # the suite's name -> the directory's
-    required: dict[str, dict[str, Any]] = attrs.field(factory=dict)  # per type, on create
-    closers: list[Callable[[], None]] = attrs.field(factory=list)
-
-    def name(self, suite_name: str) -> str:
-        return self.names.get(suite_name, suite_name)
-
-    def attributes(self, object_type: str, values: Mapping[str, Any]) -> dict[str, Any]:
-        """The suite's attributes in the directory's names, with what it requires."""
-        translated = {self.name(k): v for k, v in values.items()}
-        return {**self.required.get(object_type, {}), **translated}
-
-    def get(self, object_type: str, ref: str) -> dict[str, Any] | None:
-        """A target object in the suite's names, without the attributes the dialect added."""
-        found = self.read(object_type, ref)
-        if found is None:
-            return None
-        back = {v.lower(): k for k, v in self.names.items()}
-        added = {k.lower() for k in self.required.get(object_type, {})}
-        return {
-            back.get(k.lower(), k): v
-            for k, v in found.items()
-            if k.lower() in back or k.lower() not in added | {"dn"}
-        }
-
-    def close(self) -> None:
-        for close in reversed(self.closers):
-            close()
 
 
 def _memory(request: pytest.FixtureRequest, tmp_path: Path) -> Dialect:

@@ -195,10 +195,11 @@ def test_references_misses_are_looked_up_or_refilled(
 def test_a_large_cached_group_converts_in_milliseconds(source: LdapSource) -> None:
     """50,000 cached member DNs become anchors with dict lookups (the hot path)."""
     dns = [f"uid=u{n},ou=people,{BASE_DN}".encode() for n in range(50_000)]
+    entries = source._entries
     for n, dn in enumerate(dns):
-        source._dns.put(dn.decode(), f"anchor-{n}")
-    best = min(_timed(lambda: source._anchors_of(dns)) for _ in range(3))
-    assert (50_000, False) == (len(source._anchors_of(dns)[0]), source._anchors_of(dns)[1])
+        entries.dns.put(dn.decode(), f"anchor-{n}")
+    best = min(_timed(lambda: entries.anchors_of(dns)) for _ in range(3))
+    assert (50_000, False) == (len(entries.anchors_of(dns)[0]), entries.anchors_of(dns)[1])
     assert best < 0.05, f"{best * 1000:.1f} ms"
 
 
@@ -463,9 +464,10 @@ def test_object_guid_anchors_are_uuid_text() -> None:
     kind = LdapObjectType(name="User", base_dn="dc=x", anchor_attribute="objectGUID")
     source = LdapSource(LdapEndpoint(url="ldap://127.0.0.1:1"), [kind], delta_mode="timestamp")
     guid = uuid.UUID("01234567-89ab-cdef-0123-456789abcdef")
-    assert str(guid) == source._anchor_of({"objectGUID": [guid.bytes_le]})
-    assert (source._assertion(str(guid)) or "").startswith("gE#\\01\\ab")  # bytes_le, escaped
-    assert source._assertion("not-a-guid") is None
+    entries = source._entries
+    assert str(guid) == entries.anchor_of({"objectGUID": [guid.bytes_le]})
+    assert (entries.assertion(str(guid)) or "").startswith("gE#\\01\\ab")  # bytes_le, escaped
+    assert entries.assertion("not-a-guid") is None
     assert source.get("User", "not-a-guid") is None  # no server asked
 
 

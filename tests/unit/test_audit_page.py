@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.api._audit import Batches, page, record_id
+from engine.service.api._audit import Batches, page, record_id
 from engine.store.base import LogRecord
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

@@ -1,5 +1,5 @@
-"""engine.runner.Runner: one scheduling pass at a time (run_once), bounded workers, one cycle
-per job, and a shutdown that ends running cycles at their next checkpoint."""
+"""engine.service.runner.Runner: one scheduling pass at a time (run_once), bounded workers, one
+cycle per job, and a shutdown that ends running cycles at their next checkpoint."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from connectors.base import Page
 from connectors.memory import MemoryDirectory
 from engine import ManualClock, StatusCode, SyncEngine, SystemClock
-from engine.runner import Runner
+from engine.service.runner import Runner
 from tests.conftest import fill
 
 WAIT = 10.0  # seconds a test waits for a worker thread before it fails

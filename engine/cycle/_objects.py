@@ -21,16 +21,18 @@ from connectors.base import (
     TransientError,
     as_list,
 )
-from engine import _concurrent as concurrent
-from engine._context import CycleContext, CyclePaused, MappingState, ReferenceNotResolved
-from engine._contract import (
+from engine.cycle import _concurrent as concurrent
+from engine.cycle._context import CycleContext, CyclePaused, MappingState, ReferenceNotResolved
+from engine.cycle._references import names_references, resolve_references
+from engine.directory_values import (
     ValueRefused,
     checked_encoding,
+    decode_values,
     described,
+    encode_values,
     printable,
     storable_text,
 )
-from engine._references import names_references, resolve_references
 from engine.errors import JobRunningElsewhere, MappingError
 from engine.mapping import CompiledMapping, diff, map_object
 from engine.store.base import (
@@ -39,8 +41,6 @@ from engine.store.base import (
     IntentBatch,
     Link,
     StagedDelete,
-    decode_values,
-    encode_values,
 )
 
 

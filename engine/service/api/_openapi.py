@@ -1,7 +1,8 @@
 """The OpenAPI 3.0 document of the API, served at ``GET /openapi.json`` (no token needed).
 
-Hand-written: every route of :mod:`engine.api._routes` under both ``/beta`` and ``/v1.0``, its
-request body (with the fields the handler requires), its statuses, and Graph's error body.
+Hand-written: every route of :mod:`engine.service.api._routes` under both ``/beta`` and
+``/v1.0``, its request body (with the fields the handler requires), its statuses, and
+Graph's error body.
 Model objects (a job, a schema, a template) are described as far as a client relies on them;
 their other properties are open (``additionalProperties`` is allowed).
 """
@@ -14,7 +15,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from engine.api._routes import VERSIONS
+from engine.service.api._routes import VERSIONS
 
 JSON = "application/json"
 _REF = "#/components/schemas/"

@@ -17,8 +17,8 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from engine.api._errors import GraphError
 from engine.model.converter import format_datetime
+from engine.service.api._errors import GraphError
 from engine.store.base import LogRecord
 
 DEFAULT_TOP = 100

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from connectors.base import as_list
-from engine._context import CycleContext, MappingState
+from engine.cycle._context import CycleContext, MappingState
 from engine.mapping import CompiledMapping
 from engine.store.base import Checkpoint, Link
 

@@ -22,7 +22,7 @@ from connectors.base import (
     TransientError,
     WatermarkExpired,
 )
-from engine._context import (
+from engine.cycle._context import (
     MAX_RETRIES,
     Counters,
     CycleContext,
@@ -32,10 +32,11 @@ from engine._context import (
     ReferenceNotResolved,
     backoff,
 )
-from engine._contract import SourceContractError, storable_text
-from engine._deletes import apply_staged_deletes, delete_intents
-from engine._objects import Batch, deprovision, escrow, object_failure, plan, process, write
-from engine._recovery import settle_intents
+from engine.cycle._deletes import apply_staged_deletes, delete_intents
+from engine.cycle._objects import Batch, deprovision, escrow, object_failure, plan, process, write
+from engine.cycle._recovery import settle_intents
+from engine.directory_values import storable_text
+from engine.errors import SourceContractError
 from engine.mapping import CompiledMapping
 from engine.model import QuarantineReason
 from engine.store.base import (

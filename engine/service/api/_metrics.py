@@ -17,8 +17,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from engine._engine import SyncEngine
 from engine.errors import NotFoundError
+from engine.jobs import SyncEngine
 from engine.model import StatusCode
 
 _LABELS = ("job", "template")

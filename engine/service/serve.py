@@ -22,11 +22,11 @@ from typing import Any
 import attrs
 import uvicorn
 
-from engine._engine import SyncEngine
-from engine.api import create_app
 from engine.errors import ConfigurationError
+from engine.jobs import SyncEngine
 from engine.logs import configure_logging
-from engine.runner import Runner
+from engine.service.api import create_app
+from engine.service.runner import Runner
 
 TOKENS_ENV = "SYNCJOB_API_TOKENS"
 DIGEST_SUFFIX = ".api-token.sha256"

@@ -20,9 +20,26 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
-from engine._engine import SyncEngine
-from engine.api import _audit
-from engine.api._errors import (
+from engine.errors import (
+    ConfigurationError,
+    ConnectorError,
+    ModelError,
+    NotFoundError,
+    SyncJobError,
+)
+from engine.expressions.graph import filter_operators, functions, parse_expression
+from engine.jobs import SyncEngine
+from engine.model import (
+    Application,
+    RestartRequest,
+    SecretPair,
+    SynchronizationJob,
+    SynchronizationSchema,
+    from_graph,
+    to_graph,
+)
+from engine.service.api import _audit
+from engine.service.api._errors import (
     BearerAuth,
     GraphError,
     connector_error,
@@ -32,23 +49,6 @@ from engine.api._errors import (
     on_graph_error,
     on_http_error,
     on_unexpected,
-)
-from engine.errors import (
-    ConfigurationError,
-    ConnectorError,
-    ModelError,
-    NotFoundError,
-    SyncJobError,
-)
-from engine.expressions.graph import filter_operators, functions, parse_expression
-from engine.model import (
-    Application,
-    RestartRequest,
-    SecretPair,
-    SynchronizationJob,
-    SynchronizationSchema,
-    from_graph,
-    to_graph,
 )
 from engine.store.base import LogRecord
 

@@ -16,12 +16,12 @@ import click
 
 from connectors.base import Scalar, as_list
 from connectors.memory import MemoryDirectory
-from engine._engine import SyncEngine
-from engine.client import DEFAULT_URL, TOKEN_ENV, URL_ENV, Client, DaemonError, Unreachable
 from engine.errors import ConfigurationError, ConnectorError, SyncJobError
 from engine.expressions import parse_expression
+from engine.jobs import SyncEngine
 from engine.lifecycle import is_runnable
 from engine.logs import configure_logging
+from engine.mapping import compile_schema
 from engine.model import (
     RestartScope,
     SynchronizationSchema,
@@ -29,9 +29,10 @@ from engine.model import (
     from_graph,
     to_graph,
 )
-from engine.progress_bar import ProgressBar
-from engine.serve import load_config
-from engine.serve import serve as run_server
+from engine.service.client import DEFAULT_URL, TOKEN_ENV, URL_ENV, Client, DaemonError, Unreachable
+from engine.service.progress_bar import ProgressBar
+from engine.service.serve import load_config
+from engine.service.serve import serve as run_server
 from engine.store.inspect import StateFileError, read_jobs
 from engine.validation import validate_schema
 
@@ -68,6 +69,7 @@ def demo_directory(users: int, seed: int = 7) -> MemoryDirectory:
 
 
 @click.group()
+@click.version_option(package_name="syncjob", prog_name="syncjob")
 @click.option(
     "--log-level",
     default="WARNING",
@@ -556,7 +558,7 @@ def schema_validate(file: Path) -> None:
         body = json.loads(file.read_text(encoding="utf-8"))
         parsed = from_graph(body, SynchronizationSchema)
         validate_schema(parsed)
-        SyncEngine()._compile(parsed, 1.0)
+        compile_schema(parsed, regex_seconds=1.0)
     except (ValueError, UnicodeDecodeError) as exc:
         raise click.ClickException(f"{file}: not JSON: {exc}") from None
     except SyncJobError as exc:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from typing import TextIO
 
-from engine._context import CycleProgress
+from engine.cycle._context import CycleProgress
 
 WIDTH = 30
 

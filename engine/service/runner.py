@@ -19,8 +19,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import structlog
 
-from engine._engine import SyncEngine
 from engine.errors import JobRunningElsewhere
+from engine.jobs import SyncEngine
 
 DEFAULT_INTERVAL = 1.0  # longest sleep between scheduling passes (seconds)
 MAX_REST = 60.0  # longest a job whose attempts keep raising waits between them (seconds)

@@ -4,6 +4,11 @@ Every path exists under both ``/beta`` and ``/v1.0``, as Graph serves them; bodi
 Graph JSON that :func:`engine.model.to_graph` writes and :func:`engine.model.from_graph` reads.
 ``GET /metrics`` (no version prefix) gives the jobs' statuses as Prometheus text;
 ``GET /openapi.json`` (no token needed) gives the API's OpenAPI 3.0 document.
+
+What lives here: ``_routes`` (the handlers), ``_audit`` (auditLogs/provisioning), ``_metrics``,
+``_openapi``, ``_errors`` (Graph's error body; bearer tokens). It may import ``SyncEngine``
+and everything below it; it drives the engine through the facade only (the store's record
+types it reads, never the store itself).
 """
 
 from __future__ import annotations
@@ -12,10 +17,10 @@ from collections.abc import Sequence
 
 from starlette.applications import Starlette
 
-from engine._engine import SyncEngine
-from engine.api._metrics import metrics, metrics_response
-from engine.api._openapi import openapi
-from engine.api._routes import create_app as _create_routes_app
+from engine.jobs import SyncEngine
+from engine.service.api._metrics import metrics, metrics_response
+from engine.service.api._openapi import openapi
+from engine.service.api._routes import create_app as _create_routes_app
 
 __all__ = ["create_app", "metrics_response"]
 

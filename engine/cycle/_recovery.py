@@ -21,8 +21,9 @@ Every anchor in doubt is then processed again with the source as it is now (see 
 from __future__ import annotations
 
 from connectors.base import Capability, ObjectError, as_list
-from engine._context import CycleContext
-from engine.store.base import Checkpoint, Intent, Link, encode_values, last_values, unknown
+from engine.cycle._context import CycleContext
+from engine.directory_values import encode_values, last_values, unknown
+from engine.store.base import Checkpoint, Intent, Link
 
 
 def settle_intents(ctx: CycleContext) -> dict[str, list[str]]:

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 import attrs
 
 from connectors.base import ConnectorError, CredentialsError
-from engine._context import Counters, CycleOutcome
+from engine.cycle._context import Counters, CycleOutcome
 from engine.lifecycle import Command, is_runnable, transition
 from engine.model import (
     NEVER,

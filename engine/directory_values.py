@@ -9,13 +9,13 @@ comparison for the common ``str`` value.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping
 from typing import Any
 
 import orjson
 
-from connectors.base import ConnectorError, ObjectError
-from engine.store.base import encode_values
+from connectors.base import ObjectError, Value
 
 #: Longest ``str`` (characters) or ``bytes`` value; longer ones are refused, not truncated.
 MAX_VALUE_LENGTH = 1 << 20
@@ -27,13 +27,6 @@ class ValueRefused(ObjectError):
     """An object whose values fall outside the connector contract; it is escrowed."""
 
 
-class SourceContractError(ConnectorError):
-    """The source broke the contract for a whole read (a watermark that cannot be stored)."""
-
-
-class CycleFailed(ConnectorError):
-    """An unexpected error ended a cycle: recorded on the job like an unreachable directory
-    (``lastExecution.error``, quarantine after ``QuarantineUnreachableCycles``)."""
 
 
 def printable(text: str) -> str:
@@ -115,3 +108,55 @@ def _check_scalar(name: str, value: Any) -> None:
             f"{name}: a {cls.__name__} is not a directory value "
             "(str, bytes, int, bool, or a list of them)"
         )
+
+
+#: Marks ``Link.exported`` when the values in the target object are not known (a write
+#: whose outcome a crash left in doubt): the next diff then sends every mapped value and
+#: clears every mapped attribute that has no desired value. What follows the mark is the last
+#: values known, kept because the object can still be found by its matching values in them.
+UNKNOWN = "?"
+
+
+def unknown(exported: str) -> str:
+    """``exported`` marked as no longer known (idempotent)."""
+    return exported if exported.startswith(UNKNOWN) else UNKNOWN + exported
+
+
+def last_values(exported: str) -> dict[str, Any]:
+    """The values last known to be in the target object, known for sure or not."""
+    return decode_values(exported.removeprefix(UNKNOWN)) or {}
+
+
+def json_default(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return {"$b64": base64.b64encode(value).decode("ascii")}
+    raise TypeError(f"cannot store a {type(value).__name__}")
+
+
+def json_object_hook(value: dict[str, Any]) -> Any:
+    if len(value) == 1 and "$b64" in value:
+        return base64.b64decode(value["$b64"])
+    return value
+
+
+def encode_values(values: Mapping[str, Value]) -> str:
+    """JSON of attribute values in their mapping order (binary as base64).
+
+    Equal values in the same order give equal strings, which is all the cycle's "unchanged?"
+    test needs: map_object always emits attributes in the schema's order. A reordered schema
+    only costs one decode-and-diff per object.
+    """
+    return orjson.dumps(values, default=json_default).decode()
+
+
+def decode_values(text: str) -> dict[str, Value] | None:
+    """The exported values, or None when they are not known (see UNKNOWN)."""
+    if not text or text.startswith(UNKNOWN):
+        return None
+    decoded: dict[str, Value] = orjson.loads(text)
+    for name, value in decoded.items():
+        if isinstance(value, dict):
+            decoded[name] = json_object_hook(value)
+        elif isinstance(value, list):
+            decoded[name] = [json_object_hook(v) if isinstance(v, dict) else v for v in value]
+    return decoded

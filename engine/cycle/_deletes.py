@@ -9,7 +9,7 @@ from connectors.base import (
     ObjectError,
     TransientError,
 )
-from engine._context import CycleContext, CyclePaused
+from engine.cycle._context import CycleContext, CyclePaused
 from engine.model import QuarantineReason
 from engine.store.base import (
     Checkpoint,

@@ -1,0 +1,270 @@
+"""Deltas of an LDAP source from OpenLDAP's accesslog overlay (``delta_mode="accesslog"``).
+
+Records after the watermark (a raw ``reqStart``: sorted as strings, since its fraction is
+a counter, and unique per record because it is the record's RDN) for successful writes
+under the type's base. ``reqEntryUUID`` names the entry, so renames keep their anchor
+and the current entries are read by entryUUID, not by a DN that may have moved again.
+A delete takes its anchor from ``reqEntryUUID`` (or ``reqOld``); an entry that is gone or
+no longer matches the filter becomes a delete of its anchor (it left the type; when types
+share a base, a change to an entry of another type is such a delete too, which the engine
+ignores for an anchor it never linked). When no
+record at or before the watermark remains (purged while the engine was away), the delta
+cannot be trusted: WatermarkExpired. Known limit: a write whose record is stored after a
+later-starting write's record was already read (milliseconds apart) is not seen until the
+entry changes again; a delta that saw nothing keeps its watermark, so a server idle for
+longer than the purge age expires it (a harmless reconciling full read).
+
+A full read in this mode starts its delta at :meth:`AccesslogReader.newest_record`, taken
+before its anchor scan (see :mod:`connectors.ldap.source`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import NamedTuple
+
+import ldap3
+
+from connectors.base import Change, ConnectorError, ObjectError, Page, WatermarkExpired
+from connectors.ldap._common import FETCH_BATCH, Channel, Entry, first_value, format_time
+from connectors.ldap._entries import EntryConverter, ReadState, normal_dn
+from connectors.ldap.config import LdapObjectType
+from connectors.ldap.syntax import escape_filter_value
+
+_LAST_SECOND = 253402300799  # 9999-12-31T23:59:59Z, the largest GeneralizedTime
+_WRITES = "(|(reqType=add)(reqType=modify)(reqType=modrdn)(reqType=delete))"
+_LOG_ATTRIBUTES = ("reqStart", "reqType", "reqDN", "reqEntryUUID", "reqNewRDN", "reqNewSuperior")
+_ACCESSLOG_HELP = (
+    "enable the accesslog overlay on the directory's database (olcAccessLogOps: writes, "
+    "olcAccessLogSuccess: TRUE, olcAccessLogOld: (objectClass=*)) and give the bind DN read "
+    "access on the accesslog database (olcAccess: to * by dn.exact=<bind DN> read), or use "
+    "delta_mode='timestamp'"
+)
+
+
+class _LogRecord(NamedTuple):
+    start: str  # raw reqStart
+    kind: str
+    dn: str
+    entry_uuid: str | None
+    new_dn: str | None
+
+    @property
+    def key(self) -> str:
+        return self.entry_uuid or normal_dn(self.dn)
+
+
+class AccesslogReader:
+    """Reads the accesslog under ``base`` on ``channel`` (the source's read connection) and
+    turns its records into changes of the entries as they are now."""
+
+    def __init__(
+        self,
+        channel: Channel,
+        entries: EntryConverter,
+        *,
+        base: str,
+        bind_dn: str | None,
+        directory_base: str,
+        scan_page_size: int,
+    ) -> None:
+        self._channel = channel
+        self._entries = entries
+        self.base = base
+        self.bind_dn = bind_dn
+        self.directory_base = directory_base
+        self.scan_page_size = scan_page_size
+
+    def require(self, channel: Channel) -> None:
+        """A ConnectorError that says how to fix it when the accesslog cannot be read."""
+        try:
+            found = channel.search(self.base, "(objectClass=*)", ["1.1"], scope=ldap3.BASE)
+        except ObjectError as error:
+            found, reason = [], f" ({error})"
+        else:
+            reason = ""
+        if not found:
+            who = self.bind_dn or "the anonymous user"
+            raise ConnectorError(
+                f"the accesslog {self.base!r} cannot be read by {who}{reason}: {_ACCESSLOG_HELP}"
+            )
+
+    def newest_record(self, channel: Channel) -> str:
+        """The raw reqStart of the newest accesslog record ("" for an empty log).
+
+        LDAP has no "last entry" query, so this bisects the seconds of GeneralizedTime with
+        one-entry probes on the reqStart index (about 38 probes), then reads that second."""
+        self.require(channel)
+        low, high = 0, _LAST_SECOND
+
+        def since(second: int) -> str:
+            return f"(reqStart>={format_time(datetime.fromtimestamp(second, UTC))})"
+
+        if not self._exists(channel, since(low)):
+            return ""
+        while high - low > 1:
+            middle = (low + high) // 2
+            if self._exists(channel, since(middle)):
+                low = middle
+            else:
+                high = middle
+        search_filter = f"(&(objectClass=auditWriteObject){since(low)})"
+        records = channel.search(self.base, search_filter, ["reqStart"])
+        return max(
+            (first_value(r["raw_attributes"], "reqStart") or "" for r in records), default=""
+        )
+
+    def read(self, kind: LdapObjectType, after: str, page_size: int) -> Iterator[Page]:
+        """The delta after the reqStart ``after``: pages of at most ``page_size`` entries."""
+        self.require(self._channel)
+        if after and not self._exists(self._channel, f"(reqStart<={after})"):
+            raise WatermarkExpired(
+                f"the accesslog no longer reaches back to {after} (older records were purged "
+                "while the engine was not reading): reading everything again"
+            )
+        records = self._records(kind, after)
+        if not records:
+            yield Page((), f"a:{after}")
+            return
+        state = ReadState()
+        groups = list(_groups(records, page_size))
+        for index, group in enumerate(groups):
+            changes = self._changes(kind, group, state)
+            last = index == len(groups) - 1
+            if changes or last:
+                yield Page(changes, f"a:{group[-1].start}")
+
+    def _exists(self, channel: Channel, assertion: str) -> bool:
+        search_filter = f"(&(objectClass=auditWriteObject){assertion})"
+        return bool(channel.search(self.base, search_filter, ["1.1"], size_limit=1))
+
+    def _records(self, kind: LdapObjectType, after: str) -> list[_LogRecord]:
+        """Successful writes under the type's base after ``after``, in reqStart order."""
+        base = escape_filter_value(kind.base_dn)
+        where = f"(|(reqDN:dnSubtreeMatch:={base})(reqNewSuperior:dnSubtreeMatch:={base}))"
+        since = f"(reqStart>={after})" if after else ""
+        search_filter = f"(&(objectClass=auditWriteObject)(reqResult=0){since}{_WRITES}{where})"
+        records: list[_LogRecord] = []
+        for entries in self._channel.pages(
+            self.base, search_filter, _LOG_ATTRIBUTES, self.scan_page_size
+        ):
+            records += (r for r in map(_log_record, entries) if r is not None and r.start > after)
+        records.sort(key=lambda r: r.start)
+        return records
+
+    def _changes(
+        self, kind: LdapObjectType, group: list[_LogRecord], state: ReadState
+    ) -> list[Change]:
+        """One change per entry of the group, from its last record and its current state."""
+        latest: dict[str, _LogRecord] = {}
+        for record in group:
+            latest.pop(record.key, None)
+            latest[record.key] = record
+            if record.kind in ("delete", "modrdn"):
+                self._entries.dns.forget(record.dn)
+        current = self._current(kind, [r for r in latest.values() if r.kind != "delete"], state)
+        changes: list[Change] = []
+        for key, record in latest.items():
+            change = current.get(key)
+            if change is None:
+                anchor = self._gone_anchor(record)
+                change = Change("delete", anchor) if anchor is not None else None
+            if change is not None:
+                changes.append(change)
+        return changes
+
+    def _current(
+        self, kind: LdapObjectType, records: list[_LogRecord], state: ReadState
+    ) -> dict[str, Change]:
+        """Record key -> upsert for the entries that still exist and match the type."""
+        by_uuid = [r.entry_uuid for r in records if r.entry_uuid]
+        entries: list[Entry] = []
+        for index in range(0, len(by_uuid), FETCH_BATCH):
+            terms = "".join(
+                f"(entryUUID={escape_filter_value(u)})"
+                for u in by_uuid[index : index + FETCH_BATCH]
+            )
+            search_filter = f"(&{kind.filter}(|{terms}))"
+            entries += self._channel.search(
+                kind.base_dn, search_filter, self._entries.attributes(kind, "entryUUID")
+            )
+        for record in records:
+            if not record.entry_uuid:
+                entries += self._by_dn(kind, record.new_dn or record.dn)
+        found: dict[str, Change] = {}
+        for entry in entries:
+            key = first_value(entry["raw_attributes"], "entryUUID") or normal_dn(entry["dn"])
+            change = self._entries.changes(kind, [entry], self._channel, state)
+            if change:
+                found[key] = change[0]
+        return found
+
+    def _by_dn(self, kind: LdapObjectType, dn: str) -> list[Entry]:
+        name, base = normal_dn(dn), normal_dn(kind.base_dn)
+        if name != base and not name.endswith("\x00" + base):
+            return []
+        try:
+            return self._channel.search(
+                dn, kind.filter, self._entries.attributes(kind), scope=ldap3.BASE
+            )
+        except ObjectError:
+            return []
+
+    def _gone_anchor(self, record: _LogRecord) -> str | None:
+        """The anchor of an entry that was deleted or left the type, if it can be known."""
+        if self._entries.anchor_low == "entryuuid" and record.entry_uuid:
+            return record.entry_uuid
+        if record.kind == "delete":
+            return self._anchor_from_old(record)
+        if record.entry_uuid:  # another anchor attribute: read it where the entry is now
+            entries = self._channel.search(
+                self.directory_base,
+                f"(entryUUID={escape_filter_value(record.entry_uuid)})",
+                [self._entries.anchor],
+            )
+            anchor_of = self._entries.anchor_of
+            return next((a for e in entries if (a := anchor_of(e["raw_attributes"]))), None)
+        return self._entries.dns.get(record.new_dn or record.dn)
+
+    def _anchor_from_old(self, record: _LogRecord) -> str | None:
+        """The anchor attribute's value in a delete record's reqOld (the deleted entry)."""
+        search_filter = (
+            f"(&(objectClass=auditWriteObject)(reqStart={escape_filter_value(record.start)}))"
+        )
+        found = self._channel.search(self.base, search_filter, ["reqOld"])
+        prefix = self._entries.anchor_low + ":"
+        for entry in found:
+            for line in entry["raw_attributes"].get("reqOld", []):
+                text: str = line.decode("utf-8", "replace")
+                if text.lower().startswith(prefix):
+                    return text[len(prefix) :].strip()
+        return None
+
+
+def _log_record(entry: Entry) -> _LogRecord | None:
+    raw = entry["raw_attributes"]
+    start, kind = first_value(raw, "reqStart"), first_value(raw, "reqType")
+    dn = first_value(raw, "reqDN")
+    if not start or not kind or dn is None:
+        return None
+    new_dn = None
+    if kind == "modrdn":
+        new_rdn = first_value(raw, "reqNewRDN") or ""
+        superior = first_value(raw, "reqNewSuperior") or dn.partition(",")[2]
+        new_dn = f"{new_rdn},{superior}" if superior else new_rdn
+    return _LogRecord(start, kind, dn, first_value(raw, "reqEntryUUID"), new_dn)
+
+
+def _groups(records: list[_LogRecord], page_size: int) -> Iterator[list[_LogRecord]]:
+    """Consecutive records touching at most ``page_size`` distinct entries each."""
+    group: list[_LogRecord] = []
+    keys: set[str] = set()
+    for record in records:
+        if record.key not in keys and len(keys) >= page_size:
+            yield group
+            group, keys = [], set()
+        group.append(record)
+        keys.add(record.key)
+    if group:
+        yield group

@@ -1,0 +1,96 @@
+"""What the parts of the LDAP source share: a connection each thread uses under its own lock,
+and the reading of the raw (bytes) attribute values the source asks ldap3 for.
+
+Its own module so that the full read (:mod:`connectors.ldap.source`), the delta readers
+(:mod:`connectors.ldap._accesslog`, :mod:`connectors.ldap._timestamps`) and the entry
+converter (:mod:`connectors.ldap._entries`) depend on it rather than on each other.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import ldap3
+
+from connectors.base import ObjectError, TransientError
+from connectors.ldap.connection import LdapClient, LdapEndpoint
+
+Entry = dict[str, Any]
+
+TIME = "%Y%m%d%H%M%S"
+FETCH_BATCH = 250  # equality terms per OR filter: well under any server's size limit
+
+
+class Channel:
+    """One LdapClient used by one thread at a time: the lock is held per operation only."""
+
+    def __init__(self, endpoint: LdapEndpoint) -> None:
+        self.client = LdapClient(endpoint)
+        self.lock = threading.Lock()
+
+    def search(
+        self,
+        base: str,
+        search_filter: str,
+        attributes: Sequence[str],
+        *,
+        scope: str = ldap3.SUBTREE,
+        size_limit: int = 0,
+    ) -> list[Entry]:
+        with self.lock:
+            return self.client.search(
+                base, search_filter, attributes, scope=scope, size_limit=size_limit
+            )
+
+    def pages(
+        self, base: str, search_filter: str, attributes: Sequence[str], page_size: int
+    ) -> Iterator[list[Entry]]:
+        """Pages of a paged search. A failure after the first page is transient: the cookie
+        did not survive a reconnect, and the caller's watermark says where to start again."""
+        pages = self.client.paged_search(base, search_filter, attributes, page_size)
+        first = True
+        while True:
+            with self.lock:
+                try:
+                    entries, _ = next(pages)
+                except StopIteration:
+                    return
+                except ObjectError as error:
+                    if first:
+                        raise
+                    raise TransientError(f"paged search interrupted: {error}") from None
+            first = False
+            yield entries
+
+    def close(self) -> None:
+        with self.lock:
+            self.client.close()
+
+
+def first_value(raw: Mapping[str, list[bytes]], name: str) -> str | None:
+    """The first value of an attribute as text, its name matched case-insensitively."""
+    values = raw.get(name)
+    if values is None:
+        low = name.lower()
+        values = next((v for k, v in raw.items() if k.lower() == low), None)
+    return values[0].decode("utf-8", "replace") if values else None
+
+
+def parse_time(raw: str | None) -> datetime | None:
+    if not raw or len(raw) < 14 or not raw[:14].isdigit():
+        return None
+    return datetime.strptime(raw[:14], TIME).replace(tzinfo=UTC)
+
+
+def stamp(raw: Mapping[str, list[bytes]]) -> str:
+    """An entry's modifyTimestamp as YYYYmmddHHMMSS ("" if none): GeneralizedTime in UTC
+    ("Z", as servers write operational timestamps) orders as a string, so no parsing."""
+    found = first_value(raw, "modifyTimestamp") or ""
+    return found[:14] if len(found) >= 14 and found[:14].isdigit() else ""
+
+
+def format_time(moment: datetime) -> str:
+    return moment.strftime(TIME) + "Z"

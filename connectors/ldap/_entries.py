@@ -1,0 +1,236 @@
+"""Entries into the engine's changes: anchors, attribute values, DN references as anchors.
+
+One converter serves every read of a source (full, accesslog and timestamp alike), so the
+DN -> anchor cache filled by any of them serves all the others.
+
+References
+    DN-valued attributes hold anchors: every entry read fills a DN -> anchor cache (exact DN
+    string, and a normalized form for other spellings), so a 50,000-member group converts with
+    dict lookups. A miss is a base-scope search; more than ``refill_threshold`` misses in one
+    batch refill the whole cache with one paged scan of ``directory_base`` (dn and anchor of
+    every entry). A DN naming no entry is dropped (and looked up again on the next read: no
+    negative cache, so it is found once it exists). Accesslog deltas forget the DNs of deleted
+    and renamed entries; the cache is never trimmed otherwise: a few hundred bytes per entry.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+
+import ldap3
+
+from connectors.base import Change, ObjectError, Scalar, Value
+from connectors.ldap._common import Channel, Entry
+from connectors.ldap.config import LdapObjectType
+from connectors.ldap.syntax import escape_filter_value, parse_dn
+
+#: the attributes of a change whose references missed the cache: redone once they are looked up
+_INCOMPLETE: dict[str, Value] = {}
+
+
+class DnCache:
+    """DN -> anchor, looked up by the DN exactly as the server spells it, then normalized."""
+
+    def __init__(self) -> None:
+        self.exact: dict[str, str] = {}
+        self.normal: dict[str, str] = {}
+
+    def put(self, dn: str, anchor: str) -> None:
+        self.exact[dn] = anchor
+        self.normal[normal_dn(dn)] = anchor
+
+    def get(self, dn: str) -> str | None:
+        anchor = self.exact.get(dn)
+        return anchor if anchor is not None else self.normal.get(normal_dn(dn))
+
+    def forget(self, dn: str) -> None:
+        self.exact.pop(dn, None)
+        self.normal.pop(normal_dn(dn), None)
+
+
+def normal_dn(dn: str) -> str:
+    """A DN's comparison key: types and values lower-cased, spaces around them dropped.
+
+    Plain DNs take a fast path (split on commas); escaped ones go through parse_dn. Both
+    join RDNs with NUL, which no unescaped DN holds, so the two paths cannot collide.
+    """
+    if "\\" not in dn and '"' not in dn and "+" not in dn:
+        parts = (part.partition("=") for part in dn.lower().split(","))
+        return "\x00".join(f"{a.strip()}={v.strip()}" for a, _, v in parts)
+    try:
+        return "\x00".join(f"{a.lower()}={v.lower()}" for a, v in parse_dn(dn))
+    except ValueError:
+        return dn.lower()
+
+
+class ReadState:
+    """What one read() remembers between its pages."""
+
+    def __init__(self) -> None:
+        self.refilled = False
+
+
+def _text(value: bytes) -> str | bytes:
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        return value  # not text after all: give the bytes rather than a mangled string
+
+
+class EntryConverter:
+    """Entries of the source's types as upserts, keyed by the one anchor attribute they share.
+
+    ``timestamps``: the source reads timestamp deltas, so every read asks for modifyTimestamp
+    too (and leaves it out of the values unless the type asked for it).
+    """
+
+    def __init__(
+        self,
+        anchor: str,
+        *,
+        timestamps: bool,
+        directory_base: str,
+        refill_threshold: int,
+        scan_page_size: int,
+    ) -> None:
+        self.anchor = anchor
+        self.anchor_low = anchor.lower()
+        self.timestamps = timestamps
+        self.directory_base = directory_base
+        self.refill_threshold = refill_threshold
+        self.scan_page_size = scan_page_size
+        self.dns = DnCache()
+
+    # ------------------------------------------------------------------ anchors
+    def anchor_of(self, raw: Mapping[str, list[bytes]]) -> str | None:
+        values = raw.get(self.anchor)
+        if values is None:
+            values = next((v for k, v in raw.items() if k.lower() == self.anchor_low), None)
+        if not values:
+            return None
+        if self.anchor_low == "objectguid":
+            return str(uuid.UUID(bytes_le=bytes(values[0])))
+        return values[0].decode("utf-8", "replace")
+
+    def assertion(self, anchor: str) -> str | None:
+        """The anchor as a filter assertion value (objectGUID: its bytes), None if invalid."""
+        if self.anchor_low == "objectguid":
+            try:
+                return escape_filter_value(uuid.UUID(anchor).bytes_le)
+            except ValueError:
+                return None
+        return escape_filter_value(anchor)
+
+    def attributes(self, kind: LdapObjectType, *more: str) -> list[str]:
+        """The attributes to ask for: the type's (all if it names none), the anchor, ``more``."""
+        wanted = list(kind.attributes) or ["*"]
+        extra = [self.anchor, *more]
+        extra += ["modifyTimestamp"] if self.timestamps else []
+        names = {w.lower(): w for w in wanted}
+        for name in extra:
+            names.setdefault(name.lower(), name)
+        return list(names.values())
+
+    def _hidden(self, kind: LdapObjectType) -> frozenset[str]:
+        """Operational attributes we ask for for our own use, left out of the values."""
+        asked = {a.lower() for a in kind.attributes}
+        return frozenset({"modifytimestamp"} - asked)
+
+    # ------------------------------------------------------------------ values
+    def changes(
+        self, kind: LdapObjectType, entries: list[Entry], channel: Channel, state: ReadState
+    ) -> list[Change]:
+        """Upserts for ``entries``. References the cache does not know are collected on the
+        way, looked up in one batch, and only then are the entries that had them redone: the
+        common case (every DN cached) converts each reference once."""
+        self._remember(entries)
+        missing: set[str] = set()
+        changes = [self._upsert(kind, entry, missing) for entry in entries]
+        if missing:
+            self._resolve(missing, channel, state)
+            changes = [
+                self._upsert(kind, entry) if change and change.attributes is _INCOMPLETE else change
+                for entry, change in zip(entries, changes, strict=True)
+            ]
+        return [change for change in changes if change is not None]
+
+    def _remember(self, entries: list[Entry]) -> None:
+        for entry in entries:
+            anchor = self.anchor_of(entry["raw_attributes"])
+            if anchor is not None:
+                self.dns.put(entry["dn"], anchor)
+
+    def _upsert(
+        self, kind: LdapObjectType, entry: Entry, missing: set[str] | None = None
+    ) -> Change | None:
+        raw: dict[str, list[bytes]] = entry["raw_attributes"]
+        anchor = self.anchor_of(raw)
+        if anchor is None:
+            return None
+        hidden = self._hidden(kind)
+        values: dict[str, Value] = {"dn": entry["dn"]}
+        complete = True
+        for name, found in raw.items():
+            low = name.lower()
+            if low == self.anchor_low:
+                values[name] = anchor
+                continue
+            if low in hidden:
+                continue
+            scalars: list[Scalar]
+            if low in kind.references:
+                scalars, had_misses = self.anchors_of(found, missing)
+                complete = complete and not had_misses
+            elif low in kind.binary:
+                scalars = [bytes(v) for v in found]
+            else:
+                scalars = [_text(v) for v in found]
+            if scalars:
+                many = len(scalars) > 1 or kind.is_multivalued(name)
+                values[name] = scalars if many else scalars[0]
+        return Change("upsert", anchor, values if complete else _INCOMPLETE)
+
+    # ------------------------------------------------------------------ references
+    def anchors_of(
+        self, dns: list[bytes], missing: set[str] | None = None
+    ) -> tuple[list[Scalar], bool]:
+        """The anchors of the entries these DNs name, and whether some were not in the cache
+        (added to ``missing`` when given; otherwise they name no entry and are dropped).
+        Dict lookups only: this is the hot path of a 50,000-member group."""
+        exact = self.dns.exact
+        anchors: list[Scalar] = []
+        had_misses = False
+        for value in dns:
+            dn = value.decode("utf-8", "replace")
+            anchor = exact.get(dn)
+            if anchor is None:
+                anchor = self.dns.get(dn)
+                if anchor is None:
+                    if missing is not None:
+                        missing.add(dn)
+                        had_misses = True
+                    continue
+            anchors.append(anchor)
+        return anchors, had_misses
+
+    def _resolve(self, missing: set[str], channel: Channel, state: ReadState) -> None:
+        """Look the missing DNs up: one by one, or all at once by refilling the cache."""
+        if not missing:
+            return
+        if len(missing) > self.refill_threshold and not state.refilled:
+            state.refilled = True
+            self._refill(channel)
+            return  # every entry of the directory base is known now: the rest are dangling
+        for dn in missing:
+            try:
+                entries = channel.search(dn, "(objectClass=*)", [self.anchor], scope=ldap3.BASE)
+            except ObjectError:  # not even a valid DN
+                continue
+            self._remember(entries)
+
+    def _refill(self, channel: Channel) -> None:
+        for entries in channel.pages(
+            self.directory_base, "(objectClass=*)", [self.anchor], self.scan_page_size
+        ):
+            self._remember(entries)

@@ -1,0 +1,17 @@
+"""Jobs over a state store: ``SyncEngine``, the one public facade, and the parts it delegates
+to, one job each.
+
+What lives here: ``_engine`` (the facade), ``_applications`` (applications and their
+secrets), ``_commands`` (job and schema commands), ``_connections`` (connectors built from
+templates and secrets, cached; validateCredentials; discover), ``_execution`` (leases, running
+a cycle, finishing it; provision on demand), ``_scheduling`` (which job is due, and when),
+``_records`` (provisioning logs, escrows, pending changes), ``_rows`` (a job's stored row:
+read, status, atomic update) and ``_mappings`` (compiled mappings, cached per schema).
+
+What it may import: ``engine.cycle``, ``engine.store``, ``engine.templates`` and the pure
+core; never ``engine.service``.
+"""
+
+from engine.jobs._engine import DEFAULT_APPLICATION, SyncEngine
+
+__all__ = ["DEFAULT_APPLICATION", "SyncEngine"]

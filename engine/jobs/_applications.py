@@ -1,0 +1,105 @@
+"""Applications (Graph's servicePrincipals) and their secrets."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable, Collection, Mapping
+
+import attrs
+
+from engine.errors import ConfigurationError, NotFoundError
+from engine.jobs._rows import Shared, status_of, with_status
+from engine.lifecycle import Command, transition
+from engine.limits import shown
+from engine.model import Application, StatusCode
+from engine.settings import JobSettings
+from engine.store import JobRow
+
+DEFAULT_APPLICATION = "00000000-0000-0000-0000-000000000000"
+
+
+class Applications:
+    """Create, find and delete applications; replace their secrets, which configures or
+    unconfigures their jobs."""
+
+    def __init__(self, shared: Shared) -> None:
+        self._shared = shared
+        self._secrets_lock = threading.Lock()  # a PUT that keeps stored values reads, then writes
+
+    def create(self, display_name: str | None, application_id: str | None) -> Application:
+        app = Application(id=application_id or str(uuid.uuid4()), display_name=display_name)
+        self._shared.store.save_application(app)
+        return app
+
+    def get(self, application_id: str) -> Application:
+        app = self._shared.store.get_application(self.resolve(application_id, create=False))
+        assert app is not None
+        return app
+
+    def delete(self, application_id: str, delete_job: Callable[[str], None]) -> None:
+        """Delete the application with its jobs (each through ``delete_job``) and secrets."""
+        app = self.resolve(application_id, create=False)
+        for row in self._shared.store.list_jobs(app):
+            delete_job(row.job.id or "")
+        self._shared.store.delete_application(app)
+        self._shared.log.info("application_deleted", application_id=app)
+
+    def resolve(self, application_id: str | None, *, create: bool = True) -> str:
+        """The application's id; the default one is made on first use unless ``create=False``."""
+        store = self._shared.store
+        if application_id is None:
+            if create and store.get_application(DEFAULT_APPLICATION) is None:
+                self.create("default", DEFAULT_APPLICATION)
+            return DEFAULT_APPLICATION
+        known = isinstance(application_id, str) and store.get_application(application_id)
+        if not known:
+            raise NotFoundError(f"no application {shown(application_id)}")
+        return application_id
+
+    def set_secrets(
+        self, application_id: str | None, secrets: Mapping[str, str], keep: Collection[str]
+    ) -> None:
+        """See SyncEngine.set_secrets."""
+        if not isinstance(secrets, Mapping):
+            raise ConfigurationError(
+                f"secrets must map names to values, not {type(secrets).__name__}"
+            )
+        clean = {str(k): str(v) for k, v in secrets.items()}
+        JobSettings.parse((), {k: v for k, v in clean.items() if k not in keep})  # before
+        app = self.resolve(application_id)  # anything is stored (or a default app made)
+        store = self._shared.store
+        with self._secrets_lock:
+            if keep:
+                stored = store.get_secrets(app)
+                missing = sorted(k for k in keep if k not in stored)
+                if missing:
+                    raise ConfigurationError(
+                        f"secret {missing[0]!r} has no stored value to keep; send its value"
+                    )
+                clean.update({k: stored[k] for k in keep})
+            JobSettings.parse((), clean)  # refuse malformed switches before storing anything
+            store.save_secrets(app, clean)
+        for row in store.list_jobs(app):
+            assert row.job.id is not None
+            self._reconfigure(row, clean)
+
+    def masked_secrets(self, application_id: str | None) -> dict[str, str]:
+        return dict.fromkeys(self._shared.store.get_secrets(self.resolve(application_id)), "*")
+
+    def _reconfigure(self, row: JobRow, secrets: Mapping[str, str]) -> None:
+        """The job is configured if its template's required secrets are all there, else not
+        (a job of a template that is gone stays as it is)."""
+        template = self._shared.template_of(row)
+        if template is None:
+            return
+        missing = [k for k in template.required_secrets if not secrets.get(k)]
+        command = Command.UNCONFIGURE if missing else Command.CONFIGURE
+
+        def reconfigured(current: JobRow) -> JobRow:
+            status = status_of(current)
+            code = transition(status.code, command)
+            assert isinstance(code, StatusCode)
+            return with_status(current, attrs.evolve(status, code=code))
+
+        self._shared.update(row.job.id or "", reconfigured)

@@ -1,0 +1,322 @@
+"""SyncEngine: the one public facade over jobs, their commands and their cycles.
+
+It holds no logic of its own: each call goes to the part that does that one job
+(applications and secrets, job and schema commands, connections, execution, scheduling,
+records). Everything it knows durably lives in the store, so a new engine on the same store
+continues where a crashed one stopped; what it holds in memory (attached connectors,
+compiled mappings, the progress of running cycles) is rebuilt or reported, never relied on.
+"""
+
+from __future__ import annotations
+
+import random as random_module
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from connectors.base import Source, Target
+from engine.clock import Clock, SystemClock
+from engine.cycle import CycleProgress
+from engine.errors import JobRunningElsewhere
+from engine.jobs._applications import DEFAULT_APPLICATION, Applications
+from engine.jobs._commands import JobCommands
+from engine.jobs._connections import Connections
+from engine.jobs._execution import Execution
+from engine.jobs._mappings import CompiledMappings
+from engine.jobs._records import Records
+from engine.jobs._rows import Shared
+from engine.jobs._scheduling import Scheduling
+from engine.logs import configure_logging
+from engine.model import (
+    Application,
+    DirectoryDefinition,
+    SynchronizationJob,
+    SynchronizationJobRestartCriteria,
+    SynchronizationSchedule,
+    SynchronizationSchema,
+    SynchronizationTaskExecution,
+)
+from engine.store import LogRecord, MemoryStateStore, SqliteStateStore, StateStore
+from engine.store.base import Escrow
+from engine.templates import Template, builtin_templates
+
+__all__ = ["DEFAULT_APPLICATION", "SyncEngine"]
+
+
+def _open_store(store: str | Path | StateStore | None) -> StateStore:
+    if store is None:
+        return MemoryStateStore()
+    if isinstance(store, str | Path):
+        return SqliteStateStore(store)
+    return store
+
+
+class SyncEngine:
+    """Create, command and run synchronization jobs; see README "Embedding"."""
+
+    def __init__(
+        self,
+        store: str | Path | StateStore | None = None,
+        clock: Clock | None = None,
+        *,
+        templates: Mapping[str, Template] | None = None,
+        random: random_module.Random | None = None,
+        lease_duration: timedelta = timedelta(minutes=5),
+    ) -> None:
+        configure_logging()
+        self._shared = Shared(
+            store=_open_store(store),
+            clock=clock or SystemClock(),
+            templates=dict(templates or builtin_templates()),
+            random=random or random_module.Random(),
+        )
+        mappings = CompiledMappings()
+        self._connections = Connections(self._shared)
+        self._scheduling = Scheduling(self._shared, self._connections)
+        self._execution = Execution(self._shared, self._connections, mappings, lease_duration)
+        self._applications = Applications(self._shared)
+        self._jobs = JobCommands(
+            self._shared,
+            self._applications,
+            self._connections,
+            mappings,
+            now_due=self._scheduling.now_due,
+            live_pages=self._execution.live_pages.get,
+        )
+        self._records = Records(self._shared, self._execution.live.get)
+
+    # ------------------------------------------------------- what embedders may read or set
+    @property
+    def store(self) -> StateStore:
+        return self._shared.store
+
+    @property
+    def clock(self) -> Clock:
+        return self._shared.clock
+
+    @clock.setter
+    def clock(self, clock: Clock) -> None:
+        self._shared.clock = clock
+
+    @property
+    def templates(self) -> dict[str, Template]:
+        return self._shared.templates
+
+    @property
+    def random(self) -> random_module.Random:
+        return self._shared.random
+
+    @property
+    def runner_id(self) -> str:
+        """Who holds a job's lease while this engine runs its cycle (host:pid:engine)."""
+        return self._execution.runner_id
+
+    @property
+    def lease_duration(self) -> timedelta:
+        return self._execution.lease_duration
+
+    @lease_duration.setter
+    def lease_duration(self, duration: timedelta) -> None:
+        self._execution.lease_duration = duration
+
+    @property
+    def cycles_run(self) -> dict[str, int]:
+        """Cycles this engine ran per job since the process started (/metrics reads it)."""
+        return self._execution.cycles_run
+
+    @property
+    def due_listeners(self) -> list[Callable[[], None]]:
+        """Called when a command makes a job due at once (a Runner wakes up)."""
+        return self._scheduling.due_listeners
+
+    # ------------------------------------------------------------------- applications
+    def create_application(
+        self, display_name: str | None = None, application_id: str | None = None
+    ) -> Application:
+        return self._applications.create(display_name, application_id)
+
+    def get_application(self, application_id: str) -> Application:
+        return self._applications.get(application_id)
+
+    def list_applications(self) -> list[Application]:
+        return self.store.list_applications()
+
+    def delete_application(self, application_id: str) -> None:
+        """Delete the application with its jobs and secrets (Graph's DELETE servicePrincipal)."""
+        self._applications.delete(application_id, self.delete_job)
+
+    def set_secrets(
+        self,
+        application_id: str | None,
+        secrets: Mapping[str, str],
+        *,
+        keep: Collection[str] = (),
+    ) -> None:
+        """Replace the application's secrets (Graph's PUT); jobs become (un)configured.
+
+        The keys in ``keep`` keep their stored values (what a client that sends back the
+        masked values it read means); the read and the write are one step, so a secret saved
+        meanwhile by another request is not undone. A kept key with no stored value is a
+        ConfigurationError, and nothing changes.
+        """
+        self._applications.set_secrets(application_id, secrets, keep)
+
+    def masked_secrets(self, application_id: str | None) -> dict[str, str]:
+        """Secret keys with their values masked: the only way secrets leave the engine."""
+        return self._applications.masked_secrets(application_id)
+
+    # ---------------------------------------------------------------------------- jobs
+    def create_job(
+        self,
+        template_id: str,
+        source: Source | None = None,
+        target: Target | None = None,
+        schema: SynchronizationSchema | Mapping[str, Any] | None = None,
+        schedule: str | timedelta | SynchronizationSchedule | None = None,
+        settings: Mapping[str, str] | None = None,
+        *,
+        application_id: str | None = None,
+    ) -> SynchronizationJob:
+        """A new job from a template (not run yet, or not configured while its template's
+        secrets are missing); everything is checked before anything is stored."""
+        return self._jobs.create(
+            template_id, source, target, schema, schedule, settings, application_id
+        )
+
+    def attach(self, job_id: str, source: Source | None, target: Target | None) -> None:
+        """Give a job its connector objects (after a restart of the process, for instance)."""
+        self._shared.row(job_id)
+        self._connections.attach(job_id, source, target)
+
+    def get_job(self, job_id: str, *, application_id: str | None = None) -> SynchronizationJob:
+        """The job; with ``application_id``, NotFoundError unless the job belongs to it (the
+        API's paths name both, and a job must not be reachable through another application)."""
+        return self._jobs.get(job_id, application_id)
+
+    def list_jobs(self, application_id: str | None = None) -> list[SynchronizationJob]:
+        return self._jobs.list(application_id)
+
+    def get_schema(self, job_id: str) -> SynchronizationSchema:
+        return self._shared.row(job_id).job.schema or SynchronizationSchema()
+
+    def update_schema(self, job_id: str, schema: SynchronizationSchema | Mapping[str, Any]) -> None:
+        """Replace the schema; like Entra, a changed mapping forces a new initial cycle."""
+        self._jobs.update_schema(job_id, schema)
+
+    def delete_job(self, job_id: str) -> None:
+        self._jobs.delete(job_id)
+
+    # ------------------------------------------------------------------------ commands
+    def start(self, job_id: str) -> None:
+        self._jobs.start(job_id)
+
+    def pause(self, job_id: str) -> None:
+        self._jobs.pause(job_id)
+
+    def restart(
+        self,
+        job_id: str,
+        criteria: SynchronizationJobRestartCriteria | str | Sequence[str] | None = None,
+    ) -> None:
+        """Reset what ``criteria`` names (Graph's resetScope), then run again."""
+        self._jobs.restart(job_id, criteria)
+
+    def validate_credentials(self, job_id: str, secrets: Mapping[str, str] | None = None) -> None:
+        """Graph's validateCredentials: build the job's connectors from ``secrets`` (else the
+        saved ones) and let each check its connection, bind and base; raises the connector's
+        error (CredentialsError, UnreachableError, ...) saying what failed."""
+        self._connections.validate_credentials(job_id, secrets)
+
+    def discover(self, job_id: str, directory_id: str) -> DirectoryDefinition:
+        """Graph's directoryDefinition discover: the directory's connector (attached, else
+        built from the saved secrets) reads the live schema; what the job's schema lacks is
+        added (engine.discovery: existing definitions are kept as they are) and stored, and
+        the refreshed directory returned. No mapping changes, so watermarks are kept. Every
+        refusal (unknown directory, a connector that cannot discover, missing secrets, the
+        directory's own ConnectorError) comes before anything is stored."""
+        return self._connections.discover(job_id, directory_id)
+
+    # -------------------------------------------------------------------------- cycles
+    def due_jobs(self) -> list[str]:
+        """The ids of the started jobs whose next run has come and that have connectors."""
+        return self._scheduling.due_jobs()
+
+    def seconds_until_due(self, running: Collection[str] = ()) -> float | None:
+        """How long until the next started job with connectors (not one of ``running``) is
+        due: 0 if one is due now, None if none is scheduled. A runner sleeps that long."""
+        return self._scheduling.seconds_until_due(running)
+
+    def run_pending(self) -> list[SynchronizationTaskExecution]:
+        """Run one cycle of every job that is due now; returns their executions."""
+        ran = []
+        for job_id in self.due_jobs():
+            try:
+                ran.append(self.run_cycle(job_id))
+            except JobRunningElsewhere:
+                self._shared.log.info("job_running_elsewhere", job_id=job_id)
+            except Exception:  # one job's failure never keeps the others from running
+                self._shared.log.exception("job_run_failed", job_id=job_id)
+        return ran
+
+    def run_cycle(
+        self,
+        job_id: str,
+        *,
+        stop: Callable[[], bool] | None = None,
+        progress: Callable[[CycleProgress], None] | None = None,
+    ) -> SynchronizationTaskExecution:
+        """Run one cycle now, whatever the schedule says; the job must be started.
+
+        ``stop`` (a shutting-down runner's flag) ends the cycle at its next checkpoint as a
+        pause does, but leaves the job started and due at once, so the next start resumes it.
+        ``progress`` is told where the cycle stands after every page checkpoint, on the
+        cycle's thread (a slow callback slows the cycle).
+        """
+        return self._execution.run(job_id, stop, progress)
+
+    def provision_on_demand(self, job_id: str, object_type: str, anchor: str) -> list[LogRecord]:
+        """Synchronize one source object now, bypassing schedule and delete threshold."""
+        return self._execution.provision_on_demand(job_id, object_type, anchor)
+
+    # ------------------------------------------------------------------------- records
+    def provisioning_logs(
+        self, job_id: str, cycle_id: str | None = None, limit: int = 1000
+    ) -> list[LogRecord]:
+        return self._records.provisioning_logs(job_id, cycle_id, limit)
+
+    def log_batches(self, job_id: str) -> Iterator[tuple[datetime | None, list[LogRecord]]]:
+        """The job's provisioning log read lazily, newest first (StateStore.log_batches)."""
+        return self._records.log_batches(job_id)
+
+    def pending_changes(self, job_id: str) -> int:
+        """Changes the source showed that are not in the target yet: open escrows (parked
+        ones included), staged deletes held (by the threshold or an interrupted cycle), and
+        what a cycle running in this process has read, or its source announced, but not
+        yet checkpointed (CycleProgress.waiting)."""
+        return self._records.pending_changes(job_id)
+
+    def live_progress(self, job_id: str) -> CycleProgress | None:
+        """Where the cycle of ``job_id`` running in this process stands, or None."""
+        return self._execution.live.get(job_id)
+
+    def escrows(self, job_id: str) -> list[Escrow]:
+        return self._records.escrows(job_id)
+
+    def replay_escrows(self, job_id: str, anchors: Sequence[str] | None = None) -> int:
+        """Make escrowed objects (parked ones included) due on the next cycle; returns how many.
+
+        Parked escrows (older than EscrowMaxAge) are no longer retried by themselves; this is
+        how an operator sends them through again once the cause is fixed.
+        """
+        return self._records.replay_escrows(job_id, anchors)
+
+    def close(self) -> None:
+        self._connections.close()
+        self.store.close()
+
+    def __enter__(self) -> SyncEngine:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()

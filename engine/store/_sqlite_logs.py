@@ -1,0 +1,119 @@
+"""The SQLite store's provisioning log: one row per checkpoint, not one per record.
+
+A cycle logs every object it touches, so a row per record would cost a checkpoint one insert
+per object of its page; one row per cycle in it (the records as JSON, with the newest
+record's time) costs one, and still lets the audit API read newest first a few rows at a
+time and retention drop whole checkpoints by time. Writes run inside the store's checkpoint
+transaction; the store owns the connection and its lock and hands both in.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from engine.store._sqlite_text import format_datetime, stored_time
+from engine.store.base import LogRecord
+
+
+def _record(job_id: str, cycle_id: str, row: list[Any]) -> LogRecord:
+    change, at, action, status, mapping, anchor, ref, names, error = row
+    return LogRecord(
+        job_id,
+        cycle_id,
+        change,
+        stored_time(at),
+        action,
+        status,
+        mapping,
+        anchor,
+        ref,
+        tuple(names),
+        error,
+    )
+
+
+class ProvisioningLog:
+    """The ``provisioning_log`` table, on the store's connection and under its lock."""
+
+    def __init__(self, db: sqlite3.Connection, lock: threading.RLock) -> None:
+        self._db = db
+        self._lock = lock
+
+    def insert(self, logs: list[LogRecord]) -> None:
+        """Inside the checkpoint's transaction: one row per (job, cycle) of ``logs``."""
+        batches: dict[tuple[str, str], list[Any]] = {}
+        for record in logs:
+            batches.setdefault((record.job_id, record.cycle_id), []).append(record[2:])
+        for (job_id, cycle_id), records in batches.items():
+            newest = max(r[1] for r in records)
+            self._db.execute(
+                "INSERT INTO provisioning_log (job_id, cycle_id, count, records, time) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (
+                    job_id,
+                    cycle_id,
+                    len(records),
+                    orjson.dumps(records).decode(),
+                    format_datetime(newest),
+                ),
+            )
+
+    def prune(self, job_id: str, before: datetime) -> int:
+        with self._lock:
+            cursor = self._db.execute(
+                "DELETE FROM provisioning_log WHERE job_id=? AND time < ?",
+                (job_id, format_datetime(before)),
+            )
+            return int(cursor.rowcount)
+
+    def records(self, job_id: str, cycle_id: str | None, limit: int) -> list[LogRecord]:
+        sql = "SELECT cycle_id, records FROM provisioning_log WHERE job_id=?"
+        params: list[Any] = [job_id]
+        if cycle_id is not None:
+            sql += " AND cycle_id=?"
+            params.append(cycle_id)
+        records: list[LogRecord] = []
+        with self._lock:
+            cursor = self._db.execute(sql + " ORDER BY seq DESC", params)
+            for batch_cycle, body in cursor:
+                batch = [_record(job_id, batch_cycle, row) for row in orjson.loads(body)]
+                records[:0] = batch
+                if len(records) >= limit:
+                    break
+            cursor.close()
+        return records[-limit:] if limit else []
+
+    def batches(self, job_id: str, chunk: int) -> Iterator[tuple[datetime | None, list[LogRecord]]]:
+        """Rows by (time, seq) descending, ``chunk`` per query (keyset: a long scan never
+        holds the lock, and rows added meanwhile are newer, so they are not met); rows from
+        before migration 2 have no time and come first, bound unknown."""
+        with self._lock:
+            untimed = self._db.execute(
+                "SELECT cycle_id, records FROM provisioning_log WHERE job_id=? AND time IS NULL",
+                (job_id,),
+            ).fetchall()
+        for cycle_id, body in untimed:
+            yield None, [_record(job_id, cycle_id, row) for row in orjson.loads(body)]
+        key: tuple[str, int] | None = None
+        while True:
+            sql = "SELECT seq, time, cycle_id, records FROM provisioning_log WHERE job_id=?"
+            params: list[Any] = [job_id]
+            if key is None:
+                sql += " AND time IS NOT NULL"
+            else:
+                sql += " AND (time < ? OR (time = ? AND seq < ?))"
+                params += [key[0], key[0], key[1]]
+            sql += f" ORDER BY time DESC, seq DESC LIMIT {chunk}"
+            with self._lock:
+                rows = self._db.execute(sql, params).fetchall()
+            for _seq, time, cycle_id, body in rows:
+                yield stored_time(time), [_record(job_id, cycle_id, r) for r in orjson.loads(body)]
+            if len(rows) < chunk:
+                return
+            key = (rows[-1][1], rows[-1][0])
