@@ -9,12 +9,11 @@ connection and its lock and hands both in.
 
 from __future__ import annotations
 
-import sqlite3
-import threading
 from datetime import datetime
 from typing import Any
 
 from engine.model.converter import parse_datetime
+from engine.store._sqlite_tables import StoreTables
 from engine.store._sqlite_text import format_datetime
 from engine.store.base import Checkpoint, Escrow, StagedDelete
 
@@ -35,12 +34,8 @@ def _escrow(mapping: str, values: tuple[Any, ...]) -> Escrow:
     )
 
 
-class HeldChanges:
+class HeldChanges(StoreTables):
     """The ``escrows`` and ``staged_deletes`` tables, on the store's connection."""
-
-    def __init__(self, db: sqlite3.Connection, lock: threading.RLock) -> None:
-        self._db = db
-        self._lock = lock
 
     def due_escrows(self, job_id: str, mapping: str, now: datetime, limit: int) -> list[Escrow]:
         with self._lock:

@@ -13,32 +13,24 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from engine.model import Application, StatusCode, SynchronizationJob, from_graph, to_graph
 from engine.model.converter import parse_datetime
+from engine.store._sqlite_tables import StoreTables
 from engine.store._sqlite_text import format_datetime
 from engine.store.base import JobRow
 
 _JOB_COLUMNS = "SELECT application_id, body, next_run, force_deletes FROM jobs"
 
 
-class JobTables:
+class JobTables(StoreTables):
     """The ``applications``, ``secrets`` and ``jobs`` tables, on the store's connection."""
 
     def __init__(self, db: sqlite3.Connection, lock: threading.RLock) -> None:
-        self._db = db
-        self._lock = lock
+        super().__init__(db, lock)
         self._parsed_jobs: dict[str, SynchronizationJob] = {}  # stored body -> frozen model
-
-    def _write(self, sql: str, params: Iterable[Any] = ()) -> None:
-        with self._lock:
-            self._db.execute(sql, tuple(params))
-
-    def _rows(self, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
-        with self._lock:
-            return self._db.execute(sql, tuple(params)).fetchall()
 
     def save_application(self, application: Application) -> None:
         self._write(

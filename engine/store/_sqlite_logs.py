@@ -9,14 +9,13 @@ transaction; the store owns the connection and its lock and hands both in.
 
 from __future__ import annotations
 
-import sqlite3
-import threading
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
 import orjson
 
+from engine.store._sqlite_tables import StoreTables
 from engine.store._sqlite_text import format_datetime, stored_time
 from engine.store.base import LogRecord
 
@@ -38,12 +37,8 @@ def _record(job_id: str, cycle_id: str, row: list[Any]) -> LogRecord:
     )
 
 
-class ProvisioningLog:
+class ProvisioningLog(StoreTables):
     """The ``provisioning_log`` table, on the store's connection and under its lock."""
-
-    def __init__(self, db: sqlite3.Connection, lock: threading.RLock) -> None:
-        self._db = db
-        self._lock = lock
 
     def insert(self, logs: list[LogRecord]) -> None:
         """Inside the checkpoint's transaction: one row per (job, cycle) of ``logs``."""

@@ -5,13 +5,11 @@ full reads. A mixin of SqliteStateStore, which owns the connection and its lock.
 from __future__ import annotations
 
 import os
-import sqlite3
-import threading
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
 
 from engine.store import _sqlite_values as link_values
+from engine.store._sqlite_tables import LockedTables
 from engine.store._sqlite_text import format_datetime, stored_time
 from engine.store.base import (
     Checkpoint,
@@ -31,21 +29,13 @@ _RELEASED = "0001-01-01T00:00:00.000000+00:00"
 _BATCH = 500
 
 
-class RecoveryTables:
+class RecoveryTables(LockedTables):
     """Methods over the intents, leases, refs, sweeps and seen tables."""
 
-    _db: sqlite3.Connection
-    _lock: threading.RLock
     _sets: link_values.SetCache
     _synchronous: str
 
     def _scope(self, job_id: str, mapping: str, *, create: bool) -> int | None:
-        raise NotImplementedError
-
-    def _rows(self, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
-        raise NotImplementedError
-
-    def _write(self, sql: str, params: Iterable[Any] = ()) -> None:
         raise NotImplementedError
 
     def _write_references(self, job_id: str, c: Checkpoint) -> None:

@@ -22,7 +22,6 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from engine.model import Application, StatusCode
 from engine.store import _sqlite_values as link_values
@@ -110,14 +109,6 @@ class SqliteStateStore(RecoveryTables):
             scope = int(rows[0][0])
             self._scopes[key] = scope
         return scope
-
-    def _write(self, sql: str, params: Iterable[Any] = ()) -> None:
-        with self._lock:
-            self._db.execute(sql, tuple(params))
-
-    def _rows(self, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
-        with self._lock:
-            return self._db.execute(sql, tuple(params)).fetchall()
 
     # ------------------------------------------------------------------ applications, jobs
     def save_application(self, application: Application) -> None:
