@@ -24,6 +24,8 @@ from connectors.base import (
     ObjectError,
     ObjectGone,
     Scalar,
+    TransientError,
+    UnreachableError,
     Value,
     ValueDelta,
     as_list,
@@ -265,6 +267,9 @@ class LdapTarget:
         except LdapObjectError as error:
             if error.code == _ENTRY_EXISTS:
                 self._drop_indexes(kind)  # someone else made it: the retry must look live
+            raise
+        except (TransientError, UnreachableError):
+            self._drop_indexes(kind)  # the add may have been applied: the next find looks live
             raise
         with self._lock:
             for attribute, index in self._indexes_of(kind):

@@ -24,6 +24,8 @@ from connectors.base import (
     Delta,
     ObjectError,
     Scalar,
+    TransientError,
+    UnreachableError,
     Value,
     ValueDelta,
     as_list,
@@ -135,7 +137,11 @@ class ScimTarget:
         found = answer.get("Resources") or []
         total = answer.get("totalResults", len(found))
         if len(found) > 1 or (isinstance(total, int) and total > 1):
-            raise ObjectError(f"{total} {kind.name} resources have this {attribute}: ambiguous")
+            ids = ", ".join(str(r.get("id")) for r in found[:5] if isinstance(r, dict))
+            raise ObjectError(
+                f"{total} {kind.name} resources have this {attribute} ({ids}): ambiguous; "
+                "remove the extra ones in the app, then the object is matched again"
+            )
         return _id(found[0], kind) if found else None
 
     def _index(self, kind: _Kind, attribute: str) -> dict[str, set[str]] | None:
@@ -197,7 +203,9 @@ class ScimTarget:
 
         A 409 (the app already has a resource of that userName or displayName, say from an
         earlier create whose answer was lost) joins it: the given attributes are PATCHed onto
-        the existing resource and its id is returned.
+        the existing resource and its id is returned. A POST whose outcome is unknown (no
+        answer, 5xx, 429) drops the find index, so the engine's lookup before it tries again
+        asks the app and finds what the POST made.
         """
         kind = _kind(object_type)
         values = dict(attributes)
@@ -213,6 +221,9 @@ class ScimTarget:
                 raise
             self._forget(kind)  # someone else made it: the index missed it
             ref = self._join(kind, values, error)
+        except (TransientError, UnreachableError):
+            self._forget(kind)  # the POST may have been applied: the next find asks the app
+            raise
         self._indexed(kind, ref, values)
         if as_list(members):
             self._patch(kind, ref, {}, ValueDelta(add=tuple(as_list(members))))

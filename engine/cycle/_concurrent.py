@@ -18,7 +18,10 @@ What keeps the rules true:
   still being created waits the same way, so its reference resolves as in a sequential page;
 - the provisioning log keeps the page's order (records are put back in it after the pool);
 - an error that ends the cycle (unreachable, a lost lease, a pause) stops the other workers
-  at their next object and is raised once they have stopped.
+  at their next object and is raised once they have stopped;
+- a Retry-After is waited out without the lock, and sets a back-off gate that holds every
+  worker's next target call until it has passed: one throttled answer costs the batch one
+  window, not one window per worker that was in flight (nor every worker stalled behind it).
 """
 
 from __future__ import annotations
@@ -33,17 +36,28 @@ T = TypeVar("T")
 
 
 class _Unlocked:
-    """The target as the workers call it: the engine lock is released for the call."""
+    """The target as the workers call it: the engine lock is released for the call, and the
+    call waits at the back-off gate first (``hold_off``: a Retry-After another worker got)."""
 
-    def __init__(self, target: Target, lock: threading.Lock) -> None:
+    def __init__(self, target: Target, lock: threading.Lock, hold_off: Callable[[], None]) -> None:
         self._target = target
         self._lock = lock
+        self._hold_off = hold_off
         self.capabilities = target.capabilities
 
     def _call(self, method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         self._lock.release()
         try:
+            self._hold_off()
             return method(*args, **kwargs)
+        finally:
+            self._lock.acquire()
+
+    def outside_lock(self, wait: Callable[..., T], *args: Any) -> T:
+        """``wait`` (a retry's sleep) without the engine lock: the other workers go on."""
+        self._lock.release()
+        try:
+            return wait(*args)
         finally:
             self._lock.acquire()
 
@@ -78,7 +92,8 @@ def run(
     target the engine code calls (swapped for the unlocked one meanwhile); ``claims(i)`` are
     the matching keys object i may create under, none of which two workers hold at once;
     ``after(i)`` are earlier objects object i refers to: if one is not written yet, i waits
-    for the sequential pass, so it resolves the reference as a sequential page would."""
+    for the sequential pass, so it resolves the reference as a sequential page would;
+    ``holder.hold_off()`` is the back-off gate every target call waits at."""
     lock = threading.Lock()
     order: Iterator[int] = iter(range(count))
     deferred: list[int] = []
@@ -108,7 +123,7 @@ def run(
             lock.release()
 
     original = holder.target
-    holder.target = _Unlocked(original, lock)
+    holder.target = _Unlocked(original, lock, holder.hold_off)
     try:
         threads = [threading.Thread(target=work, daemon=True) for _ in range(workers)]
         for thread in threads:

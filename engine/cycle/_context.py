@@ -145,6 +145,9 @@ class CycleContext:
     export_concurrency: int = attrs.field(init=False, default=1)
     #: told where the cycle stands after every page checkpoint (CycleProgress)
     on_progress: Callable[[CycleProgress], None] | None = None
+    #: clock.monotonic() before which the target asked to be left alone (Retry-After): the
+    #: back-off gate every export worker waits at, without the engine lock
+    throttled_until: float = attrs.field(init=False, default=0.0)
     _reading: str = attrs.field(init=False, default="")
     _read: int = attrs.field(init=False, default=0)
     _done: int = attrs.field(init=False, default=0)
@@ -222,8 +225,23 @@ class CycleContext:
             if left <= 0:
                 return
             step = min(left, HALT_SLICE)
-            self.clock.sleep(step)
+            outside_lock = getattr(self.target, "outside_lock", None)  # concurrent export
+            if outside_lock is not None:
+                outside_lock(self.clock.sleep, step)  # the other workers go on meanwhile
+            else:
+                self.clock.sleep(step)
             left -= step
+
+    def hold_off(self) -> None:
+        """Wait at the back-off gate: while a Retry-After the target gave is running, no
+        worker sends it anything (called without the engine lock, before each target call of
+        a concurrent export), so one throttled answer is waited out once, by everybody."""
+        while True:
+            self.check_halted()
+            left = self.throttled_until - self.clock.monotonic()
+            if left <= 0:
+                return
+            self.clock.sleep(min(left, HALT_SLICE))
 
     def check_halted(self) -> None:
         """Stop here (CyclePaused) if the runner is shutting down. A shutdown lets the batch
@@ -330,7 +348,12 @@ class CycleContext:
                 spent += 1
                 if spent > budget:
                     break
-            self.wait(backoff(attempt, failure.retry_after))
+            pause = backoff(attempt, failure.retry_after)
+            if throttled:  # the target's own word: hold every writer until then, not just us
+                until = self.clock.monotonic() + pause
+                self.throttled_until = max(self.throttled_until, until)
+                pause = max(self.throttled_until - self.clock.monotonic(), 0.0)
+            self.wait(pause)
             try:
                 return operation(*args, **kwargs)
             except TransientError as exc:

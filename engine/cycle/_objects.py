@@ -23,6 +23,7 @@ from connectors.base import (
 )
 from engine.cycle import _concurrent as concurrent
 from engine.cycle._context import CycleContext, CyclePaused, MappingState, ReferenceNotResolved
+from engine.cycle._creates import COMPLETED_AFTER_DOUBT, create_after_doubt
 from engine.cycle._references import names_references, resolve_references
 from engine.directory_values import (
     ValueRefused,
@@ -421,11 +422,18 @@ def export(
             ref = ctx.call(ctx.target.update, target_type, ref, delta) or ref
         ctx.record(work, mapping, anchor, "Update", target_ref=ref, names=sorted(delta))
     elif "add" in mapping.flows:
+        completed = None
         try:
             ref = ctx.target.create(target_type, desired)
-        except TransientError as exc:
-            ref = ctx.retry(exc, ctx.target.create, target_type, desired)
-        ctx.record(work, mapping, anchor, "Create", target_ref=ref, names=tuple(desired))
+        except TransientError as exc:  # it may have been applied: never sent twice
+            ref, completed = create_after_doubt(ctx, mapping, state, anchor, desired, exc)
+        if completed is None:
+            ctx.record(work, mapping, anchor, "Create", target_ref=ref, names=tuple(desired))
+        else:  # the log says the create was found done (in part) and completed
+            ctx.record(
+                work, mapping, anchor, "Create", "warning", target_ref=ref, names=completed,
+                error=COMPLETED_AFTER_DOUBT,
+            )  # fmt: skip
     else:
         ctx.counters.exports -= 1
         ctx.skip(work, mapping, anchor, "Add is not in flowTypes")

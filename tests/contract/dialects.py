@@ -19,8 +19,6 @@ from connectors.memory import MemoryDirectory
 from connectors.testing import Dialect
 from tests.crash.sqlite_directory import SqliteDirectory
 
-Seed = Callable[[str, str, dict[str, Any]], str]
-
 
 def _memory(request: pytest.FixtureRequest, tmp_path: Path) -> Dialect:
     directory = MemoryDirectory()

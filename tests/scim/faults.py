@@ -6,7 +6,10 @@ for the client's timeout, a connection dropped mid-request.
 layout as the upstream (``proxy.url`` ends in ``/v2`` when the upstream does) and forwards
 everything else untouched, one upstream connection per request. Faults are armed for the
 next N requests, in the order they are armed: ``fail(429, 2, retry_after=3)`` answers the
-next two requests with 429 and ``Retry-After: 3`` without forwarding them.
+next two requests with 429 and ``Retry-After: 3`` without forwarding them. A fault armed with
+``method=``/``path=`` waits for the first request that matches (the path as a substring), and
+lets others through. ``lose`` and ``fail_after`` forward the request first: the server applies
+it, and the client gets no answer, or an error instead of the server's answer.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import http.client
 import threading
 from collections import deque
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
@@ -24,10 +28,19 @@ _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connectio
 
 @attrs.frozen
 class _Fault:
-    kind: str  # "fail", "delay" or "drop"
+    kind: str  # "fail", "delay", "drop", "lose" or "fail_after"
     status: int = 0
     retry_after: str | None = None
     seconds: float = 0.0
+    method: str | None = None  # only requests of this method
+    path: str | None = None  # only requests whose path contains this
+    skip: int = 0  # let this many matching requests through first
+    then: Callable[[], None] | None = attrs.field(default=None, eq=False)  # after forwarding
+
+    def matches(self, method: str, path: str) -> bool:
+        return (self.method is None or self.method == method) and (
+            self.path is None or self.path in path
+        )
 
 
 class FaultProxy:
@@ -56,18 +69,56 @@ class FaultProxy:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}{self.prefix}"
 
-    def fail(self, status: int, times: int = 1, retry_after: str | float | None = None) -> None:
+    def fail(
+        self,
+        status: int,
+        times: int = 1,
+        retry_after: str | float | None = None,
+        *,
+        method: str | None = None,
+        path: str | None = None,
+    ) -> None:
         """Answer the next ``times`` requests with ``status`` (and ``Retry-After``)."""
         header = None if retry_after is None else str(retry_after)
-        self._arm(_Fault("fail", status=status, retry_after=header), times)
+        fault = _Fault("fail", status=status, retry_after=header, method=method, path=path)
+        self._arm(fault, times)
 
     def delay(self, seconds: float, times: int = 1) -> None:
         """Hold the next ``times`` requests for ``seconds`` before forwarding them."""
         self._arm(_Fault("delay", seconds=seconds), times)
 
-    def drop(self, times: int = 1) -> None:
+    def drop(self, times: int = 1, *, method: str | None = None, path: str | None = None) -> None:
         """Close the connection of the next ``times`` requests without answering."""
-        self._arm(_Fault("drop"), times)
+        self._arm(_Fault("drop", method=method, path=path), times)
+
+    def lose(
+        self,
+        times: int = 1,
+        *,
+        method: str | None = None,
+        path: str | None = None,
+        skip: int = 0,
+        then: Callable[[], None] | None = None,
+    ) -> None:
+        """Forward the next ``times`` requests (after ``skip`` matching ones), then close the
+        connection without answering: the server applied the write, the client never learns
+        it did. ``then`` runs between the two (a test kills the client there)."""
+        self._arm(_Fault("lose", method=method, path=path, skip=skip, then=then), times)
+
+    def fail_after(
+        self,
+        status: int,
+        times: int = 1,
+        retry_after: str | float | None = None,
+        *,
+        method: str | None = None,
+        path: str | None = None,
+    ) -> None:
+        """Forward the next ``times`` requests, then answer ``status`` instead of the server's
+        answer (a 503 or 429 from a gateway after the app wrote)."""
+        header = None if retry_after is None else str(retry_after)
+        fault = _Fault("fail_after", status, header, method=method, path=path)
+        self._arm(fault, times)
 
     def clear(self) -> None:
         with self._lock:
@@ -89,10 +140,17 @@ class FaultProxy:
         with self._lock:
             self._faults.extend([fault] * times)
 
-    def _next(self) -> _Fault | None:
+    def _next(self, method: str, path: str) -> _Fault | None:
         with self._lock:
             self.seen += 1
-            return self._faults.popleft() if self._faults else None
+            for index, fault in enumerate(self._faults):
+                if fault.matches(method, path):
+                    if fault.skip > 0:
+                        self._faults[index] = attrs.evolve(fault, skip=fault.skip - 1)
+                        return None
+                    del self._faults[index]
+                    return fault
+            return None
 
 
 def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
@@ -105,7 +163,17 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
         def handle_one(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
-            fault = proxy._next()
+            fault = proxy._next(self.command, self.path)
+            if fault is not None and fault.kind in ("lose", "fail_after"):
+                self._forward(body, answer=False)
+                if fault.then is not None:
+                    fault.then()
+                if fault.kind == "fail_after":
+                    self._answer_fault(fault)
+                    return
+                self.close_connection = True
+                self.connection.shutdown(2)
+                return
             if fault is not None and fault.kind == "drop":
                 self.close_connection = True
                 self.connection.shutdown(2)
@@ -130,7 +198,7 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(payload)
 
-        def _forward(self, body: bytes) -> None:
+        def _forward(self, body: bytes, *, answer: bool = True) -> None:
             upstream = http.client.HTTPConnection(
                 proxy.upstream_host, proxy.upstream_port, timeout=60
             )
@@ -139,6 +207,8 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                 upstream.request(self.command, self.path, body=body or None, headers=headers)
                 response = upstream.getresponse()
                 payload = response.read()
+                if not answer:
+                    return
                 self.send_response(response.status)
                 for name, value in response.getheaders():
                     if name.lower() not in _HOP_BY_HOP | {"content-length", "date", "server"}:

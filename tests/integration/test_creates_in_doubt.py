@@ -1,0 +1,138 @@
+"""A create whose outcome is in doubt is never sent twice (issue #17, point 1), nor lost.
+
+ldapToScim on a real slapd and a real scim2-server behind the project's fault proxy: one
+fault during a group's create (the POST's answer lost after the app applied it, a 503 after it
+wrote, a 429, the first member PATCH's answer lost) must leave exactly one group with all its
+members, and the provisioning log must say the create was completed after a doubt. SCIM apps
+need not make displayName unique, so before the fix the retry's POST made a second group.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.model import TaskExecutionResult
+from tests.integration.test_ldap_to_scim import listed, members, scim_job, users
+from tests.ldap.job_worker import settle, start_worker
+from tests.ldap.ldap_jobs import Tree, make_tree, seed
+from tests.ldap.slapd import Slapd
+from tests.scim.faults import FaultProxy
+from tests.scim.server import ScimServer
+
+GROUP_FAULTS: dict[str, Callable[[FaultProxy], None]] = {
+    "POST answer lost": lambda p: p.lose(method="POST", path="/Groups"),
+    "503 after the POST": lambda p: p.fail_after(503, method="POST", path="/Groups"),
+    "429 on the POST": lambda p: p.fail(429, retry_after=1, method="POST", path="/Groups"),
+    "429 on the first member PATCH": lambda p: p.fail(
+        429, retry_after=1, method="PATCH", path="/Groups/"
+    ),
+    "first member PATCH's answer lost": lambda p: p.lose(method="PATCH", path="/Groups/"),
+    "503 after the first member PATCH": lambda p: p.fail_after(
+        503, method="PATCH", path="/Groups/"
+    ),
+}
+USER_FAULTS: dict[str, Callable[[FaultProxy], None]] = {
+    "POST answer lost": lambda p: p.lose(method="POST", path="/Users"),
+    "503 after the POST": lambda p: p.fail_after(503, method="POST", path="/Users"),
+    "connection dropped before the POST": lambda p: p.drop(method="POST", path="/Users"),
+}
+
+
+@pytest.fixture
+def scim(make_scim_server: Callable[[str], ScimServer]) -> ScimServer:
+    return make_scim_server("scim")
+
+
+@pytest.fixture
+def tree(slapd_source: Slapd, slapd_target: Slapd) -> Tree:
+    return make_tree(slapd_source, slapd_target)
+
+
+def _run_with(
+    tree: Tree, scim: ScimServer, tmp_path: Path, arm: Callable[[FaultProxy], None]
+) -> tuple[Any, list[Any]]:
+    with FaultProxy(scim.url.rsplit("/v2", 1)[0]) as proxy:
+        # member_chunk is 100: 250 members are a POST and three member PATCHes
+        engine, job_id = scim_job(tree, scim, tmp_path / "s.db", address=proxy.url + "/v2")
+        arm(proxy)
+        execution = engine.run_cycle(job_id)
+        assert engine.escrows(job_id) == []
+        logs = engine.provisioning_logs(job_id)
+        engine.close()
+    return execution, logs
+
+
+@pytest.mark.parametrize("fault", sorted(GROUP_FAULTS))
+def test_one_fault_during_a_group_create_leaves_one_group_with_all_members(
+    fault: str, tree: Tree, scim: ScimServer, tmp_path: Path
+) -> None:
+    """Exactly one group of 250 members, whatever single fault hit its create."""
+    seed(tree, 250, groups=1, members=250, managers=False)
+    execution, logs = _run_with(tree, scim, tmp_path, GROUP_FAULTS[fault])
+    assert execution.state is TaskExecutionResult.SUCCEEDED
+    groups = listed(scim, "Groups")
+    assert [g["displayName"] for g in groups] == ["g000"], fault
+    assert members(scim) == {"g000": {f"u{n:05d}" for n in range(250)}}
+    group_creates = [r for r in logs if r.action == "Create" and ":Group" in r.mapping]
+    assert len(group_creates) == 1
+    if fault != "429 on the POST":  # a 429 is refused before the app writes: no doubt left
+        assert group_creates[0].status == "warning" and "in doubt" in (group_creates[0].error or "")
+
+
+@pytest.mark.parametrize("fault", sorted(USER_FAULTS))
+def test_one_fault_during_a_user_create_leaves_one_user(
+    fault: str, tree: Tree, scim: ScimServer, tmp_path: Path
+) -> None:
+    """Users too (the app may or may not refuse a second userName: either way, one user)."""
+    seed(tree, 5, managers=False)
+    execution, _ = _run_with(tree, scim, tmp_path, USER_FAULTS[fault])
+    assert execution.state is TaskExecutionResult.SUCCEEDED
+    assert sorted(users(scim)) == [f"u{n:05d}" for n in range(5)]
+    assert len(listed(scim, "Users")) == 5
+
+
+@pytest.mark.parametrize(("request_name", "method", "skip"), [
+    ("the POST", "POST", 0),
+    ("the first member PATCH", "PATCH", 0),
+    ("the second member PATCH", "PATCH", 1),
+    ("the last member PATCH", "PATCH", 2),
+])  # fmt: skip
+def test_a_runner_killed_at_each_request_of_a_group_create_converges_to_one_group(
+    request_name: str,
+    method: str,
+    skip: int,
+    tree: Tree,
+    scim: ScimServer,
+    tmp_path: Path,
+    workers: list[subprocess.Popen[str]],
+) -> None:
+    """SIGKILL of the runner process right after the app applied one request of the group's
+    create, before it answered; a new runner then converges to one group with every member
+    (the write-ahead intent's lookup finds the group, the update sends what it lacks)."""
+    seed(tree, 250, groups=1, members=250, managers=False)
+    state = tmp_path / "s.db"
+    with FaultProxy(scim.url.rsplit("/v2", 1)[0]) as proxy:
+        engine, job_id = scim_job(tree, scim, state, address=proxy.url + "/v2")
+        engine.close()
+        worker = start_worker(state, job_id)
+        workers.append(worker)
+        killed: list[bool] = []
+
+        def kill() -> None:
+            worker.send_signal(signal.SIGKILL)
+            worker.wait(10)
+            killed.append(True)
+
+        proxy.lose(method=method, path="/Groups", skip=skip, then=kill)
+        worker.wait(120)
+        assert killed, f"the runner was not killed at {request_name}"
+        settle(state, job_id)
+    assert [g["displayName"] for g in listed(scim, "Groups")] == ["g000"], request_name
+    assert members(scim) == {"g000": {f"u{n:05d}" for n in range(250)}}
+    assert len(listed(scim, "Users")) == 250
