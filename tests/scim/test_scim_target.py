@@ -378,3 +378,16 @@ def test_find_answers_from_an_index_kept_current_by_the_targets_writes(
     assert indexed.create("User", {"userName": outsider, "title": "Joined"}) == made["id"]
     assert indexed.find("User", "userName", outsider) == made["id"]
     indexed.close()
+
+
+def test_two_groups_of_one_name_are_ambiguous_and_named(
+    scim_server: ScimServer, target: ScimTarget
+) -> None:
+    """Two groups with one displayName (the app does not make it unique): find refuses to
+    choose, and its error names both ids, so the escrow says which to remove."""
+    first = scim_server.create("Groups", {"displayName": "twins"})["id"]
+    second = scim_server.create("Groups", {"displayName": "twins"})["id"]
+    target.find_cache_seconds = 0  # the live filter, as after a create in doubt
+    with pytest.raises(ObjectError, match="ambiguous") as refused:
+        target.find("Group", "displayName", "twins")
+    assert first in str(refused.value) and second in str(refused.value)
