@@ -12,12 +12,14 @@ from __future__ import annotations
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from engine import SystemClock
 from engine.model import TaskExecutionResult
 from tests.integration.test_ldap_to_scim import listed, members, scim_job, users
 from tests.ldap.job_worker import settle, start_worker
@@ -136,3 +138,42 @@ def test_a_runner_killed_at_each_request_of_a_group_create_converges_to_one_grou
     assert [g["displayName"] for g in listed(scim, "Groups")] == ["g000"], request_name
     assert members(scim) == {"g000": {f"u{n:05d}" for n in range(250)}}
     assert len(listed(scim, "Users")) == 250
+
+
+def _union(windows: list[tuple[float, float]]) -> float:
+    """The length of the union of time intervals."""
+    total, end = 0.0, float("-inf")
+    for start, stop in sorted(windows):
+        if stop > end:
+            total += stop - max(start, end)
+            end = stop
+    return total
+
+
+def test_throttled_answers_cost_their_distinct_windows_only(
+    tree: Tree, scim: ScimServer, tmp_path: Path
+) -> None:
+    """Issue #17 point 4 on a real SCIM server: every 12th POST answered 429 Retry-After: 1
+    while four workers export; the cycle takes at most the union of the Retry-After windows
+    plus the fault-free time (measured first, on the same server), plus a second of slack."""
+    seed(tree, 60, managers=False)
+    with FaultProxy(scim.url.rsplit("/v2", 1)[0]) as proxy:
+        engine, job_id = scim_job(tree, scim, tmp_path / "a.db", address=proxy.url + "/v2")
+        engine.clock = SystemClock()
+        began = time.monotonic()
+        engine.run_cycle(job_id)
+        fault_free = time.monotonic() - began
+        engine.close()
+        for user in listed(scim, "Users"):
+            scim.request("DELETE", f"/Users/{user['id']}")
+        engine, job_id = scim_job(tree, scim, tmp_path / "b.db", address=proxy.url + "/v2")
+        engine.clock = SystemClock()
+        proxy.fail(429, times=4, retry_after=1, method="POST", path="/Users", every=12)
+        began = time.monotonic()
+        execution = engine.run_cycle(job_id)
+        took = time.monotonic() - began
+        engine.close()
+        windows = [(t, t + 1.0) for t in proxy.faulted_at]
+    assert execution.state is TaskExecutionResult.SUCCEEDED and len(windows) == 4
+    assert len(listed(scim, "Users")) == 60
+    assert took <= _union(windows) + fault_free + 1.0, (took, _union(windows), fault_free)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import http.client
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -52,6 +53,8 @@ class FaultProxy:
         self.upstream_port = parts.port or 80
         self.prefix = parts.path.rstrip("/")
         self.seen = 0
+        #: time.monotonic() of every fault answered (a test adds up the Retry-After windows)
+        self.faulted_at: list[float] = []
         self._faults: deque[_Fault] = deque()
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -77,10 +80,14 @@ class FaultProxy:
         *,
         method: str | None = None,
         path: str | None = None,
+        every: int = 1,
     ) -> None:
-        """Answer the next ``times`` requests with ``status`` (and ``Retry-After``)."""
+        """Answer the next ``times`` requests with ``status`` (and ``Retry-After``); with
+        ``every`` n, only every n-th matching request (the others go through)."""
         header = None if retry_after is None else str(retry_after)
-        fault = _Fault("fail", status=status, retry_after=header, method=method, path=path)
+        fault = _Fault(
+            "fail", status=status, retry_after=header, method=method, path=path, skip=every - 1
+        )
         self._arm(fault, times)
 
     def delay(self, seconds: float, times: int = 1) -> None:
@@ -186,6 +193,8 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
             self._forward(body)
 
         def _answer_fault(self, fault: _Fault) -> None:
+            with proxy._lock:
+                proxy.faulted_at.append(time.monotonic())  # noqa: TID251 - the proxy's own log
             payload = (
                 b'{"schemas":["urn:ietf:params:scim:api:messages:2.0:Error"],'
                 b'"status":"%d","detail":"injected by FaultProxy"}' % fault.status
