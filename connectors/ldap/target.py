@@ -165,6 +165,7 @@ class LdapTarget:
         self.find_cache_seconds = find_cache_seconds
         self._monotonic = monotonic
         self._indexes: dict[tuple[str, str], _Index] = {}
+        self._generation = 0  # bumped when indexes are dropped: a build in flight is not kept
         # the engine may write from a pool of threads (ExportConcurrency): one connection per
         # thread (an ldap3 connection is not to be shared), the find index under a lock
         self._lock = threading.RLock()
@@ -228,7 +229,11 @@ class LdapTarget:
         index = self._indexes.get(slot)
         now = self._monotonic()
         if index is None or now - index.built >= self.find_cache_seconds:
-            index = self._indexes[slot] = self._build_index(kind, attribute, now)
+            generation = self._generation
+            index = self._build_index(kind, attribute, now)
+            with self._lock:  # not kept if dropped meanwhile: it may predate a create in doubt
+                if generation == self._generation:
+                    self._indexes[slot] = index
         return index
 
     def _build_index(self, kind: LdapObjectType, attribute: str, now: float) -> _Index:
@@ -248,6 +253,7 @@ class LdapTarget:
 
     def _drop_indexes(self, kind: LdapObjectType) -> None:
         with self._lock:
+            self._generation += 1
             for attribute, _ in self._indexes_of(kind):
                 del self._indexes[(kind.name, attribute)]
 

@@ -110,6 +110,7 @@ class ScimTarget:
         # (type, attribute) -> (built at, folded value -> ids); under the lock: the engine may
         # write from a pool of threads
         self._indexes: dict[tuple[str, str], tuple[float, dict[str, set[str]]]] = {}
+        self._generation = 0  # bumped by _forget: an index built across it is not kept
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -161,6 +162,7 @@ class ScimTarget:
             if built is not None and now - built[0] < self.find_cache_seconds:
                 return built[1]
         index: dict[str, set[str]] = {}
+        generation = self._generation
         start = 1
         while True:
             page = self.client.get(kind.endpoint, {"attributes": attribute,
@@ -174,8 +176,9 @@ class ScimTarget:
             total = page.get("totalResults", 0)
             if not resources or not isinstance(total, int) or start > total:
                 break
-        with self._lock:
-            self._indexes[slot] = (now, index)
+        with self._lock:  # not kept if dropped meanwhile: it may predate a create in doubt
+            if generation == self._generation:
+                self._indexes[slot] = (now, index)
         return index
 
     def _indexed(self, kind: _Kind, ref: str, values: Mapping[str, Any] | None) -> None:
@@ -194,6 +197,7 @@ class ScimTarget:
 
     def _forget(self, kind: _Kind) -> None:
         with self._lock:
+            self._generation += 1
             for slot in [s for s in self._indexes if s[0] == kind.name]:
                 del self._indexes[slot]
 

@@ -217,14 +217,14 @@ class CycleContext:
     def wait(self, seconds: float) -> None:
         """Sleep before a retry, renewing the lease first when the sleep would outlast it
         (an empty, fenced commit), so that waiting for a busy server never loses the job."""
-        if self.lease is not None and self.clock.monotonic() + seconds + 30 >= self.lease_deadline:
-            self.commit(Checkpoint())
         left = max(seconds, 0.0)
         while True:  # in slices: a shutdown does not wait for a long Retry-After
             self.check_halted()
             if left <= 0:
                 return
             step = min(left, HALT_SLICE)
+            if self.lease is not None and self.clock.monotonic() + step + 30 >= self.lease_deadline:
+                self.commit(Checkpoint())  # renewed as often as a lease shorter than the wait needs
             outside_lock = getattr(self.target, "outside_lock", None)  # concurrent export
             if outside_lock is not None:
                 outside_lock(self.clock.sleep, step)  # the other workers go on meanwhile
@@ -240,6 +240,7 @@ class CycleContext:
             self.check_halted()
             left = self.throttled_until - self.clock.monotonic()
             if left <= 0:
+                self.check_lease()  # the waiting worker renews it; none writes past it
                 return
             self.clock.sleep(min(left, HALT_SLICE))
 

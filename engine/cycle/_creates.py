@@ -21,6 +21,9 @@ from connectors.base import ObjectError, TransientError, as_list
 from engine.cycle._context import CycleContext, MappingState
 from engine.mapping import CompiledMapping, diff
 
+#: what an escrow's error starts with (after the error's type) when a create was left in doubt
+IN_DOUBT = "create in doubt: "
+
 #: the provisioning log's reason for a create that was found made (in part) and completed
 COMPLETED_AFTER_DOUBT = (
     "the create's outcome was in doubt after a transient failure (no answer, 5xx or 429); the "
@@ -60,7 +63,17 @@ def create_after_doubt(
         return found, sorted(delta)
 
     ctx.log.info("create_in_doubt", anchor=anchor, error=str(failure)[:200])
-    return ctx.retry(failure, attempt)
+    try:
+        return ctx.retry(failure, attempt)
+    except TransientError as exc:  # escrowed: its retry completes what it finds (was_in_doubt)
+        raise TransientError(f"{IN_DOUBT}{exc}", retry_after=exc.retry_after) from None
+
+
+def was_in_doubt(state: MappingState, anchor: str) -> bool:
+    """Whether the object's escrow is a create left in doubt: what its retry finds in the
+    target is this engine's own, partly made, and is completed whatever the flowTypes."""
+    escrow = state.escrows.get(anchor)
+    return escrow is not None and IN_DOUBT in escrow.error
 
 
 def find_by_matching(

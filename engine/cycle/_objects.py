@@ -23,7 +23,7 @@ from connectors.base import (
 )
 from engine.cycle import _concurrent as concurrent
 from engine.cycle._context import CycleContext, CyclePaused, MappingState, ReferenceNotResolved
-from engine.cycle._creates import COMPLETED_AFTER_DOUBT, create_after_doubt
+from engine.cycle._creates import COMPLETED_AFTER_DOUBT, create_after_doubt, was_in_doubt
 from engine.cycle._references import names_references, resolve_references
 from engine.directory_values import (
     ValueRefused,
@@ -418,9 +418,16 @@ def export(
                 return
             raise ObjectError(f"the matching target object {ref} is already joined to {owner}")
         delta = diff(mapping, desired, None, value_deltas=ctx.value_deltas)
-        if delta and "update" in mapping.flows:
+        ours = was_in_doubt(state, anchor)  # a create of ours left half made: complete it
+        if delta and ("update" in mapping.flows or ours):
             ref = ctx.call(ctx.target.update, target_type, ref, delta) or ref
-        ctx.record(work, mapping, anchor, "Update", target_ref=ref, names=sorted(delta))
+        if ours:
+            ctx.record(
+                work, mapping, anchor, "Create", "warning", target_ref=ref, names=sorted(delta),
+                error=COMPLETED_AFTER_DOUBT,
+            )  # fmt: skip
+        else:
+            ctx.record(work, mapping, anchor, "Update", target_ref=ref, names=sorted(delta))
     elif "add" in mapping.flows:
         completed = None
         try:
