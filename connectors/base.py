@@ -50,6 +50,12 @@ class ObjectError(ConnectorError):
     """This one object was refused (schema violation, uniqueness conflict, missing parent)."""
 
 
+class AmbiguousMatch(ObjectError):
+    """find() found more than one object holding the value: the engine cannot choose, so the
+    object is escrowed and the cycle's status says so (lastExecution.error) until someone
+    removes the extra objects in the target. The message names them."""
+
+
 class ObjectGone(ObjectError):
     """update() was given a ref whose object no longer exists (deleted in the target by
     someone else): the engine matches the object again, and creates it if nothing matches."""

@@ -20,6 +20,7 @@ from typing import Any, TypeVar, cast
 import attrs
 
 from connectors.base import (
+    AmbiguousMatch,
     Attributes,
     Capability,
     Change,
@@ -256,7 +257,10 @@ class MemoryDirectory:
         if not refs:
             return None
         if len(refs) > 1:
-            raise ObjectError(f"{len(refs)} {object_type} objects have {attribute}={value!r}")
+            raise AmbiguousMatch(
+                f"{len(refs)} {object_type} objects have {attribute}={value!r} "
+                f"({', '.join(sorted(refs)[:5])}): ambiguous"
+            )
         return next(iter(refs))
 
     @_locked

@@ -17,6 +17,7 @@ import attrs
 import ldap3
 
 from connectors.base import (
+    AmbiguousMatch,
     Attributes,
     Capability,
     ConnectorError,
@@ -218,9 +219,10 @@ class LdapTarget:
         search = f"(&{kind.filter}{equality_filter(attribute, _text(value))})"
         entries = self.client.search(kind.base_dn, search, ["1.1"])
         if len(entries) > 1:
-            raise ObjectError(
+            dns = "; ".join(str(e["dn"]) for e in entries[:5])
+            raise AmbiguousMatch(
                 f"{len(entries)} {kind.name} entries under {kind.base_dn} have this "
-                f"{attribute}: ambiguous"
+                f"{attribute} ({dns}): ambiguous"
             )
         return canonical_dn(str(entries[0]["dn"])) if entries else None
 

@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 from urllib.parse import quote as url_quote
 
 from connectors.base import (
+    AmbiguousMatch,
     Attributes,
     Capability,
     Delta,
@@ -139,7 +140,7 @@ class ScimTarget:
         total = answer.get("totalResults", len(found))
         if len(found) > 1 or (isinstance(total, int) and total > 1):
             ids = ", ".join(str(r.get("id")) for r in found[:5] if isinstance(r, dict))
-            raise ObjectError(
+            raise AmbiguousMatch(
                 f"{total} {kind.name} resources have this {attribute} ({ids}): ambiguous; "
                 "remove the extra ones in the app, then the object is matched again"
             )

@@ -71,6 +71,8 @@ class Counters:
     deleted: int = 0
     pages: int = 0
     unresolved: int = 0  # objects escrowed for references that did not resolve
+    ambiguous: int = 0  # objects escrowed because the target holds several matches
+    ambiguity: str | None = None  # the first such escrow's reason, for the status
 
 
 @attrs.frozen

@@ -12,6 +12,7 @@ from typing import Any
 import attrs
 
 from connectors.base import (
+    AmbiguousMatch,
     Attributes,
     Capability,
     Change,
@@ -579,6 +580,9 @@ def escrow(
     )
     state.escrows[anchor] = escrow
     state.failed_now.add(anchor)
+    if isinstance(exc, AmbiguousMatch):  # the status says so, not only the escrow
+        ctx.counters.ambiguous += 1
+        ctx.counters.ambiguity = ctx.counters.ambiguity or escrow.error
     work.escrows.append(escrow)
     if counted:
         ctx.counters.escrowed += 1

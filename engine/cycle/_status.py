@@ -45,6 +45,11 @@ def execution_of(
         error = SynchronizationError(
             code=type(failure).__name__, message=str(failure)[:1000], tenant_actionable=True
         )
+    elif c.ambiguous:  # a divergence the engine knows of is never only an escrow
+        message = f"{c.ambiguous} object(s) matched several target objects; {c.ambiguity}"
+        error = SynchronizationError(
+            code="AmbiguousMatch", message=message[:1000], tenant_actionable=True
+        )
     return SynchronizationTaskExecution(
         activity_identifier=cycle_id,
         count_entitled=c.entitled,

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from connectors.base import (
+    AmbiguousMatch,
     Attributes,
     Capability,
     Change,
@@ -234,7 +235,9 @@ class SqliteDirectory:
                     refs.append(ref)
                     break
         if len(refs) > 1:
-            raise ObjectError(f"{len(refs)} {object_type} objects have {attribute}={value!r}")
+            raise AmbiguousMatch(
+                f"{len(refs)} {object_type} objects have {attribute}={value!r}: ambiguous"
+            )
         return refs[0] if refs else None
 
     def create(self, object_type: str, attributes: Attributes) -> str:

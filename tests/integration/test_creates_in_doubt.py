@@ -177,3 +177,24 @@ def test_throttled_answers_cost_their_distinct_windows_only(
     assert execution.state is TaskExecutionResult.SUCCEEDED and len(windows) == 4
     assert len(listed(scim, "Users")) == 60
     assert took <= _union(windows) + fault_free + 1.0, (took, _union(windows), fault_free)
+
+
+def test_two_target_groups_of_one_name_make_an_escrow_and_a_status_error(
+    tree: Tree, scim: ScimServer, tmp_path: Path
+) -> None:
+    """Issue #17 point 5: the app already holds two groups named g000 (say, from the bug this
+    file tests); the job escrows the group naming both ids, and its status says so: the
+    cycle ends EntryLevelErrors with lastExecution.error AmbiguousMatch, never Succeeded."""
+    seed(tree, 3, groups=1, members=3, managers=False)
+    first = scim.create("Groups", {"displayName": "g000"})["id"]
+    second = scim.create("Groups", {"displayName": "g000"})["id"]
+    engine, job_id = scim_job(tree, scim, tmp_path / "s.db")
+    execution = engine.run_cycle(job_id)
+    (escrow,) = engine.escrows(job_id)
+    assert first in escrow.error and second in escrow.error and "ambiguous" in escrow.error
+    assert execution.state is TaskExecutionResult.ENTRY_LEVEL_ERRORS
+    status = engine.get_job(job_id).status
+    assert status is not None and status.last_execution is not None
+    error = status.last_execution.error
+    assert error is not None and error.code == "AmbiguousMatch" and first in (error.message or "")
+    engine.close()
