@@ -23,8 +23,7 @@ from engine import SystemClock
 from engine.model import TaskExecutionResult
 from tests.integration.test_ldap_to_scim import listed, members, scim_job, users
 from tests.ldap.job_worker import settle, start_worker
-from tests.ldap.ldap_jobs import Tree, make_tree, seed
-from tests.ldap.slapd import Slapd
+from tests.ldap.ldap_jobs import Tree, seed
 from tests.scim.faults import FaultProxy
 from tests.scim.server import ScimServer
 
@@ -45,16 +44,6 @@ USER_FAULTS: dict[str, Callable[[FaultProxy], None]] = {
     "503 after the POST": lambda p: p.fail_after(503, method="POST", path="/Users"),
     "connection dropped before the POST": lambda p: p.drop(method="POST", path="/Users"),
 }
-
-
-@pytest.fixture
-def scim(make_scim_server: Callable[[str], ScimServer]) -> ScimServer:
-    return make_scim_server("scim")
-
-
-@pytest.fixture
-def tree(slapd_source: Slapd, slapd_target: Slapd) -> Tree:
-    return make_tree(slapd_source, slapd_target)
 
 
 def _run_with(

@@ -7,12 +7,10 @@ target that is down (quarantine, then recovery); a SIGKILLed runner process."""
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import ldap3
-import pytest
 
 from engine import ManualClock, StatusCode, SyncEngine, SystemClock
 from engine.model import TaskExecutionResult
@@ -24,16 +22,6 @@ from tests.scim.server import ScimServer
 
 ROOT = Path(__file__).resolve().parents[2]
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
-
-
-@pytest.fixture
-def scim(make_scim_server: Callable[[str], ScimServer]) -> ScimServer:
-    return make_scim_server("scim")
-
-
-@pytest.fixture
-def tree(slapd_source: Slapd, slapd_target: Slapd) -> Tree:
-    return make_tree(slapd_source, slapd_target)
 
 
 def secrets(tree: Tree, address: str, scim: ScimServer, **extra: str) -> dict[str, str]:

@@ -84,11 +84,7 @@ class FaultProxy:
     ) -> None:
         """Answer the next ``times`` requests with ``status`` (and ``Retry-After``); with
         ``every`` n, only every n-th matching request (the others go through)."""
-        header = None if retry_after is None else str(retry_after)
-        fault = _Fault(
-            "fail", status=status, retry_after=header, method=method, path=path, skip=every - 1
-        )
-        self._arm(fault, times)
+        self._arm_status("fail", status, times, retry_after, method, path, every)
 
     def delay(self, seconds: float, times: int = 1) -> None:
         """Hold the next ``times`` requests for ``seconds`` before forwarding them."""
@@ -120,11 +116,24 @@ class FaultProxy:
         *,
         method: str | None = None,
         path: str | None = None,
+        every: int = 1,
     ) -> None:
         """Forward the next ``times`` requests, then answer ``status`` instead of the server's
         answer (a 503 or 429 from a gateway after the app wrote)."""
+        self._arm_status("fail_after", status, times, retry_after, method, path, every)
+
+    def _arm_status(
+        self,
+        kind: str,
+        status: int,
+        times: int,
+        retry_after: str | float | None,
+        method: str | None,
+        path: str | None,
+        every: int,
+    ) -> None:
         header = None if retry_after is None else str(retry_after)
-        fault = _Fault("fail_after", status, header, method=method, path=path)
+        fault = _Fault(kind, status, header, method=method, path=path, skip=every - 1)
         self._arm(fault, times)
 
     def clear(self) -> None:
