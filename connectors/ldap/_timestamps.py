@@ -36,10 +36,15 @@ class TimestampReader:
         channel: Channel,
         entries: EntryConverter,
         *,
+        lookup: Channel,
         overlap: float,
         delete_scan_interval: float,
     ) -> None:
         self._channel = channel
+        #: where member DNs are looked up (and the cache refilled) while the paged search is
+        #: open on ``channel``: slapd drops a connection's paged-results cookie as soon as
+        #: that connection runs another search
+        self._lookup = lookup
         self._entries = entries
         self.overlap = overlap
         self.delete_scan_interval = delete_scan_interval
@@ -69,7 +74,7 @@ class TimestampReader:
                 newest = max(newest, stamp(entry["raw_attributes"]))
             if pending:
                 yield Page(pending, f"t:{moment.strftime(TIME) if moment else ''}:{scanned}")
-            pending = self._entries.changes(kind, entries, self._channel, state)
+            pending = self._entries.changes(kind, entries, self._lookup, state)
         yield Page(pending, f"t:{newest}:{scanned}")
 
     def _server_time(self) -> str | None:

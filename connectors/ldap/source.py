@@ -45,7 +45,9 @@ References
 Threads
     ``read`` runs on one connection and ``get``/``validate`` on another, each behind its own
     lock taken per operation and never held across a ``yield``, so the engine may consume
-    pages in a read-ahead thread while it calls ``get``.
+    pages in a read-ahead thread while it calls ``get``. A timestamp delta looks member DNs up
+    on a third connection: slapd drops a connection's paged-results cookie as soon as that
+    connection runs another search.
 """
 
 from __future__ import annotations
@@ -143,6 +145,9 @@ class LdapSource:
         self.scan_page_size = scan_page_size
         self._reader = Channel(endpoint)
         self._lookup = Channel(endpoint)
+        #: member DN lookups while a timestamp delta's paged search is open on _reader (opened
+        #: on first use; neither _reader nor _lookup, which a get may use meanwhile)
+        self._resolver = Channel(endpoint)
         self._entries = EntryConverter(
             anchor,
             timestamps=delta_mode == "timestamp",
@@ -161,6 +166,7 @@ class LdapSource:
         self._timestamps = TimestampReader(
             self._reader,
             self._entries,
+            lookup=self._resolver,
             overlap=timestamp_overlap,
             delete_scan_interval=delete_scan_interval,
         )
@@ -171,6 +177,7 @@ class LdapSource:
     def close(self) -> None:
         self._reader.close()
         self._lookup.close()
+        self._resolver.close()
 
     # ------------------------------------------------------------------ Source protocol
     def object_types(self) -> Sequence[str]:

@@ -326,6 +326,34 @@ def test_timestamp_delta_with_overlap(
         source.close()
 
 
+def test_timestamp_delta_pages_survive_member_lookups(
+    slapd_source: Slapd, put: Callable[..., str], container: str, connection: ldap3.Connection
+) -> None:
+    """A timestamp delta of groups, in pages of 2, on a source whose DN cache does not know
+    the members (a new process), 60 of them dangling (no refint), so the cache is refilled by
+    a paged search of the whole base: that and the lookups go on another connection than the
+    paged search, whose cookie slapd drops when its own connection runs another search. Was:
+    TransientError "paged results cookie is invalid" after the first page (found by a
+    differential test of the LdapSource split; the old code failed the same way)."""
+    users = [put(f"u{n}") for n in range(6)]
+    member_dns = [dn_of(connection, container, "User", f"u{n}") for n in range(6)]
+    first = make_source(slapd_source, container, delta_mode="timestamp")
+    try:
+        _, watermark, _ = read_all(first, "Group", None)
+    finally:
+        first.close()
+    gone = [f"uid=gone{n},{container}" for n in range(60)]  # deleted long ago: a refill
+    groups = [put(f"g{n}", "Group", member=[*member_dns[n : n + 2], *gone]) for n in range(5)]
+    fresh = make_source(slapd_source, container, delta_mode="timestamp")
+    try:
+        changes, _, pages = read_all(fresh, "Group", watermark, page_size=2)
+    finally:
+        fresh.close()
+    assert len(pages) >= 3 and set(groups) <= {c.anchor for c in changes}
+    found = {c.anchor: c.attributes for c in changes}
+    assert found[groups[0]]["member"] == users[0:2]  # type: ignore[index]
+
+
 def test_timestamp_mode_without_overlap_reads_only_the_newest_second(
     slapd_source: Slapd, put: Callable[..., str], container: str
 ) -> None:
