@@ -74,6 +74,17 @@ class WatermarkExpired(ConnectorError):
     (purged while the engine was down): only a full read can catch up."""
 
 
+#: Reserved attribute names a source may put among an object's attributes (``$`` begins no
+#: directory's attribute name). References name objects by anchor; a source whose references
+#: name them by something else (LDAP: a DN, which a user deleted and re-added takes over with
+#: a new entryUUID) tells the engine that name, and the names an object holds that named no
+#: object when it was read, so an object that appears under such a name has its referrers
+#: evaluated again even when nothing changed in them (a source without referential integrity).
+#: Names are compared as given: the source spells each one way (an LDAP DN normalized).
+REFERENCE_NAME = "$referenceName"
+DANGLING_REFERENCES = "$danglingReferences"
+
+
 class Capability(enum.Enum):
     """What a connector declares it can do, so the engine never probes by trial and error."""
 

@@ -27,8 +27,6 @@ class ValueRefused(ObjectError):
     """An object whose values fall outside the connector contract; it is escrowed."""
 
 
-
-
 def printable(text: str) -> str:
     """Text that can be stored and logged whatever it holds (lone surrogates escaped)."""
     if text.isascii():

@@ -1,26 +1,28 @@
 """Deltas of an LDAP source from OpenLDAP's accesslog overlay (``delta_mode="accesslog"``).
 
-Records after the watermark (a raw ``reqStart``: sorted as strings, since its fraction is
-a counter, and unique per record because it is the record's RDN) for successful writes
-under the type's base. ``reqEntryUUID`` names the entry, so renames keep their anchor
+Records for successful writes under the type's base that ended inside the overlap window
+of the watermark and were not read before (:mod:`connectors.ldap._log_window` says why a
+``reqStart`` watermark loses slow writes and how the window finds them), in the order slapd
+ended them. ``reqEntryUUID`` names the entry, so renames keep their anchor
 and the current entries are read by entryUUID, not by a DN that may have moved again.
 A delete takes its anchor from ``reqEntryUUID`` (or ``reqOld``); an entry that is gone or
 no longer matches the filter becomes a delete of its anchor (it left the type; when types
 share a base, a change to an entry of another type is such a delete too, which the engine
 ignores for an anchor it never linked). When no
 record at or before the watermark remains (purged while the engine was away), the delta
-cannot be trusted: WatermarkExpired. Known limit: a write whose record is stored after a
-later-starting write's record was already read (milliseconds apart) is not seen until the
-entry changes again; a delta that saw nothing keeps its watermark, so a server idle for
-longer than the purge age expires it (a harmless reconciling full read).
+cannot be trusted: WatermarkExpired. A delta that saw nothing keeps its watermark, so a
+server idle for longer than the purge age expires it (a harmless reconciling full read).
+The log's ``reqEnd`` should be indexed (``olcDbIndex: reqStart,reqEnd eq``), or each delta
+scans the whole log.
 
-A full read in this mode starts its delta at :meth:`AccesslogReader.newest_record`, taken
+A full read in this mode starts its delta at :meth:`AccesslogReader.start_mark`, taken
 before its anchor scan (see :mod:`connectors.ldap.source`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import NamedTuple
 
@@ -29,22 +31,31 @@ import ldap3
 from connectors.base import Change, ConnectorError, ObjectError, Page, WatermarkExpired
 from connectors.ldap._common import FETCH_BATCH, Channel, Entry, first_value, format_time
 from connectors.ldap._entries import EntryConverter, ReadState, normal_dn
+from connectors.ldap._log_window import LogMark
 from connectors.ldap.config import LdapObjectType
 from connectors.ldap.syntax import escape_filter_value
 
 _LAST_SECOND = 253402300799  # 9999-12-31T23:59:59Z, the largest GeneralizedTime
 _WRITES = "(|(reqType=add)(reqType=modify)(reqType=modrdn)(reqType=delete))"
-_LOG_ATTRIBUTES = ("reqStart", "reqType", "reqDN", "reqEntryUUID", "reqNewRDN", "reqNewSuperior")
+_LOG_ATTRIBUTES = (
+    "reqStart", "reqEnd", "reqType", "reqDN", "reqEntryUUID", "reqNewRDN", "reqNewSuperior"
+)  # fmt: skip
 _ACCESSLOG_HELP = (
     "enable the accesslog overlay on the directory's database (olcAccessLogOps: writes, "
-    "olcAccessLogSuccess: TRUE, olcAccessLogOld: (objectClass=*)) and give the bind DN read "
-    "access on the accesslog database (olcAccess: to * by dn.exact=<bind DN> read), or use "
-    "delta_mode='timestamp'"
+    "olcAccessLogSuccess: TRUE, olcAccessLogOld: (objectClass=*)), index the log "
+    "(olcDbIndex: reqStart,reqEnd eq) and give the bind DN read access on the accesslog "
+    "database (olcAccess: to * by dn.exact=<bind DN> read), or use delta_mode='timestamp'"
 )
 
 
+class _Stamp(NamedTuple):
+    start: str
+    end: str
+
+
 class _LogRecord(NamedTuple):
-    start: str  # raw reqStart
+    start: str  # raw reqStart: the record's RDN, so its identity
+    end: str  # raw reqEnd ("" if the record has none)
     kind: str
     dn: str
     entry_uuid: str | None
@@ -68,6 +79,8 @@ class AccesslogReader:
         bind_dn: str | None,
         directory_base: str,
         scan_page_size: int,
+        overlap: float,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._channel = channel
         self._entries = entries
@@ -75,6 +88,11 @@ class AccesslogReader:
         self.bind_dn = bind_dn
         self.directory_base = directory_base
         self.scan_page_size = scan_page_size
+        #: seconds from a record's reqEnd to its visibility that the window allows for
+        self.overlap = overlap
+        self._monotonic = monotonic
+        #: (type, mark) -> when a read from that mark first found nothing new (this process)
+        self._quiet: dict[tuple[str, str], float] = {}
 
     def require(self, channel: Channel) -> None:
         """A ConnectorError that says how to fix it when the accesslog cannot be read."""
@@ -90,8 +108,28 @@ class AccesslogReader:
                 f"the accesslog {self.base!r} cannot be read by {who}{reason}: {_ACCESSLOG_HELP}"
             )
 
-    def newest_record(self, channel: Channel) -> str:
-        """The raw reqStart of the newest accesslog record ("" for an empty log).
+    def start_mark(self, channel: Channel) -> str:
+        """Where a delta starts that follows a read of the entries made after this call: the
+        newest record, and the records already visible inside its overlap window (their
+        effect is in the entries read, so the delta does not bring them again)."""
+        newest = self._newest_record(channel)
+        if newest is None:
+            return ""
+        mark = LogMark(newest.start, newest.end or newest.start)
+        since = mark.since(self.overlap)
+        if since is None:  # a record without a readable time: read from its start
+            return mark.text()
+        search_filter = f"(&(objectClass=auditWriteObject)(reqEnd>={since}))"
+        ends = {newest.start: mark.end}
+        for entries in channel.pages(
+            self.base, search_filter, ["reqStart", "reqEnd"], self.scan_page_size
+        ):
+            ends.update((r.start, r.end or r.start) for r in map(_stamp, entries) if r.start)
+        done = sorted((_Stamp(s, e) for s, e in ends.items()), key=lambda r: (r.end, r.start))
+        return LogMark(mark.start).after(done, ends, self.overlap).text()
+
+    def _newest_record(self, channel: Channel) -> _Stamp | None:
+        """The newest accesslog record by reqStart (None for an empty log).
 
         LDAP has no "last entry" query, so this bisects the seconds of GeneralizedTime with
         one-entry probes on the reqStart index (about 38 probes), then reads that second."""
@@ -102,7 +140,7 @@ class AccesslogReader:
             return f"(reqStart>={format_time(datetime.fromtimestamp(second, UTC))})"
 
         if not self._exists(channel, since(low)):
-            return ""
+            return None
         while high - low > 1:
             middle = (low + high) // 2
             if self._exists(channel, since(middle)):
@@ -110,47 +148,59 @@ class AccesslogReader:
             else:
                 high = middle
         search_filter = f"(&(objectClass=auditWriteObject){since(low)})"
-        records = channel.search(self.base, search_filter, ["reqStart"])
-        return max(
-            (first_value(r["raw_attributes"], "reqStart") or "" for r in records), default=""
-        )
+        records = channel.search(self.base, search_filter, ["reqStart", "reqEnd"])
+        return max(map(_stamp, records), default=None)
 
     def read(self, kind: LdapObjectType, after: str, page_size: int) -> Iterator[Page]:
-        """The delta after the reqStart ``after``: pages of at most ``page_size`` entries."""
+        """The delta after the mark ``after``: pages of at most ``page_size`` entries."""
         self.require(self._channel)
-        if after and not self._exists(self._channel, f"(reqStart<={after})"):
+        mark = LogMark.load(after)
+        if mark.start and not self._exists(self._channel, f"(reqStart<={mark.start})"):
             raise WatermarkExpired(
-                f"the accesslog no longer reaches back to {after} (older records were purged "
-                "while the engine was not reading): reading everything again"
+                f"the accesslog no longer reaches back to {mark.start} (older records were "
+                "purged while the engine was not reading): reading everything again"
             )
-        records = self._records(kind, after)
+        window = self._records(kind, mark.since(self.overlap))
+        records = mark.fresh(window)
         if not records:
-            yield Page((), f"a:{after}")
+            yield Page((), f"a:{self._quiet_mark(kind, mark).text()}")
             return
         state = ReadState()
+        ends = {r.start: r.end or r.start for r in window}
         groups = list(_groups(records, page_size))
         for index, group in enumerate(groups):
             changes = self._changes(kind, group, state)
-            last = index == len(groups) - 1
-            if changes or last:
-                yield Page(changes, f"a:{group[-1].start}")
+            mark = mark.after(group, ends, self.overlap)
+            if changes or index == len(groups) - 1:
+                yield Page(changes, f"a:{mark.text()}")
+
+    def _quiet_mark(self, kind: LdapObjectType, mark: LogMark) -> LogMark:
+        """``mark``, closed once reads from it have found nothing for longer than the overlap:
+        by then whatever ended before its reqEnd is visible."""
+        if mark.closed or not mark.end:
+            return mark
+        key, now = (kind.name, mark.text()), self._monotonic()
+        first = self._quiet.setdefault(key, now)
+        if now - first <= self.overlap:
+            return mark
+        del self._quiet[key]
+        return mark.close()
 
     def _exists(self, channel: Channel, assertion: str) -> bool:
         search_filter = f"(&(objectClass=auditWriteObject){assertion})"
         return bool(channel.search(self.base, search_filter, ["1.1"], size_limit=1))
 
-    def _records(self, kind: LdapObjectType, after: str) -> list[_LogRecord]:
-        """Successful writes under the type's base after ``after``, in reqStart order."""
+    def _records(self, kind: LdapObjectType, since: str | None) -> list[_LogRecord]:
+        """Successful writes under the type's base that ended at or after ``since``."""
         base = escape_filter_value(kind.base_dn)
         where = f"(|(reqDN:dnSubtreeMatch:={base})(reqNewSuperior:dnSubtreeMatch:={base}))"
-        since = f"(reqStart>={after})" if after else ""
-        search_filter = f"(&(objectClass=auditWriteObject)(reqResult=0){since}{_WRITES}{where})"
+        ended = f"(reqEnd>={escape_filter_value(since)})" if since else ""
+        search_filter = f"(&(objectClass=auditWriteObject)(reqResult=0){ended}{_WRITES}{where})"
         records: list[_LogRecord] = []
         for entries in self._channel.pages(
             self.base, search_filter, _LOG_ATTRIBUTES, self.scan_page_size
         ):
-            records += (r for r in map(_log_record, entries) if r is not None and r.start > after)
-        records.sort(key=lambda r: r.start)
+            records += (r for r in map(_log_record, entries) if r is not None)
         return records
 
     def _changes(
@@ -242,6 +292,11 @@ class AccesslogReader:
         return None
 
 
+def _stamp(entry: Entry) -> _Stamp:
+    raw = entry["raw_attributes"]
+    return _Stamp(first_value(raw, "reqStart") or "", first_value(raw, "reqEnd") or "")
+
+
 def _log_record(entry: Entry) -> _LogRecord | None:
     raw = entry["raw_attributes"]
     start, kind = first_value(raw, "reqStart"), first_value(raw, "reqType")
@@ -253,7 +308,8 @@ def _log_record(entry: Entry) -> _LogRecord | None:
         new_rdn = first_value(raw, "reqNewRDN") or ""
         superior = first_value(raw, "reqNewSuperior") or dn.partition(",")[2]
         new_dn = f"{new_rdn},{superior}" if superior else new_rdn
-    return _LogRecord(start, kind, dn, first_value(raw, "reqEntryUUID"), new_dn)
+    end = first_value(raw, "reqEnd") or ""
+    return _LogRecord(start, end, kind, dn, first_value(raw, "reqEntryUUID"), new_dn)
 
 
 def _groups(records: list[_LogRecord], page_size: int) -> Iterator[list[_LogRecord]]:

@@ -20,7 +20,14 @@ from collections.abc import Mapping
 
 import ldap3
 
-from connectors.base import Change, ObjectError, Scalar, Value
+from connectors.base import (
+    DANGLING_REFERENCES,
+    REFERENCE_NAME,
+    Change,
+    ObjectError,
+    Scalar,
+    Value,
+)
 from connectors.ldap._common import Channel, Entry
 from connectors.ldap.config import LdapObjectType
 from connectors.ldap.syntax import escape_filter_value, parse_dn
@@ -62,6 +69,13 @@ def normal_dn(dn: str) -> str:
         return "\x00".join(f"{a.lower()}={v.lower()}" for a, v in parse_dn(dn))
     except ValueError:
         return dn.lower()
+
+
+def reference_name(dn: str) -> str:
+    """A DN as other entries' references name it (``REFERENCE_NAME``): its comparison key,
+    printable. Two exotic DNs may share one; the engine then evaluates a referrer once more
+    than it needs to, which is harmless."""
+    return normal_dn(dn).replace("\x00", ",")
 
 
 class ReadState:
@@ -169,8 +183,9 @@ class EntryConverter:
         if anchor is None:
             return None
         hidden = self._hidden(kind)
-        values: dict[str, Value] = {"dn": entry["dn"]}
+        values: dict[str, Value] = {"dn": entry["dn"], REFERENCE_NAME: reference_name(entry["dn"])}
         complete = True
+        dangling: list[str] | None = None if missing is not None else []
         for name, found in raw.items():
             low = name.lower()
             if low == self.anchor_low:
@@ -180,7 +195,7 @@ class EntryConverter:
                 continue
             scalars: list[Scalar]
             if low in kind.references:
-                scalars, had_misses = self.anchors_of(found, missing)
+                scalars, had_misses = self.anchors_of(found, missing, dangling)
                 complete = complete and not had_misses
             elif low in kind.binary:
                 scalars = [bytes(v) for v in found]
@@ -189,14 +204,17 @@ class EntryConverter:
             if scalars:
                 many = len(scalars) > 1 or kind.is_multivalued(name)
                 values[name] = scalars if many else scalars[0]
+        if dangling:
+            values[DANGLING_REFERENCES] = sorted(set(dangling))
         return Change("upsert", anchor, values if complete else _INCOMPLETE)
 
     # ------------------------------------------------------------------ references
     def anchors_of(
-        self, dns: list[bytes], missing: set[str] | None = None
+        self, dns: list[bytes], missing: set[str] | None = None, dangling: list[str] | None = None
     ) -> tuple[list[Scalar], bool]:
         """The anchors of the entries these DNs name, and whether some were not in the cache
-        (added to ``missing`` when given; otherwise they name no entry and are dropped).
+        (added to ``missing`` when given; otherwise they name no entry: dropped, and their
+        reference names added to ``dangling`` when given).
         Dict lookups only: this is the hot path of a 50,000-member group."""
         exact = self.dns.exact
         anchors: list[Scalar] = []
@@ -210,6 +228,8 @@ class EntryConverter:
                     if missing is not None:
                         missing.add(dn)
                         had_misses = True
+                    elif dangling is not None:
+                        dangling.append(reference_name(dn))
                     continue
             anchors.append(anchor)
         return anchors, had_misses

@@ -116,6 +116,7 @@ class LdapSource:
         delta_mode: str = "accesslog",
         accesslog_base: str = "cn=accesslog",
         timestamp_overlap: float = 5.0,
+        accesslog_overlap: float = 1.0,
         delete_scan_interval: float = 3600.0,
         directory_base: str | None = None,
         refill_threshold: int = 50,
@@ -135,6 +136,7 @@ class LdapSource:
         self.delta_mode = delta_mode
         self.accesslog_base = accesslog_base
         self.timestamp_overlap = timestamp_overlap
+        self.accesslog_overlap = accesslog_overlap
         self.delete_scan_interval = delete_scan_interval
         self.directory_base = (
             directory_base
@@ -162,6 +164,7 @@ class LdapSource:
             bind_dn=endpoint.bind_dn,
             directory_base=self.directory_base,
             scan_page_size=scan_page_size,
+            overlap=accesslog_overlap,
         )
         self._timestamps = TimestampReader(
             self._reader,
@@ -254,7 +257,7 @@ class LdapSource:
         self, kind: LdapObjectType, start: str | None, after: str | None, page_size: int
     ) -> Iterator[Page]:
         if start is None and self.delta_mode == "accesslog":
-            start = "a:" + self._accesslog.newest_record(self._reader)
+            start = "a:" + self._accesslog.start_mark(self._reader)
         anchors, newest = self._scan(kind)
         if start is None:
             start = self._timestamps.start(newest)

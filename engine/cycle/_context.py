@@ -381,3 +381,9 @@ class MappingState:
     #: staged: processed again once the cycle's deletes are applied
     after_deletes: set[str] = attrs.field(factory=set)
     quiet_links: bool = False  # a first full read into no links: nobody can refer to them yet
+    #: reference names (connectors.base.REFERENCE_NAME) of objects not linked yet: when one is
+    #: linked, whoever held that name dangling is evaluated again
+    names: dict[str, str] = attrs.field(factory=dict)
+    #: reference names an object held that named no object (DANGLING_REFERENCES), until its
+    #: references are indexed
+    dangling: dict[str, tuple[str, ...]] = attrs.field(factory=dict)

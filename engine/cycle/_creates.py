@@ -49,9 +49,7 @@ def create_after_doubt(
         found = find_by_matching(ctx, mapping, desired)
         if found is None:
             return target.create(target_type, desired), None
-        owner = state.claimed.get(found) or ctx.store.anchor_for_ref(
-            ctx.job_id, mapping.key, found
-        )
+        owner = state.claimed.get(found) or ctx.store.anchor_for_ref(ctx.job_id, mapping.key, found)
         if owner is not None and owner != anchor:
             raise ObjectError(
                 f"the create's outcome was in doubt ({failure}), and the object found by its "

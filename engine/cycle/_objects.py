@@ -25,7 +25,13 @@ from connectors.base import (
 from engine.cycle import _concurrent as concurrent
 from engine.cycle._context import CycleContext, CyclePaused, MappingState, ReferenceNotResolved
 from engine.cycle._creates import COMPLETED_AFTER_DOUBT, create_after_doubt, was_in_doubt
-from engine.cycle._references import names_references, resolve_references
+from engine.cycle._references import (
+    dangling_index,
+    name_key,
+    names_references,
+    note_names,
+    resolve_references,
+)
 from engine.directory_values import (
     ValueRefused,
     checked_encoding,
@@ -127,6 +133,7 @@ def plan(
     single, first = len(matching) == 1, matching[0] if matching else ""
     unresolved, escrows = state.unresolved, state.escrows
     env = state.env
+    watch_names = bool(mapping.references) or (state.referenced and not unlinked)
     for change in good:
         anchor = change.anchor
         link = links.get(anchor)
@@ -146,6 +153,8 @@ def plan(
                     ctx.skip(work, mapping, anchor, "not in scope of the scoping filter")
             else:
                 ctx.counters.entitled += 1
+                if watch_names:
+                    note_names(mapping, state, anchor, change.attributes, link)
                 if link is None:  # inline: the per-object hot path of every initial cycle
                     desired = map_object(mapping, change.attributes, env)
                     exported = checked_encoding(desired)
@@ -365,15 +374,20 @@ def export(
         if state.referenced:
             ctx.link_changed(mapping.key, anchor, work)  # live again: its referrers may resolve
     if mapping.references:
+        dangling = state.dangling.pop(anchor, ()) if state.dangling else ()
         for attribute, _ in mapping.references:
             if attribute in desired:  # translate, then the JSON holds target refs
-                if not resolve_references(ctx, mapping, state, anchor, desired, work, link):
+                if not resolve_references(
+                    ctx, mapping, state, anchor, desired, work, link, dangling
+                ):
                     state.unresolved.add(anchor)
                 exported = encode_values(desired)
                 break
         else:  # no reference value now: clear what a linked object may have named before
             named = link is not None and names_references(mapping, link.exported)
-            if named or (link is not None and anchor in state.escrows):
+            if dangling:
+                work.references.append((mapping.key, anchor, dangling_index(mapping, dangling)))
+            elif named or (link is not None and anchor in state.escrows):
                 work.references.append((mapping.key, anchor, ()))
     target_type = mapping.target_type
     if link is not None:
@@ -453,6 +467,9 @@ def export(
         state.page_links[anchor] = ref
         if not state.quiet_links:
             ctx.link_changed(mapping.key, anchor, work)
+        known_as = state.names.pop(anchor, None) if state.names else None
+        if known_as is not None:  # who held this name dangling may resolve it now
+            ctx.link_changed(mapping.key, name_key(known_as), work)
 
 
 def update_linked(

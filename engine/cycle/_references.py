@@ -5,12 +5,16 @@ the state store is read; what is learned goes into the batch's checkpoint.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from connectors.base import as_list
+from connectors.base import DANGLING_REFERENCES, REFERENCE_NAME, as_list
 from engine.cycle._context import CycleContext, MappingState
 from engine.mapping import CompiledMapping
 from engine.store.base import Checkpoint, Link
+
+#: how a reference name is kept in the reverse index, apart from anchors
+_NAME = "\x1fname:"
 
 
 def resolve_references(
@@ -21,13 +25,15 @@ def resolve_references(
     desired: dict[str, Any],
     work: Checkpoint,
     link: Link | None,
+    dangling: tuple[str, ...] = (),
 ) -> bool:
     """Source anchors in Reference attributes become target refs through live links only: a
     link whose delete or disable is staged does not count. The anchors named (resolved or
-    not) go to the reverse index, so the object is evaluated again when their links change.
+    not) go to the reverse index, so the object is evaluated again when their links change;
+    so do the ``dangling`` reference names, for when an object appears under one of them.
     """
     complete = True
-    named: list[tuple[str, str]] = []
+    named: list[tuple[str, str]] = list(dangling_index(mapping, dangling)) if dangling else []
     for attribute, owner in mapping.references:
         value = desired.get(attribute)
         if value is None:
@@ -63,3 +69,40 @@ def names_references(mapping: CompiledMapping, exported: str) -> bool:
     """Whether exported values hold a reference attribute (whose index entries then exist;
     an unresolved one is escrowed instead, which the caller checks)."""
     return any(f'"{attribute}":' in exported for attribute, _ in mapping.references)
+
+
+def note_names(
+    mapping: CompiledMapping,
+    state: MappingState,
+    anchor: str,
+    attributes: Mapping[str, Any],
+    link: Link | None,
+) -> None:
+    """Keep what the source says of reference names (connectors.base.REFERENCE_NAME) until
+    the object is exported: the names it holds that named nothing, and, for an object not
+    linked yet, its own name (see :func:`name_key`)."""
+    if mapping.references:
+        dangling = attributes.get(DANGLING_REFERENCES)
+        if dangling:
+            state.dangling[anchor] = tuple(str(n) for n in as_list(dangling))
+    if link is None and state.referenced:
+        name = attributes.get(REFERENCE_NAME)
+        if isinstance(name, str) and name:
+            state.names[anchor] = name
+
+
+def name_key(name: str) -> str:
+    """A reference name as the reverse index holds it: when an object is linked under that
+    name, the objects that held it dangling are evaluated again (a user deleted and re-added
+    under the same DN gets its groups and reports back on a source that did not touch them).
+    """
+    return _NAME + name
+
+
+def dangling_index(
+    mapping: CompiledMapping, dangling: tuple[str, ...]
+) -> tuple[tuple[str, str], ...]:
+    """Reverse index entries for dangling names, under every mapping this one refers to: the
+    name does not say which of them will hold the object that appears under it."""
+    owners = dict.fromkeys(owner for _, owner in mapping.references)
+    return tuple((owner, name_key(name)) for owner in owners for name in dangling)

@@ -227,9 +227,7 @@ class JobCommands:
             )
 
         self._shared.update(job_id, restarted)
-        self._shared.log.info(
-            "job_restarted", job_id=job_id, scope=sorted(s.value for s in scopes)
-        )
+        self._shared.log.info("job_restarted", job_id=job_id, scope=sorted(s.value for s in scopes))
         self._now_due()
 
 

@@ -36,9 +36,7 @@ class CompiledMappings:
         schema = row.job.schema or SynchronizationSchema()
         cached = self._cache.get(job_id)
         if cached is None or cached[0] != schema:
-            seconds = (
-                settings.regex_timeout.total_seconds() if settings else regex_seconds(row)
-            )
+            seconds = settings.regex_timeout.total_seconds() if settings else regex_seconds(row)
             cached = (schema, compile_schema(schema, seconds))
             self._cache[job_id] = cached
         return cached[1]

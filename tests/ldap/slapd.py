@@ -9,7 +9,9 @@ SIGTERM (SIGKILL after a timeout); ``stop`` removes its directory. ``restart`` s
 the same instance on the same port (a server-side drop of every connection), ``pause`` and
 ``resume`` SIGSTOP and SIGCONT it (a server that accepts but does not answer). Given ``tls``
 (certificate files, see ``tests/ldap/tls.py``) it also serves StartTLS on its ``ldap://`` port
-and listens on ``ldaps://127.0.0.1:<another free port>``. The system service and
+and listens on ``ldaps://127.0.0.1:<another free port>``. Given ``refint=True`` (off by
+default) the main database also has the refint overlay on ``member`` and ``manager``: deleting
+an entry removes its DN from those attributes of the entries that name it. The system service and
 ``/etc/ldap/slapd.d`` are never used; only the schema files in ``/etc/ldap/schema`` are read.
 
 The root password is random per instance, stored only as an SSHA hash in the config, and never
@@ -66,8 +68,9 @@ def find_binary(name: str) -> str | None:
     return None
 
 
-def missing_components() -> list[str]:
-    """What this machine lacks to run a throwaway slapd (empty when everything is there)."""
+def missing_components(*modules: str) -> list[str]:
+    """What this machine lacks to run a throwaway slapd (empty when everything is there);
+    ``modules``: more overlays a test needs (``"refint"``), none by default."""
     missing = [name for name in ("slapd", "slapadd") if find_binary(name) is None]
     missing += [
         str(path)
@@ -75,15 +78,17 @@ def missing_components() -> list[str]:
             *(SCHEMA_DIR / f"{schema}.ldif" for schema in SCHEMAS),
             MODULE_DIR / "back_mdb.la",
             MODULE_DIR / "accesslog.la",
+            *(MODULE_DIR / f"{module}.la" for module in modules),
         )
         if not path.exists()
     ]
     return missing
 
 
-def require_slapd() -> None:
-    """Skip the calling test when slapd is missing; with ``CI=true`` fail it instead."""
-    missing = missing_components()
+def require_slapd(*modules: str) -> None:
+    """Skip the calling test when slapd (or one of ``modules``, more overlays it needs) is
+    missing; with ``CI=true`` fail it instead."""
+    missing = missing_components(*modules)
     if not missing:
         return
     reason = (
@@ -150,16 +155,31 @@ def config_ldif(
     password_hash: str,
     tls: ServerCertificate | None = None,
     readers: Sequence[str] = (),
+    refint: bool = False,
 ) -> str:
     """cn=config for one instance: schemas, the mdb database and its accesslog database.
     ``readers``: bind DNs (entries a test adds, with a password) that may read the main
-    database but not the accesslog; none by default."""
+    database but not the accesslog; none by default. ``refint``: also the refint overlay on
+    the main database, for ``member`` and ``manager`` (off by default)."""
     includes = "\n".join(f"include: file://{SCHEMA_DIR}/{schema}.ldif" for schema in SCHEMAS)
     tls_settings = (
         f"olcTLSCACertificateFile: {tls.ca}\n"
         f"olcTLSCertificateFile: {tls.certificate}\n"
         f"olcTLSCertificateKeyFile: {tls.key}\n"
         if tls is not None
+        else ""
+    )
+    refint_module = "olcModuleLoad: refint\n" if refint else ""
+    refint_overlay = (
+        """
+dn: olcOverlay={1}refint,olcDatabase={1}mdb,cn=config
+objectClass: olcOverlayConfig
+objectClass: olcRefintConfig
+olcOverlay: {1}refint
+olcRefintAttribute: member
+olcRefintAttribute: manager
+"""
+        if refint
         else ""
     )
     return f"""\
@@ -175,7 +195,7 @@ cn: module{{0}}
 olcModulePath: {MODULE_DIR}
 olcModuleLoad: back_mdb
 olcModuleLoad: accesslog
-
+{refint_module}
 dn: cn=schema,cn=config
 objectClass: olcSchemaConfig
 cn: schema
@@ -218,7 +238,7 @@ olcAccessLogOps: writes
 olcAccessLogSuccess: TRUE
 olcAccessLogOld: (objectClass=*)
 olcAccessLogPurge: 07+00:00 01+00:00
-
+{refint_overlay}
 dn: olcDatabase={{2}}mdb,cn=config
 objectClass: olcDatabaseConfig
 objectClass: olcMdbConfig
@@ -268,11 +288,14 @@ class Slapd:
         tls: ServerCertificate | None = None,
         readers: Sequence[str] = (),
         seed_ldif: str = "",
+        refint: bool = False,
     ) -> None:
         self.name = name
         self.readers = tuple(readers)
         #: more entries loaded with slapadd before the server starts (fast: no LDAP round trip)
         self.seed_ldif = seed_ldif
+        #: the refint overlay on member and manager (off by default: no referential integrity)
+        self.refint = refint
         self.directory = directory
         self.tls = tls
         self.password = Secret(secrets.token_urlsafe(24))
@@ -391,7 +414,13 @@ class Slapd:
         for sub in ("slapd.d", "data", "accesslog"):
             (self.directory / sub).mkdir(exist_ok=True)
         (self.directory / "config.ldif").write_text(
-            config_ldif(self.directory, ssha(self.password.reveal()), self.tls, self.readers)
+            config_ldif(
+                self.directory,
+                ssha(self.password.reveal()),
+                self.tls,
+                self.readers,
+                refint=self.refint,
+            )
         )
         (self.directory / "seed.ldif").write_text(SEED_LDIF + "\n" + self.seed_ldif)
         config_dir = str(self.directory / "slapd.d")
