@@ -198,8 +198,7 @@ class LdapSource:
             return self._read_full(kind, start, after, page_size)
         if self._delta_kind(watermark) == "a":
             return self._accesslog.read(kind, watermark[2:], page_size)
-        newest, _, scanned = watermark[2:].partition(":")
-        return self._timestamps.read(kind, newest, scanned, page_size)
+        return self._timestamps.read(kind, watermark[2:], page_size)
 
     def get(self, object_type: str, anchor: str) -> Attributes | None:
         kind = self._type(object_type)

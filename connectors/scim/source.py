@@ -28,7 +28,12 @@ Delta (needs filter and sort support and ``meta.lastModified``)
     ``filter=meta.lastModified gt "W - overlap"`` sorted by ``meta.lastModified``, paged as
     above; W becomes the newest lastModified read. Resources in the overlap that were read
     with that same lastModified are remembered in the watermark and not returned again, so
-    an idle service yields an empty delta. Deletes leave no timestamp. Two mechanisms:
+    an idle service yields an empty delta. A lastModified may be when a write started, and
+    a slow write becomes visible later with an older stamp: one found inside the overlap
+    that the last read did not see came late by that much, and the window then keeps twice
+    the longest such lateness in view (``reach``, in the watermark and remembered by the
+    source for its next full read's deltas). A write slower than the window before any such
+    sign is still missed until it changes again. Deletes leave no timestamp. Two mechanisms:
 
     * Within one process the source remembers the ids of its last read of each type (a few
       dozen bytes each). A delta compares the service's ``totalResults`` with what it expects
@@ -103,6 +108,12 @@ class _Mark:
     tail: list[str] = attrs.Factory(list)
     overlap: list[list[str]] = attrs.Factory(list)  # [id, lastModified] read at the edge
     token: str | None = None  # names the remembered ids this watermark goes with
+    #: seconds the delta window has been widened to (0: the configured overlap), learned from
+    #: resources that showed up late
+    reach: float = 0.0
+    #: ``overlap`` is everything the last read saw inside the window: a resource found there
+    #: now with an older stamp than ``since`` became visible after that read (it came late)
+    measured: bool = False
 
     def dump(self) -> str:
         return _VERSION + json.dumps(attrs.asdict(self), separators=(",", ":"))
@@ -118,6 +129,18 @@ class _Mark:
         if mark.mode not in ("f", "d"):
             raise WatermarkExpired(f"unknown SCIM source watermark mode {mark.mode!r}")
         return mark
+
+
+def _lateness(fresh: Sequence[Mapping[str, Any]], since: str, known: timedelta) -> float:
+    """Seconds by which the oldest stamp among resources not read before falls behind the
+    last read's newest, within ``known`` of it (where that read remembered everything it
+    saw): they became visible after that read, this long after their write was stamped."""
+    edge = _when(since)
+    stamps = [_when(m) for m in map(_modified, fresh) if m is not None]
+    return max(
+        [(edge - when).total_seconds() for when in stamps if edge - known < when < edge],
+        default=0.0,
+    )
 
 
 def _when(text: str) -> datetime:
@@ -168,6 +191,9 @@ class ScimSource:
         self.lookback = max(lookback, 1)
         self._features: _Features | None = None
         self._known: dict[str, dict[str, frozenset[str]]] = {}
+        #: the widest reach a delta of each type learned in this process (a full read's
+        #: watermark starts without one)
+        self._reach: dict[str, float] = {}
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -243,7 +269,10 @@ class ScimSource:
             mark = attrs.evolve(mark, position=position, tail=tail)
             yield Page(self._upserts(object_type, resources), mark.dump(), remaining)
         token = self._remember(object_type, frozenset(seen)) if seen is not None else None
-        final = _Mark("d", mark.since, mark.scanned, overlap=edge[-_MAX_OVERLAP_IDS:], token=token)
+        final = _Mark(
+            "d", mark.since, mark.scanned, overlap=edge[-_MAX_OVERLAP_IDS:], token=token,
+            measured=seen is not None and len(edge) < _MAX_OVERLAP_IDS,
+        )  # fmt: skip
         yield Page([], final.dump())
 
     def _scan(
@@ -320,34 +349,48 @@ class ScimSource:
             and (_when(now) - _when(scanned)).total_seconds() >= self.delete_scan_interval
         ):
             raise WatermarkExpired(f"delete scan due (last full read {scanned}, now {now})")
+        reach = max(mark.reach, self._reach.get(object_type, 0.0))
+        overlap = max(self.overlap, timedelta(seconds=reach))
+        known = max(self.overlap, timedelta(seconds=mark.reach))  # where mark.overlap is whole
         params: dict[str, str] = {"sortBy": "meta.lastModified"}
         if mark.since is not None:
-            after = _stamp(_when(mark.since) - self.overlap)
+            after = _stamp(_when(mark.since) - overlap)
             params["filter"] = f"meta.lastModified gt {quote(after)}"
         repeated = {(i, m) for i, m in mark.overlap}
         newest = mark.since
         changed: set[str] = set()
         read: list[dict[str, Any]] = []
+        late = 0.0
         for resources in self._delta_pages(endpoint, params, page_size):
             fresh = [r for r in resources if (r.get("id"), _modified(r)) not in repeated]
             stamps = [m for m in map(_modified, resources) if m is not None]
             if stamps:
                 newest = max([newest, *stamps] if newest else stamps, key=_when)
+            if mark.measured and mark.since is not None:
+                late = max(late, _lateness(fresh, mark.since, known))
             changed.update(r["id"] for r in fresh)
             read += [{"id": r["id"], "meta": {"lastModified": _modified(r)}} for r in resources]
             if fresh:
                 # replaying from here repeats what shares the newest stamp: harmless upserts
-                yield Page(self._upserts(object_type, fresh), _Mark("d", newest, scanned).dump())
+                page_mark = _Mark("d", newest, scanned, reach=reach)
+                yield Page(self._upserts(object_type, fresh), page_mark.dump())
+        if late:  # a write became visible this long after its stamp: keep twice that in view
+            reach = max(reach, 2 * late)
+            with self._lock:
+                self._reach[object_type] = max(self._reach.get(object_type, 0.0), reach)
         deletes, token = self._deletes(object_type, endpoint, mark.token, changed, page_size)
         # only what was read (now or by the last read) is left out of the next overlap: a
         # write that shows up late with an older stamp must still come
-        window = self._window_start(newest)
+        window = self._window_start(newest, reach)
         edge: list[list[str]] = []
         if window is not None:
             earlier = [{"id": i, "meta": {"lastModified": m}} for i, m in mark.overlap]
             edge = self._at_edge([*earlier, *read], window, newest)
             edge = [list(pair) for pair in dict.fromkeys(tuple(p) for p in edge)]
-        final = _Mark("d", newest, scanned, overlap=edge[-_MAX_OVERLAP_IDS:], token=token)
+        final = _Mark(
+            "d", newest, scanned, overlap=edge[-_MAX_OVERLAP_IDS:], token=token, reach=reach,
+            measured=len(edge) < _MAX_OVERLAP_IDS,
+        )  # fmt: skip
         yield Page(deletes, final.dump())
 
     def _delta_pages(
@@ -418,8 +461,9 @@ class ScimSource:
         resources = answer.get("Resources") or []
         return _modified(resources[0]) if resources else None
 
-    def _window_start(self, since: str | None) -> datetime | None:
-        return None if since is None else _when(since) - self.overlap
+    def _window_start(self, since: str | None, reach: float = 0.0) -> datetime | None:
+        overlap = max(self.overlap, timedelta(seconds=reach))
+        return None if since is None else _when(since) - overlap
 
     @staticmethod
     def _at_edge(

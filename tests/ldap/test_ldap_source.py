@@ -7,9 +7,11 @@ or need another ACL start their own instance with ``make_slapd``.
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
 from typing import Any
 
 import ldap3
@@ -29,6 +31,9 @@ from connectors.ldap import LdapEndpoint, LdapObjectType, LdapSource, people
 from engine import SystemClock
 from tests.ldap.ldap_source_helpers import dn_of, make_source, remove, seed, unique_container
 from tests.ldap.slapd import ACCESSLOG_DN, BASE_DN, Slapd, free_port
+
+#: lets the root DN set modifyTimestamp (slapd's Relax Rules control)
+RELAX_RULES = ("1.3.6.1.4.1.4203.666.5.12", True, None)
 
 JPEG = bytes(range(256)) + b"\xff\xd8\xff\xe0"
 
@@ -352,6 +357,47 @@ def test_timestamp_delta_pages_survive_member_lookups(
     assert len(pages) >= 3 and set(groups) <= {c.anchor for c in changes}
     found = {c.anchor: c.attributes for c in changes}
     assert found[groups[0]]["member"] == users[0:2]  # type: ignore[index]
+
+
+def test_a_timestamp_write_seen_late_widens_the_window(
+    slapd_source: Slapd, put: Callable[..., str], container: str, connection: ldap3.Connection
+) -> None:
+    """A write that becomes visible after a delta that read newer stamps (a slow write: its
+    modifyTimestamp is its start) is read inside the overlap; the window then keeps twice its
+    lateness in view, so a later one, later than the configured overlap, is not skipped
+    (issue #17, point 2). The lateness is played with the Relax Rules control, which lets the
+    test stamp a write in the past: a timing a real server gives only under load."""
+    source = make_source(slapd_source, container, delta_mode="timestamp", timestamp_overlap=5)
+    try:
+        users = [put(f"u{n}") for n in range(3)]
+        _, watermark, _ = read_all(source, "User", None)
+        put("u0", title="now")
+        changes, watermark, _ = read_all(source, "User", watermark)
+        assert users[0] in {c.anchor for c in changes}
+        newest = watermark.split(":")[1]
+
+        def late_write(key: str, title: str, seconds: int) -> None:
+            when = datetime.strptime(newest, "%Y%m%d%H%M%S") - timedelta(seconds=seconds)
+            dn = dn_of(connection, container, "User", key)
+            assert dn is not None and connection.modify(
+                dn,
+                {"title": [(ldap3.MODIFY_REPLACE, [title])],
+                 "modifyTimestamp": [(ldap3.MODIFY_REPLACE, [when.strftime("%Y%m%d%H%M%SZ")])]},
+                controls=[RELAX_RULES],
+            ), connection.result  # fmt: skip
+
+        late_write("u1", "late by 4 s", 4)  # inside the 5 s overlap
+        changes, watermark, _ = read_all(source, "User", watermark)
+        titles = {c.anchor: (c.attributes or {}).get("title") for c in changes}
+        assert titles.get(users[1]) == "late by 4 s"
+        assert json.loads(watermark.split(":", 3)[3])["reach"] >= 8
+        newest = watermark.split(":")[1]
+        late_write("u2", "late by 7 s", 7)  # beyond the configured overlap, inside the reach
+        changes, _, _ = read_all(source, "User", watermark)
+        titles = {c.anchor: (c.attributes or {}).get("title") for c in changes}
+        assert titles.get(users[2]) == "late by 7 s"
+    finally:
+        source.close()
 
 
 def test_timestamp_mode_without_overlap_reads_only_the_newest_second(

@@ -15,6 +15,7 @@ it, and the client gets no answer, or an error instead of the server's answer.
 from __future__ import annotations
 
 import http.client
+import json
 import threading
 import time
 from collections import deque
@@ -55,6 +56,9 @@ class FaultProxy:
         self.seen = 0
         #: time.monotonic() of every fault answered (a test adds up the Retry-After windows)
         self.faulted_at: list[float] = []
+        #: resource ids left out of every listing (a write the server stamped, not yet visible:
+        #: a slow transaction), until the test takes them out again
+        self.hidden: set[str] = set()
         self._faults: deque[_Fault] = deque()
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -169,6 +173,24 @@ class FaultProxy:
             return None
 
 
+def _without(payload: bytes, hidden: frozenset[str]) -> bytes:
+    """A list answer without the hidden resources (its counts lowered to match)."""
+    try:
+        answer = json.loads(payload)
+    except ValueError:
+        return payload
+    resources = answer.get("Resources") if isinstance(answer, dict) else None
+    if not isinstance(resources, list):
+        return payload
+    kept = [r for r in resources if not (isinstance(r, dict) and r.get("id") in hidden)]
+    gone = len(resources) - len(kept)
+    answer["Resources"] = kept
+    for key in ("totalResults", "itemsPerPage"):
+        if isinstance(answer.get(key), int):
+            answer[key] -= gone
+    return json.dumps(answer).encode()
+
+
 def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -227,6 +249,8 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                 payload = response.read()
                 if not answer:
                     return
+                if self.command == "GET" and proxy.hidden:
+                    payload = _without(payload, frozenset(proxy.hidden))
                 self.send_response(response.status)
                 for name, value in response.getheaders():
                     if name.lower() not in _HOP_BY_HOP | {"content-length", "date", "server"}:

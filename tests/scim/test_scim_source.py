@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -71,6 +72,46 @@ def test_resume_with_the_position_moved_forward(make_scim_server: MakeServer) ->
     assert [a for a in rest if a not in added] == ids[6:]
     assert all(a > ids[5] for a in rest)  # nothing before the position comes again
     assert len(rest) == len(set(rest))
+
+
+def test_a_write_seen_late_widens_the_delta_window(make_scim_server: MakeServer) -> None:
+    """A write that becomes visible after a read that saw newer stamps (a slow transaction,
+    played by the proxy hiding it) is read inside the overlap, and the window then keeps twice
+    its lateness in view: a later write that comes later still than the configured overlap
+    is not skipped (issue #17, point 2)."""
+    server = make_scim_server("late")
+    _users(server, 2)
+    with FaultProxy(server.url) as proxy:
+        source = _source(server, proxy.url, overlap=1.0)
+        mark = list(source.read("User", None, 10))[-1].watermark
+
+        def delta() -> set[str]:
+            nonlocal mark
+            pages = list(source.read("User", mark, 10))
+            mark = pages[-1].watermark
+            return {c.anchor for p in pages for c in p.changes}
+
+        def slow_write(lateness: float) -> tuple[str, str]:
+            slow = server.create("Users", {"userName": f"slow{lateness}"})["id"]
+            proxy.hidden.add(slow)  # stamped now, visible only once the newer write was read
+            SystemClock().sleep(lateness)
+            quick = server.create("Users", {"userName": f"quick{lateness}"})["id"]
+            return slow, quick
+
+        slow, quick = slow_write(0.7)  # inside the 1 s overlap
+        assert delta() == {quick}
+        proxy.hidden.clear()
+        assert delta() == {slow}
+        assert json.loads(mark.removeprefix("scim1:"))["reach"] >= 1.4
+        slow, quick = slow_write(1.2)  # later than the configured overlap
+        assert delta() == {quick}
+        proxy.hidden.clear()
+        assert delta() == {slow}
+        # the window just widened: what its new part holds is read once more (harmless
+        # upserts of unchanged resources), then nothing comes again
+        everyone = server.request("GET", "/Users", params={"count": 100}).json()["Resources"]
+        assert delta() <= {r["id"] for r in everyone}
+        assert delta() == set()
 
 
 def test_created_during_read_and_modified_arrive_in_delta(make_scim_server: MakeServer) -> None:
