@@ -76,7 +76,10 @@ def run(ctx: CycleContext) -> CycleOutcome:
             if left:  # an interrupted cycle's deletes go before escrows (a rehire waits not)
                 apply_staged_deletes(ctx, only=left)
             _retry_escrows(ctx, mapping, state)
-        _settle_references(ctx)
+        # objects waiting for a staged delete (a rehire taking over its old match) are linked
+        # only after the deletes: whoever refers to them is escrowed only after that
+        waiting = any(state.after_deletes for state in ctx.states.values())
+        _settle_references(ctx, final=not waiting)
         outcome.quarantine = apply_staged_deletes(ctx)
         ctx.deletes_applied = True
         for mapping in ctx.mappings:  # objects that take over a deleted object's match
@@ -283,20 +286,23 @@ def _retry_escrows(ctx: CycleContext, mapping: CompiledMapping, state: MappingSt
         _reprocess(ctx, mapping, state, [e.anchor for e in due], final_pass=True, counted=True)
 
 
-def _second_pass(ctx: CycleContext, mapping: CompiledMapping, state: MappingState) -> None:
+def _second_pass(
+    ctx: CycleContext, mapping: CompiledMapping, state: MappingState, *, final: bool = True
+) -> None:
     """Objects whose references pointed at objects not linked yet: once more, at the end."""
     if not state.pending:
         return
     anchors = sorted(state.pending)
     state.pending.clear()
-    _reprocess(ctx, mapping, state, anchors, final_pass=True)
+    _reprocess(ctx, mapping, state, anchors, final_pass=final)
 
 
-def _settle_references(ctx: CycleContext) -> bool:
+def _settle_references(ctx: CycleContext, *, final: bool = True) -> bool:
     """Evaluate again every object that refers to a link that appeared, went or changed in
     this cycle (found through the reverse index), together with the objects whose references
     did not resolve earlier in the cycle; a few rounds, since a re-evaluated object may get a
-    link of its own. What still does not resolve is escrowed as ReferenceNotResolved.
+    link of its own. What still does not resolve is escrowed as ReferenceNotResolved, or,
+    not ``final``, kept pending for a later settle once no new link turns up.
     Returns whether every link event was followed (then the stored events can go)."""
     for _ in range(4):
         events, ctx.link_events = ctx.link_events, {}
@@ -307,8 +313,10 @@ def _settle_references(ctx: CycleContext) -> bool:
                     state.pending.add(referrer)
         if not any(state.pending for state in ctx.states.values()):
             return not ctx.link_events
+        if not final and not events:
+            return False  # what is left waits for links made after the deletes
         for mapping in ctx.mappings:
-            _second_pass(ctx, mapping, ctx.states[mapping.key])
+            _second_pass(ctx, mapping, ctx.states[mapping.key], final=final)
     return not ctx.link_events
 
 

@@ -313,6 +313,8 @@ def settled(
         state.pending.add(anchor)
         hold(ctx, mapping, state, anchor, work, "ReferenceNotResolved: pending")
         return
+    if anchor in state.after_deletes and not ctx.deletes_applied:
+        return  # held just now until the deletes are applied: its row must stay till then
     if state.escrows.pop(anchor, None) is not None:
         work.unescrows.append((mapping.key, anchor))
 
