@@ -91,8 +91,8 @@ class AccesslogReader:
         #: seconds from a record's reqEnd to its visibility that the window allows for
         self.overlap = overlap
         self._monotonic = monotonic
-        #: (type, mark) -> when a read from that mark first found nothing new (this process)
-        self._quiet: dict[tuple[str, str], float] = {}
+        #: type -> (mark, when a read from that mark first found nothing new), this process
+        self._quiet: dict[str, tuple[str, float]] = {}
 
     def require(self, channel: Channel) -> None:
         """A ConnectorError that says how to fix it when the accesslog cannot be read."""
@@ -179,11 +179,14 @@ class AccesslogReader:
         by then whatever ended before its reqEnd is visible."""
         if mark.closed or not mark.end:
             return mark
-        key, now = (kind.name, mark.text()), self._monotonic()
-        first = self._quiet.setdefault(key, now)
+        text, now = mark.text(), self._monotonic()
+        seen, first = self._quiet.get(kind.name, ("", now))
+        if seen != text:  # one entry a type: a mark that moved on is forgotten
+            self._quiet[kind.name] = (text, now)
+            return mark
         if now - first <= self.overlap:
             return mark
-        del self._quiet[key]
+        del self._quiet[kind.name]
         return mark.close()
 
     def _exists(self, channel: Channel, assertion: str) -> bool:

@@ -306,6 +306,35 @@ def test_purged_accesslog_expires_the_watermark(make_slapd: Callable[..., Slapd]
         connection.unbind()
 
 
+def test_accesslog_window_repeats_nothing_and_closes_when_quiet(
+    slapd_source: Slapd, put: Callable[..., str], container: str
+) -> None:
+    """Deltas read an overlap window behind the newest reqEnd and return nothing twice; once
+    reads have found nothing for longer than the overlap (the reader's own monotonic clock),
+    the window closes and a quiet directory is no longer asked for it."""
+    source = make_source(slapd_source, container, accesslog_overlap=1.0)
+    now = [0.0]
+    source._accesslog._monotonic = lambda: now[0]
+    try:
+        put("u0")
+        _, watermark, _ = read_all(source, "User", None)
+        second = put("u1")
+        changes, watermark, _ = read_all(source, "User", watermark)
+        assert [second] == [c.anchor for c in changes]
+        assert ";" in watermark and not watermark.endswith(";*")  # the window is open
+        for _ in range(3):  # quiet, inside the overlap: nothing comes twice
+            changes, again, _ = read_all(source, "User", watermark)
+            assert changes == [] and again == watermark
+        now[0] += 1.5
+        changes, closed, _ = read_all(source, "User", watermark)
+        assert changes == [] and closed.endswith(";*")
+        third = put("u2")
+        changes, _, _ = read_all(source, "User", closed)
+        assert [third] == [c.anchor for c in changes]
+    finally:
+        source.close()
+
+
 # ---------------------------------------------------------------------- timestamp delta
 
 
