@@ -41,6 +41,9 @@ T = TypeVar("T")
 MAX_RETRIES = 10
 DEFAULT_CONCURRENCY = 4  # ExportConcurrency's default for remote targets (issue #10)
 MAX_RETRY_SLEEP = 60.0
+#: how the reverse index keeps a reference name (connectors.base.REFERENCE_NAME), apart from
+#: anchors (see engine.cycle._references)
+NAME_PREFIX = "\x1fname:"
 HALT_SLICE = 0.25  # seconds a retry's wait sleeps between looks at the runner's stop flag
 
 
@@ -284,7 +287,14 @@ class CycleContext:
                 regex_timeout=self.settings.regex_timeout.total_seconds(),
             ),
             referenced=referenced,
+            dangling_names=self.dangling_names(mapping) if referenced else frozenset(),
         )
+
+    def dangling_names(self, mapping: CompiledMapping) -> frozenset[str]:
+        """The reference names held dangling by referrers of ``mapping``'s objects."""
+        prefix = NAME_PREFIX
+        held = self.store.referenced_from(self.job_id, mapping.key, prefix)
+        return frozenset(name[len(prefix) :] for name in held)
 
     def record(
         self,
@@ -381,9 +391,9 @@ class MappingState:
     #: staged: processed again once the cycle's deletes are applied
     after_deletes: set[str] = attrs.field(factory=set)
     quiet_links: bool = False  # a first full read into no links: nobody can refer to them yet
-    #: reference names (connectors.base.REFERENCE_NAME) of objects not linked yet: when one is
-    #: linked, whoever held that name dangling is evaluated again
-    names: dict[str, str] = attrs.field(factory=dict)
+    #: reference names (connectors.base.REFERENCE_NAME) that objects held dangling when the
+    #: cycle began: an object read under one wakes them (read once a cycle: there are few)
+    dangling_names: frozenset[str] = frozenset()
     #: reference names an object held that named no object (DANGLING_REFERENCES), until its
     #: references are indexed
     dangling: dict[str, tuple[str, ...]] = attrs.field(factory=dict)

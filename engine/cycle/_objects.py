@@ -27,7 +27,6 @@ from engine.cycle._context import CycleContext, CyclePaused, MappingState, Refer
 from engine.cycle._creates import COMPLETED_AFTER_DOUBT, create_after_doubt, was_in_doubt
 from engine.cycle._references import (
     dangling_index,
-    name_key,
     names_references,
     note_names,
     resolve_references,
@@ -133,7 +132,7 @@ def plan(
     single, first = len(matching) == 1, matching[0] if matching else ""
     unresolved, escrows = state.unresolved, state.escrows
     env = state.env
-    watch_names = bool(mapping.references) or (state.referenced and not unlinked)
+    watch_names = bool(mapping.references or state.dangling_names)
     for change in good:
         anchor = change.anchor
         link = links.get(anchor)
@@ -154,7 +153,7 @@ def plan(
             else:
                 ctx.counters.entitled += 1
                 if watch_names:
-                    note_names(mapping, state, anchor, change.attributes, link)
+                    note_names(ctx, mapping, state, anchor, change.attributes, work)
                 if link is None:  # inline: the per-object hot path of every initial cycle
                     desired = map_object(mapping, change.attributes, env)
                     exported = checked_encoding(desired)
@@ -469,9 +468,6 @@ def export(
         state.page_links[anchor] = ref
         if not state.quiet_links:
             ctx.link_changed(mapping.key, anchor, work)
-        known_as = state.names.pop(anchor, None) if state.names else None
-        if known_as is not None:  # who held this name dangling may resolve it now
-            ctx.link_changed(mapping.key, name_key(known_as), work)
 
 
 def update_linked(

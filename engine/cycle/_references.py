@@ -9,12 +9,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from connectors.base import DANGLING_REFERENCES, REFERENCE_NAME, as_list
-from engine.cycle._context import CycleContext, MappingState
+from engine.cycle._context import NAME_PREFIX, CycleContext, MappingState
 from engine.mapping import CompiledMapping
 from engine.store.base import Checkpoint, Link
-
-#: how a reference name is kept in the reverse index, apart from anchors
-_NAME = "\x1fname:"
 
 
 def resolve_references(
@@ -72,31 +69,30 @@ def names_references(mapping: CompiledMapping, exported: str) -> bool:
 
 
 def note_names(
+    ctx: CycleContext,
     mapping: CompiledMapping,
     state: MappingState,
     anchor: str,
     attributes: Mapping[str, Any],
-    link: Link | None,
+    work: Checkpoint,
 ) -> None:
-    """Keep what the source says of reference names (connectors.base.REFERENCE_NAME) until
-    the object is exported: the names it holds that named nothing, and, for an object not
-    linked yet, its own name (see :func:`name_key`)."""
+    """What the source says of reference names (connectors.base.REFERENCE_NAME): the names
+    this object holds that named nothing are kept until it is exported; and when this object
+    is read under a name that others hold dangling (a user re-added, or renamed back, under a
+    DN its groups still list), they are evaluated again once it is linked."""
     if mapping.references:
         dangling = attributes.get(DANGLING_REFERENCES)
         if dangling:
             state.dangling[anchor] = tuple(str(n) for n in as_list(dangling))
-    if link is None and state.referenced:
+    if state.dangling_names:
         name = attributes.get(REFERENCE_NAME)
-        if isinstance(name, str) and name:
-            state.names[anchor] = name
+        if name.__class__ is str and name in state.dangling_names:
+            ctx.link_changed(mapping.key, name_key(str(name)), work)
 
 
 def name_key(name: str) -> str:
-    """A reference name as the reverse index holds it: when an object is linked under that
-    name, the objects that held it dangling are evaluated again (a user deleted and re-added
-    under the same DN gets its groups and reports back on a source that did not touch them).
-    """
-    return _NAME + name
+    """A reference name as the reverse index holds it, apart from anchors."""
+    return NAME_PREFIX + name
 
 
 def dangling_index(

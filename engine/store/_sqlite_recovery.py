@@ -137,6 +137,19 @@ class RecoveryTables(LockedTables):
                 found.update(((str(m), str(a)), None) for m, a in rows)
         return list(found)
 
+    def referenced_from(self, job_id: str, owner: str, prefix: str) -> list[str]:
+        """A range on the (owner, referenced) index: prefix <= referenced < prefix + U+10FFFF."""
+        with self._lock:
+            scope = self._scope(job_id, owner, create=False)
+            if scope is None:
+                return []
+            rows = self._db.execute(
+                "SELECT DISTINCT referenced FROM refs WHERE owner=? AND referenced >= ? "
+                "AND referenced < ? ORDER BY 1",
+                (scope, prefix, prefix + "\U0010ffff"),
+            ).fetchall()
+        return [str(r[0]) for r in rows]
+
     def sweeping(self, job_id: str, mapping: str) -> bool:
         with self._lock:
             scope = self._scope(job_id, mapping, create=False)

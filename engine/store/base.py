@@ -332,6 +332,11 @@ class StateStore(Protocol):
         ``owner`` mapping (resolved or not): what to re-evaluate when their links change."""
         ...
 
+    def referenced_from(self, job_id: str, owner: str, prefix: str) -> list[str]:
+        """The referenced values of the ``owner`` mapping in the reverse index that start
+        with ``prefix``, once each, sorted (the cycle asks for its dangling reference names)."""
+        ...
+
     def sweeping(self, job_id: str, mapping: str) -> bool:
         """Whether a reconciling full read of ``mapping`` has started and not ended."""
         ...

@@ -224,6 +224,11 @@ class MemoryStateStore:
                 found[referrer] = None
         return list(found)
 
+    def referenced_from(self, job_id: str, owner: str, prefix: str) -> list[str]:
+        index = self._job(job_id).referrers
+        held = (a for (o, a), holders in index.items() if o == owner and holders)
+        return sorted({a for a in held if a.startswith(prefix)})
+
     def sweeping(self, job_id: str, mapping: str) -> bool:
         return mapping in self._job(job_id).sweeps
 

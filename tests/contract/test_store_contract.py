@@ -429,6 +429,27 @@ def test_reverse_index_of_references(store: StateStore) -> None:
     assert [("groups", "g1")] == store.referrers("j1", "users", ["r1"])
 
 
+def test_referenced_values_by_prefix(store: StateStore) -> None:
+    """referenced_from() lists what the index names under one owner with a prefix (the
+    cycle's dangling reference names), once each, and forgets what no referrer names."""
+    assert [] == store.referenced_from("j1", "users", "\x1fname:")
+    store.commit(
+        "j1",
+        Checkpoint(
+            links=[Link("groups", "g1", "t1", "{}"), Link("groups", "g2", "t2", "{}")],
+            references=[
+                ("groups", "g1", (("users", "a1"), ("users", "\x1fname:uid=b"))),
+                ("groups", "g2", (("users", "\x1fname:uid=b"), ("users", "\x1fname:uid=c"))),
+            ],
+        ),
+    )
+    found = store.referenced_from("j1", "users", "\x1fname:")
+    assert ["\x1fname:uid=b", "\x1fname:uid=c"] == found
+    assert [] == store.referenced_from("j1", "groups", "\x1fname:")
+    store.commit("j1", Checkpoint(references=[("groups", "g2", (("users", "a1"),))]))
+    assert ["\x1fname:uid=b"] == store.referenced_from("j1", "users", "\x1fname:")
+
+
 def test_a_sweep_lists_the_links_a_full_read_did_not_see(store: StateStore) -> None:
     """Between sweep_start and sweep_end, unseen_links pages through the links not seen."""
     store.commit("j1", Checkpoint(links=[Link("m", a, "t" + a, "{}") for a in "abcde"]))

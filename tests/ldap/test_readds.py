@@ -181,6 +181,31 @@ def test_a_user_deleted_and_readded_within_one_cycle_keeps_its_group_and_reports
     engine.close()
 
 
+def test_a_user_renamed_away_and_back_is_back_in_the_group_that_lists_its_dn(
+    tree: Tree, tmp_path: Path
+) -> None:
+    """Without refint a rename leaves G listing U's old DN, which then names nothing: G
+    drops U in the target. Renamed back, U is under the name G holds dangling: G has U
+    again in the same cycle, though G never changed in the source."""
+    seed_readd(tree)
+    engine, job_id = ldap_job(tree, tmp_path / "s.db")
+    cycle(engine, job_id)
+    away = f"uid=u{U:05d}-away"
+    connection = tree.source.connect()
+    try:
+        assert connection.modify_dn(tree.user_dn(U), away), connection.result
+        cycle(engine, job_id)
+        assert members(tree.target, tree) == dns(tree, V), "G still lists the renamed U"
+        assert connection.modify_dn(f"{away},{tree.people}", f"uid=u{U:05d}"), connection.result
+    finally:
+        connection.unbind()
+    cycle(engine, job_id)
+    assert members(tree.source, tree) == dns(tree, U, V)  # never touched in the source
+    assert members(tree.target, tree) == dns(tree, U, V), "G lacks U renamed back"
+    assert manager(tree.target, tree) == dns(tree, U), "R's manager does not name U"
+    engine.close()
+
+
 # ------------------------------------------------------------------------ with refint
 def wait_for_refint(tree: Tree) -> None:
     """Until the source's refint overlay has taken U's DN out of G and R (it may run after
