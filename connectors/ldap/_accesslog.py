@@ -13,7 +13,7 @@ record at or before the watermark remains (purged while the engine was away), th
 cannot be trusted: WatermarkExpired. A delta that saw nothing keeps its watermark, so a
 server idle for longer than the purge age expires it (a harmless reconciling full read).
 The log's ``reqEnd`` should be indexed (``olcDbIndex: reqStart,reqEnd eq``), or each delta
-scans the whole log.
+scans the records of the last day (a write that ran longer than a day is not looked for).
 
 A full read in this mode starts its delta at :meth:`AccesslogReader.start_mark`, taken
 before its anchor scan (see :mod:`connectors.ldap.source`).
@@ -23,18 +23,27 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
 import ldap3
 
 from connectors.base import Change, ConnectorError, ObjectError, Page, WatermarkExpired
-from connectors.ldap._common import FETCH_BATCH, Channel, Entry, first_value, format_time
+from connectors.ldap._common import (
+    FETCH_BATCH,
+    Channel,
+    Entry,
+    first_value,
+    format_time,
+    parse_time,
+)
 from connectors.ldap._entries import EntryConverter, ReadState, normal_dn
 from connectors.ldap._log_window import LogMark
 from connectors.ldap.config import LdapObjectType
 from connectors.ldap.syntax import escape_filter_value
 
+#: no write runs longer: a record is looked for among those started this long before the window
+_LONGEST_WRITE = timedelta(days=1)
 _LAST_SECOND = 253402300799  # 9999-12-31T23:59:59Z, the largest GeneralizedTime
 _WRITES = "(|(reqType=add)(reqType=modify)(reqType=modrdn)(reqType=delete))"
 _LOG_ATTRIBUTES = (
@@ -119,7 +128,7 @@ class AccesslogReader:
         since = mark.since(self.overlap)
         if since is None:  # a record without a readable time: read from its start
             return mark.text()
-        search_filter = f"(&(objectClass=auditWriteObject)(reqEnd>={since}))"
+        search_filter = f"(&(objectClass=auditWriteObject){_ended_since(since)})"
         ends = {newest.start: mark.end}
         for entries in channel.pages(
             self.base, search_filter, ["reqStart", "reqEnd"], self.scan_page_size
@@ -197,7 +206,7 @@ class AccesslogReader:
         """Successful writes under the type's base that ended at or after ``since``."""
         base = escape_filter_value(kind.base_dn)
         where = f"(|(reqDN:dnSubtreeMatch:={base})(reqNewSuperior:dnSubtreeMatch:={base}))"
-        ended = f"(reqEnd>={escape_filter_value(since)})" if since else ""
+        ended = _ended_since(since) if since else ""
         search_filter = f"(&(objectClass=auditWriteObject)(reqResult=0){ended}{_WRITES}{where})"
         records: list[_LogRecord] = []
         for entries in self._channel.pages(
@@ -293,6 +302,16 @@ class AccesslogReader:
                 if text.lower().startswith(prefix):
                     return text[len(prefix) :].strip()
         return None
+
+
+def _ended_since(since: str) -> str:
+    """Records that ended at or after ``since``, and so started at most a day before it: the
+    second term bounds the scan on a log whose reqEnd has no index (reqStart usually has)."""
+    ended = f"(reqEnd>={escape_filter_value(since)})"
+    started = parse_time(since)
+    return (
+        ended if started is None else f"{ended}(reqStart>={format_time(started - _LONGEST_WRITE)})"
+    )
 
 
 def _stamp(entry: Entry) -> _Stamp:
