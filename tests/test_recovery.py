@@ -219,6 +219,31 @@ def test_rehire_after_a_crash_converges_in_the_next_cycle(
     assert "Rehired" == target_users(target)["user1@example.org"]["displayName"]
 
 
+def test_a_delete_in_doubt_never_deletes_the_rehire_that_took_its_ref(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    """A delete reached the target, the crash lost its checkpoint; while the engine was down
+    the source re-added the user under a new anchor, and the target gives the new object the
+    old one's ref (an LDAP DN is taken again). The recovery drops the old link (its object
+    is gone) and the staged delete stays: applied by ref, it deleted the rehire. A staged
+    delete goes only to an object still linked to its anchor (found by the adversary of
+    issue #17 with SIGKILLed runners on real slapd servers)."""
+    path = tmp_path / "s.db"
+    engine, job_id, source, target = synced(path, clock)
+    kept = source.get("User", "s000001")
+    old_ref = engine.store.get_links(job_id, MAPPING, ["s000001"])["s000001"].target_ref
+    source.remove("User", "s000001")
+    crash_on(target, "delete")
+
+    def rehire() -> None:
+        source.put("User", "s000777", dict(kept or {}))
+        target._next_id = int(old_ref[-8:]) - 1  # the next create takes the freed ref
+
+    revived = crash_then(engine, job_id, source, target, path, clock, rehire)
+    assert revived.store.get_links(job_id, MAPPING, ["s000777"])["s000777"].target_ref == old_ref
+    assert_exact(revived, job_id, source, target)
+
+
 # ------------------------------------------------------------------ one runner per job
 def test_a_second_engine_gets_running_elsewhere(tmp_path: Path, clock: ManualClock) -> None:
     """While one engine runs a cycle, a second engine on the same file is refused the job

@@ -80,9 +80,13 @@ def first_value(raw: Mapping[str, list[bytes]], name: str) -> str | None:
 
 
 def parse_time(raw: str | None) -> datetime | None:
-    if not raw or len(raw) < 14 or not raw[:14].isdigit():
+    """The whole seconds of a GeneralizedTime, None when it is not one (or no real date)."""
+    if not raw or len(raw) < 14 or not raw[:14].isascii() or not raw[:14].isdigit():
         return None
-    return datetime.strptime(raw[:14], TIME).replace(tzinfo=UTC)
+    try:
+        return datetime.strptime(raw[:14], TIME).replace(tzinfo=UTC)
+    except ValueError:
+        return None
 
 
 def stamp(raw: Mapping[str, list[bytes]]) -> str:

@@ -15,30 +15,36 @@ fraction) is slack for a clock stepped back and for servers that stamp outside t
 
 Records that come back inside the window are recognized by their identity (``reqStart``, the
 record's RDN) and not returned twice; only the ones within the window of the new W are
-remembered (at most :data:`MAX_SEEN`: beyond that a record may come back once more, which is
-harmless since a change is the entry as it is now).
+remembered, at most :data:`MAX_SEEN`: when a burst puts more inside it, the window's start is
+raised to the oldest one remembered (``floor``), so the others are not read again; a record
+that ends behind the floor and becomes visible late is then missed, which slapd's lock rules
+out (see above).
 
 Once reads have found nothing new for longer than ``overlap`` (the reader measures that with
 its own monotonic clock: a duration, so no clock is compared with the server's), every record
 stamped up to W is visible, and the window is closed: the next read asks for what ended after W
-only, so an idle directory is not asked for the window again and again.
+only, so an idle directory is not asked for the window again and again. When new records
+come, the window opens again no further back than W (its floor), since all before was read.
 
 Pure: records in, the next mark out. The mark's text is ``S;W;id,id,...`` (``S;W;*`` when
 closed) with S the newest ``reqStart`` read (the purge check: a log that no longer reaches
 back to S was purged while the engine was away); a mark written before the overlap existed is
 just ``S``, read as W = S (a record ends no earlier than it starts), which re-reads a little
-and skips nothing.
+and skips nothing. A floor follows as a fourth part. A text that is none of these (a
+corrupted store) raises WatermarkExpired: the engine reads everything again.
 """
 
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
 from typing import Protocol, TypeVar
 
 import attrs
 
+from connectors.base import WatermarkExpired
 from connectors.ldap._common import format_time, parse_time
 
 R = TypeVar("R", bound="Stamped")
@@ -66,21 +72,29 @@ class LogMark:
     end: str = ""  # raw reqEnd
     seen: frozenset[str] = frozenset()
     closed: bool = False  # nothing is in flight behind ``end`` any more
+    #: a raw reqEnd the window does not reach behind: set when more than MAX_SEEN records
+    #: ended inside it (a burst), so that those not remembered are not read again and again
+    floor: str = ""
 
     @classmethod
     def load(cls, text: str) -> LogMark:
-        start, _, rest = text.partition(";")
-        end, _, seen = rest.partition(";")
+        """The mark of a watermark's text; WatermarkExpired (a reconciling full read) when it
+        is not one: a mark that cannot be trusted must not make deltas skip anything."""
+        start, end, seen, floor = [*text.split(";"), "", "", ""][:4]
+        stamps = [start, end, floor, *(() if seen == "*" else filter(None, seen.split(",")))]
+        if text.count(";") > 3 or not all(_valid(s) for s in stamps):
+            raise WatermarkExpired(f"not an accesslog watermark: {text[:60]!r}")
         if seen == "*":
             return cls(start, end or start, closed=True)
-        return cls(start, end or start, frozenset(filter(None, seen.split(","))))
+        return cls(start, end or start, frozenset(filter(None, seen.split(","))), floor=floor)
 
     def text(self) -> str:
         if self.closed:
             return f"{self.start};{self.end};*"
-        if not self.seen and self.end == self.start:
+        if not self.seen and self.end == self.start and not self.floor:
             return self.start  # the short form (also what a fresh delta start looks like)
-        return f"{self.start};{self.end};{','.join(sorted(self.seen))}"
+        text = f"{self.start};{self.end};{','.join(sorted(self.seen))}"
+        return f"{text};{self.floor}" if self.floor else text
 
     def since(self, overlap: float) -> str | None:
         """The ``reqEnd`` to read from (GeneralizedTime), None for all."""
@@ -89,7 +103,11 @@ class LogMark:
         moment = parse_time(self.end)
         if moment is None:
             return None
-        return format_time(moment - timedelta(seconds=max(overlap, 0.0)))
+        try:
+            edge = format_time(moment - timedelta(seconds=min(max(overlap, 0.0), _DAY)))
+        except OverflowError:  # a mark near year 1: everything is after it
+            return None
+        return self.floor if self.floor and self.floor[:14] >= edge[:14] else edge
 
     def fresh(self, records: Iterable[R]) -> list[R]:
         """The records not read before, in the order to process them (by reqEnd: the order in
@@ -112,13 +130,30 @@ class LogMark:
         start = max(self.start, *(r.start for r in done))
         end = max(self.end, _end_of(done[-1]))
         edge = (LogMark(start, end).since(overlap) or "")[:14]  # whole seconds, as slapd compares
+        known: Iterable[str] = itertools.chain(self.seen, (r.start for r in done))
+        floor = self.floor if self.floor[:14] >= edge else ""
+        if self.closed:  # all that ended up to its end was read: the window opens there
+            floor = max(floor, self.end)
+            known = itertools.chain(known, (i for i, stamp in ends.items() if stamp == self.end))
         inside = [
             (stamp, identity)
-            for identity in itertools.chain(self.seen, (r.start for r in done))
+            for identity in known
             if (stamp := ends.get(identity)) is not None and stamp[:14] >= edge
         ]
-        inside.sort()
-        return LogMark(start, end, frozenset(identity for _, identity in inside[-MAX_SEEN:]))
+        inside = sorted(p for p in inside if p[0] >= floor) if floor else sorted(inside)
+        if len(inside) > MAX_SEEN:  # the oldest go below the window, not back into it
+            floor = max(floor, inside[-MAX_SEEN][0])
+            inside = [(stamp, identity) for stamp, identity in inside if stamp >= floor]
+        return LogMark(start, end, frozenset(identity for _, identity in inside), floor=floor)
+
+
+#: a GeneralizedTime as slapd writes reqStart and reqEnd (a fraction of up to six digits)
+_STAMP = re.compile(r"\d{14}(\.\d{1,6})?Z")
+_DAY = 86400.0
+
+
+def _valid(stamp: str) -> bool:
+    return not stamp or (_STAMP.fullmatch(stamp) is not None and parse_time(stamp) is not None)
 
 
 def _end_of(record: Stamped) -> str:

@@ -29,6 +29,7 @@ read inside the window (at most :data:`_MAX_EDGE`). A full read makes its start 
 from __future__ import annotations
 
 import json
+import math
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
@@ -41,6 +42,7 @@ from connectors.ldap._entries import EntryConverter, ReadState
 from connectors.ldap.config import LdapObjectType
 
 _MAX_EDGE = 200  # [anchor, stamp] pairs a watermark remembers
+_MAX_REACH = 86400.0  # seconds: no write is waited for longer than a day
 
 
 class _Edge:
@@ -54,10 +56,17 @@ class _Edge:
             data = {}
         data = data if isinstance(data, dict) else {}
         reach = data.get("reach", 0.0)
-        self.reach = float(reach) if isinstance(reach, int | float) else 0.0
+        valid = isinstance(reach, int | float) and math.isfinite(reach) and reach >= 0
+        self.reach = min(float(reach), _MAX_REACH) if valid else 0.0
         pairs = data.get("seen", [])
-        self.seen = {tuple(p) for p in pairs if isinstance(p, list) and len(p) == 2}
-        self.measured = bool(data.get("measured")) and isinstance(pairs, list)
+        pairs = pairs if isinstance(pairs, list) else []
+        self.seen: set[tuple[str, str]] = {
+            (p[0], p[1])
+            for p in pairs
+            if isinstance(p, list) and len(p) == 2 and all(isinstance(v, str) for v in p)
+        }
+        # a watermark that was tampered with measures nothing (and widens nothing)
+        self.measured = data.get("measured") is True and len(self.seen) == len(pairs)
 
     @staticmethod
     def dump(reach: float, seen: list[tuple[str, str]] | None) -> str:
@@ -137,7 +146,7 @@ class TimestampReader:
                 yield Page(pending, held + _Edge.dump(reach, None))
             pending = self._entries.changes(kind, entries, self._lookup, state)
         if late:  # a write became visible this long after its stamp: keep twice that in view
-            reach = max(reach, 2 * late)
+            reach = min(max(reach, 2 * late), _MAX_REACH)
             with self._lock:
                 self._reach[kind.name] = max(self._reach.get(kind.name, 0.0), reach)
         window = parse_time(newest)

@@ -56,6 +56,7 @@ References
 from __future__ import annotations
 
 import json
+import math
 import threading
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -128,6 +129,11 @@ class _Mark:
             raise WatermarkExpired(f"unreadable SCIM source watermark: {error}") from None
         if mark.mode not in ("f", "d"):
             raise WatermarkExpired(f"unknown SCIM source watermark mode {mark.mode!r}")
+        reach = mark.reach
+        if not (isinstance(reach, int | float) and math.isfinite(reach) and 0 <= reach <= 86400):
+            raise WatermarkExpired(f"unreadable SCIM source watermark: reach {reach!r}")
+        if not isinstance(mark.measured, bool):
+            raise WatermarkExpired("unreadable SCIM source watermark: measured")
         return mark
 
 
@@ -375,7 +381,7 @@ class ScimSource:
                 page_mark = _Mark("d", newest, scanned, reach=reach)
                 yield Page(self._upserts(object_type, fresh), page_mark.dump())
         if late:  # a write became visible this long after its stamp: keep twice that in view
-            reach = max(reach, 2 * late)
+            reach = min(max(reach, 2 * late), 86400.0)
             with self._lock:
                 self._reach[object_type] = max(self._reach.get(object_type, 0.0), reach)
         deletes, token = self._deletes(object_type, endpoint, mark.token, changed, page_size)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence, Set
 from itertools import groupby
 
+import attrs
+
 from connectors.base import (
     ObjectError,
     TransientError,
@@ -83,8 +85,8 @@ def apply_staged_deletes(
     for start in range(0, len(staged), page):
         if ctx.should_stop():
             raise CyclePaused
-        batch = staged[start : start + page]
         work = Checkpoint(clear_intents=True)
+        batch = _still_linked(ctx, staged[start : start + page], work)
         ctx.write_intents(delete_intents(ctx, batch))
         for s in batch:
             mapping = by_key.get(s.mapping)
@@ -121,3 +123,26 @@ def apply_staged_deletes(
             )
         ctx.commit(work)
     return None
+
+
+def _still_linked(
+    ctx: CycleContext, batch: Sequence[StagedDelete], work: Checkpoint
+) -> list[StagedDelete]:
+    """The staged deletes whose anchor is still linked, to the ref it is linked to; the others
+    are only unstaged. A delete goes to a ref, and a ref can be taken again: after a crash left a
+    delete in doubt whose object was found gone (the recovery drops its link), a user
+    re-added under the same DN may hold that ref by now, and must not be deleted for the
+    old one."""
+    kept = []
+    for mapping_key, group in groupby(batch, key=lambda s: s.mapping):
+        items = list(group)
+        links = ctx.store.get_links(ctx.job_id, mapping_key, [s.anchor for s in items])
+        for s in items:
+            link = links.get(s.anchor)
+            if link is not None:  # to where the link is now (a rename settled after a crash)
+                same = link.target_ref == s.target_ref
+                kept.append(s if same else attrs.evolve(s, target_ref=link.target_ref))
+            else:
+                work.unstaged.append((s.mapping, s.anchor))
+                ctx.log.info("staged_delete_dropped", anchor=s.anchor, reason="not linked")
+    return kept

@@ -8,9 +8,12 @@ import itertools
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
-from hypothesis import given, settings
+import pytest
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from connectors.base import WatermarkExpired
+from connectors.ldap import _log_window as log_window
 from connectors.ldap._log_window import LogMark
 
 _EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
@@ -65,22 +68,12 @@ operation = st.tuples(
 )
 
 
-@settings(max_examples=300, deadline=None)
-@given(
-    operations=st.lists(operation, min_size=1, max_size=40),
-    reads=st.lists(st.floats(0, 30), min_size=1, max_size=25),
-    page=st.integers(1, 5),
-    overlap=st.sampled_from([1.0, 1.5, 3.0]),
-    crash_after=st.integers(0, 3),
-)
-def test_every_record_is_read_once_whatever_the_visibility_order(
-    operations: list[tuple[float, float, float]],
-    reads: list[float],
-    page: int,
-    overlap: float,
-    crash_after: int,
-) -> None:
-    log = log_of(operations)
+def replay(
+    log: list[Record], reads: list[float], page: int, overlap: float, crash_after: int
+) -> list[str]:
+    """The records a reader gets, reading at ``reads`` as AccesslogReader does (then until
+    everything is visible and quiet), its mark stored and loaded after every page, and a
+    crash after page ``crash_after`` of each read (0: none)."""
     mark, read = LogMark(), []
     quiet_since: float | None = None
     times = sorted(reads) + [40.0, 42.5, 45.0, 60.0]  # the end: everything visible, then quiet
@@ -100,7 +93,64 @@ def test_every_record_is_read_once_whatever_the_visibility_order(
             mark = LogMark.load(mark.after(group, ends, overlap).text())  # stored, then loaded
             if number + 1 == crash_after and now < 40:
                 break  # a crash: the next read resumes from the stored mark
-    assert sorted(read) == sorted(r.start for r in log)
+    return read
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    operations=st.lists(operation, min_size=1, max_size=40),
+    reads=st.lists(st.floats(0, 30), min_size=1, max_size=25),
+    page=st.integers(1, 5),
+    overlap=st.sampled_from([1.0, 1.5, 3.0]),
+    crash_after=st.integers(0, 3),
+)
+def test_every_record_is_read_once_whatever_the_visibility_order(
+    operations: list[tuple[float, float, float]],
+    reads: list[float],
+    page: int,
+    overlap: float,
+    crash_after: int,
+) -> None:
+    log = log_of(operations)
+    assert sorted(replay(log, reads, page, overlap, crash_after)) == sorted(r.start for r in log)
+
+
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)  # the fixture only sets a module constant, the same for every input
+@given(
+    operations=st.lists(
+        st.tuples(st.floats(0, 3), st.sampled_from([0.0, 0.0, 0.3, 2.0]), st.just(0.0)),
+        min_size=1,
+        max_size=30,
+    ),
+    reads=st.lists(st.floats(0, 8), min_size=1, max_size=12),
+    page=st.integers(1, 4),
+    crash_after=st.integers(0, 2),
+)
+def test_a_burst_beyond_what_a_mark_remembers_is_read_once_and_goes_quiet(
+    operations: list[tuple[float, float, float]],
+    reads: list[float],
+    page: int,
+    crash_after: int,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """More records inside the window than a mark remembers (3 here, 2,000 in use): the
+    window's floor rises so the rest are neither read twice nor read again forever, and the
+    window still closes. Visibility in reqEnd order, as slapd's log lock makes it."""
+    monkeypatch.setattr(log_window, "MAX_SEEN", 3)
+    log = log_of(operations)
+    assert sorted(replay(log, reads, page, 1.0, crash_after)) == sorted(r.start for r in log)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["20260101000010Z;garbage;*", "20260101000010Z;garbage;x", "a;b;c;d;e", "x)(objectClass=*",
+     "20260101000010Z;99999999999999Z;", "20260101000010Z;;20260101000010.1Z,é"],
+)  # fmt: skip
+def test_a_mark_that_is_not_one_asks_for_a_full_read(text: str) -> None:
+    with pytest.raises(WatermarkExpired):
+        LogMark.load(text)
 
 
 def test_a_mark_from_before_the_window_reads_from_its_start() -> None:
