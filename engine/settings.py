@@ -39,6 +39,7 @@ KNOWN_SETTINGS = frozenset(
     {
         "QuarantineTooManyDeletesThreshold",
         "QuarantineTooManyDeletesPercent",
+        "SourceShrinkThreshold",
         "QuarantineEscrowMinimum",
         "QuarantineEscrowProportion",
         "QuarantineUnreachableCycles",
@@ -119,6 +120,9 @@ class JobSettings:
 
     delete_threshold: int | None = 500
     delete_threshold_percent: float | None = None
+    #: the % of a mapping's linked objects a full read may not see; one that misses more (or
+    #: sees none of them, whatever this is) is not trusted: the cycle's deletes are held
+    source_shrink_threshold: float = 50.0
     escrow_minimum: int = 5000
     escrow_proportion: float = 0.4
     unreachable_cycles: int = 3
@@ -150,6 +154,10 @@ class JobSettings:
         if "QuarantineTooManyDeletesPercent" in values:
             kwargs["delete_threshold_percent"] = _float(
                 values["QuarantineTooManyDeletesPercent"], "QuarantineTooManyDeletesPercent", 100
+            )
+        if "SourceShrinkThreshold" in values:
+            kwargs["source_shrink_threshold"] = _float(
+                values["SourceShrinkThreshold"], "SourceShrinkThreshold", 100
             )
         if "SyncNotificationSettings" in secrets:
             kwargs.update(_notification_threshold(secrets["SyncNotificationSettings"]))

@@ -277,7 +277,16 @@ class LdapSource:
     def _scan(self, kind: LdapObjectType) -> tuple[list[str], str | None]:
         """Every anchor of the type, sorted, and the newest modifyTimestamp (timestamp mode).
 
+        A base DN that does not exist is an error, not an empty read: the engine deprovisions
+        what a full read does not see, and a typo in a base DN must not delete anything.
         Retried once from the start: a dropped connection invalidates the paged cookie."""
+        if not self._reader.search(kind.base_dn, "(objectClass=*)", ["1.1"], scope=ldap3.BASE):
+            who = self.endpoint.bind_dn or "the anonymous user"
+            raise ConnectorError(
+                f"the base DN {kind.base_dn!r} of {kind.name} does not exist on "
+                f"{self.endpoint.url} (or {who} may not see it): nothing was read, and "
+                "nothing is deprovisioned for it"
+            )
         try:
             return self._scan_once(kind)
         except TransientError:

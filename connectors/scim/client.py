@@ -29,6 +29,9 @@ What the engine does depends on the error's class, so the mapping is the contrac
   seconds, or an HTTP date measured against the response's own ``Date`` header, so the local
   clock is never read); other 5xx: :class:`TransientError`;
 * 404: :class:`ScimNotFound` (an :class:`ObjectGone`: a target's linked object was deleted);
+  on a resource collection itself (``/Users``, ``/Groups``): :class:`ScimEndpointMissing`,
+  an :class:`UnreachableError` (a wrong ``BaseAddress`` path: no object of it can be
+  written, and a read of it must never look like an empty directory);
   other 4xx: :class:`ScimRefused` (an :class:`ObjectError`) carrying the status and the SCIM
   error body's ``scimType`` and ``detail`` (``uniqueness`` on a 409, ``noTarget``, ...).
 
@@ -45,6 +48,7 @@ import json
 import threading
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
@@ -72,6 +76,14 @@ class ScimRefused(ObjectError):
 
 class ScimNotFound(ScimRefused, ObjectGone):
     """404: the resource does not exist (any more)."""
+
+
+class ScimEndpointMissing(UnreachableError):
+    """404 on a resource collection: the service has no such endpoint at this address."""
+
+
+#: the resource collections whose 404 means a wrong address, not a missing resource
+_COLLECTIONS = ("Users", "Groups")
 
 
 class ScimClient:
@@ -234,6 +246,11 @@ def _raise_for_status(what: str, response: requests.Response) -> None:
     if status >= 500:
         raise TransientError(message)
     if status == 404:
+        if urlsplit(response.url).path.rstrip("/").rpartition("/")[2] in _COLLECTIONS:
+            raise ScimEndpointMissing(
+                f"{message}: the endpoint does not exist at this address (check the "
+                "BaseAddress: it ends where /Users and /Groups begin, e.g. https://host/scim/v2)"
+            )
         raise ScimNotFound(message, status, scim_type, detail)
     raise ScimRefused(message, status, scim_type, detail)
 

@@ -78,7 +78,7 @@ from connectors.base import (
 )
 from connectors.discovery import DiscoveredSchema
 from connectors.scim import discovery
-from connectors.scim.client import ScimClient, ScimNotFound
+from connectors.scim.client import ScimClient, ScimEndpointMissing, ScimNotFound
 from connectors.scim.paths import GROUP_ATTRIBUTES, USER_ATTRIBUTES, flatten, parse, quote
 
 ENDPOINTS = {"User": "/Users", "Group": "/Groups"}
@@ -241,7 +241,7 @@ class ScimSource:
             raise CredentialsError(
                 f"BaseAddress {address} answers, but refused the SecretToken (HTTP 401/403)"
             ) from None
-        except ScimNotFound:
+        except (ScimNotFound, ScimEndpointMissing):
             raise UnreachableError(f"BaseAddress {address} has no /Users endpoint") from None
 
     def discover(self) -> DiscoveredSchema:

@@ -129,6 +129,9 @@ class CycleContext:
     #: the runner's shutdown (or Ctrl-C) only, without the store: checked in retry waits
     halted: Callable[[], bool] = lambda: False
     force_deletes: bool = False
+    #: full reads of this cycle that saw too few of the linked objects to be trusted (what
+    #: they saw, said for the quarantine): their deletes are held unless forced
+    shrunk: list[str] = attrs.field(factory=list)
     random: random_module.Random = attrs.field(factory=random_module.Random)
     lease: Lease | None = None  # held for the whole cycle; renewed by every commit
     lease_duration: timedelta = timedelta(minutes=5)

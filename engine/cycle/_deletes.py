@@ -59,6 +59,8 @@ def apply_staged_deletes(
     percent = ctx.settings.delete_threshold_percent
     if percent is not None and len(staged) > linked * percent / 100:
         over = True
+    if ctx.shrunk:
+        over = True
     if over and not ctx.force_deletes:
         if only is not None:
             return None
@@ -75,7 +77,14 @@ def apply_staged_deletes(
                     error=s.reason,
                 )
         ctx.commit(work)
-        ctx.log.warning("deletes_held", staged=len(staged), threshold=limit)
+        ctx.log.warning("deletes_held", staged=len(staged), threshold=limit, shrunk=ctx.shrunk)
+        if ctx.shrunk:
+            return (
+                QuarantineReason.TOO_MANY_DELETES,
+                f"{'; '.join(ctx.shrunk)}: a read that cannot be trusted deletes nothing, so "
+                f"its {len(staged)} deletes are held (check the source's base DN, filter and "
+                "permissions; restart with ForceDeletes to apply them)",
+            )
         return (
             QuarantineReason.TOO_MANY_DELETES,
             f"{len(staged)} deletes exceed the accidental-deletion threshold ({limit}); "

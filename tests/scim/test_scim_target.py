@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import parse_qs
 
 import pytest
@@ -18,7 +19,11 @@ from connectors.base import (
     UnreachableError,
     ValueDelta,
 )
-from connectors.scim import ScimTarget
+from connectors.memory import MemoryDirectory
+from connectors.scim import ScimSource, ScimTarget
+from connectors.scim.client import ScimEndpointMissing
+from engine import ManualClock, SyncEngine
+from engine.model import TaskExecutionResult
 from tests.scim.faults import FaultProxy
 from tests.scim.server import ENTERPRISE_SCHEMA, RecordedRequest, ScimServer
 
@@ -391,3 +396,28 @@ def test_two_groups_of_one_name_are_ambiguous_and_named(
     with pytest.raises(ObjectError, match="ambiguous") as refused:
         target.find("Group", "displayName", "twins")
     assert first in str(refused.value) and second in str(refused.value)
+
+
+def test_a_wrong_base_address_path_fails_the_cycle_and_escrows_nothing(
+    scim_server: ScimServer, tmp_path: Path
+) -> None:
+    """A BaseAddress with a wrong path (``/v2`` left out, a typo): every POST and GET on the
+    collection answers 404. Was: each object escrowed with 404 while the job stayed Active;
+    now the cycle fails saying the endpoint does not exist, nothing is escrowed, and the
+    source read of such an address is an error, never an empty directory (issue #18, 1)."""
+    wrong = scim_server.url.rsplit("/", 1)[0] + "/scim/v9"
+    target = ScimTarget(wrong, scim_server.token.reveal())
+    source = MemoryDirectory()
+    for n in range(5):
+        source.put("User", f"s{n}", {"userName": f"user{n}@example.org", "active": True})
+    engine = SyncEngine(tmp_path / "s.db", ManualClock())
+    job_id = engine.create_job("memoryToMemory", source, target).id
+    assert job_id is not None
+    engine.start(job_id)
+    execution = engine.run_cycle(job_id)
+    assert execution.state is TaskExecutionResult.FAILED
+    assert "the endpoint does not exist at this address" in str(execution.error)
+    assert engine.escrows(job_id) == []
+    engine.close()
+    with pytest.raises(ScimEndpointMissing):
+        list(ScimSource(wrong, scim_server.token.reveal()).read("User", None, 10))
