@@ -6,7 +6,7 @@ recorded, not trusted to be clean."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TypeVar
 
 E = TypeVar("E", bound=BaseException)
@@ -15,6 +15,23 @@ MASK = "*****"
 _NOT_SECRET = frozenset({"true", "false"})
 _MIN_LENGTH = 3  # shorter values would mask ordinary characters of the message
 _USERINFO = re.compile(r"(?<=://)[^\s/@]+@")
+
+
+#: a secret whose key says it is a credential (Password, SecretToken, ClientSecret, ApiKey...);
+#: the others (SourceUrl, BaseDn, UserName, SourceDeltaMode) are what an operator needs to read
+#: in an error to find a mistake, so they are shown
+_CREDENTIAL = re.compile(r"pass|pwd|secret|token|credential|key|cert|auth", re.IGNORECASE)
+
+
+def credential_values(secrets: Mapping[str, str]) -> list[str]:
+    """The values to mask in messages: those of secrets whose key names a credential, and
+    any value of another key that looks like one (a bearer token pasted into a URL field
+    is still hidden when it is long and has no separator an address or DN would have)."""
+    return [v for k, v in secrets.items() if _CREDENTIAL.search(k) or _opaque(v)]
+
+
+def _opaque(value: str) -> bool:
+    return len(value) >= 24 and not any(c in value for c in ":/=,. ")
 
 
 def mask_secrets(text: str, secrets: Iterable[str]) -> str:

@@ -14,7 +14,7 @@ from connectors.discovery import Discoverable
 from engine import discovery
 from engine.errors import ConfigurationError, DiscoveryNotSupported
 from engine.jobs._rows import Shared
-from engine.masking import mask_secrets
+from engine.masking import credential_values, mask_secrets
 from engine.model import DirectoryDefinition, SynchronizationSchema
 from engine.store import JobRow
 from engine.templates import Template
@@ -185,4 +185,4 @@ def build(
         )
     except (ConnectorError, ValueError, ConfigurationError) as exc:  # e.g. a bad URL
         message = f"cannot build the job's connectors: {exc}"
-        raise ConfigurationError(mask_secrets(message, secrets.values())) from None
+        raise ConfigurationError(mask_secrets(message, credential_values(secrets))) from None

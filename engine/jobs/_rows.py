@@ -13,6 +13,7 @@ import structlog
 from engine.clock import Clock
 from engine.errors import NotFoundError
 from engine.lifecycle import SCHEDULE_STATE
+from engine.masking import credential_values
 from engine.model import SynchronizationSchedule, SynchronizationStatus
 from engine.settings import DEFAULT_INTERVAL
 from engine.store import JobRow, StateStore
@@ -48,7 +49,8 @@ class Shared:
         return self.templates.get(row.job.template_id or "")
 
     def secret_values(self, row: JobRow) -> list[str]:
-        return list(self.store.get_secrets(row.application_id).values())
+        """The secret values messages must not show (credentials: see engine.masking)."""
+        return credential_values(self.store.get_secrets(row.application_id))
 
 
 def status_of(row: JobRow) -> SynchronizationStatus:

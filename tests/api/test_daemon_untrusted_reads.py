@@ -63,7 +63,8 @@ def test_a_base_dn_slip_then_restart_deletes_nothing_and_the_job_says_why(
         "a failed cycle",
     )
     error = status(api, app, job)["lastExecution"]["error"]["message"]
-    assert "does not exist" in error and "nothing is deprovisioned" in error, error
+    assert f"ou=people,ou=x,{tree.base}" in error and "does not exist" in error, error
+    assert tree.source.password.reveal() not in error
     assert (total(scim, "Users"), total(scim, "Groups")) == (4, 1)
 
     # a base DN that exists but holds nobody of the job's: the deletes are held, quarantined

@@ -29,6 +29,7 @@ from engine.errors import (
 )
 from engine.expressions.graph import filter_operators, functions, parse_expression
 from engine.jobs import SyncEngine
+from engine.masking import credential_values
 from engine.model import (
     Application,
     RestartRequest,
@@ -318,7 +319,7 @@ async def validate_credentials(request: Request) -> Response:
     try:
         await _call(engine.validate_credentials, job_id, secrets)
     except ConnectorError as exc:
-        raise connector_error(exc, [*sent.values(), *saved.values()]) from None
+        raise connector_error(exc, [*credential_values(saved), *credential_values(sent)]) from None
     return Response(status_code=204)
 
 
@@ -420,7 +421,7 @@ async def discover_directory(request: Request) -> Response:
     try:
         directory = await _call(engine.discover, job_id, str(request.path_params["directoryId"]))
     except ConnectorError as exc:
-        raise connector_error(exc, saved.values()) from None
+        raise connector_error(exc, credential_values(saved)) from None
     context = (
         f"servicePrincipals('{_app_id(request)}')/synchronization/jobs('{job_id}')"
         "/schema/directories"
