@@ -18,6 +18,7 @@ from engine import ManualClock, SyncEngine
 from engine.model import TaskExecutionResult
 from tests.ldap.ldap_jobs import Tree, count, make_tree, seed
 from tests.ldap.slapd import Slapd
+from tests.ldap.test_ldap_to_ldap import purge_accesslog
 
 
 @pytest.fixture
@@ -130,4 +131,25 @@ def test_a_small_shrink_goes_through(tree: Tree, tmp_path: Path) -> None:
     execution = engine.run_cycle(job_id)
     assert execution.state is TaskExecutionResult.SUCCEEDED, execution
     assert count(tree.target, tree.people) == 3
+    engine.close()
+
+
+def test_a_purged_change_log_reconciliation_is_held_the_same_way(
+    tree: Tree, tmp_path: Path
+) -> None:
+    """The accesslog was purged while the engine was away, and three of four users went
+    meanwhile: the reconciling full read that follows is held like any other."""
+    engine, job_id = synced(tree, tmp_path / "s.db")
+    connection = tree.source.connect()
+    try:
+        for n in (1, 2, 3):
+            assert connection.delete(tree.user_dn(n)), connection.result
+    finally:
+        connection.unbind()
+    purge_accesslog(tree.source)
+    engine.run_cycle(job_id)  # no restart: the watermark expired on its own
+    status = engine.get_job(job_id).status
+    assert status is not None and status.quarantine is not None
+    assert "saw 1 of the 4" in str(status.quarantine.error)
+    assert count(tree.target, tree.people) == 4
     engine.close()
