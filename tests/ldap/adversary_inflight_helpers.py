@@ -14,7 +14,7 @@ import ldap3
 
 from connectors.base import Change, ConnectorError
 from connectors.ldap import LdapSource
-from engine import ManualClock, SyncEngine, SystemClock
+from engine import SyncEngine, SystemClock
 from engine.model import TaskExecutionResult
 from tests.ldap.ldap_jobs import GROUP, PERSON, Tree, person
 from tests.ldap.slapd import ACCESSLOG_DN, Slapd
@@ -105,16 +105,6 @@ def records_ending_since(server: Slapd, container: str, since: str) -> int:
 
 
 # ---------------------------------------------------------------------- in-process jobs
-def ldap_job(tree: Tree, state: Path) -> tuple[SyncEngine, str]:
-    engine = SyncEngine(state, ManualClock())
-    app = engine.create_application("ldap").id
-    engine.set_secrets(app, tree.secrets())
-    job_id = engine.create_job("ldapToLdap", application_id=app).id
-    assert job_id is not None
-    engine.start(job_id)
-    return engine, job_id
-
-
 def clean_cycle(engine: SyncEngine, job_id: str) -> None:
     """One cycle that must succeed with nothing escrowed."""
     execution = engine.run_cycle(job_id)

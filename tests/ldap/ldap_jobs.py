@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import secrets as random_names
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import attrs
 import ldap3
 
+from engine import ManualClock, SyncEngine
 from tests.ldap.slapd import BASE_DN, ROOT_DN, Slapd
 
 PERSON = ["inetOrgPerson"]
@@ -187,3 +189,16 @@ def count(server: Slapd, base: str, filter_: str = "(objectClass=inetOrgPerson)"
         return sum(1 for e in found if e.get("type") == "searchResEntry")
     finally:
         connection.unbind()
+
+
+def ldap_job(
+    tree: Tree, state: Path, clock: ManualClock | None = None, **settings: str
+) -> tuple[SyncEngine, str]:
+    """An engine on ``state`` with an ldapToLdap job between the tree's bases, started."""
+    engine = SyncEngine(state, clock or ManualClock())
+    app = engine.create_application("ldap").id
+    engine.set_secrets(app, tree.secrets())
+    job_id = engine.create_job("ldapToLdap", settings=settings or None, application_id=app).id
+    assert job_id is not None
+    engine.start(job_id)
+    return engine, job_id

@@ -37,14 +37,13 @@ from tests.ldap.adversary_inflight_helpers import (
     clean_cycle,
     diagnose,
     entry_uuid,
-    ldap_job,
     on_source,
     read_all,
     read_or_refuse,
     records_ending_since,
 )
 from tests.ldap.job_worker import settle, start_worker
-from tests.ldap.ldap_jobs import GROUP, PERSON, Tree, make_tree, person, picture
+from tests.ldap.ldap_jobs import GROUP, PERSON, Tree, ldap_job, make_tree, person, picture
 from tests.ldap.ldap_jobs import seed as seed_tree
 from tests.ldap.ldap_source_helpers import make_source, seed, unique_container
 from tests.ldap.slapd import Slapd

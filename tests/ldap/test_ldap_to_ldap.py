@@ -21,6 +21,7 @@ from tests.ldap.ldap_jobs import (
     PERSON,
     Tree,
     count,
+    ldap_job,
     make_tree,
     modify,
     person,
@@ -36,18 +37,6 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture
 def tree(slapd_source: Slapd, slapd_target: Slapd) -> Tree:
     return make_tree(slapd_source, slapd_target)
-
-
-def ldap_job(
-    tree: Tree, state: Path, clock: ManualClock | None = None, **settings: str
-) -> tuple[SyncEngine, str]:
-    engine = SyncEngine(state, clock or ManualClock())
-    app = engine.create_application("ldap").id
-    engine.set_secrets(app, tree.secrets())
-    job_id = engine.create_job("ldapToLdap", settings=settings or None, application_id=app).id
-    assert job_id is not None
-    engine.start(job_id)
-    return engine, job_id
 
 
 def actions(engine: SyncEngine, job_id: str, cycle_id: str) -> dict[str, list[str]]:

@@ -21,9 +21,9 @@ from pathlib import Path
 import ldap3
 import pytest
 
-from engine import ManualClock, SyncEngine, SystemClock
+from engine import SyncEngine, SystemClock
 from engine.model import TaskExecutionResult
-from tests.ldap.ldap_jobs import GROUP, PERSON, Tree, entries, make_tree, person
+from tests.ldap.ldap_jobs import GROUP, PERSON, Tree, entries, ldap_job, make_tree, person
 from tests.ldap.slapd import Slapd, require_slapd
 
 U, V, R, G = 1, 2, 3, 1
@@ -32,16 +32,6 @@ U, V, R, G = 1, 2, 3, 1
 @pytest.fixture
 def tree(slapd_source: Slapd, slapd_target: Slapd) -> Tree:
     return make_tree(slapd_source, slapd_target)
-
-
-def ldap_job(tree: Tree, state: Path) -> tuple[SyncEngine, str]:
-    engine = SyncEngine(state, ManualClock())
-    app = engine.create_application("ldap").id
-    engine.set_secrets(app, tree.secrets())
-    job_id = engine.create_job("ldapToLdap", application_id=app).id
-    assert job_id is not None
-    engine.start(job_id)
-    return engine, job_id
 
 
 def cycle(engine: SyncEngine, job_id: str) -> None:

@@ -44,6 +44,15 @@ def synced(tree: Tree, state: Path, users: int = 4) -> tuple[SyncEngine, str]:
 APPLICATIONS: dict[str, str] = {}
 
 
+def delete_users(tree: Tree, *numbers: int) -> None:
+    connection = tree.source.connect()
+    try:
+        for n in numbers:
+            assert connection.delete(tree.user_dn(n)), connection.result
+    finally:
+        connection.unbind()
+
+
 def point_source_at(engine: SyncEngine, job_id: str, tree: Tree, base: str) -> None:
     """What an operator does: save the source's base DN, then restart (the default scope:
     watermarks, escrows and quarantine; the links stay, so the full read reconciles)."""
@@ -100,12 +109,7 @@ def test_a_shrink_beyond_the_threshold_is_held_until_forced(tree: Tree, tmp_path
     log, a restart): more than SourceShrinkThreshold (50%) is held; ForceDeletes applies it.
     One of four is under the threshold and goes through."""
     engine, job_id = synced(tree, tmp_path / "s.db")
-    connection = tree.source.connect()
-    try:
-        for n in (1, 2, 3):
-            assert connection.delete(tree.user_dn(n)), connection.result
-    finally:
-        connection.unbind()
+    delete_users(tree, 1, 2, 3)
     engine.restart(job_id)
     engine.run_cycle(job_id)
     status = engine.get_job(job_id).status
@@ -140,12 +144,7 @@ def test_a_purged_change_log_reconciliation_is_held_the_same_way(
     """The accesslog was purged while the engine was away, and three of four users went
     meanwhile: the reconciling full read that follows is held like any other."""
     engine, job_id = synced(tree, tmp_path / "s.db")
-    connection = tree.source.connect()
-    try:
-        for n in (1, 2, 3):
-            assert connection.delete(tree.user_dn(n)), connection.result
-    finally:
-        connection.unbind()
+    delete_users(tree, 1, 2, 3)
     purge_accesslog(tree.source)
     engine.run_cycle(job_id)  # no restart: the watermark expired on its own
     status = engine.get_job(job_id).status
