@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence, Set
+from collections.abc import Mapping, Sequence, Set
 from itertools import groupby
 
 import attrs
@@ -16,13 +16,19 @@ from engine.model import QuarantineReason
 from engine.store.base import (
     Checkpoint,
     IntentBatch,
+    Link,
     StagedDelete,
 )
 
 
-def delete_intents(ctx: CycleContext, batch: Sequence[StagedDelete]) -> list[IntentBatch]:
+def delete_intents(
+    ctx: CycleContext,
+    batch: Sequence[StagedDelete],
+    known: Mapping[tuple[str, str], Link] | None = None,
+) -> list[IntentBatch]:
     """Intents for deletes about to be sent, with the values the object was last exported
-    with: after a crash they tell whether it survived (see engine/_recovery.py)."""
+    with: after a crash they tell whether it survived (see engine/_recovery.py). ``known``:
+    the batch's links by (mapping, anchor), when the caller has read them already."""
     by_key = {m.key: m for m in ctx.mappings}
     batches = []
     for mapping_key, group in groupby(batch, key=lambda s: s.mapping):
@@ -30,7 +36,10 @@ def delete_intents(ctx: CycleContext, batch: Sequence[StagedDelete]) -> list[Int
         if mapping is None:
             continue
         items = list(group)
-        links = ctx.store.get_links(ctx.job_id, mapping_key, [s.anchor for s in items])
+        if known is None:
+            links = ctx.store.get_links(ctx.job_id, mapping_key, [s.anchor for s in items])
+        else:
+            links = {s.anchor: known[(mapping_key, s.anchor)] for s in items}
         intents = IntentBatch(mapping_key, mapping.target_type, mapping.matching)
         for s in items:
             link = links.get(s.anchor)
@@ -95,8 +104,8 @@ def apply_staged_deletes(
         if ctx.should_stop():
             raise CyclePaused
         work = Checkpoint(clear_intents=True)
-        batch = _still_linked(ctx, staged[start : start + page], work)
-        ctx.write_intents(delete_intents(ctx, batch))
+        batch, links = _still_linked(ctx, staged[start : start + page], work)
+        ctx.write_intents(delete_intents(ctx, batch, links))
         for s in batch:
             mapping = by_key.get(s.mapping)
             if mapping is None:  # its mapping left the schema: drop the stale intent
@@ -136,22 +145,23 @@ def apply_staged_deletes(
 
 def _still_linked(
     ctx: CycleContext, batch: Sequence[StagedDelete], work: Checkpoint
-) -> list[StagedDelete]:
+) -> tuple[list[StagedDelete], dict[tuple[str, str], Link]]:
     """The staged deletes whose anchor is still linked, to the ref it is linked to; the others
     are only unstaged. A delete goes to a ref, and a ref can be taken again: after a crash left a
     delete in doubt whose object was found gone (the recovery drops its link), a user
     re-added under the same DN may hold that ref by now, and must not be deleted for the
     old one."""
-    kept = []
+    kept, found = [], {}
     for mapping_key, group in groupby(batch, key=lambda s: s.mapping):
         items = list(group)
         links = ctx.store.get_links(ctx.job_id, mapping_key, [s.anchor for s in items])
         for s in items:
             link = links.get(s.anchor)
             if link is not None:  # to where the link is now (a rename settled after a crash)
+                found[(s.mapping, s.anchor)] = link
                 same = link.target_ref == s.target_ref
                 kept.append(s if same else attrs.evolve(s, target_ref=link.target_ref))
             else:
                 work.unstaged.append((s.mapping, s.anchor))
                 ctx.log.info("staged_delete_dropped", anchor=s.anchor, reason="not linked")
-    return kept
+    return kept, found

@@ -17,20 +17,14 @@ from connectors.ldap import LdapSource
 from engine import SyncEngine, SystemClock
 from engine.model import TaskExecutionResult
 from tests.ldap.ldap_jobs import GROUP, PERSON, Tree, person
+from tests.ldap.ldap_source_helpers import read_through
 from tests.ldap.slapd import ACCESSLOG_DN, Slapd
 
 PAGE = 500
 
 
 def read_all(source: LdapSource, kind: str, watermark: str | None) -> tuple[list[Change], str]:
-    """Every page of one read: its changes, and the watermark of its last page."""
-    changes: list[Change] = []
-    last = watermark
-    for page in source.read(kind, watermark, PAGE):
-        changes += page.changes
-        last = page.watermark
-    assert last is not None
-    return changes, last
+    return read_through(source, kind, watermark, PAGE)
 
 
 def read_or_refuse(

@@ -16,6 +16,7 @@ import ldap3
 from ldap3.utils.conv import escape_filter_chars
 from ldap3.utils.dn import escape_rdn
 
+from connectors.base import Change
 from connectors.ldap import LdapEndpoint, LdapObjectType, LdapSource, groups, people
 from tests.ldap.slapd import BASE_DN, ROOT_DN, Slapd
 
@@ -163,3 +164,16 @@ def _read(
         return None
     raw: dict[str, list[bytes]] = connection.response[0]["raw_attributes"]
     return raw
+
+
+def read_through(
+    source: LdapSource, kind: str, watermark: str | None, page_size: int = 500
+) -> tuple[list[Change], str]:
+    """Every page of one read, as the engine consumes it: the changes, the last watermark."""
+    changes: list[Change] = []
+    last = watermark
+    for page in source.read(kind, watermark, page_size):
+        changes += page.changes
+        last = page.watermark
+    assert last is not None
+    return changes, last

@@ -32,7 +32,7 @@ import pytest
 from connectors.base import Attributes, Change
 from connectors.ldap import LdapSource
 from engine import SystemClock
-from tests.ldap.ldap_source_helpers import make_source, unique_container
+from tests.ldap.ldap_source_helpers import make_source, read_through, unique_container
 from tests.ldap.slapd import ACCESSLOG_DN, ROOT_DN, Slapd
 
 #: users loaded by slapadd; a big group holds all of them (or all but one)
@@ -91,14 +91,7 @@ def start_directory(
 
 
 def read_delta(source: LdapSource, kind: str, watermark: str | None) -> tuple[list[Change], str]:
-    """Every page of one read, as the engine consumes it: the changes, the last watermark."""
-    changes: list[Change] = []
-    last = watermark
-    for page in source.read(kind, watermark, PAGE):
-        changes += page.changes
-        last = page.watermark
-    assert last is not None
-    return changes, last
+    return read_through(source, kind, watermark, PAGE)
 
 
 def members(attributes: Attributes | None) -> int | None:
