@@ -44,8 +44,6 @@ MAX_RETRY_SLEEP = 60.0
 #: how the reverse index keeps a reference name (connectors.base.REFERENCE_NAME), apart from
 #: anchors (see engine.cycle._references)
 NAME_PREFIX = "\x1fname:"
-#: the reason a reconciling full read stages the deletes of what it did not see
-NOT_IN_FULL_READ = "not in the full read"
 HALT_SLICE = 0.25  # seconds a retry's wait sleeps between looks at the runner's stop flag
 
 
@@ -131,6 +129,9 @@ class CycleContext:
     #: the runner's shutdown (or Ctrl-C) only, without the store: checked in retry waits
     halted: Callable[[], bool] = lambda: False
     force_deletes: bool = False
+    #: full reads of this cycle that saw too few of the linked objects to be trusted (what
+    #: they saw, said for the quarantine): their deletes are held unless forced
+    shrunk: list[str] = attrs.field(factory=list)
     random: random_module.Random = attrs.field(factory=random_module.Random)
     lease: Lease | None = None  # held for the whole cycle; renewed by every commit
     lease_duration: timedelta = timedelta(minutes=5)
@@ -282,11 +283,6 @@ class CycleContext:
         return MappingState(
             escrows={e.anchor: e for e in escrows if e.mapping == mapping.key},
             staged={s.anchor for s in staged if s.mapping == mapping.key},
-            unseen={
-                s.anchor
-                for s in staged
-                if s.mapping == mapping.key and s.reason == NOT_IN_FULL_READ
-            },
             env=Env(
                 now=self.clock.now,
                 random=self.random,
@@ -388,9 +384,6 @@ class MappingState:
     escrows: dict[str, Escrow]
     staged: set[str]
     env: Env
-    #: staged because a full read did not see them: the reason is kept when the object is
-    #: staged again (a referrer's re-read finds it gone too), since the shrink guard counts it
-    unseen: set[str] = attrs.field(factory=set)
     referenced: bool = False  # another mapping's references resolve through these links
     claimed: dict[str, str] = attrs.field(factory=dict)
     failed_now: set[str] = attrs.field(factory=set)  # escrowed in this cycle: not retried in it

@@ -24,7 +24,6 @@ from connectors.base import (
 )
 from engine.cycle._context import (
     MAX_RETRIES,
-    NOT_IN_FULL_READ,
     Counters,
     CycleContext,
     CycleOutcome,
@@ -260,11 +259,32 @@ def _reconcile(ctx: CycleContext, mapping: CompiledMapping, state: MappingState)
         for link in unseen:
             if link.anchor not in state.staged:
                 count += 1
-                deprovision(ctx, mapping, state, link.anchor, link, work, soft, NOT_IN_FULL_READ)
+                deprovision(
+                    ctx, mapping, state, link.anchor, link, work, soft, "not in the full read"
+                )
         ctx.commit(work)
         after = unseen[-1].anchor
     ctx.commit(Checkpoint(mapping=mapping.key, sweep_end=True))
     ctx.log.info("full_read_reconciled", mapping=mapping.key, deprovisioned=count)
+    if count:
+        _check_shrink(ctx, mapping, count)
+
+
+def _check_shrink(ctx: CycleContext, mapping: CompiledMapping, unseen: int) -> None:
+    """A full read that saw none, or too few, of the objects the job has linked is more
+    likely a wrong base DN, a filter or a permission than a directory emptied overnight:
+    its deletes are held with the rest of the cycle's, and the quarantine says what was
+    seen (SourceShrinkThreshold; ForceDeletes applies them)."""
+    linked = ctx.store.count_links(ctx.job_id).get(mapping.key, 0)
+    if linked <= 0:
+        return
+    threshold = ctx.settings.source_shrink_threshold
+    if unseen < linked and unseen * 100 <= threshold * linked:
+        return
+    ctx.shrunk.append(
+        f"the full read of {mapping.source_type} saw {linked - unseen} of the {linked} "
+        f"objects the job has linked (SourceShrinkThreshold {threshold:g}%)"
+    )
 
 
 def _retry_escrows(ctx: CycleContext, mapping: CompiledMapping, state: MappingState) -> None:

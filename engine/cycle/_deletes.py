@@ -11,8 +11,7 @@ from connectors.base import (
     ObjectError,
     TransientError,
 )
-from engine.cycle._context import NOT_IN_FULL_READ, CycleContext, CyclePaused
-from engine.mapping import CompiledMapping
+from engine.cycle._context import CycleContext, CyclePaused
 from engine.model import QuarantineReason
 from engine.store.base import (
     Checkpoint,
@@ -49,34 +48,6 @@ def delete_intents(
     return batches
 
 
-def _shrunk_reads(
-    ctx: CycleContext, staged: Sequence[StagedDelete], by_key: Mapping[str, CompiledMapping]
-) -> list[str]:
-    """Full reads whose staged deletes say they saw none, or too few, of the objects the job
-    has linked: more likely a wrong base DN, filter or permission than a directory emptied
-    overnight (SourceShrinkThreshold). Counted from the staged deletes themselves, so the
-    hold lasts as long as they do: until ForceDeletes, or until a read sees the objects."""
-    unseen: dict[str, int] = {}
-    for s in staged:
-        if s.reason == NOT_IN_FULL_READ:
-            unseen[s.mapping] = unseen.get(s.mapping, 0) + 1
-    if not unseen:
-        return []
-    linked = ctx.store.count_links(ctx.job_id)
-    threshold = ctx.settings.source_shrink_threshold
-    found = []
-    for key, missed in sorted(unseen.items()):
-        total = linked.get(key, 0)
-        if total <= 0 or (missed < total and missed * 100 <= threshold * total):
-            continue
-        kind = by_key[key].source_type if key in by_key else key
-        found.append(
-            f"the full read of {kind} saw {total - missed} of the {total} objects the job has "
-            f"linked (SourceShrinkThreshold {threshold:g}%)"
-        )
-    return found
-
-
 def apply_staged_deletes(
     ctx: CycleContext, only: Set[tuple[str, str]] | None = None
 ) -> tuple[QuarantineReason, str] | None:
@@ -97,8 +68,7 @@ def apply_staged_deletes(
     percent = ctx.settings.delete_threshold_percent
     if percent is not None and len(staged) > linked * percent / 100:
         over = True
-    shrunk = _shrunk_reads(ctx, staged, by_key)
-    if shrunk:
+    if ctx.shrunk:
         over = True
     if over and not ctx.force_deletes:
         if only is not None:
@@ -116,11 +86,11 @@ def apply_staged_deletes(
                     error=s.reason,
                 )
         ctx.commit(work)
-        ctx.log.warning("deletes_held", staged=len(staged), threshold=limit, shrunk=shrunk)
-        if shrunk:
+        ctx.log.warning("deletes_held", staged=len(staged), threshold=limit, shrunk=ctx.shrunk)
+        if ctx.shrunk:
             return (
                 QuarantineReason.TOO_MANY_DELETES,
-                f"{'; '.join(shrunk)}: a read that cannot be trusted deletes nothing, so "
+                f"{'; '.join(ctx.shrunk)}: a read that cannot be trusted deletes nothing, so "
                 f"its {len(staged)} deletes are held (check the source's base DN, filter and "
                 "permissions; restart with ForceDeletes to apply them)",
             )

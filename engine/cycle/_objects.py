@@ -23,13 +23,7 @@ from connectors.base import (
     as_list,
 )
 from engine.cycle import _concurrent as concurrent
-from engine.cycle._context import (
-    NOT_IN_FULL_READ,
-    CycleContext,
-    CyclePaused,
-    MappingState,
-    ReferenceNotResolved,
-)
+from engine.cycle._context import CycleContext, CyclePaused, MappingState, ReferenceNotResolved
 from engine.cycle._creates import COMPLETED_AFTER_DOUBT, create_after_doubt, was_in_doubt
 from engine.cycle._references import (
     dangling_index,
@@ -377,7 +371,6 @@ def export(
     """Join, diff and write one object; ``exported`` is the JSON of ``desired`` as mapped."""
     if anchor in state.staged:
         state.staged.discard(anchor)
-        state.unseen.discard(anchor)
         work.unstaged.append((mapping.key, anchor))
         if state.referenced:
             ctx.link_changed(mapping.key, anchor, work)  # live again: its referrers may resolve
@@ -555,10 +548,6 @@ def deprovision(
             work, mapping, anchor, f"{reason}, but Delete is not in flowTypes", link.target_ref
         )
         return
-    if anchor in state.unseen and reason != NOT_IN_FULL_READ:
-        return  # staged by a full read already: that reason holds (the shrink guard counts it)
-    if reason == NOT_IN_FULL_READ:
-        state.unseen.add(anchor)
     capabilities = ctx.target.capabilities
     if soft and Capability.SOFT_DELETE not in capabilities:
         soft = False
