@@ -25,13 +25,15 @@ _CREDENTIAL = re.compile(r"pass|pwd|secret|token|credential|key|cert|auth", re.I
 
 def credential_values(secrets: Mapping[str, str]) -> list[str]:
     """The values to mask in messages: those of secrets whose key names a credential, and
-    any value of another key that looks like one (a bearer token pasted into a URL field
-    is still hidden when it is long and has no separator an address or DN would have)."""
+    any value of another key that looks like one (a bearer token saved under another key
+    is still hidden when it is long and is no URL, DN or address)."""
     return [v for k, v in secrets.items() if _CREDENTIAL.search(k) or _opaque(v)]
 
 
 def _opaque(value: str) -> bool:
-    return len(value) >= 24 and not any(c in value for c in ":/=,. ")
+    """Long, one word, and neither a URL, a DN nor an address: a token (JWTs and padded
+    base64 included), whatever key it was saved under."""
+    return len(value) >= 20 and "://" not in value and not any(c in value for c in " ,@")
 
 
 def mask_secrets(text: str, secrets: Iterable[str]) -> str:
