@@ -1,0 +1,54 @@
+"""What every command that talks to a running daemon shares: its options and error exits."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from engine.service.client import DEFAULT_URL, TOKEN_ENV, URL_ENV, Client, DaemonError, Unreachable
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def daemon_options(fn: F) -> F:
+    """--url, --token and --app, for the commands that talk to a running daemon."""
+    fn = click.option(
+        "--app",
+        help="The servicePrincipal's id.  [default: the first one, created if there is none]",
+    )(fn)
+    fn = click.option(
+        "--token",
+        envvar=TOKEN_ENV,
+        show_envvar=True,
+        help="The API's bearer token (never printed).",
+    )(fn)
+    return click.option(
+        "--url",
+        envvar=URL_ENV,
+        default=DEFAULT_URL,
+        show_default=True,
+        show_envvar=True,
+        help="The daemon's base URL.",
+    )(fn)
+
+
+def call_daemon(url: str, token: str | None, action: Callable[[Client], None]) -> None:
+    """Run ``action``; the daemon's refusal is "code: message" (exit 1), no answer exit 2."""
+    client = Client(url, token)
+    try:
+        action(client)
+    except DaemonError as exc:
+        click.echo(str(exc), err=True)
+        raise SystemExit(1) from None
+    except Unreachable as exc:
+        click.echo(f"syncjob: {exc}", err=True)
+        raise SystemExit(2) from None
+    finally:
+        client.close()
+
+
+def quoted(value: str) -> str:
+    """An OData string literal."""
+    return "'" + value.replace("'", "''") + "'"
