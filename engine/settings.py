@@ -123,9 +123,12 @@ class JobSettings:
     #: the % of a mapping's linked objects a full read may not see; one that misses more (or
     #: sees none of them, whatever this is) is not trusted: the cycle's deletes are held
     source_shrink_threshold: float = 50.0
-    escrow_minimum: int = 5000
+    #: a cycle in which at least this many objects, and more than this share of them, failed
+    #: quarantines at once: a wrong URL or schema fails every object alike
+    escrow_minimum: int = 10
     escrow_proportion: float = 0.4
-    unreachable_cycles: int = 3
+    #: failed cycles in a row before quarantine: the first shows (it recovers by itself)
+    unreachable_cycles: int = 1
     escrow_backoff: tuple[timedelta, ...] = DEFAULT_ESCROW_BACKOFF
     escrow_max_age: timedelta = timedelta(days=28)
     #: None: 4 for targets that declare PARALLEL_WRITES (remote ones), else 1

@@ -232,9 +232,27 @@ def test_credentials_error_quarantines_at_once(make_job: Any) -> None:
     assert "CredentialsError" == status.quarantine.error.code
 
 
-def test_unreachable_quarantines_after_successive_failures(make_job: Any) -> None:
-    """An unreachable target quarantines after 3 failed cycles, then recovers when back."""
+def test_an_unreachable_target_shows_at_the_first_failed_cycle(make_job: Any) -> None:
+    """By default the first failed cycle quarantines (the status tells the truth at once),
+    and the job recovers by itself when the target is back."""
     engine, job_id, _, target = make_job(users=1)
+    target.unreachable = True
+    engine.run_cycle(job_id)
+    status = engine.get_job(job_id).status
+    assert StatusCode.QUARANTINE == status.code
+    assert status.quarantine.reason is QuarantineReason.ENCOUNTERED_QUARANTINE_EXCEPTION
+    assert 1 == status.count_successive_complete_failures
+    target.unreachable = False
+    engine.run_cycle(job_id)
+    status = engine.get_job(job_id).status
+    assert StatusCode.ACTIVE == status.code and status.quarantine is None
+    assert 1 == len(target.list("User"))
+
+
+def test_unreachable_quarantines_after_successive_failures(make_job: Any) -> None:
+    """QuarantineUnreachableCycles 3: an unreachable target quarantines after 3 failed
+    cycles, then recovers when back."""
+    engine, job_id, _, target = make_job(users=1, settings={"QuarantineUnreachableCycles": "3"})
     target.unreachable = True
     for failures in (1, 2):
         engine.run_cycle(job_id)
@@ -248,6 +266,28 @@ def test_unreachable_quarantines_after_successive_failures(make_job: Any) -> Non
     status = engine.get_job(job_id).status
     assert StatusCode.ACTIVE == status.code and status.quarantine is None
     assert 1 == len(target.list("User"))
+
+
+def test_most_objects_failing_quarantines_naming_the_common_error(make_job: Any) -> None:
+    """With the default minimum (10), a cycle where most objects fail alike quarantines at
+    once and its reason names the error most of them had."""
+    engine, job_id, _, target = make_job(users=12)
+    for n in range(11):
+        target.fail_object("User", f"user{n}@example.org", times=1)
+    engine.run_cycle(job_id)
+    status = engine.get_job(job_id).status
+    assert StatusCode.QUARANTINE == status.code
+    assert QuarantineReason.ENCOUNTERED_ESCROW_PROPORTION_THRESHOLD == status.quarantine.reason
+    message = status.quarantine.error.message
+    assert message.startswith("11 of ") and "11 of them with " in message, message
+
+
+def test_a_few_failures_do_not_quarantine(make_job: Any) -> None:
+    engine, job_id, _, target = make_job(users=20)
+    for n in range(9):
+        target.fail_object("User", f"user{n}@example.org", times=1)
+    engine.run_cycle(job_id)
+    assert StatusCode.ACTIVE == engine.get_job(job_id).status.code
 
 
 def test_escrow_share_quarantines(make_job: Any) -> None:

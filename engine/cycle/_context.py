@@ -41,6 +41,8 @@ T = TypeVar("T")
 MAX_RETRIES = 10
 DEFAULT_CONCURRENCY = 4  # ExportConcurrency's default for remote targets (issue #10)
 MAX_RETRY_SLEEP = 60.0
+#: the reason of a staged delete held by a full read that saw too few objects
+HELD_PREFIX = "held: "
 #: how the reverse index keeps a reference name (connectors.base.REFERENCE_NAME), apart from
 #: anchors (see engine.cycle._references)
 NAME_PREFIX = "\x1fname:"
@@ -76,6 +78,23 @@ class Counters:
     unresolved: int = 0  # objects escrowed for references that did not resolve
     ambiguous: int = 0  # objects escrowed because the target holds several matches
     ambiguity: str | None = None  # the first such escrow's reason, for the status
+    #: escrows of this cycle by error type, and each type's first message: the status names
+    #: the most common when most objects fail (a wrong URL fails them all alike)
+    failures: dict[str, int] = attrs.field(factory=dict)
+    failure_example: dict[str, str] = attrs.field(factory=dict)
+
+    def escrowed_with(self, error: str) -> None:
+        """Count an object that failed in this cycle, with its error ("Type: message")."""
+        self.escrowed += 1
+        kind = error.partition(":")[0][:80]
+        self.failures[kind] = self.failures.get(kind, 0) + 1
+        self.failure_example.setdefault(kind, error[:300])
+
+    def most_common_failure(self) -> tuple[int, str] | None:
+        if not self.failures:
+            return None
+        kind = max(self.failures, key=lambda k: (self.failures[k], k))
+        return self.failures[kind], self.failure_example[kind]
 
 
 @attrs.frozen
@@ -129,9 +148,6 @@ class CycleContext:
     #: the runner's shutdown (or Ctrl-C) only, without the store: checked in retry waits
     halted: Callable[[], bool] = lambda: False
     force_deletes: bool = False
-    #: full reads of this cycle that saw too few of the linked objects to be trusted (what
-    #: they saw, said for the quarantine): their deletes are held unless forced
-    shrunk: list[str] = attrs.field(factory=list)
     random: random_module.Random = attrs.field(factory=random_module.Random)
     lease: Lease | None = None  # held for the whole cycle; renewed by every commit
     lease_duration: timedelta = timedelta(minutes=5)
@@ -283,6 +299,11 @@ class CycleContext:
         return MappingState(
             escrows={e.anchor: e for e in escrows if e.mapping == mapping.key},
             staged={s.anchor for s in staged if s.mapping == mapping.key},
+            held={
+                s.anchor: s.reason
+                for s in staged
+                if s.mapping == mapping.key and s.reason.startswith(HELD_PREFIX)
+            },
             env=Env(
                 now=self.clock.now,
                 random=self.random,
@@ -384,6 +405,10 @@ class MappingState:
     escrows: dict[str, Escrow]
     staged: set[str]
     env: Env
+    #: staged deletes a full read that could not be trusted left held, by anchor: their
+    #: reason (HELD_PREFIX ...) is kept when they are staged again, so the hold outlives the
+    #: cycle and a quarantine-only restart (ForceDeletes or a trusted full read release it)
+    held: dict[str, str] = attrs.field(factory=dict)
     referenced: bool = False  # another mapping's references resolve through these links
     claimed: dict[str, str] = attrs.field(factory=dict)
     failed_now: set[str] = attrs.field(factory=set)  # escrowed in this cycle: not retried in it

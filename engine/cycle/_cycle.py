@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
+import attrs
+
 from connectors.base import (
     Change,
     ObjectError,
@@ -23,6 +25,7 @@ from connectors.base import (
     WatermarkExpired,
 )
 from engine.cycle._context import (
+    HELD_PREFIX,
     MAX_RETRIES,
     Counters,
     CycleContext,
@@ -99,10 +102,11 @@ def run(ctx: CycleContext) -> CycleOutcome:
         and c.escrowed > 0
         and c.escrowed / max(events, 1) > ctx.settings.escrow_proportion
     ):
-        outcome.quarantine = (
-            QuarantineReason.ENCOUNTERED_ESCROW_PROPORTION_THRESHOLD,
-            f"{c.escrowed} of {events} objects failed in this cycle",
-        )
+        message = f"{c.escrowed} of {events} objects failed in this cycle"
+        common = c.most_common_failure()
+        if common is not None:
+            message += f"; {common[0]} of them with {common[1]}"
+        outcome.quarantine = (QuarantineReason.ENCOUNTERED_ESCROW_PROPORTION_THRESHOLD, message)
     return outcome
 
 
@@ -246,15 +250,21 @@ class Window:
 
 def _reconcile(ctx: CycleContext, mapping: CompiledMapping, state: MappingState) -> None:
     """Stage the deprovisioning of every linked object the completed full read did not see:
-    deletes like any other, counted against the threshold with the rest of the cycle's."""
+    deletes like any other, counted against the threshold with the rest of the cycle's.
+
+    The verdict on the read (trusted, or too few seen: SourceShrinkThreshold) is committed
+    with the sweep's end, on the staged deletes themselves: held ones stay held in later
+    cycles until ForceDeletes or a trusted full read, and a crash cannot lose the verdict
+    (an unfinished reconciliation is run again, counting what it staged before)."""
     soft = not ctx.settings.hard_deletes
-    after, count = "", 0
+    after, count, unseen_total = "", 0, 0
     while True:
         if ctx.should_stop():
             raise CyclePaused
         unseen = ctx.store.unseen_links(ctx.job_id, mapping.key, after, ctx.settings.page_size)
         if not unseen:
             break
+        unseen_total += len(unseen)
         work = Checkpoint()
         for link in unseen:
             if link.anchor not in state.staged:
@@ -264,24 +274,39 @@ def _reconcile(ctx: CycleContext, mapping: CompiledMapping, state: MappingState)
                 )
         ctx.commit(work)
         after = unseen[-1].anchor
-    ctx.commit(Checkpoint(mapping=mapping.key, sweep_end=True))
+    shrunk = _shrink(ctx, mapping, unseen_total) if unseen_total else None
+    end = Checkpoint(mapping=mapping.key, sweep_end=True)
+    for staged in ctx.store.staged_deletes(ctx.job_id):
+        if staged.mapping != mapping.key:
+            continue
+        held = staged.reason.startswith(HELD_PREFIX)
+        if shrunk is not None:
+            reason = HELD_PREFIX + shrunk
+            state.held[staged.anchor] = reason
+        elif held:  # a trusted full read still misses it: an ordinary delete now
+            reason = "not in the full read"
+            state.held.pop(staged.anchor, None)
+        else:
+            continue
+        end.staged.append(attrs.evolve(staged, reason=reason))
+    ctx.commit(end)
     ctx.log.info("full_read_reconciled", mapping=mapping.key, deprovisioned=count)
-    if count:
-        _check_shrink(ctx, mapping, count)
+    if shrunk is not None:
+        ctx.log.warning("full_read_untrusted", mapping=mapping.key, reason=shrunk)
 
 
-def _check_shrink(ctx: CycleContext, mapping: CompiledMapping, unseen: int) -> None:
+def _shrink(ctx: CycleContext, mapping: CompiledMapping, unseen: int) -> str | None:
     """A full read that saw none, or too few, of the objects the job has linked is more
     likely a wrong base DN, a filter or a permission than a directory emptied overnight:
     its deletes are held with the rest of the cycle's, and the quarantine says what was
     seen (SourceShrinkThreshold; ForceDeletes applies them)."""
     linked = ctx.store.count_links(ctx.job_id).get(mapping.key, 0)
     if linked <= 0:
-        return
+        return None
     threshold = ctx.settings.source_shrink_threshold
     if unseen < linked and unseen * 100 <= threshold * linked:
-        return
-    ctx.shrunk.append(
+        return None
+    return (
         f"the full read of {mapping.source_type} saw {linked - unseen} of the {linked} "
         f"objects the job has linked (SourceShrinkThreshold {threshold:g}%)"
     )

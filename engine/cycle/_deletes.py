@@ -11,7 +11,7 @@ from connectors.base import (
     ObjectError,
     TransientError,
 )
-from engine.cycle._context import CycleContext, CyclePaused
+from engine.cycle._context import HELD_PREFIX, CycleContext, CyclePaused
 from engine.model import QuarantineReason
 from engine.store.base import (
     Checkpoint,
@@ -68,7 +68,9 @@ def apply_staged_deletes(
     percent = ctx.settings.delete_threshold_percent
     if percent is not None and len(staged) > linked * percent / 100:
         over = True
-    if ctx.shrunk:
+    cut = len(HELD_PREFIX)
+    held = sorted({s.reason[cut:] for s in staged if s.reason.startswith(HELD_PREFIX)})
+    if held:  # an untrusted full read's verdict, this cycle's or an earlier one's
         over = True
     if over and not ctx.force_deletes:
         if only is not None:
@@ -86,13 +88,14 @@ def apply_staged_deletes(
                     error=s.reason,
                 )
         ctx.commit(work)
-        ctx.log.warning("deletes_held", staged=len(staged), threshold=limit, shrunk=ctx.shrunk)
-        if ctx.shrunk:
+        ctx.log.warning("deletes_held", staged=len(staged), threshold=limit, held=held)
+        if held:
             return (
                 QuarantineReason.TOO_MANY_DELETES,
-                f"{'; '.join(ctx.shrunk)}: a read that cannot be trusted deletes nothing, so "
-                f"its {len(staged)} deletes are held (check the source's base DN, filter and "
-                "permissions; restart with ForceDeletes to apply them)",
+                f"{'; '.join(held)}: a read that cannot be trusted deletes nothing, so "
+                f"{len(staged)} deletes are held (check the source's base DN, filter and "
+                "permissions, then restart with resetScope Watermark to read it again; or "
+                "restart with ForceDeletes to apply them)",
             )
         return (
             QuarantineReason.TOO_MANY_DELETES,
@@ -116,7 +119,7 @@ def apply_staged_deletes(
                 ctx.check_lease()
                 ctx.call(ctx.target.delete, s.target_type, s.target_ref, soft=s.soft)
             except (ObjectError, TransientError) as exc:
-                ctx.counters.escrowed += 1
+                ctx.counters.escrowed_with(f"{type(exc).__name__}: {exc}")
                 ctx.record(
                     work,
                     mapping,

@@ -273,7 +273,7 @@ def refuse(ctx: CycleContext, mapping: CompiledMapping, change: Any, work: Check
     """A change without a storable anchor (or not a Change at all): logged as a failure with
     what it showed, escaped; never kept or retried, since there is nothing to key it by."""
     anchor = change.anchor if isinstance(change, Change) else change
-    ctx.counters.escrowed += 1
+    ctx.counters.escrowed_with("ValueRefused: a change without a storable text anchor")
     ctx.record(
         work,
         mapping,
@@ -554,6 +554,7 @@ def deprovision(
     elif not soft and Capability.DELETE not in capabilities:
         soft = True
     state.staged.add(anchor)
+    reason = state.held.get(anchor, reason)  # a held delete stays held, whoever stages it
     if state.referenced:
         ctx.link_changed(mapping.key, anchor, work)  # its referrers must let go of it
     work.staged.append(
@@ -600,7 +601,7 @@ def escrow(
         ctx.counters.ambiguity = ctx.counters.ambiguity or escrow.error
     work.escrows.append(escrow)
     if counted:
-        ctx.counters.escrowed += 1
+        ctx.counters.escrowed_with(escrow.error)
     else:
         ctx.counters.unresolved += 1
     ctx.record(work, mapping, anchor, "Other", "failure", error=escrow.error)

@@ -67,12 +67,6 @@ def test_a_base_dn_with_stray_spaces_fails_safely(tree: Tree, tmp_path: Path) ->
     engine.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open (issue #18 point 1): the shrink hold is decided per cycle, so a restart that "
-    "only clears the quarantine lets the next delta cycle apply the held deletes; keeping the "
-    "hold with the staged deletes made a churning SIGKILL test stay quarantined",
-)
 def test_held_shrink_deletes_are_not_applied_by_a_quarantine_only_restart(
     tree: Tree, tmp_path: Path
 ) -> None:
@@ -118,3 +112,56 @@ def test_a_ten_character_source_password_is_masked() -> None:
 def test_a_token_under_an_unusual_key_is_masked(token: str) -> None:
     masked = mask_secrets(f"401: bearer {token} refused", credential_values({"BearerValue": token}))
     assert token not in masked
+
+
+def test_held_deletes_stay_held_when_the_same_untrusted_read_repeats(
+    tree: Tree, tmp_path: Path
+) -> None:
+    """Restarting (a full read again) on the still-empty base: the verdict is the same, the
+    deletes already staged count towards it, and nothing is deleted."""
+    engine, job_id = synced(tree, tmp_path / "s.db")
+    point_source_at(engine, job_id, tree, _empty_ou(tree))
+    engine.run_cycle(job_id)
+    for _ in range(2):
+        engine.restart(job_id)
+        engine.run_cycle(job_id)
+        status = engine.get_job(job_id).status
+        assert status is not None and status.quarantine is not None
+        assert "saw 0 of the 4" in str(status.quarantine.error)
+    assert count(tree.target, tree.people) == 4
+    engine.close()
+
+
+def test_a_trusted_full_read_releases_the_hold_and_deletes_only_the_missing(
+    tree: Tree, tmp_path: Path
+) -> None:
+    """The operator fixes the base DN and restarts: the full read sees the directory again,
+    the hold ends, and only the user really gone from the source is deprovisioned."""
+    engine, job_id = synced(tree, tmp_path / "s.db")
+    point_source_at(engine, job_id, tree, _empty_ou(tree))
+    engine.run_cycle(job_id)
+    assert count(tree.target, tree.people) == 4
+    delete_users(tree, 3)
+    point_source_at(engine, job_id, tree, tree.base)
+    execution = engine.run_cycle(job_id)
+    assert execution.state is TaskExecutionResult.SUCCEEDED, execution
+    status = engine.get_job(job_id).status
+    assert status is not None and status.quarantine is None
+    assert count(tree.target, tree.people) == 3
+    assert engine.store.staged_deletes(job_id) == []
+    engine.close()
+
+
+def test_force_deletes_applies_a_held_shrink(tree: Tree, tmp_path: Path) -> None:
+    engine, job_id = synced(tree, tmp_path / "s.db")
+    point_source_at(engine, job_id, tree, _empty_ou(tree))
+    engine.run_cycle(job_id)
+    engine.restart(job_id, ["QuarantineState"])
+    engine.run_cycle(job_id)
+    assert count(tree.target, tree.people) == 4
+    engine.restart(job_id, ["ForceDeletes"])
+    engine.run_cycle(job_id)
+    assert count(tree.target, tree.people) == 0
+    status = engine.get_job(job_id).status
+    assert status is not None and status.quarantine is None
+    engine.close()
