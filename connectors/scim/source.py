@@ -393,9 +393,12 @@ class ScimSource:
             earlier = [{"id": i, "meta": {"lastModified": m}} for i, m in mark.overlap]
             edge = self._at_edge([*earlier, *read], window, newest)
             edge = [list(pair) for pair in dict.fromkeys(tuple(p) for p in edge)]
+        # a window widened past what this read asked for holds resources it did not read:
+        # the next read must not take them for late writes (that would widen it again)
+        whole = len(edge) < _MAX_OVERLAP_IDS and reach <= overlap.total_seconds()
         final = _Mark(
             "d", newest, scanned, overlap=edge[-_MAX_OVERLAP_IDS:], token=token, reach=reach,
-            measured=len(edge) < _MAX_OVERLAP_IDS,
+            measured=whole,
         )  # fmt: skip
         yield Page(deletes, final.dump())
 
