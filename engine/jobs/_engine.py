@@ -204,6 +204,11 @@ class SyncEngine:
         """Replace the schema; like Entra, a changed mapping forces a new initial cycle."""
         self._jobs.update_schema(job_id, schema)
 
+    def update_settings(self, job_id: str, settings: Mapping[str, str]) -> None:
+        """Replace the job's settings (Graph's synchronizationJobSettings), checked as at
+        create; the next cycle runs with them (a running one keeps the settings it began with)."""
+        self._jobs.update_settings(job_id, settings)
+
     def delete_job(self, job_id: str) -> None:
         self._jobs.delete(job_id)
 

@@ -18,6 +18,11 @@ def daemon_options(fn: F) -> F:
         "--app",
         help="The servicePrincipal's id.  [default: the first one, created if there is none]",
     )(fn)
+    return daemon_url_options(fn)
+
+
+def daemon_url_options(fn: F) -> F:
+    """--url and --token: where the daemon is and how to be let in."""
     fn = click.option(
         "--token",
         envvar=TOKEN_ENV,
@@ -47,6 +52,18 @@ def call_daemon(url: str, token: str | None, action: Callable[[Client], None]) -
         raise SystemExit(2) from None
     finally:
         client.close()
+
+
+def key_values(pairs: tuple[str, ...]) -> dict[str, str]:
+    """KEY=VALUE arguments as a dict; a malformed one is a usage error naming its position
+    only (its text may hold a secret)."""
+    values: dict[str, str] = {}
+    for n, pair in enumerate(pairs, 1):
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"argument {n} is not KEY=VALUE", param_hint="KEY=VALUE")
+        values[key] = value
+    return values
 
 
 def quoted(value: str) -> str:
