@@ -90,6 +90,9 @@ def _decoded(text: Any) -> dict[str, Any]:
 
 def _show(result: dict[str, Any], record: dict[str, Any]) -> None:
     outcome = result.get("result") or "Unknown"
+    if not record:
+        click.echo(f"{outcome}: no provisioning record (not in the source, or out of scope)")
+        return
     action = record.get("action") or "-"
     source = (record.get("sourceIdentity") or {}).get("id") or "-"
     target = (record.get("targetIdentity") or {}).get("id") or "-"
@@ -98,5 +101,8 @@ def _show(result: dict[str, Any], record: dict[str, Any]) -> None:
     if names:
         click.echo(f"attributes: {', '.join(str(n) for n in names)}")
     details = result.get("details") or {}
-    if details.get("errorCode") or details.get("errorMessage"):
-        click.echo(f"{details.get('errorCode')}: {details.get('errorMessage')}", err=True)
+    status = record.get("statusInfo") or {}
+    code = details.get("errorCode") or status.get("errorCode")
+    message = details.get("errorMessage") or status.get("reason")
+    if code or message:
+        click.echo(f"{code}: {message}", err=True)
