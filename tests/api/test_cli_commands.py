@@ -402,3 +402,15 @@ def test_the_new_commands_have_help(command: list[str]) -> None:
     result = CliRunner().invoke(main, [*command, "--help"], prog_name="syncjob")
     assert result.exit_code == 0, result.output
     assert "Usage: syncjob " in result.output
+
+
+def test_a_command_on_a_job_finds_its_application(daemon: Daemon) -> None:
+    """Job ids are unique across applications: no --app needed, whichever holds the job."""
+    for job in (daemon.ran, daemon.failed):
+        shown = cli(daemon.url, "jobs", "show", job)
+        assert shown.exit_code == 0, shown.output
+        assert json.loads(shown.output)["id"] == job
+        assert cli(daemon.url, "jobs", "settings", job).exit_code == 0
+    missing = cli(daemon.url, "jobs", "show", "no-such-job")
+    assert missing.exit_code == 1
+    assert missing.output.strip() == "itemNotFound: no job 'no-such-job' in any application"

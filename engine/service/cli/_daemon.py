@@ -7,7 +7,15 @@ from typing import Any, TypeVar
 
 import click
 
-from engine.service.client import DEFAULT_URL, TOKEN_ENV, URL_ENV, Client, DaemonError, Unreachable
+from engine.service.client import (
+    APP_ENV,
+    DEFAULT_URL,
+    TOKEN_ENV,
+    URL_ENV,
+    Client,
+    DaemonError,
+    Unreachable,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -16,7 +24,10 @@ def daemon_options(fn: F) -> F:
     """--url, --token and --app, for the commands that talk to a running daemon."""
     fn = click.option(
         "--app",
-        help="The servicePrincipal's id.  [default: the first one, created if there is none]",
+        envvar=APP_ENV,
+        show_envvar=True,
+        help="The servicePrincipal's id.  [default: the one holding JOB; else the first one, "
+        "created if there is none]",
     )(fn)
     return daemon_url_options(fn)
 

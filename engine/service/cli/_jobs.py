@@ -117,7 +117,7 @@ def jobs_show(job: str, url: str, token: str | None, app: str | None) -> None:
     """Show JOB as Graph JSON (without its schema)."""
 
     def action(client: Client) -> None:
-        found = client.request("GET", f"{client.jobs_path(app)}/{job}")
+        found = client.request("GET", f"{client.job_path(app, job)}")
         found.pop("schema", None)
         click.echo(json.dumps(found, indent=2))
 
@@ -159,7 +159,7 @@ def jobs_settings(
     changes = key_values(pairs)
 
     def action(client: Client) -> None:
-        path = f"{client.jobs_path(app)}/{job}"
+        path = f"{client.job_path(app, job)}"
         current = client.request("GET", path).get("synchronizationJobSettings") or []
         settings = {str(p["name"]): str(p.get("value") or "") for p in current}
         if changes:
@@ -179,7 +179,7 @@ def jobs_settings(
 def _job_action(verb: str, done: str) -> Callable[[str, str, str | None, str | None], None]:
     def command(job: str, url: str, token: str | None, app: str | None) -> None:
         def action(client: Client) -> None:
-            client.request("POST", f"{client.jobs_path(app)}/{job}/{verb}")
+            client.request("POST", f"{client.job_path(app, job)}/{verb}")
             click.echo(f"job {job} {done}")
 
         call_daemon(url, token, action)
@@ -209,7 +209,7 @@ def jobs_restart(
 
     def action(client: Client) -> None:
         body = {"criteria": {"resetScope": ", ".join(scopes)}} if scopes else None
-        client.request("POST", f"{client.jobs_path(app)}/{job}/restart", body)
+        client.request("POST", f"{client.job_path(app, job)}/restart", body)
         click.echo(f"job {job} restarted")
 
     call_daemon(url, token, action)
@@ -222,7 +222,7 @@ def jobs_delete(job: str, url: str, token: str | None, app: str | None) -> None:
     """Delete JOB."""
 
     def action(client: Client) -> None:
-        client.request("DELETE", f"{client.jobs_path(app)}/{job}")
+        client.request("DELETE", f"{client.job_path(app, job)}")
         click.echo(f"job {job} deleted")
 
     call_daemon(url, token, action)

@@ -47,7 +47,7 @@ def provision(
     """
 
     def action(client: Client) -> None:
-        path = f"{client.jobs_path(app)}/{job}"
+        path = f"{client.job_path(app, job)}"
         rule_id = rule or _rule_for(client.request("GET", f"{path}/schema"), object_type)
         body: dict[str, Any] = {
             "parameters": [

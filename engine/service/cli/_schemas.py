@@ -84,13 +84,10 @@ def checked_schema(file: Path) -> tuple[dict[str, Any], SynchronizationSchema]:
     return body, parsed
 
 
-def _schema_path(client: Client, app: str | None, job: str) -> str:
-    return f"{client.jobs_path(app)}/{job}/schema"
-
-
-def _fetch(client: Client, app: str | None, job: str) -> dict[str, Any]:
-    """JOB's schema as the daemon has it, without the OData annotations (a file to edit)."""
-    found = client.request("GET", _schema_path(client, app, job)) or {}
+def _fetch(client: Client, path: str) -> dict[str, Any]:
+    """The schema at ``path`` as the daemon has it, without the OData annotations (a file
+    to edit)."""
+    found = client.request("GET", path) or {}
     return {k: v for k, v in found.items() if not k.startswith("@odata")}
 
 
@@ -106,7 +103,8 @@ def schema_get(job: str, out: Path | None, url: str, token: str | None, app: str
     """JOB's synchronizationSchema as JSON (what `schema put` takes back)."""
 
     def action(client: Client) -> None:
-        text = json.dumps(_fetch(client, app, job), indent=2) + "\n"
+        path = f"{client.job_path(app, job)}/schema"
+        text = json.dumps(_fetch(client, path), indent=2) + "\n"
         if out is None:
             click.echo(text, nl=False)
         else:
@@ -126,9 +124,9 @@ def schema_put(job: str, file: Path, url: str, token: str | None, app: str | Non
     body, _ = checked_schema(file)
 
     def action(client: Client) -> None:
-        client.request("PUT", _schema_path(client, app, job), body)
-        version = _fetch(client, app, job).get("version")
-        click.echo(f"schema of {job} saved (version {version})")
+        path = f"{client.job_path(app, job)}/schema"
+        client.request("PUT", path, body)
+        click.echo(_saved(job, _fetch(client, path)))
 
     call_daemon(url, token, action)
 
@@ -142,7 +140,8 @@ def schema_edit(job: str, url: str, token: str | None, app: str | None) -> None:
     kept (its path is printed) so the work is not lost."""
 
     def action(client: Client) -> None:
-        before = json.dumps(_fetch(client, app, job), indent=2) + "\n"
+        where = f"{client.job_path(app, job)}/schema"
+        before = json.dumps(_fetch(client, where), indent=2) + "\n"
         fd, name = tempfile.mkstemp(prefix=f"syncjob-schema-{_safe(job)}-", suffix=".json")
         path = Path(name)
         with os.fdopen(fd, "w", encoding="utf-8") as out:
@@ -159,15 +158,19 @@ def schema_edit(job: str, url: str, token: str | None, app: str | None) -> None:
             click.echo(f"nothing saved; the edited schema is kept in {path}", err=True)
             raise SystemExit(1) from None
         try:
-            client.request("PUT", _schema_path(client, app, job), body)
+            client.request("PUT", where, body)
         except DaemonError:
             click.echo(f"nothing saved; the edited schema is kept in {path}", err=True)
             raise
         path.unlink()
-        version = _fetch(client, app, job).get("version")
-        click.echo(f"schema of {job} saved (version {version})")
+        click.echo(_saved(job, _fetch(client, where)))
 
     call_daemon(url, token, action)
+
+
+def _saved(job: str, schema: dict[str, Any]) -> str:
+    version = schema.get("version")
+    return f"schema of {job} saved" + (f" (version {version})" if version else "")
 
 
 def _safe(text: str) -> str:
