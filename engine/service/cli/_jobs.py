@@ -13,6 +13,7 @@ from engine.model import RestartScope, to_graph
 from engine.service.cli._daemon import call_daemon, daemon_options, key_values
 from engine.service.cli._root import main
 from engine.service.client import Client
+from engine.settings import KNOWN_SETTINGS
 from engine.store.inspect import StateFileError, read_jobs
 
 
@@ -157,6 +158,9 @@ def jobs_settings(
     """Show JOB's settings (synchronizationJobSettings), or change them: each KEY=VALUE is
     set, KEY= (empty) removes the setting (back to its default); the others are kept."""
     changes = key_values(pairs)
+    for key in changes:
+        if key not in KNOWN_SETTINGS:
+            click.echo(f"warning: {key} is not a setting syncjob knows (kept, unused)", err=True)
 
     def action(client: Client) -> None:
         path = f"{client.job_path(app, job)}"
