@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -121,6 +122,23 @@ def script(commands: list[str], walk: Walk) -> str:
     return "\n".join(lines) + "\n"
 
 
+def stop_group(process: subprocess.Popen[str]) -> None:
+    """Stop the walk's shell and every daemon it left running (its process group): SIGTERM,
+    then SIGKILL for whatever is still there after 10 s; returns once all are gone."""
+    deadline = CLOCK.monotonic() + 10
+    sent = signal.SIGTERM
+    while True:
+        try:
+            os.killpg(process.pid, sent)
+        except ProcessLookupError:
+            break
+        if CLOCK.monotonic() > deadline:
+            sent = signal.SIGKILL
+        CLOCK.sleep(0.1)
+        process.poll()  # reap the shell, so its group can empty
+    process.wait(10)
+
+
 def test_readme_commands_parse() -> None:
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     commands = list(readme_commands(text))
@@ -132,6 +150,12 @@ def test_readme_commands_parse() -> None:
 def test_the_readme_service_sections_run_as_written(
     slapd_source: Slapd, make_scim_server: Callable[[str], ScimServer], tmp_path: Path
 ) -> None:
+    missing = [tool for tool in ("bash", "curl", "sed") if shutil.which(tool) is None]
+    if missing:  # the README's commands use them
+        reason = f"the README walk needs {', '.join(missing)}"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI=true: {reason}", pytrace=False)
+        pytest.skip(reason)
     tree = source_tree(slapd_source, "readme")
     seed(tree, 5, groups=1, members=5)
     scim = make_scim_server("readme")
@@ -162,11 +186,7 @@ def test_the_readme_service_sections_run_as_written(
     try:
         output, _ = process.communicate(timeout=120)
     finally:
-        try:
-            os.killpg(process.pid, signal.SIGTERM)  # every daemon the walk left running
-        except ProcessLookupError:
-            pass
-        process.wait(10)
+        stop_group(process)
     took = CLOCK.monotonic() - began
     for secret in (tree.source.password.reveal(), scim.token.reveal()):
         output = output.replace(secret, "*****")
@@ -174,11 +194,13 @@ def test_the_readme_service_sections_run_as_written(
     assert process.returncode == 0, output[-6000:]
     assert output.count(">>> README command ") == len(commands)
     assert TOKENS_ENV not in output or "change-me" in output
-    assert took < 60, f"the walk took {took:.0f} s"
+    # about 25 s on an idle 2-core machine, most of it the ~30 interpreter starts; not
+    # asserted, since a loaded machine doubles it
+    print(f"the README walk took {took:.1f} s")
 
 
 @pytest.fixture(autouse=True)
-def _no_daemon_left(tmp_path: Path) -> Iterator[None]:
+def _no_traceback_in_serve_logs(tmp_path: Path) -> Iterator[None]:
     yield
     for log in tmp_path.glob("serve-*.log"):
         assert "Traceback" not in log.read_text(errors="replace"), log.read_text()[-3000:]
