@@ -19,7 +19,7 @@ from connectors.base import Source, Target
 from engine.clock import Clock, SystemClock
 from engine.cycle import CycleProgress
 from engine.errors import JobRunningElsewhere
-from engine.jobs._applications import DEFAULT_APPLICATION, Applications
+from engine.jobs._applications import DEFAULT_APPLICATION, Applications, SecretChanges
 from engine.jobs._commands import JobCommands
 from engine.jobs._connections import Connections
 from engine.jobs._execution import Execution
@@ -161,6 +161,15 @@ class SyncEngine:
         ConfigurationError, and nothing changes.
         """
         self._applications.set_secrets(application_id, secrets, keep)
+
+    def merge_secrets(
+        self, application_id: str, secrets: Mapping[str, str], *, keep: Collection[str] = ()
+    ) -> SecretChanges:
+        """Merge ``secrets`` into the application's stored ones (the others are kept) and
+        say which keys were added, changed or already held that value; the keys in ``keep``
+        keep their stored value (a ConfigurationError if there is none). Read, compared and
+        written as one step; a merge that changes nothing writes nothing."""
+        return self._applications.merge_secrets(application_id, secrets, keep)
 
     def masked_secrets(self, application_id: str | None) -> dict[str, str]:
         """Secret keys with their values masked: the only way secrets leave the engine."""

@@ -577,26 +577,21 @@ async def patch_secrets(request: Request) -> Response:
     """Our extension (Graph has only PUT, which replaces every secret): the sent keys are
     merged into the stored ones, the others kept. Answers which keys were added, changed and
     left unchanged, so a client can say what it did without any value leaving the engine (a
-    value equal to the mask keeps the stored one, as in PUT). Nothing changed, nothing is
-    written: the application's jobs are not reconfigured."""
+    value equal to the mask keeps the stored one, as in PUT). A merge that changes nothing
+    writes nothing, so the application's jobs are not reconfigured."""
     body = await _body(request, _Secrets)
     assert body is not None
     engine = _engine(request)
-    app = _app_id(request)
-    await _call(engine.get_application, app)
     sent = {p.key: p.value or "" for p in body.value}
-    stored = await _call(engine.store.get_secrets, app)
-    unknown_masks = sorted(k for k, v in sent.items() if v == _MASK and k not in stored)
-    if unknown_masks:
-        raise ModelError(f"secret {unknown_masks[0]!r} has no stored value to keep; send its value")
-    added = [k for k in sent if k not in stored]
-    changed = [k for k, v in sent.items() if k in stored and v not in (_MASK, stored[k])]
-    unchanged = [k for k in sent if k not in added and k not in changed]
-    if added or changed:
-        kept = [k for k in stored if k not in sent or sent[k] == _MASK]
-        merged = {**dict.fromkeys(kept, _MASK), **{k: v for k, v in sent.items() if v != _MASK}}
-        await _call(engine.set_secrets, app, merged, keep=kept)
-    return JSONResponse({"added": added, "changed": changed, "unchanged": unchanged})
+    masked = [k for k, v in sent.items() if v == _MASK]
+    changes = await _call(engine.merge_secrets, _app_id(request), sent, keep=masked)
+    return JSONResponse(
+        {
+            "added": list(changes.added),
+            "changed": list(changes.changed),
+            "unchanged": list(changes.unchanged),
+        }
+    )
 
 
 async def get_secrets(request: Request) -> Response:
