@@ -118,6 +118,8 @@ def test_secrets_set_merges_and_says_what_it_added_or_changed(daemon: Daemon) ->
     assert second.exit_code == 0, second.output
     assert second.output.splitlines() == ["added: C", "changed: A", "unchanged: B"]
     assert _secret_keys(daemon, app) == ["A", "B", "C"]
+    listed = cli(daemon.url, "secrets", "list", "--app", app)
+    assert listed.exit_code == 0 and listed.output.splitlines() == ["A", "B", "C"]
     for value in ("one", "two", "three", "uno"):
         assert value not in first.output + second.output
 
@@ -394,6 +396,7 @@ def _entry_uuid(server: Slapd, dn: str) -> str:
     [
         ["apps", "create"],
         ["apps", "list"],
+        ["secrets", "list"],
         ["jobs", "settings"],
         ["schema", "get"],
         ["schema", "put"],

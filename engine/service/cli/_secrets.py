@@ -43,3 +43,17 @@ def secrets_set(
                 click.echo(f"{what}: {', '.join(keys)}")
 
     call_daemon(url, token, action)
+
+
+@secrets.command("list")
+@daemon_options
+def secrets_list(url: str, token: str | None, app: str | None) -> None:
+    """The keys of the application's stored secrets, one a line (values never leave the
+    daemon)."""
+
+    def action(client: Client) -> None:
+        path = f"/servicePrincipals/{client.application(app)}/synchronization/secrets"
+        for pair in client.request("GET", path)["value"]:
+            click.echo(pair["key"])
+
+    call_daemon(url, token, action)
