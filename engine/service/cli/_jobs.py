@@ -92,7 +92,8 @@ def job_summary(application: str, job: dict[str, Any]) -> dict[str, Any]:
 
 
 def job_line(job: dict[str, Any]) -> str:
-    """One job on one line, tab-separated; the error's message cut to its first line."""
+    """One job on one line, tab-separated; the error's message on one line (white space
+    collapsed) and cut to _MESSAGE_WIDTH characters."""
     ended = job["lastCycleEnded"] or "never run"
     result = job["lastCycleResult"] or "-"
     counts = f"imported {job['imported']} exported {job['exported']} escrowed {job['escrowed']}"
