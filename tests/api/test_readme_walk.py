@@ -26,7 +26,6 @@ from pathlib import Path
 import pytest
 
 from engine import SystemClock
-from engine.service.serve import TOKENS_ENV
 from tests.api.daemon import free_port
 from tests.api.ldap_scim import source_tree
 from tests.ldap.ldap_jobs import seed
@@ -193,7 +192,7 @@ def test_the_readme_service_sections_run_as_written(
     (tmp_path / "walk.log").write_text(output)  # what each command printed, for a reader
     assert process.returncode == 0, output[-6000:]
     assert output.count(">>> README command ") == len(commands)
-    assert TOKENS_ENV not in output or "change-me" in output
+    assert " failed (exit " not in output
     # about 25 s on an idle 2-core machine, most of it the ~30 interpreter starts; not
     # asserted, since a loaded machine doubles it
     print(f"the README walk took {took:.1f} s")
