@@ -19,6 +19,16 @@ from engine.store import JobRow
 DEFAULT_APPLICATION = "00000000-0000-0000-0000-000000000000"
 
 
+@attrs.frozen
+class SecretChanges:
+    """What a merge did, by key (never a value): keys new to the application, keys whose
+    value differed, keys sent with the value already stored (or the mask)."""
+
+    added: tuple[str, ...]
+    changed: tuple[str, ...]
+    unchanged: tuple[str, ...]
+
+
 class Applications:
     """Create, find and delete applications; replace their secrets, which configures or
     unconfigures their jobs."""
@@ -83,6 +93,37 @@ class Applications:
         for row in store.list_jobs(app):
             assert row.job.id is not None
             self._reconfigure(row, clean)
+
+    def merge_secrets(
+        self, application_id: str, secrets: Mapping[str, str], keep: Collection[str]
+    ) -> SecretChanges:
+        """See SyncEngine.merge_secrets."""
+        if not isinstance(secrets, Mapping):
+            raise ConfigurationError(
+                f"secrets must map names to values, not {type(secrets).__name__}"
+            )
+        clean = {str(k): str(v) for k, v in secrets.items() if k not in keep}
+        app = self.resolve(application_id, create=False)
+        store = self._shared.store
+        with self._secrets_lock:  # the read, the comparison and the write are one step
+            stored = store.get_secrets(app)
+            missing = sorted(k for k in keep if k not in stored)
+            if missing:
+                raise ConfigurationError(
+                    f"secret {missing[0]!r} has no stored value to keep; send its value"
+                )
+            added = tuple(k for k in clean if k not in stored)
+            changed = tuple(k for k, v in clean.items() if k in stored and stored[k] != v)
+            unchanged = tuple(str(k) for k in secrets if k not in added and k not in changed)
+            changes = SecretChanges(added=added, changed=changed, unchanged=unchanged)
+            if not changes.added and not changes.changed:
+                return changes
+            merged = {**stored, **clean}
+            JobSettings.parse((), merged)  # refuse malformed switches before storing anything
+            store.save_secrets(app, merged)
+        for row in store.list_jobs(app):
+            self._reconfigure(row, merged)
+        return changes
 
     def masked_secrets(self, application_id: str | None) -> dict[str, str]:
         return dict.fromkeys(self._shared.store.get_secrets(self.resolve(application_id)), "*")

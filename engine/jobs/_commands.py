@@ -166,6 +166,28 @@ class JobCommands:
         self._shared.store.reset(job_id, watermarks=True, escrows=False, links=False)
         self._mappings.remember(job_id, saved[-1], compiled)
 
+    def update_settings(self, job_id: str, settings: Mapping[str, str]) -> None:
+        """See SyncEngine.update_settings. Compiled mappings carry RegexTimeout: forgotten, so
+        the next cycle compiles them with the new value."""
+        if not isinstance(settings, Mapping):
+            raise ConfigurationError(
+                f"settings must map names to values, not {type(settings).__name__}"
+            )
+        row = self._shared.row(job_id)
+        pairs = tuple(KeyValuePair(name=str(k), value=str(v)) for k, v in settings.items())
+        JobSettings.parse(pairs, self._shared.store.get_secrets(row.application_id))
+        for pair in pairs:
+            if pair.name not in KNOWN_SETTINGS:
+                self._shared.log.warning("setting_not_used", setting=pair.name)
+
+        def replaced(current: JobRow) -> JobRow:
+            job = attrs.evolve(current.job, synchronization_job_settings=pairs)
+            return attrs.evolve(current, job=job)
+
+        self._shared.update(job_id, replaced)
+        self._mappings.forget(job_id)
+        self._shared.log.info("job_settings_updated", job_id=job_id)
+
     def delete(self, job_id: str) -> None:
         row = self._shared.row(job_id)
         transition(status_of(row).code, Command.DELETE)

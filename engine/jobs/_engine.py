@@ -19,7 +19,7 @@ from connectors.base import Source, Target
 from engine.clock import Clock, SystemClock
 from engine.cycle import CycleProgress
 from engine.errors import JobRunningElsewhere
-from engine.jobs._applications import DEFAULT_APPLICATION, Applications
+from engine.jobs._applications import DEFAULT_APPLICATION, Applications, SecretChanges
 from engine.jobs._commands import JobCommands
 from engine.jobs._connections import Connections
 from engine.jobs._execution import Execution
@@ -162,6 +162,15 @@ class SyncEngine:
         """
         self._applications.set_secrets(application_id, secrets, keep)
 
+    def merge_secrets(
+        self, application_id: str, secrets: Mapping[str, str], *, keep: Collection[str] = ()
+    ) -> SecretChanges:
+        """Merge ``secrets`` into the application's stored ones (the others are kept) and
+        say which keys were added, changed or already held that value; the keys in ``keep``
+        keep their stored value (a ConfigurationError if there is none). Read, compared and
+        written as one step; a merge that changes nothing writes nothing."""
+        return self._applications.merge_secrets(application_id, secrets, keep)
+
     def masked_secrets(self, application_id: str | None) -> dict[str, str]:
         """Secret keys with their values masked: the only way secrets leave the engine."""
         return self._applications.masked_secrets(application_id)
@@ -203,6 +212,11 @@ class SyncEngine:
     def update_schema(self, job_id: str, schema: SynchronizationSchema | Mapping[str, Any]) -> None:
         """Replace the schema; like Entra, a changed mapping forces a new initial cycle."""
         self._jobs.update_schema(job_id, schema)
+
+    def update_settings(self, job_id: str, settings: Mapping[str, str]) -> None:
+        """Replace the job's settings (Graph's synchronizationJobSettings), checked as at
+        create; the next cycle runs with them (a running one keeps the settings it began with)."""
+        self._jobs.update_settings(job_id, settings)
 
     def delete_job(self, job_id: str) -> None:
         self._jobs.delete(job_id)

@@ -10,6 +10,7 @@ import requests
 DEFAULT_URL = "http://127.0.0.1:8080"
 URL_ENV = "SYNCJOB_URL"
 TOKEN_ENV = "SYNCJOB_TOKEN"
+APP_ENV = "SYNCJOB_APP"
 
 
 class DaemonError(Exception):
@@ -76,3 +77,14 @@ class Client:
 
     def jobs_path(self, app: str | None) -> str:
         return f"/servicePrincipals/{self.application(app)}/synchronization/jobs"
+
+    def job_path(self, app: str | None, job: str) -> str:
+        """JOB's path: in ``app``, else in the application that holds it (job ids are unique
+        across applications, so a command on a job needs no --app)."""
+        if app:
+            return f"{self.jobs_path(app)}/{job}"
+        for found in self.request("GET", "/servicePrincipals")["value"]:
+            jobs = f"/servicePrincipals/{found['id']}/synchronization/jobs"
+            if any(j.get("id") == job for j in self.request("GET", jobs)["value"]):
+                return f"{jobs}/{job}"
+        raise DaemonError("itemNotFound", f"no job {job!r} in any application")

@@ -27,6 +27,7 @@ from engine.jobs import SyncEngine
 from engine.logs import configure_logging
 from engine.service.api import create_app
 from engine.service.runner import Runner
+from engine.service.state_lock import hold_for_serve
 
 TOKENS_ENV = "SYNCJOB_API_TOKENS"
 DIGEST_SUFFIX = ".api-token.sha256"
@@ -125,37 +126,88 @@ def _announce(token: str, path: Path) -> None:
     )
 
 
-def serve(config: ServeConfig, log_level: str = "WARNING") -> None:
+def serve(config: ServeConfig, log_level: str = "WARNING", say: Any = None) -> None:
     """Serve until SIGTERM or SIGINT; then stop the runner (its cycles end at their next
-    checkpoint) and return."""
+    checkpoint) and return. The state file is held alone for the process's life (a second
+    daemon, or a ``run --once``, on it is refused at its start: StateInUse). ``say`` gets
+    one line at a time for the operator (stderr by default): where it listens, the state
+    file, the jobs found, and the stop."""
+    tell = say or _say
     configure_logging(log_level, json=config.log_format == "json", force=True)
     create_private(config.state)
-    digests = [] if config.tokens else token_digests(config.state)
-    with SyncEngine(config.state) as engine:
-        app = create_app(engine, list(config.tokens), token_digests=digests)
-        runner = Runner(engine, workers=config.workers)
-        server = uvicorn.Server(
-            uvicorn.Config(
-                app,
-                host=config.host,
-                port=config.port,
-                log_level=log_level.lower(),
-                lifespan="off",
-            )
-        )
+    address = f"http://{config.host}:{config.port}"
+    with hold_for_serve(config.state, address):
+        digests = [] if config.tokens else token_digests(config.state)
+        with SyncEngine(config.state) as engine:
+            _serve(engine, config, digests, log_level, tell, address)
 
-        def on_signal(signum: int, frame: FrameType | None) -> None:
-            # uvicorn raises the signal it caught again once it has shut down: take it here
-            runner.request_stop()
-            server.should_exit = True
 
-        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
-        runner.start()
-        try:
-            server.run()
-        finally:
-            runner.stop()
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-        if not server.started:
-            raise ConfigurationError(f"could not serve on {config.host}:{config.port}")
+def _serve(
+    engine: SyncEngine,
+    config: ServeConfig,
+    digests: list[bytes],
+    log_level: str,
+    tell: Any,
+    address: str,
+) -> None:
+    app = create_app(engine, list(config.tokens), token_digests=digests)
+    runner = Runner(engine, workers=config.workers)
+    stopped_by: list[str] = []
+
+    def started() -> None:
+        """Once the socket is bound: what the operator needs to know this daemon by."""
+        tell(f"syncjob serve: listening on {address} (pid {os.getpid()})")
+        tell(f"syncjob serve: state {config.state.resolve()}")
+        jobs = engine.list_jobs()
+        tell(f"syncjob serve: {len(jobs)} job(s)" + (":" if jobs else ""))
+        for job in jobs:
+            code = job.status.code.value if job.status else "NotConfigured"
+            tell(f"  {job.id}\t{job.template_id or ''}\t{code}")
+
+    server = _Server(
+        uvicorn.Config(
+            app,
+            host=config.host,
+            port=config.port,
+            log_level=log_level.lower(),
+            lifespan="off",
+        ),
+        on_started=started,
+    )
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        # uvicorn raises the signal it caught again once it has shut down: take it here
+        stopped_by.append(signal.Signals(signum).name)
+        runner.request_stop()
+        server.should_exit = True
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    runner.start()
+    try:
+        server.run()
+    finally:
+        runner.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if not server.started:
+        raise ConfigurationError(f"could not serve on {config.host}:{config.port}")
+    why = f" on {stopped_by[0]}" if stopped_by else ""
+    cycles = sum(engine.cycles_run.values())
+    tell(f"syncjob serve: stopped{why}; {cycles} cycle(s) run since the start")
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, telling ``on_started`` once it listens (never if the bind fails)."""
+
+    def __init__(self, config: uvicorn.Config, on_started: Any) -> None:
+        super().__init__(config)
+        self._on_started = on_started
+
+    async def startup(self, sockets: Any = None) -> None:
+        await super().startup(sockets)
+        if self.started and not self.should_exit:
+            self._on_started()
+
+
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -211,7 +212,8 @@ def test_run_once_stops_at_a_checkpoint_on_ctrl_c_and_the_next_run_resumes(
     tmp_path: Path, slapd_source: Slapd, slapd_target: Slapd
 ) -> None:
     """SIGINT (Ctrl-C) to a real ``syncjob run --once`` process: the cycle ends at its next
-    checkpoint, exits 0 saying so, and the next run finishes the rest, nothing doubled."""
+    checkpoint, exits 130 saying how far it got, and the next run finishes the rest, nothing
+    doubled."""
     users = 400
     tree, state, job = ldap_job_in_a_state_file(tmp_path, slapd_source, slapd_target, users)
     process = start_run_once(state, job, stderr=subprocess.STDOUT)
@@ -221,10 +223,13 @@ def test_run_once_stops_at_a_checkpoint_on_ctrl_c_and_the_next_run_resumes(
         assert first.startswith("User  ["), first
         process.send_signal(signal.SIGINT)
         rest = process.stdout.read().decode()
-        assert process.wait(30) == 0, rest
+        assert process.wait(30) == 130, rest
     finally:
         terminate(process)
-    assert "interrupted: the cycle stopped at a checkpoint" in rest
+    said = next(line for line in rest.splitlines() if line.startswith("interrupted: "))
+    assert re.match(r"interrupted: \d+ page\(s\) checkpointed, the last of User at \d+ of 400; "
+                    r"imported \d+, exported \d+, escrowed 0$", said), said  # fmt: skip
+    assert "the cycle stopped at a checkpoint; the next run resumes it" in rest
     assert 0 < count(slapd_target, tree.people) < users
     again = CliRunner().invoke(main, ["run", job, "--once", "--state", str(state)])
     assert again.exit_code == 0, again.output

@@ -141,6 +141,12 @@ def _versioned_paths() -> dict[str, dict[str, Any]]:
         job: {
             "get": _op("getJob", "One job", {"200": _ok(_ref("Job")), **job_errors}),
             "delete": _op("deleteJob", "Delete a job", {**_NO_CONTENT, **job_errors, **_E409}),
+            "patch": _op(
+                "updateJob",
+                "Replace the job's settings (synchronizationJobSettings; no other field)",
+                {**_NO_CONTENT, **_E400, **job_errors},
+                body=_body(_ref("JobSettingsUpdate")),
+            ),
         },
         job + "/start": {
             "post": _op("startJob", "Start the job", {**_NO_CONTENT, **job_errors, **_E409}),
@@ -246,6 +252,13 @@ def _versioned_paths() -> dict[str, dict[str, Any]]:
                 {**_NO_CONTENT, **_E400, **app_404},
                 body=_body(_ref("Secrets")),
             ),
+            "patch": _op(
+                "mergeSecrets",
+                "syncjob's extension: merge the sent secrets into the saved ones (the others "
+                "are kept); answers the keys added, changed and unchanged, never a value",
+                {"200": _ok(_ref("SecretsMerged")), **_E400, **app_404},
+                body=_body(_ref("Secrets")),
+            ),
         },
         sync + "/templates": {
             "get": _op(
@@ -331,6 +344,23 @@ _SCHEMAS: dict[str, Any] = {
             "schedule": {"type": "object", "nullable": True},
             "status": {"type": "object", "nullable": True},
             "synchronizationJobSettings": {"type": "array", "items": {"type": "object"}},
+        },
+    },
+    "JobSettingsUpdate": {
+        "type": "object",
+        "required": ["synchronizationJobSettings"],
+        "properties": {
+            "synchronizationJobSettings": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["name"],
+                    "properties": {
+                        "name": {"type": "string", "example": "PageSize"},
+                        "value": {"type": "string", "nullable": True, "example": "200"},
+                    },
+                },
+            },
         },
     },
     "NewJob": {
@@ -447,6 +477,14 @@ _SCHEMAS: dict[str, Any] = {
         "type": "object",
         "required": ["value"],
         "properties": {"value": {"type": "array", "items": _KEY_VALUE}},
+    },
+    "SecretsMerged": {
+        "type": "object",
+        "required": ["added", "changed", "unchanged"],
+        "properties": {
+            name: {"type": "array", "items": {"type": "string"}}
+            for name in ("added", "changed", "unchanged")
+        },
     },
     "ProvisioningObjectSummary": {
         "type": "object",

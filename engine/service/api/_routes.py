@@ -251,6 +251,27 @@ async def get_job(request: Request) -> Response:
     return _entity(request, context, _JOB, to_graph(job))
 
 
+async def patch_job(request: Request) -> Response:
+    """Graph's update of a synchronizationJob, for its settings only: the sent
+    ``synchronizationJobSettings`` list replaces the stored one (a PATCH replaces a collection
+    property whole). Other fields are the engine's or have their own commands: 400."""
+    job_id = await _job_id(request)
+    raw = await request.body()
+    data = _load_json(raw) if raw.strip() else None
+    if not isinstance(data, dict):
+        raise ModelError("the body must be a JSON object (a synchronizationJob) @ $", "$")
+    sent = {k: v for k, v in data.items() if not k.startswith("@odata")}
+    extra = sorted(k for k in sent if k != "synchronizationJobSettings")
+    if extra or "synchronizationJobSettings" not in sent:
+        where = f"$.{extra[0]}" if extra else "$.synchronizationJobSettings"
+        raise ModelError(f"only synchronizationJobSettings can be updated @ {where}", where)
+    job = from_graph({"synchronizationJobSettings": sent["synchronizationJobSettings"]},
+                     SynchronizationJob)  # fmt: skip
+    settings = {p.name: p.value or "" for p in job.synchronization_job_settings}
+    await _call(_engine(request).update_settings, job_id, settings)
+    return Response(status_code=204)
+
+
 async def delete_job(request: Request) -> Response:
     await _call(_engine(request).delete_job, await _job_id(request))
     return Response(status_code=204)
@@ -552,6 +573,27 @@ async def put_secrets(request: Request) -> Response:
     return Response(status_code=204)
 
 
+async def patch_secrets(request: Request) -> Response:
+    """Our extension (Graph has only PUT, which replaces every secret): the sent keys are
+    merged into the stored ones, the others kept. Answers which keys were added, changed and
+    left unchanged, so a client can say what it did without any value leaving the engine (a
+    value equal to the mask keeps the stored one, as in PUT). A merge that changes nothing
+    writes nothing, so the application's jobs are not reconfigured."""
+    body = await _body(request, _Secrets)
+    assert body is not None
+    engine = _engine(request)
+    sent = {p.key: p.value or "" for p in body.value}
+    masked = [k for k, v in sent.items() if v == _MASK]
+    changes = await _call(engine.merge_secrets, _app_id(request), sent, keep=masked)
+    return JSONResponse(
+        {
+            "added": list(changes.added),
+            "changed": list(changes.changed),
+            "unchanged": list(changes.unchanged),
+        }
+    )
+
+
 async def get_secrets(request: Request) -> Response:
     """Keys only: a secret's value never leaves the engine, so every value reads as a mask."""
     keys = await _call(_engine(request).masked_secrets, _app_id(request))
@@ -591,6 +633,7 @@ def _routes() -> list[BaseRoute]:
         Route(sync + "/jobs", create_job, methods=["POST"]),
         Route(job, get_job, methods=["GET"]),
         Route(job, delete_job, methods=["DELETE"]),
+        Route(job, patch_job, methods=["PATCH"]),
         Route(job + "/start", start, methods=["POST"]),
         Route(job + "/pause", pause, methods=["POST"]),
         Route(job + "/restart", restart, methods=["POST"]),
@@ -611,6 +654,7 @@ def _routes() -> list[BaseRoute]:
         Route("/auditLogs/provisioning", provisioning_audit, methods=["GET"]),
         Route(sync + "/secrets", get_secrets, methods=["GET"]),
         Route(sync + "/secrets", put_secrets, methods=["PUT"]),
+        Route(sync + "/secrets", patch_secrets, methods=["PATCH"]),
         Route(sync + "/templates", list_templates, methods=["GET"]),
         Route(sync + "/templates/{templateId}", get_template, methods=["GET"]),
     ]

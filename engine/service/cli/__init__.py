@@ -1,17 +1,20 @@
 """The ``syncjob`` command line (click): ``main`` is the entry point.
 
 What lives here: ``_root`` (the group and its logging option), one module per subject
-(``_demo``, ``_serve``, ``_jobs``, ``_secrets``, ``_logs``, ``_directories``, ``_run``,
-``_schemas``), and ``_daemon`` (the options and exits of every command that calls a daemon).
+(``_demo``, ``_serve``, ``_apps``, ``_jobs``, ``_secrets``, ``_logs``, ``_directories``,
+``_provision``, ``_run``, ``_schemas``), and ``_daemon`` (the options and exits of every
+command that calls a daemon).
 It may import ``SyncEngine``, the daemon's client and everything below them; commands that
 need a daemon talk to it over HTTP only.
 """
 
 from engine.service.cli import (  # noqa: F401  (each registers its commands on main)
+    _apps,
     _demo,
     _directories,
     _jobs,
     _logs,
+    _provision,
     _run,
     _schemas,
     _secrets,

@@ -7,7 +7,15 @@ from typing import Any, TypeVar
 
 import click
 
-from engine.service.client import DEFAULT_URL, TOKEN_ENV, URL_ENV, Client, DaemonError, Unreachable
+from engine.service.client import (
+    APP_ENV,
+    DEFAULT_URL,
+    TOKEN_ENV,
+    URL_ENV,
+    Client,
+    DaemonError,
+    Unreachable,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -16,8 +24,16 @@ def daemon_options(fn: F) -> F:
     """--url, --token and --app, for the commands that talk to a running daemon."""
     fn = click.option(
         "--app",
-        help="The servicePrincipal's id.  [default: the first one, created if there is none]",
+        envvar=APP_ENV,
+        show_envvar=True,
+        help="The servicePrincipal's id.  [default: the one holding JOB; else the first one, "
+        "created if there is none]",
     )(fn)
+    return daemon_url_options(fn)
+
+
+def daemon_url_options(fn: F) -> F:
+    """--url and --token: where the daemon is and how to be let in."""
     fn = click.option(
         "--token",
         envvar=TOKEN_ENV,
@@ -47,6 +63,18 @@ def call_daemon(url: str, token: str | None, action: Callable[[Client], None]) -
         raise SystemExit(2) from None
     finally:
         client.close()
+
+
+def key_values(pairs: tuple[str, ...]) -> dict[str, str]:
+    """KEY=VALUE arguments as a dict; a malformed one is a usage error naming its position
+    only (its text may hold a secret)."""
+    values: dict[str, str] = {}
+    for n, pair in enumerate(pairs, 1):
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"argument {n} is not KEY=VALUE", param_hint="KEY=VALUE")
+        values[key] = value
+    return values
 
 
 def quoted(value: str) -> str:

@@ -16,7 +16,7 @@ def validate(job: str, url: str, token: str | None, app: str | None) -> None:
     """Check JOB's saved credentials against its source and target (validateCredentials)."""
 
     def run(client: Client) -> None:
-        path = f"{client.jobs_path(app)}/{job}/validateCredentials"
+        path = f"{client.job_path(app, job)}/validateCredentials"
         client.request("POST", path, {"useSavedCredentials": True, "credentials": []})
         click.echo("OK")
 
@@ -35,7 +35,7 @@ def discover(job: str, directory: str, url: str, token: str | None, app: str | N
     """
 
     def run(client: Client) -> None:
-        path = f"{client.jobs_path(app)}/{job}/schema/directories/{directory}/discover"
+        path = f"{client.job_path(app, job)}/schema/directories/{directory}/discover"
         found = client.request("POST", path) or {}
         for obj in found.get("objects") or []:
             click.echo(f"{obj.get('name')}\t{len(obj.get('attributes') or [])} attributes")

@@ -11,6 +11,7 @@ from engine.errors import ConfigurationError
 from engine.service.cli._root import main
 from engine.service.serve import load_config
 from engine.service.serve import serve as run_server
+from engine.service.state_lock import StateInUse
 
 
 @main.command()
@@ -42,7 +43,9 @@ def serve(
     """Serve Graph's synchronization API and run due jobs' cycles, until SIGTERM.
 
     Bearer tokens: the config file's ``tokens`` and SYNCJOB_API_TOKENS (comma-separated); with
-    none, the first start generates one and prints it once to stderr.
+    none, the first start generates one and prints it once to stderr. On stderr too: where it
+    listens, the state file and its jobs at the start, a line at the stop. A state file
+    another daemon (or a run --once) uses is refused at the start (exit 1).
     """
     overrides = {
         "host": host,
@@ -57,3 +60,6 @@ def serve(
     except ConfigurationError as exc:
         click.echo(f"syncjob serve: {exc}", err=True)
         raise SystemExit(2) from None
+    except StateInUse as exc:
+        click.echo(f"syncjob serve: {exc}", err=True)
+        raise SystemExit(1) from None
