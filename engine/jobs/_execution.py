@@ -78,8 +78,12 @@ class Execution:
         job_id: str,
         stop: Callable[[], bool] | None,
         progress: Callable[[CycleProgress], None] | None,
+        *,
+        wrap_target: Callable[[Target], Target] | None = None,
     ) -> SynchronizationTaskExecution:
-        """See SyncEngine.run_cycle."""
+        """See SyncEngine.run_cycle. ``wrap_target`` (an apply's guard) is called once the
+        lease is held and gives the target the cycle writes through; what it raises ends the
+        run before anything is read or written, the lease released."""
         shared = self._shared
         row = shared.row(job_id)
         status = status_of(row)
@@ -97,6 +101,8 @@ class Execution:
             return self._unbuildable(job_id, settings, exc)
         lease = self.acquire(job_id)
         try:
+            if wrap_target is not None:
+                target = wrap_target(target)
             return self._run_leased(row, source, target, settings, lease, stop, progress)
         finally:
             self.live.pop(job_id, None)
