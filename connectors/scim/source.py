@@ -71,6 +71,7 @@ from connectors.base import (
     Change,
     ConnectorError,
     CredentialsError,
+    ObjectError,
     Page,
     TransientError,
     UnreachableError,
@@ -225,6 +226,21 @@ class ScimSource:
         except ScimNotFound:
             return None
         return flatten(resource, self.attributes[object_type])
+
+    def lookup(self, object_type: str, attribute: str, value: str) -> list[str]:
+        """The ids of the resources whose ``attribute`` equals ``value`` (a filter ``eq``),
+        for provision on demand's subject given by userName rather than id. An attribute
+        the service refuses to filter on (or one no SCIM name, a DN's ``dn``) finds none."""
+        endpoint = self._endpoint(object_type)
+        if not attribute.replace(".", "").isalnum():
+            return []
+        query: dict[str, str | int] = {"filter": f"{attribute} eq {quote(value)}", "count": 10}
+        try:
+            answer = self.client.get(endpoint, query)
+        except ObjectError:  # 400 invalidFilter: not an attribute this service filters on
+            return []
+        found = answer.get("Resources") or []
+        return sorted({str(r["id"]) for r in found if isinstance(r, dict) and r.get("id")})
 
     def validate(self) -> None:
         """The base address answers (ServiceProviderConfig, or a Users query when the service

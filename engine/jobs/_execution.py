@@ -23,6 +23,7 @@ from engine.errors import (
 )
 from engine.jobs._connections import Connections
 from engine.jobs._mappings import CompiledMappings
+from engine.jobs._on_demand import resolve_subject
 from engine.jobs._rows import Shared, status_of, with_status
 from engine.lifecycle import is_runnable
 from engine.masking import mask_secrets, masked_error
@@ -298,6 +299,7 @@ class Execution:
         ]
         if not mappings:
             raise NotFoundError(f"no enabled object mapping reads {object_type!r}")
+        anchor = resolve_subject(source, shared.store, job_id, mappings, object_type, anchor)
         ctx = cycle_module.CycleContext(
             job_id=job_id,
             cycle_id=f"ondemand-{uuid.uuid4().hex}",

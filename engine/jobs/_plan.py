@@ -26,10 +26,11 @@ import attrs
 
 from connectors.base import ConnectorError, Target, ValueDelta
 from engine import cycle as cycle_module
-from engine.errors import TransitionError
+from engine.errors import NotFoundError, TransitionError
 from engine.jobs._connections import Connections
 from engine.jobs._execution import Execution
 from engine.jobs._mappings import CompiledMappings
+from engine.jobs._on_demand import resolve_subject
 from engine.jobs._plan_show import lookup, masked_changes, name_of
 from engine.jobs._plan_targets import (
     PLACEHOLDER,
@@ -47,6 +48,7 @@ from engine.model.plan import (
     DeleteGuard,
     PlannedChange,
     PlannedEscrow,
+    PlannedSkip,
     PlanWatermark,
     SyncPlan,
 )
@@ -132,13 +134,16 @@ class Planner:
         )
         real_source, real_target = self._connections.for_row(row)
         basis = _basis(shared.store, row, settings, self._mappings)
+        mappings = self._mappings.of(row, settings)
+        if only is not None:
+            mappings = [m for m in mappings if m.source_type.lower() == only[0].lower()]
+            if not mappings:
+                raise NotFoundError(f"no enabled object mapping reads {only[0]!r}")
+            anchor = resolve_subject(real_source, shared.store, job_id, mappings, *only)
         copy = snapshot(shared.store)
         try:
             source, target = RecordingSource(real_source), RecordingTarget(real_target)
             before = {(e.mapping, e.anchor): e for e in copy.get_escrows(job_id)}
-            mappings = self._mappings.of(row, settings)
-            if only is not None:
-                mappings = [m for m in mappings if m.source_type.lower() == only[0].lower()]
             ctx = cycle_module.CycleContext(
                 job_id=job_id,
                 cycle_id=f"plan-{uuid.uuid4().hex}",
@@ -155,7 +160,7 @@ class Planner:
             ctx.export_concurrency = 1  # one order, so one set of placeholders
             try:
                 if only is not None:
-                    cycle_module.provision_one(ctx, only[1])
+                    cycle_module.provision_one(ctx, anchor)
                     outcome = None
                 else:
                     outcome = cycle_module.run(ctx)
@@ -197,8 +202,24 @@ class Planner:
                 for e in escrows
             ),
             delete_guard=guard,
+            skipped=_skips(logs, sources) if only is not None and not built else (),
         )
         return _Planned(attrs.evolve(plan, id=plan_id(plan)), tuple(target.writes))
+
+
+def _skips(logs: Sequence[LogRecord], sources: Mapping[str, str]) -> tuple[PlannedSkip, ...]:
+    """Why a dry-run provisionOnDemand writes nothing, as the cycle logged it."""
+    return tuple(
+        PlannedSkip(
+            source_object_type=sources.get(r.mapping, r.mapping),
+            anchor=r.anchor,
+            reason="unchanged: the target holds these values already (RedundantExport)"
+            if r.error == "RedundantExport"
+            else r.error or "skipped",
+        )
+        for r in logs
+        if r.status == "skipped"
+    )
 
 
 def plan_id(plan: SyncPlan) -> str:

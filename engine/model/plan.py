@@ -57,6 +57,16 @@ class PlannedEscrow:
 
 
 @attrs.frozen(kw_only=True)
+class PlannedSkip:
+    """An object a dry-run provisionOnDemand would not write, and why (out of scope, not
+    changed, a flow type that is off...)."""
+
+    source_object_type: str
+    anchor: str
+    reason: str
+
+
+@attrs.frozen(kw_only=True)
 class DeleteGuard:
     """Whether the delete guards (QuarantineTooManyDeletesThreshold, SourceShrinkThreshold)
     would hold the cycle's deletes: then ``deletes`` are listed but none would be written."""
@@ -86,3 +96,4 @@ class SyncPlan:
     changes: tuple[PlannedChange, ...] = ()
     escrows: tuple[PlannedEscrow, ...] = ()
     delete_guard: DeleteGuard = DeleteGuard()
+    skipped: tuple[PlannedSkip, ...] = ()  # a dry-run provisionOnDemand's only
