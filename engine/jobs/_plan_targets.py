@@ -48,6 +48,8 @@ def plain(value: Any) -> Any:
         return {"$bytes": hashlib.sha256(value).hexdigest(), "length": len(value)}
     if isinstance(value, list | tuple):
         return [plain(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
     return value
 
 

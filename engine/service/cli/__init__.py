@@ -12,6 +12,7 @@ from engine.service.cli import (  # noqa: F401  (each registers its commands on 
     _directories,
     _jobs,
     _logs,
+    _plan,
     _run,
     _schemas,
     _secrets,
