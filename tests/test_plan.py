@@ -6,7 +6,6 @@ masked; provisionOnDemand's dry run and its subject by anchor, userName or not a
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -20,34 +19,7 @@ from engine.jobs._plan_show import masked_changes
 from engine.model import from_graph, to_graph
 from engine.model.plan import SyncPlan
 from tests.conftest import fill, user
-
-
-def dump(path: Path) -> list[str]:
-    """The whole SQLite store as SQL: what "the job's state did not change" compares (but
-    the lease's token: an apply takes the lease before it compares)."""
-    db = sqlite3.connect(path)
-    try:
-        return [line for line in db.iterdump() if not line.startswith('INSERT INTO "leases"')]
-    finally:
-        db.close()
-
-
-def summary(plan: SyncPlan) -> set[tuple[str, str | None, tuple[str, ...]]]:
-    """(action, anchor, attribute names) of each planned change."""
-    return {(c.action, c.anchor, tuple(sorted(a.name for a in c.changes))) for c in plan.changes}
-
-
-def written(engine: SyncEngine, job_id: str) -> set[tuple[str, str, tuple[str, ...]]]:
-    """The same from the provisioning log of the last real cycle: one entry per object (its
-    first write's action, every attribute it wrote), as a plan shows one change per object."""
-    found: dict[str, tuple[str, set[str]]] = {}
-    logs = engine.provisioning_logs(job_id)
-    last = logs[-1].cycle_id if logs else ""
-    for r in engine.provisioning_logs(job_id, last):
-        if r.status == "success" and r.action in ("Create", "Update", "Delete", "Disable"):
-            action, names = found.setdefault(r.anchor, (r.action.lower(), set()))
-            names.update(r.attributes)
-    return {(a, anchor, tuple(sorted(n))) for anchor, (a, n) in found.items()}
+from tests.plan_checks import dump, summary, written
 
 
 @pytest.fixture
