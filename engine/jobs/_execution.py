@@ -299,7 +299,7 @@ class Execution:
         ]
         if not mappings:
             raise NotFoundError(f"no enabled object mapping reads {object_type!r}")
-        anchor = resolve_subject(source, shared.store, job_id, mappings, object_type, anchor)
+        anchor = resolve_subject(source, shared.store, job_id, mappings, anchor)
         ctx = cycle_module.CycleContext(
             job_id=job_id,
             cycle_id=f"ondemand-{uuid.uuid4().hex}",

@@ -32,11 +32,12 @@ def resolve_subject(
     store: StateStore,
     job_id: str,
     mappings: Sequence[CompiledMapping],
-    object_type: str,
     subject: str,
 ) -> str:
-    """The anchor ``subject`` names in the source. An anchor linked in the job but gone
-    from the source is kept as is: provisioning it deprovisions the object."""
+    """The anchor ``subject`` names in the source (in the source type ``mappings`` read, as
+    the source spells it). An anchor linked in the job but gone from the source is kept as
+    is: provisioning it deprovisions the object."""
+    object_type = mappings[0].source_type
     if source.get(object_type, subject) is not None:
         return subject
     lookup: Callable[[str, str, str], list[str]] | None = getattr(source, "lookup", None)

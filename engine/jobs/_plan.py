@@ -139,7 +139,7 @@ class Planner:
             mappings = [m for m in mappings if m.source_type.lower() == only[0].lower()]
             if not mappings:
                 raise NotFoundError(f"no enabled object mapping reads {only[0]!r}")
-            anchor = resolve_subject(real_source, shared.store, job_id, mappings, *only)
+            anchor = resolve_subject(real_source, shared.store, job_id, mappings, only[1])
         copy = snapshot(shared.store)
         try:
             source, target = RecordingSource(real_source), RecordingTarget(real_target)
