@@ -430,8 +430,11 @@ class ScimSource:
         page_size: int,
     ) -> tuple[list[Change], str | None]:
         """Deletes of remembered ids, found by a count and confirmed by an id scan."""
-        with self._lock:
-            known = self._known.get(object_type, {}).get(token or "")
+        with self._lock:  # least recently used goes first: a plan's read keeps the job's
+            generations = self._known.get(object_type, {})
+            known = generations.pop(token or "", None)
+            if known is not None:
+                generations[token or ""] = known
         if known is None:
             return [], None
         total = self.client.get(endpoint, {"count": 0}).get("totalResults")

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -77,9 +77,9 @@ class Write:
             if isinstance(value, str):
                 return swap.get(value, value)
             if isinstance(value, ValueDelta):
-                return ValueDelta(tuple(map(spelt, value.add)), tuple(map(spelt, value.remove)))
-            if isinstance(value, list | tuple):
-                return [spelt(v) for v in value]
+                return ValueDelta(_sorted(map(spelt, value.add)), _sorted(map(spelt, value.remove)))
+            if isinstance(value, list | tuple):  # references sort by ref: placeholders apart
+                return list(_sorted(spelt(v) for v in value))
             return value
 
         ref = "" if self.kind == "create" else swap.get(self.ref, self.ref)
@@ -88,6 +88,11 @@ class Write:
             [self.kind, self.object_type.lower(), ref, plain(values), self.soft],
             option=orjson.OPT_SORT_KEYS,
         ).decode()
+
+
+def _sorted(values: Iterable[Any]) -> tuple[Any, ...]:
+    """Values in one order whatever their type (a multi-valued attribute is a set)."""
+    return tuple(sorted(values, key=lambda v: orjson.dumps(plain(v))))
 
 
 class RecordingTarget:
@@ -99,6 +104,7 @@ class RecordingTarget:
         # sequential: the plan's order, and so its placeholders, do not depend on threads
         self.capabilities = target.capabilities - {Capability.PARALLEL_WRITES}
         self.writes: list[Write] = []
+        self._creates = 0
         #: what the target held for each ref the plan writes, read once before the first write
         self.before: dict[tuple[str, str], Attributes | None] = {}
 
@@ -107,7 +113,8 @@ class RecordingTarget:
 
     def create(self, object_type: str, attributes: Attributes) -> str:
         with self._lock:
-            ref = f"{PLACEHOLDER}{sum(w.kind == 'create' for w in self.writes) + 1}"
+            self._creates += 1
+            ref = f"{PLACEHOLDER}{self._creates}"
             self.writes.append(Write("create", object_type, ref, dict(attributes)))
             return ref
 
