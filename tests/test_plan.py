@@ -6,6 +6,7 @@ masked; provisionOnDemand's dry run and its subject by anchor, userName or not a
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ import pytest
 
 import engine.templates as _templates
 from connectors.memory import MemoryDirectory
-from engine import ManualClock, NotFoundError, SyncEngine
+from engine import JobRunningElsewhere, ManualClock, NotFoundError, SyncEngine
 from engine.jobs._plan import PlanOutdated
 from engine.jobs._plan_show import masked_changes
 from engine.model import from_graph, to_graph
@@ -223,3 +224,17 @@ def test_a_plan_on_either_store_leaves_it_as_it_was(store: Any) -> None:
     assert store.count_links(job_id) == links and store.staged_deletes(job_id) == []
     engine.run_cycle(job_id)
     assert summary(plan) == written(engine, job_id)
+
+
+def test_a_plan_waits_for_no_running_cycle(job: Any) -> None:
+    """A plan holds the job's lease as a cycle does: while another runner holds it, refused."""
+    engine, job_id, _, _, _ = job
+    clock = engine.clock
+    held = engine.store.acquire_lease(
+        job_id, "elsewhere:1:x", clock.now(), clock.now() + timedelta(minutes=5)
+    )
+    assert held is not None
+    with pytest.raises(JobRunningElsewhere):
+        engine.plan(job_id)
+    engine.store.release_lease(held)
+    assert len(engine.plan(job_id).changes) == 4

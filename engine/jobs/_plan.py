@@ -90,11 +90,22 @@ class Planner:
         self._execution = execution
 
     def plan(self, job_id: str) -> SyncPlan:
-        return self._plan(job_id).plan
+        return self._leased(job_id, None)
 
     def one(self, job_id: str, object_type: str, anchor: str) -> SyncPlan:
         """What provisioning ``anchor`` on demand would write (a dry run)."""
-        return self._plan(job_id, only=(object_type, anchor)).plan
+        return self._leased(job_id, (object_type, anchor))
+
+    def _leased(self, job_id: str, only: tuple[str, str] | None) -> SyncPlan:
+        """A plan holds the job's lease, as a cycle does: the job's connectors serve one
+        cycle at a time, and no cycle commits while its state is copied (a running cycle
+        makes the plan JobRunningElsewhere)."""
+        self._shared.row(job_id)
+        lease = self._execution.acquire(job_id)
+        try:
+            return self._plan(job_id, only).plan
+        finally:
+            self._shared.store.release_lease(lease)
 
     def apply(self, job_id: str, plan: SyncPlan) -> SynchronizationTaskExecution:
         """See SyncEngine.apply: planned again under the job's lease, so no cycle runs
