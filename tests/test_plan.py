@@ -237,4 +237,11 @@ def test_a_plan_waits_for_no_running_cycle(job: Any) -> None:
     with pytest.raises(JobRunningElsewhere):
         engine.plan(job_id)
     engine.store.release_lease(held)
+    mine = engine.store.acquire_lease(  # this engine's own runner, in a cycle
+        job_id, engine.runner_id, clock.now(), clock.now() + timedelta(minutes=5)
+    )
+    assert mine is not None
+    with pytest.raises(JobRunningElsewhere):
+        engine.plan(job_id)
+    engine.store.release_lease(mine)
     assert len(engine.plan(job_id).changes) == 4

@@ -26,7 +26,7 @@ import attrs
 
 from connectors.base import ConnectorError, Target, ValueDelta
 from engine import cycle as cycle_module
-from engine.errors import NotFoundError, TransitionError
+from engine.errors import JobRunningElsewhere, NotFoundError, TransitionError
 from engine.jobs._connections import Connections
 from engine.jobs._execution import Execution
 from engine.jobs._mappings import CompiledMappings
@@ -101,7 +101,15 @@ class Planner:
         cycle at a time, and no cycle commits while its state is copied (a running cycle
         makes the plan JobRunningElsewhere)."""
         self._shared.row(job_id)
-        lease = self._execution.acquire(job_id)
+        now = self._shared.clock.now()
+        lease = self._shared.store.acquire_lease(  # a holder of its own: the runner of this
+            job_id,  # very engine (same process) must not enter a cycle meanwhile either
+            f"{self._execution.runner_id}:plan",
+            now,
+            now + self._execution.lease_duration,
+        )
+        if lease is None:
+            raise JobRunningElsewhere(f"job {job_id} is running (a cycle or a plan): plan again")
         try:
             return self._plan(job_id, only).plan
         finally:
