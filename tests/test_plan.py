@@ -19,6 +19,7 @@ from engine.jobs._plan import PlanOutdated
 from engine.jobs._plan_show import masked_changes
 from engine.model import from_graph, to_graph
 from engine.model.plan import SyncPlan
+from engine.service.cli._plan import describe
 from tests.conftest import fill, user
 from tests.plan_checks import dump, summary, written
 
@@ -245,3 +246,17 @@ def test_a_plan_waits_for_no_running_cycle(job: Any) -> None:
         engine.plan(job_id)
     engine.store.release_lease(mine)
     assert len(engine.plan(job_id).changes) == 4
+
+
+def test_the_cli_shows_one_line_per_change_then_the_guards(job: Any) -> None:
+    engine, job_id, source, _, _ = job
+    engine.run_cycle(job_id)
+    source.put("User", "s000001", user(1, mail="ada@example.org"))
+    source.remove("User", "s000002")
+    fill(source, 1, start=7)
+    lines = describe(to_graph(engine.plan(job_id)))
+    assert lines[0] == "update User User 1: mail: user1@example.org → ada@example.org"
+    assert lines[1].startswith("create User User 7: userName = user7@example.org, ")
+    assert lines[2] == "delete User User 2"
+    assert lines[3:] == ["deletes: the guards would let them through", lines[4]]
+    assert lines[4].startswith("3 changes; plan ")

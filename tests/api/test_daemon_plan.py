@@ -80,6 +80,8 @@ def test_plan_then_apply_through_the_daemon_and_the_cli(
     assert title_of(scim, "u00003") == "Chief"
     again = cli(api.url, "apply", job, str(tmp_path / "plan.json"), "--app", app)
     assert again.exit_code == 1 and "PlanOutdated" in again.output
+    nothing = cli(api.url, "plan", job, "--app", app, "--json")
+    assert nothing.exit_code == 0 and json.loads(nothing.output)["changes"] == []
 
     schema = api.call("GET", f"{path}/schema", 200)
     rule = schema["synchronizationRules"][0]["id"]
