@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import random as random_module
 import uuid
 from collections.abc import Mapping, Sequence
@@ -269,9 +270,17 @@ def _basis(
     return watermarks, hashlib.sha256(state.encode()).hexdigest()[:24]
 
 
+#: the digest key of applications without secrets (jobs given their connectors): this
+#: process's own, so their plans apply within the process that made them
+_PROCESS_KEY = os.urandom(32)
+
+
 def _digest_key(secrets: Mapping[str, str]) -> bytes:
     """The key of the plan's value digests: the application's secrets, so a digest cannot be
-    used to guess a short secret value (a password) by whoever reads the plan."""
+    used to guess a short secret value (a password) by whoever reads the plan, and a plan
+    made before a restart of the daemon still applies after it."""
+    if not secrets:
+        return _PROCESS_KEY
     return hashlib.sha256(repr(sorted(secrets.items())).encode()).digest()
 
 
