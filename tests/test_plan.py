@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 import engine.templates as _templates
+from connectors.base import TransientError
 from connectors.memory import MemoryDirectory
 from engine import JobRunningElsewhere, ManualClock, NotFoundError, SyncEngine
 from engine.jobs._plan import PlanOutdated
@@ -260,3 +261,16 @@ def test_the_cli_shows_one_line_per_change_then_the_guards(job: Any) -> None:
     assert lines[2] == "delete User User 2"
     assert lines[3:] == ["deletes: the guards would let them through", lines[4]]
     assert lines[4].startswith("3 changes; plan ")
+
+
+def test_a_write_the_target_refused_once_is_still_the_plans_on_retry(job: Any) -> None:
+    """A transient failure of a planned write is retried in the cycle as usual: the guard
+    counts only the writes made."""
+    engine, job_id, source, target, _ = job
+    engine.run_cycle(job_id)
+    source.put("User", "s000001", user(1, mail="ada@example.org"))
+    plan = engine.plan(job_id)
+    target.fail_object("User", "ada@example.org", error=TransientError)
+    execution = engine.apply(job_id, plan)
+    assert execution.count_escrowed == 0 and engine.escrows(job_id) == []
+    assert "ada@example.org" in {a["mail"] for a in target.list("User").values()}

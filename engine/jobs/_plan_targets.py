@@ -15,6 +15,7 @@ closed, object by object, and the cycle's log says which.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import threading
 from collections import Counter
@@ -189,18 +190,35 @@ class GuardedTarget:
 
     def create(self, object_type: str, attributes: Attributes) -> str:
         key = self._take(Write("create", object_type, "", dict(attributes)))
-        ref = self._target.create(object_type, attributes)
+        with self._given_back(key):
+            ref = self._target.create(object_type, attributes)
         with self._lock:
             self._refs[ref] = self._creates[key]
         return ref
 
     def update(self, object_type: str, ref: str, delta: Delta) -> str | None:
-        self._take(Write("update", object_type, ref, dict(delta)))
-        return self._target.update(object_type, ref, delta)
+        key = self._take(Write("update", object_type, ref, dict(delta)))
+        with self._given_back(key):
+            renamed = self._target.update(object_type, ref, delta)
+        if renamed is not None and renamed != ref:  # the plan keeps calling it by its old ref
+            with self._lock:
+                self._refs[renamed] = self._refs.get(ref, ref)
+        return renamed
 
     def delete(self, object_type: str, ref: str, *, soft: bool) -> None:
-        self._take(Write("delete", object_type, ref, soft=soft))
-        self._target.delete(object_type, ref, soft=soft)
+        key = self._take(Write("delete", object_type, ref, soft=soft))
+        with self._given_back(key):
+            self._target.delete(object_type, ref, soft=soft)
+
+    @contextlib.contextmanager
+    def _given_back(self, key: str) -> Iterator[None]:
+        """A write that failed was not made: the cycle's retry of it is still the plan's."""
+        try:
+            yield
+        except BaseException:
+            with self._lock:
+                self._left[key] += 1
+            raise
 
     def validate(self) -> None:
         self._target.validate()
