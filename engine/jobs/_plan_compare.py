@@ -6,9 +6,9 @@ import hashlib
 from typing import Any
 
 import attrs
+import orjson
 
 from engine.jobs._mappings import CompiledMappings
-from engine.model import to_graph
 from engine.model.plan import PlannedChange, PlanWatermark, SyncPlan
 from engine.settings import JobSettings
 from engine.store import JobRow, StateStore
@@ -16,9 +16,17 @@ from engine.store import JobRow, StateStore
 
 def plan_id(plan: SyncPlan) -> str:
     """A digest of what the plan says (its time aside): two equal plans have one id."""
-    body = to_graph(attrs.evolve(plan, id="", created_date_time=None))
-    text = repr(sorted(body.items())).encode()
+    body = attrs.evolve(plan, id="", created_date_time=None)
+    text = orjson.dumps(body, default=_fields)
     return hashlib.sha256(text).hexdigest()[:24]
+
+
+def _fields(value: Any) -> Any:
+    """An attrs object as orjson can write it (its fields in order; one level: orjson asks
+    again for the objects inside)."""
+    if attrs.has(type(value)):
+        return attrs.astuple(value, recurse=False)
+    raise TypeError(type(value).__name__)
 
 
 def basis(

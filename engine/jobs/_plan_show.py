@@ -8,6 +8,7 @@ are shown by their size only.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -19,6 +20,7 @@ from engine.model.plan import AttributeChange
 _NAMES = ("displayName", "cn", "userName", "uid", "name", "mail", "sAMAccountName")
 
 
+@functools.lru_cache(maxsize=1024)
 def is_credential(name: str) -> bool:
     """Whether an attribute's name says it holds a credential (engine.masking's rule for
     secret keys: pass, pwd, secret, token, key, ...)."""
