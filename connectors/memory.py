@@ -12,6 +12,7 @@ Writes are copy-on-write: a dict handed out by ``read``/``get``/``list`` never c
 from __future__ import annotations
 
 import bisect
+import builtins
 import functools
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -194,6 +195,17 @@ class MemoryDirectory:
         """The object's attributes now, or None (also the test writers' read)."""
         self._check_reachable()
         return self._table(object_type).get(anchor)
+
+    @_locked
+    def lookup(self, object_type: str, attribute: str, value: str) -> builtins.list[str]:
+        """Anchors of the objects whose ``attribute`` (any case) holds ``value``: a scan, for
+        provision on demand's subject given by an attribute rather than anchor."""
+        name = attribute.lower()
+        return sorted(
+            anchor
+            for anchor, attributes in self._table(object_type).items()
+            if any(k.lower() == name and value in as_list(v) for k, v in attributes.items())
+        )
 
     def _read_all(self, object_type: str, watermark: str | None, page_size: int) -> Iterator[Page]:
         if watermark is None:

@@ -72,11 +72,11 @@ from connectors.discovery import DiscoveredSchema
 from connectors.ldap import discovery
 from connectors.ldap._accesslog import AccesslogReader
 from connectors.ldap._common import FETCH_BATCH, Channel, Entry, stamp
-from connectors.ldap._entries import EntryConverter, ReadState
+from connectors.ldap._entries import EntryConverter, ReadState, normal_dn
 from connectors.ldap._timestamps import TimestampReader
 from connectors.ldap.config import LdapObjectType
 from connectors.ldap.connection import LdapEndpoint
-from connectors.ldap.syntax import check_attribute_description
+from connectors.ldap.syntax import check_attribute_description, escape_filter_value, parse_dn
 
 
 def _parenthesized(kind: LdapObjectType) -> LdapObjectType:
@@ -213,6 +213,28 @@ class LdapSource:
         changes = self._entries.changes(kind, entries, self._lookup, ReadState())
         found = next((c for c in changes if c.anchor == anchor), None)
         return found.attributes if found is not None else None
+
+    def lookup(self, object_type: str, attribute: str, value: str) -> list[str]:
+        """Anchors of the objects of ``object_type`` whose ``attribute`` is ``value``
+        (``dn``: the entry so named, under the type's base): one search, for provision on
+        demand's subject given by DN or uid rather than anchor. An invalid DN finds none."""
+        kind = self._type(object_type)
+        wanted = [self._entries.anchor]
+        if attribute.lower() == "dn":
+            try:
+                name, base = normal_dn(value), normal_dn(kind.base_dn)
+                parse_dn(value)
+            except ValueError:
+                return []
+            if name != base and not name.endswith("\x00" + base):
+                return []
+            entries = self._lookup.search(value, kind.filter, wanted, scope=ldap3.BASE)
+        else:
+            check_attribute_description(attribute)
+            assertion = f"({attribute}={escape_filter_value(value)})"
+            entries = self._lookup.search(kind.base_dn, f"(&{kind.filter}{assertion})", wanted)
+        anchors = (self._entries.anchor_of(e.get("raw_attributes") or {}) for e in entries)
+        return sorted({a for a in anchors if a})
 
     def validate(self) -> None:
         """Bind, see every base DN, and (accesslog mode) read the accesslog."""

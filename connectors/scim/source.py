@@ -71,6 +71,7 @@ from connectors.base import (
     Change,
     ConnectorError,
     CredentialsError,
+    ObjectError,
     Page,
     TransientError,
     UnreachableError,
@@ -225,6 +226,21 @@ class ScimSource:
         except ScimNotFound:
             return None
         return flatten(resource, self.attributes[object_type])
+
+    def lookup(self, object_type: str, attribute: str, value: str) -> list[str]:
+        """The ids of the resources whose ``attribute`` equals ``value`` (a filter ``eq``),
+        for provision on demand's subject given by userName rather than id. An attribute
+        the service refuses to filter on (or one no SCIM name, a DN's ``dn``) finds none."""
+        endpoint = self._endpoint(object_type)
+        if not attribute.replace(".", "").isalnum():
+            return []
+        query: dict[str, str | int] = {"filter": f"{attribute} eq {quote(value)}", "count": 10}
+        try:
+            answer = self.client.get(endpoint, query)
+        except ObjectError:  # 400 invalidFilter: not an attribute this service filters on
+            return []
+        found = answer.get("Resources") or []
+        return sorted({str(r["id"]) for r in found if isinstance(r, dict) and r.get("id")})
 
     def validate(self) -> None:
         """The base address answers (ServiceProviderConfig, or a Users query when the service
@@ -417,8 +433,11 @@ class ScimSource:
         page_size: int,
     ) -> tuple[list[Change], str | None]:
         """Deletes of remembered ids, found by a count and confirmed by an id scan."""
-        with self._lock:
-            known = self._known.get(object_type, {}).get(token or "")
+        with self._lock:  # least recently used goes first: a plan's read keeps the job's
+            generations = self._known.get(object_type, {})
+            known = generations.pop(token or "", None)
+            if known is not None:
+                generations[token or ""] = known
         if known is None:
             return [], None
         total = self.client.get(endpoint, {"count": 0}).get("totalResults")

@@ -24,6 +24,7 @@ from engine.jobs._commands import JobCommands
 from engine.jobs._connections import Connections
 from engine.jobs._execution import Execution
 from engine.jobs._mappings import CompiledMappings
+from engine.jobs._plan import Planner
 from engine.jobs._records import Records
 from engine.jobs._rows import Shared
 from engine.jobs._scheduling import Scheduling
@@ -37,6 +38,7 @@ from engine.model import (
     SynchronizationSchema,
     SynchronizationTaskExecution,
 )
+from engine.model.plan import SyncPlan
 from engine.store import LogRecord, MemoryStateStore, SqliteStateStore, StateStore
 from engine.store.base import Escrow
 from engine.templates import Template, builtin_templates
@@ -85,6 +87,7 @@ class SyncEngine:
             live_pages=self._execution.live_pages.get,
         )
         self._records = Records(self._shared, self._execution.live.get)
+        self._planner = Planner(self._shared, self._connections, mappings, self._execution)
 
     # ------------------------------------------------------- what embedders may read or set
     @property
@@ -292,6 +295,21 @@ class SyncEngine:
     def provision_on_demand(self, job_id: str, object_type: str, anchor: str) -> list[LogRecord]:
         """Synchronize one source object now, bypassing schedule and delete threshold."""
         return self._execution.provision_on_demand(job_id, object_type, anchor)
+
+    def plan(self, job_id: str) -> SyncPlan:
+        """What the job's next cycle would write, computed by running it against a copy of
+        the job's state and a target that records instead of writing (README "Preview and
+        apply"): nothing is written to the target or the job's state."""
+        return self._planner.plan(job_id)
+
+    def apply(self, job_id: str, plan: SyncPlan) -> SynchronizationTaskExecution:
+        """Run the job's cycle now if it writes exactly ``plan``, else PlanOutdated naming
+        what moved; a write that slips in after the check is refused and escrowed."""
+        return self._planner.apply(job_id, plan)
+
+    def preview_on_demand(self, job_id: str, object_type: str, anchor: str) -> SyncPlan:
+        """What provision_on_demand of ``anchor`` would write (a dry run; nothing written)."""
+        return self._planner.one(job_id, object_type, anchor)
 
     # ------------------------------------------------------------------------- records
     def provisioning_logs(

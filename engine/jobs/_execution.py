@@ -23,6 +23,7 @@ from engine.errors import (
 )
 from engine.jobs._connections import Connections
 from engine.jobs._mappings import CompiledMappings
+from engine.jobs._on_demand import resolve_subject
 from engine.jobs._rows import Shared, status_of, with_status
 from engine.lifecycle import is_runnable
 from engine.masking import mask_secrets, masked_error
@@ -78,8 +79,12 @@ class Execution:
         job_id: str,
         stop: Callable[[], bool] | None,
         progress: Callable[[CycleProgress], None] | None,
+        *,
+        wrap_target: Callable[[Target], Target] | None = None,
     ) -> SynchronizationTaskExecution:
-        """See SyncEngine.run_cycle."""
+        """See SyncEngine.run_cycle. ``wrap_target`` (an apply's guard) is called once the
+        lease is held and gives the target the cycle writes through; what it raises ends the
+        run before anything is read or written, the lease released."""
         shared = self._shared
         row = shared.row(job_id)
         status = status_of(row)
@@ -97,6 +102,8 @@ class Execution:
             return self._unbuildable(job_id, settings, exc)
         lease = self.acquire(job_id)
         try:
+            if wrap_target is not None:
+                target = wrap_target(target)
             return self._run_leased(row, source, target, settings, lease, stop, progress)
         finally:
             self.live.pop(job_id, None)
@@ -292,6 +299,7 @@ class Execution:
         ]
         if not mappings:
             raise NotFoundError(f"no enabled object mapping reads {object_type!r}")
+        anchor = resolve_subject(source, shared.store, job_id, mappings, anchor)
         ctx = cycle_module.CycleContext(
             job_id=job_id,
             cycle_id=f"ondemand-{uuid.uuid4().hex}",

@@ -1,9 +1,9 @@
 """The Graph synchronization model as frozen attrs classes, and its JSON converter.
 
 What lives here: ``schema`` (the synchronization schema), ``job`` (jobs, status, schedule,
-executions), ``_enums`` (Graph's enums), ``converter`` (the one cattrs converter for Graph's
-camelCase JSON). The bottom of the pure core: it may import the foundations (errors, limits)
-only.
+executions), ``plan`` (ours: a job's plan), ``_enums`` (Graph's enums), ``converter`` (the
+one cattrs converter for Graph's camelCase JSON). The bottom of the pure core: it may import
+the foundations (errors, limits) only.
 """
 
 from engine.model._enums import (

@@ -3,7 +3,8 @@
 What lives here: ``base`` (the StateStore protocol and what it persists), ``memory``,
 ``sqlite`` with its private parts (``_migrations``, ``_sqlite_jobs``, ``_sqlite_held``,
 ``_sqlite_logs``, ``_sqlite_recovery``, ``_sqlite_values``, ``_sqlite_text``) and
-``inspect`` (a read-only look at a state file, for the CLI).
+``inspect`` (a read-only look at a state file, for the CLI) and ``snapshot`` (an in-memory
+copy of a store, for a plan).
 
 What it may import: the pure core (``engine.model``, ``engine.directory_values``, ...) and
 ``connectors.base``'s value types; never ``engine.cycle``, ``engine.jobs`` or

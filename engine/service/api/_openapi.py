@@ -78,6 +78,11 @@ def _op(
     return operation
 
 
+def _ours(operation: dict[str, Any]) -> dict[str, Any]:
+    """An operation that is our extension, not Graph's: marked so for clients and readers."""
+    return {**operation, "x-syncjob-extension": True}
+
+
 def _path_param(name: str) -> dict[str, Any]:
     return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
 
@@ -90,6 +95,57 @@ def _query(name: str, description: str) -> dict[str, Any]:
         "description": description,
         "schema": {"type": "string"},
     }
+
+
+_CHANGE = {
+    "type": "object",
+    "required": ["action", "objectType", "changes"],
+    "properties": {
+        "action": {"type": "string", "enum": ["create", "update", "delete", "disable"]},
+        "objectType": {"type": "string"},
+        "sourceObjectType": {"type": "string", "nullable": True},
+        "anchor": {"type": "string", "nullable": True},
+        "displayName": {"type": "string", "nullable": True},
+        "targetId": {"type": "string", "nullable": True},
+        "changes": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["name"],
+                "properties": {
+                    "name": {"type": "string"},
+                    "added": {"type": "array", "items": {}},
+                    "removed": {"type": "array", "items": {}},
+                },
+            },
+        },
+        "sourceDigest": {"type": "string", "nullable": True},
+        "targetDigest": {"type": "string", "nullable": True},
+    },
+}
+#: ours: what a job's next cycle would write (engine.model.plan.SyncPlan)
+_PLAN = {
+    "type": "object",
+    "required": ["id", "jobId", "changes", "escrows", "deleteGuard"],
+    "properties": {
+        "id": {"type": "string"},
+        "jobId": {"type": "string"},
+        "createdDateTime": {"type": "string", "nullable": True},
+        "watermarks": {"type": "array", "items": {"type": "object"}},
+        "stateDigest": {"type": "string"},
+        "changes": {"type": "array", "items": _CHANGE},
+        "escrows": {"type": "array", "items": {"type": "object"}},
+        "deleteGuard": {
+            "type": "object",
+            "properties": {
+                "held": {"type": "boolean"},
+                "deletes": {"type": "integer"},
+                "reason": {"type": "string", "nullable": True},
+            },
+        },
+        "skipped": {"type": "array", "items": {"type": "object"}},
+    },
+}
 
 
 def _versioned_paths() -> dict[str, dict[str, Any]]:
@@ -182,6 +238,33 @@ def _versioned_paths() -> dict[str, dict[str, Any]]:
                     **_E502,
                 },
                 body=_body(_ref("ProvisionOnDemand")),
+            ),
+        },
+        # ours, not Graph's: preview the next cycle's writes, then apply exactly those
+        job + "/plan": {
+            "post": _ours(
+                _op(
+                    "planJob",
+                    "What the job's next cycle would write (ours, not Graph's); writes nothing",
+                    {"200": _ok(_ref("SyncPlan")), **_E400, **job_errors, **_E409, **_E502},
+                )
+            ),
+        },
+        job + "/apply": {
+            "post": _ours(
+                _op(
+                    "applyPlan",
+                    "Run the job's cycle if it writes exactly the plan sent (ours, not "
+                    "Graph's); 409 PlanOutdated names what moved",
+                    {
+                        "200": _ok(_ref("TaskExecution")),
+                        **_E400,
+                        **job_errors,
+                        **_E409,
+                        **_E502,
+                    },
+                    body=_body(_ref("SyncPlan")),
+                )
             ),
         },
         job + "/schema": {
@@ -429,8 +512,19 @@ _SCHEMAS: dict[str, Any] = {
                         },
                     },
                 },
-            }
+            },
+            "dryRun": {
+                "type": "boolean",
+                "description": "Ours, not Graph's: answer the one-object plan (a SyncPlan, "
+                "as JSON in value) and write nothing",
+            },
         },
+    },
+    "SyncPlan": _PLAN,
+    "TaskExecution": {
+        "type": "object",
+        "description": "synchronizationTaskExecution: the cycle's counts and outcome",
+        "properties": {"state": {"type": "string", "nullable": True}},
     },
     "StringKeyStringValuePair": {
         "type": "object",

@@ -39,6 +39,7 @@ from engine.model import (
     from_graph,
     to_graph,
 )
+from engine.model.plan import SyncPlan
 from engine.service.api import _audit
 from engine.service.api._errors import (
     BearerAuth,
@@ -103,6 +104,7 @@ class _Parameters:
 @attrs.frozen(kw_only=True)
 class _ProvisionOnDemand:
     parameters: tuple[_Parameters, ...] = ()
+    dry_run: bool = False  # ours: answer what would be written (a plan), write nothing
 
 
 def _load_json(raw: bytes) -> Any:
@@ -371,11 +373,42 @@ async def provision_on_demand(request: Request) -> Response:
             f"rule {rule_id!r} maps no {subject.object_type_name!r} objects "
             f"(it maps {', '.join(sorted(sources))}) @ $.parameters[0].subjects[0].objectTypeName"
         )
+    if body.dry_run:
+        plan = await _call(
+            engine.preview_on_demand, job_id, subject.object_type_name, subject.object_id
+        )
+        return JSONResponse(_dry_run_result(plan))
     records = await _call(
         engine.provision_on_demand, job_id, subject.object_type_name, subject.object_id
     )
     key, value = _on_demand_result(records)
     return JSONResponse({"key": json.dumps(key), "value": json.dumps(value)})
+
+
+def _dry_run_result(plan: SyncPlan) -> dict[str, str]:
+    """A dry run's answer in provisionOnDemand's shape: ``key`` the result (``DryRun``, or
+    ``Skipped`` with the reason), ``value`` the one-object plan (README "Preview and apply")."""
+    reason = "; ".join(s.reason for s in plan.skipped) or None
+    result = "Skipped" if not plan.changes and not plan.escrows else "DryRun"
+    key = {"result": result, "details": {"errorCode": None, "errorMessage": reason}}
+    return {"key": json.dumps(key), "value": json.dumps(to_graph(plan))}
+
+
+async def plan_job(request: Request) -> Response:
+    """Ours: what the job's next cycle would write (a SyncPlan); nothing is written."""
+    job_id = await _job_id(request)
+    plan = await _call(_engine(request).plan, job_id)
+    return JSONResponse(to_graph(plan))
+
+
+async def apply_plan(request: Request) -> Response:
+    """Ours: the job's cycle now, if it writes exactly the plan sent back (else 409
+    PlanOutdated naming what moved); answers the cycle's synchronizationTaskExecution."""
+    job_id = await _job_id(request)
+    plan = await _body(request, SyncPlan)
+    assert plan is not None
+    execution = await _call(_engine(request).apply, job_id, plan)
+    return JSONResponse(to_graph(execution))
 
 
 def _on_demand_result(records: Sequence[Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -642,6 +675,8 @@ def _routes() -> list[BaseRoute]:
         Route(job + "/schema", patch_schema, methods=["PATCH"]),
         Route(job + "/validateCredentials", validate_credentials, methods=["POST"]),
         Route(job + "/provisionOnDemand", provision_on_demand, methods=["POST"]),
+        Route(job + "/plan", plan_job, methods=["POST"]),  # ours
+        Route(job + "/apply", apply_plan, methods=["POST"]),  # ours
         Route(job + "/schema/directories", get_directories, methods=["GET"]),
         Route(
             job + "/schema/directories/{directoryId}/discover",
