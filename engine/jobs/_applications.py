@@ -66,7 +66,7 @@ class Applications:
                 f"secrets must map names to values, not {type(secrets).__name__}"
             )
         clean = {str(k): str(v) for k, v in secrets.items()}
-        JobSettings.parse((), {k: v for k, v in clean.items() if k not in keep})  # before
+        JobSettings.parse((), {k: v for k, v in clean.items() if k not in keep}, strict=True)
         app = self.resolve(application_id)  # anything is stored (or a default app made)
         store = self._shared.store
         with self._secrets_lock:
@@ -78,7 +78,7 @@ class Applications:
                         f"secret {missing[0]!r} has no stored value to keep; send its value"
                     )
                 clean.update({k: stored[k] for k in keep})
-            JobSettings.parse((), clean)  # refuse malformed switches before storing anything
+            JobSettings.parse((), clean, strict=True)  # refuse bad switches before storing anything
             store.save_secrets(app, clean)
         for row in store.list_jobs(app):
             assert row.job.id is not None

@@ -34,7 +34,7 @@ from engine.model import (
     from_graph,
     parse_duration,
 )
-from engine.settings import DEFAULT_INTERVAL, KNOWN_SETTINGS, JobSettings
+from engine.settings import DEFAULT_INTERVAL, GRAPH_ONLY_SETTINGS, JobSettings
 from engine.store import JobRow
 from engine.validation import validate_schema
 
@@ -91,15 +91,15 @@ class JobCommands:
         )
         store = self._shared.store
         secrets = store.get_secrets(self._applications.resolve(application_id, create=False))
-        job_settings = JobSettings.parse(pairs, secrets)
+        job_settings = JobSettings.parse(pairs, secrets, strict=True)
         interval = schedule_interval(schedule)
         if source is not None or target is not None:
             check_connectors(source, target)
         validate_schema(parsed_schema)
         compiled = compile_schema(parsed_schema, job_settings.regex_timeout.total_seconds())
         for pair in pairs:
-            if pair.name not in KNOWN_SETTINGS:
-                self._shared.log.warning("setting_not_used", setting=pair.name)
+            if pair.name in GRAPH_ONLY_SETTINGS:
+                self._shared.log.info("setting_not_used", setting=pair.name)
         app = self._applications.resolve(application_id)
         job_id = f"{template_id}.{uuid.uuid4().hex}"
         missing = [k for k in template.required_secrets if not secrets.get(k)]

@@ -27,7 +27,7 @@ from engine.jobs._mappings import CompiledMappings
 from engine.jobs._records import Records
 from engine.jobs._rows import Shared
 from engine.jobs._scheduling import Scheduling
-from engine.logs import configure_logging
+from engine.logs import use_standard_logging
 from engine.model import (
     Application,
     DirectoryDefinition,
@@ -64,7 +64,7 @@ class SyncEngine:
         random: random_module.Random | None = None,
         lease_duration: timedelta = timedelta(minutes=5),
     ) -> None:
-        configure_logging()
+        use_standard_logging()
         self._shared = Shared(
             store=_open_store(store),
             clock=clock or SystemClock(),
