@@ -41,7 +41,7 @@ class Applications:
         """Delete the application with its jobs (each through ``delete_job``) and secrets."""
         app = self.resolve(application_id, create=False)
         for row in self._shared.store.list_jobs(app):
-            delete_job(row.job.id or "")
+            delete_job(row.job.id)
         self._shared.store.delete_application(app)
         self._shared.log.info("application_deleted", application_id=app)
 
@@ -81,7 +81,6 @@ class Applications:
             JobSettings.parse((), clean, strict=True)  # refuse bad switches before storing anything
             store.save_secrets(app, clean)
         for row in store.list_jobs(app):
-            assert row.job.id is not None
             self._reconfigure(row, clean)
 
     def masked_secrets(self, application_id: str | None) -> dict[str, str]:
@@ -102,4 +101,4 @@ class Applications:
             assert isinstance(code, StatusCode)
             return with_status(current, attrs.evolve(status, code=code))
 
-        self._shared.update(row.job.id or "", reconfigured)
+        self._shared.update(row.job.id, reconfigured)

@@ -134,7 +134,7 @@ class JobCommands:
     def _with_live_progress(self, job: SynchronizationJob) -> SynchronizationJob:
         """The job, its status showing the progress of its cycle running in this process
         (pages checkpointed of the pages estimated), as Entra's portal bar does."""
-        live = self._live_pages(job.id or "")
+        live = self._live_pages(job.id)
         if live is None or job.status is None:
             return job
         return attrs.evolve(job, status=attrs.evolve(job.status, progress=(live,)))

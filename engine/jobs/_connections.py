@@ -64,7 +64,7 @@ class Connections:
 
     def buildable(self, row: JobRow) -> bool:
         """Whether the job has connectors: attached ones, or a template that builds them."""
-        if (row.job.id or "") in self._attached:
+        if row.job.id in self._attached:
             return True
         template = self._shared.template_of(row)
         return bool(template and template.build_source and template.build_target)
@@ -72,7 +72,7 @@ class Connections:
     def for_row(self, row: JobRow) -> tuple[Source, Target]:
         """Attached connectors, else the template's, built from the secrets and the schema
         and rebuilt when either changes (the old ones are closed)."""
-        job_id = row.job.id or ""
+        job_id = row.job.id
         if job_id in self._attached:
             return self._attached[job_id]
         template = self._shared.template_of(row)
