@@ -14,7 +14,7 @@ from connectors.discovery import Discoverable
 from engine import discovery
 from engine.errors import ConfigurationError, DiscoveryNotSupported
 from engine.jobs._rows import Shared
-from engine.masking import credential_values, mask_secrets
+from engine.masking import credential_values, mask_secrets, masked_error
 from engine.model import DirectoryDefinition, SynchronizationSchema
 from engine.store import JobRow
 from engine.templates import Template
@@ -113,6 +113,10 @@ class Connections:
         try:
             for connector in pair:
                 connector.validate()
+        except ConnectorError as exc:  # a URL's user:password@, a token the directory quoted
+            saved = self._shared.store.get_secrets(row.application_id)
+            hidden = [*credential_values(saved), *credential_values(secrets or {})]
+            raise masked_error(exc, hidden) from None
         finally:
             if pair is not self._attached.get(job_id):
                 for connector in pair:
