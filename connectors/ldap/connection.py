@@ -70,18 +70,23 @@ class LdapEndpoint:
     role: str = ""
 
     @property
+    def shown_url(self) -> str:
+        """The URL as messages show it: a ``user:password@`` in it masked."""
+        return re.sub(r"(?<=://)[^\s/@]+@", "*****@", self.url)
+
+    @property
     def host_port(self) -> tuple[str, int, bool]:
         """(host, port, use_ssl), or a ConnectorError naming what is wrong with the URL."""
         parts = urlsplit(self.url.strip().rstrip("/"))
         if parts.scheme not in ("ldap", "ldaps") or not parts.hostname:
             raise UnreachableError(
-                f"invalid LDAP URL {self.url!r}: use ldap://host:port or ldaps://host:port"
+                f"invalid LDAP URL {self.shown_url!r}: use ldap://host:port or ldaps://host:port"
             )
         use_ssl = parts.scheme == "ldaps"
         try:
             port = parts.port or (636 if use_ssl else 389)
         except ValueError:
-            raise UnreachableError(f"invalid port in LDAP URL {self.url!r}") from None
+            raise UnreachableError(f"invalid port in LDAP URL {self.shown_url!r}") from None
         return parts.hostname, port, use_ssl
 
 
@@ -137,7 +142,7 @@ class LdapClient:
         self.operations: Counter[str] = Counter()
 
     def __repr__(self) -> str:
-        return f"LdapClient({self.endpoint.url!r}, bind_dn={self.endpoint.bind_dn!r})"
+        return f"LdapClient({self.endpoint.shown_url!r}, bind_dn={self.endpoint.bind_dn!r})"
 
     # ---------------------------------------------------------------- connection
     def _server(self) -> ldap3.Server:
@@ -161,7 +166,7 @@ class LdapClient:
         """The open, bound connection (opened and bound now if needed)."""
         if self._connection is not None and not self._connection.closed:
             return self._connection
-        where = self.endpoint.url
+        where = self.endpoint.shown_url
         side = f"{self.endpoint.role} " if self.endpoint.role else ""
         try:
             connection = ldap3.Connection(
@@ -224,8 +229,9 @@ class LdapClient:
                 self.close()
                 if attempt == 2:
                     side = f"{self.endpoint.role} " if self.endpoint.role else ""
+                    where = self.endpoint.shown_url
                     raise UnreachableError(
-                        f"{side}{action}: connection to {self.endpoint.url} lost: {_reason(exc)}"
+                        f"{side}{action}: connection to {where} lost: {_reason(exc)}"
                     ) from None
             except ldap_errors.LDAPException as exc:
                 raise ObjectError(f"{action}: {_reason(exc)}") from None

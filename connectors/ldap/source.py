@@ -164,7 +164,7 @@ class LdapSource:
             self._entries,
             base=accesslog_base,
             bind_dn=endpoint.bind_dn,
-            where=f"{endpoint.role} {endpoint.url}",
+            where=f"{endpoint.role} {endpoint.shown_url}",
             timestamp_hint=timestamp_hint,
             directory_base=self.directory_base,
             scan_page_size=scan_page_size,
@@ -179,7 +179,7 @@ class LdapSource:
         )
 
     def __repr__(self) -> str:
-        return f"LdapSource({self.endpoint.url!r}, {sorted(self._types)}, {self.delta_mode})"
+        return f"LdapSource({self.endpoint.shown_url!r}, {sorted(self._types)}, {self.delta_mode})"
 
     def close(self) -> None:
         self._reader.close()
@@ -227,7 +227,7 @@ class LdapSource:
             if not self._lookup.search(kind.base_dn, "(objectClass=*)", ["1.1"], scope=ldap3.BASE):
                 raise ConnectorError(
                     f"{self.endpoint.role} base DN {kind.base_dn!r} of {kind.name} does not "
-                    f"exist on {self.endpoint.url} or is not visible to {who}"
+                    f"exist on {self.endpoint.shown_url} or is not visible to {who}"
                 )
         if self.delta_mode == "accesslog":
             self._accesslog.require(self._lookup)
@@ -288,7 +288,7 @@ class LdapSource:
             who = self.endpoint.bind_dn or "the anonymous user"
             raise ConnectorError(
                 f"{self.endpoint.role} base DN {kind.base_dn!r} of {kind.name} does not exist "
-                f"on {self.endpoint.url} (or {who} may not see it): nothing was read, and "
+                f"on {self.endpoint.shown_url} (or {who} may not see it): nothing was read, and "
                 "nothing is deprovisioned for it"
             )
         try:

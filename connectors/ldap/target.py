@@ -184,7 +184,7 @@ class LdapTarget:
         return client
 
     def __repr__(self) -> str:
-        return f"LdapTarget({self.endpoint.url!r}, types={sorted(self.types)})"
+        return f"LdapTarget({self.endpoint.shown_url!r}, types={sorted(self.types)})"
 
     def _type(self, name: str) -> LdapObjectType:
         try:
@@ -459,7 +459,7 @@ class LdapTarget:
                                       scope=ldap3.BASE):  # fmt: skip
                 raise ConnectorError(
                     f"{self.endpoint.role} base DN {kind.base_dn!r} of {kind.name} does not "
-                    f"exist on {self.endpoint.url}"
+                    f"exist on {self.endpoint.shown_url}"
                 )
 
     def discover(self) -> DiscoveredSchema:

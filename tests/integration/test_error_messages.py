@@ -51,6 +51,17 @@ CASES: dict[str, Case] = {
         CredentialsError,
         lambda tree, **k: [f"target bind as {ROOT_DN} to {tree.target.url}: invalid credentials"],
     ),
+    "source url userinfo": (
+        "ldapToScim",
+        lambda tree, **k: {
+            "SourceUrl": tree.source.url.replace("//", f"//admin:{IN_URL}@"),
+            "SourcePassword": WRONG,
+        },
+        CredentialsError,
+        lambda tree, **k: [
+            f"source bind as {ROOT_DN} to {tree.source.url.replace('//', '//*****@')}: invalid"
+        ],
+    ),
     "source port closed": (
         "ldapToScim",
         lambda **k: {"SourceUrl": f"ldap://127.0.0.1:{_LDAP_PORT}"},
