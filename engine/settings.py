@@ -34,8 +34,8 @@ DEFAULT_ESCROW_BACKOFF = (
     *(min(timedelta(minutes=5) * 2**n, timedelta(days=1)) for n in range(10)),
 )
 
-#: Job settings this engine reads; other names are kept and shown, as Graph does.
-KNOWN_SETTINGS = frozenset(
+#: Job settings this engine reads.
+ENGINE_SETTINGS = frozenset(
     {
         "QuarantineTooManyDeletesThreshold",
         "QuarantineTooManyDeletesPercent",
@@ -50,6 +50,23 @@ KNOWN_SETTINGS = frozenset(
         "TransientRetries",
         "ProvisioningLogRetention",
         "RegexTimeout",
+    }
+)
+#: Job settings Graph documents that this engine keeps and shows but does not act on (cloud
+#: sync's directory names): a job copied from Entra carries them.
+GRAPH_ONLY_SETTINGS = frozenset({"DomainFQDN", "DomainNetBios", "ForestFQDN", "ForestNetBios"})
+#: The names a job setting may have; any other is refused (a typo would otherwise be kept
+#: and silently do nothing).
+KNOWN_SETTINGS = ENGINE_SETTINGS | GRAPH_ONLY_SETTINGS
+#: The keys of the SyncNotificationSettings secret Graph documents (the engine reads the two
+#: DeleteThreshold ones; the others are Entra's e-mail notices).
+NOTIFICATION_KEYS = frozenset(
+    {
+        "Enabled",
+        "Recipients",
+        "DeleteThresholdEnabled",
+        "DeleteThresholdValue",
+        "HumanResourcesLookaheadQueryEnabled",
     }
 )
 
@@ -142,9 +159,25 @@ class JobSettings:
 
     @classmethod
     def parse(
-        cls, settings: Iterable[KeyValuePair], secrets: Mapping[str, str] | None = None
+        cls,
+        settings: Iterable[KeyValuePair],
+        secrets: Mapping[str, str] | None = None,
+        *,
+        strict: bool = False,
     ) -> JobSettings:
-        """Validate settings and switches; a bad value raises ConfigurationError naming it."""
+        """Validate settings and switches; a bad value raises ConfigurationError naming it.
+        ``strict`` (where settings and secrets come in: job creation, saved secrets) also
+        refuses a setting or a SyncNotificationSettings key neither the engine nor Graph
+        knows, listing the known names: a typo would otherwise be kept and do nothing. A
+        cycle reads leniently, so a job stored before a name was refused still runs."""
+        settings = tuple(settings)
+        if strict:
+            unknown = sorted({pair.name for pair in settings} - KNOWN_SETTINGS)
+            if unknown:
+                raise ConfigurationError(
+                    f"unknown job setting {shown(unknown[0])}; known settings: "
+                    + ", ".join(sorted(KNOWN_SETTINGS))
+                )
         values = {pair.name: pair.value for pair in settings if pair.value is not None}
         for name, value in values.items():
             if len(value) > MAX_SETTING_TEXT:
@@ -163,7 +196,9 @@ class JobSettings:
                 values["SourceShrinkThreshold"], "SourceShrinkThreshold", 100
             )
         if "SyncNotificationSettings" in secrets:
-            kwargs.update(_notification_threshold(secrets["SyncNotificationSettings"]))
+            kwargs.update(
+                _notification_threshold(secrets["SyncNotificationSettings"], strict=strict)
+            )
         if "QuarantineEscrowProportion" in values:
             kwargs["escrow_proportion"] = _float(
                 values["QuarantineEscrowProportion"], "QuarantineEscrowProportion", 1
@@ -204,7 +239,7 @@ class JobSettings:
         return delay
 
 
-def _notification_threshold(text: str) -> dict[str, object]:
+def _notification_threshold(text: str, *, strict: bool) -> dict[str, object]:
     if len(text) > MAX_SETTING_TEXT or text_depth(text) > MAX_JSON_DEPTH:
         raise ConfigurationError(
             f"SyncNotificationSettings must be a JSON object of at most {MAX_SETTING_TEXT} "
@@ -216,6 +251,12 @@ def _notification_threshold(text: str) -> dict[str, object]:
         raise ConfigurationError("SyncNotificationSettings must be a JSON object") from None
     if not isinstance(body, dict):
         raise ConfigurationError("SyncNotificationSettings must be a JSON object")
+    unknown = sorted(set(body) - NOTIFICATION_KEYS)
+    if unknown and strict:
+        raise ConfigurationError(
+            f"SyncNotificationSettings has an unknown key {shown(unknown[0])}; known keys: "
+            + ", ".join(sorted(NOTIFICATION_KEYS))
+        )
     enabled = body.get("DeleteThresholdEnabled")
     if enabled is False:
         return {"delete_threshold": None}

@@ -34,7 +34,6 @@ def main() -> dict[str, object]:
         job = engine.create_job(
             "memoryToMemory", source, target, schedule="PT10M", settings={"PageSize": "5"}
         )
-        assert job.id is not None
         engine.start(job.id)
         first = engine.run_pending()  # due at once after start
         source.put(

@@ -16,7 +16,6 @@ def make() -> tuple[SyncEngine, str, MemoryDirectory, MemoryDirectory, ManualClo
     engine = SyncEngine(clock=clock)  # store=None: in memory, gone with the test
     source, target = MemoryDirectory(), MemoryDirectory()
     job = engine.create_job("memoryToMemory", source, target)
-    assert job.id is not None
     engine.start(job.id)
     return engine, job.id, source, target, clock
 

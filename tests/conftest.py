@@ -61,7 +61,6 @@ def make_job(
         fill(source, users)
         engine = SyncEngine(tmp_path / "state.db", clock)
         job = engine.create_job("memoryToMemory", source, target, settings=settings, **kwargs)
-        assert job.id is not None
         engine.start(job.id)
         return engine, job.id, source, target
 

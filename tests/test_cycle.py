@@ -513,8 +513,9 @@ def test_logs_bind_job_cycle_and_anchor(make_job: Any) -> None:
     assert all(e.get("job_id") == job_id for e in captured if e["event"].startswith("cycle_"))
 
 
-def test_unknown_settings_are_kept_and_warned(make_job: Any) -> None:
-    """A setting the engine does not read is kept (Graph shows it) and logged as unused."""
+def test_graph_settings_are_kept_and_unknown_ones_refused(make_job: Any) -> None:
+    """A setting Graph documents that the engine does not act on is kept (Graph shows it) and
+    logged as unused; a name neither knows is refused, listing the known names."""
     engine, _, _, _ = make_job()
     with structlog.testing.capture_logs() as captured:
         job = engine.create_job(
@@ -525,6 +526,8 @@ def test_unknown_settings_are_kept_and_warned(make_job: Any) -> None:
         )
     assert "DomainFQDN" in [p.name for p in job.synchronization_job_settings]
     assert any(e["event"] == "setting_not_used" for e in captured)
+    with pytest.raises(ConfigurationError, match="unknown job setting 'PageSise'.*PageSize"):
+        engine.create_job("memoryToMemory", settings={"PageSise": "10"})
 
 
 def test_provisioning_log_retention(make_job: Any, clock: ManualClock) -> None:

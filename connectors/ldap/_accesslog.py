@@ -53,7 +53,7 @@ _ACCESSLOG_HELP = (
     "enable the accesslog overlay on the directory's database (olcAccessLogOps: writes, "
     "olcAccessLogSuccess: TRUE, olcAccessLogOld: (objectClass=*)), index the log "
     "(olcDbIndex: reqStart,reqEnd eq) and give the bind DN read access on the accesslog "
-    "database (olcAccess: to * by dn.exact=<bind DN> read), or use delta_mode='timestamp'"
+    "database (olcAccess: to * by dn.exact=<bind DN> read)"
 )
 
 
@@ -86,6 +86,8 @@ class AccesslogReader:
         *,
         base: str,
         bind_dn: str | None,
+        where: str = "",
+        timestamp_hint: str = "use delta_mode='timestamp'",
         directory_base: str,
         scan_page_size: int,
         overlap: float,
@@ -95,6 +97,10 @@ class AccesslogReader:
         self._entries = entries
         self.base = base
         self.bind_dn = bind_dn
+        #: who reads it, for messages ("source ldap://host:389")
+        self.where = where.strip()
+        #: how to do without an accesslog, in the words of whoever configured the source
+        self.timestamp_hint = timestamp_hint
         self.directory_base = directory_base
         self.scan_page_size = scan_page_size
         #: seconds from a record's reqEnd to its visibility that the window allows for
@@ -113,8 +119,12 @@ class AccesslogReader:
             reason = ""
         if not found:
             who = self.bind_dn or "the anonymous user"
+            where = f"{self.where}: " if self.where else ""
             raise ConnectorError(
-                f"the accesslog {self.base!r} cannot be read by {who}{reason}: {_ACCESSLOG_HELP}"
+                f"{where}the accesslog {self.base} cannot be read by {who}{reason}: the server "
+                "has no accesslog overlay, or the bind DN may not read it. To read changes by "
+                f"modifyTimestamp instead, {self.timestamp_hint}; to use the accesslog, "
+                f"{_ACCESSLOG_HELP}"
             )
 
     def start_mark(self, channel: Channel) -> str:

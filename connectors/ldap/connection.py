@@ -12,6 +12,7 @@ and in ldap3's connection object; no message built here contains it.
 from __future__ import annotations
 
 import contextlib
+import re
 import ssl
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -64,6 +65,14 @@ class LdapEndpoint:
     verify: bool = True
     connect_timeout: float = 10.0
     operation_timeout: float = 60.0
+    #: how errors name this directory ("source", "target"): LdapSource and LdapTarget set it,
+    #: so "source bind as cn=sync,... to ldap://...: invalid credentials" says which side failed
+    role: str = ""
+
+    @property
+    def shown_url(self) -> str:
+        """The URL as messages show it: a ``user:password@`` in it masked."""
+        return re.sub(r"(?<=://)[^\s/@]+@", "*****@", self.url)
 
     @property
     def host_port(self) -> tuple[str, int, bool]:
@@ -71,13 +80,13 @@ class LdapEndpoint:
         parts = urlsplit(self.url.strip().rstrip("/"))
         if parts.scheme not in ("ldap", "ldaps") or not parts.hostname:
             raise UnreachableError(
-                f"invalid LDAP URL {self.url!r}: use ldap://host:port or ldaps://host:port"
+                f"invalid LDAP URL {self.shown_url!r}: use ldap://host:port or ldaps://host:port"
             )
         use_ssl = parts.scheme == "ldaps"
         try:
             port = parts.port or (636 if use_ssl else 389)
         except ValueError:
-            raise UnreachableError(f"invalid port in LDAP URL {self.url!r}") from None
+            raise UnreachableError(f"invalid port in LDAP URL {self.shown_url!r}") from None
         return parts.hostname, port, use_ssl
 
 
@@ -89,6 +98,21 @@ class LdapObjectError(ObjectError):
     def __init__(self, message: str, code: int) -> None:
         super().__init__(message)
         self.code = code
+
+
+def _spoken(name: str) -> str:
+    """An LDAP result name as words: invalidCredentials -> invalid credentials."""
+    return re.sub(r"(?<=[a-z])(?=[A-Z])", " ", name).lower()
+
+
+def bind_error(result: dict[str, Any], action: str) -> ConnectorError:
+    """A refused bind: ``action`` (who binds to where) and what the server said, in words. A
+    bind is never about one object, so any refusal but a busy server is a credentials one."""
+    code = int(result.get("result", 80))
+    name = result.get("description") or f"code {code}"
+    message = (result.get("message") or "").strip()
+    text = f"{action}: {_spoken(name)} (LDAP {code})" + (f": {message}" if message else "")
+    return TransientError(text) if code in _TRANSIENT else CredentialsError(text)
 
 
 def result_error(result: dict[str, Any], action: str) -> ConnectorError:
@@ -118,7 +142,7 @@ class LdapClient:
         self.operations: Counter[str] = Counter()
 
     def __repr__(self) -> str:
-        return f"LdapClient({self.endpoint.url!r}, bind_dn={self.endpoint.bind_dn!r})"
+        return f"LdapClient({self.endpoint.shown_url!r}, bind_dn={self.endpoint.bind_dn!r})"
 
     # ---------------------------------------------------------------- connection
     def _server(self) -> ldap3.Server:
@@ -142,7 +166,8 @@ class LdapClient:
         """The open, bound connection (opened and bound now if needed)."""
         if self._connection is not None and not self._connection.closed:
             return self._connection
-        where = self.endpoint.url
+        where = self.endpoint.shown_url
+        side = f"{self.endpoint.role} " if self.endpoint.role else ""
         try:
             connection = ldap3.Connection(
                 self._server(),
@@ -156,23 +181,23 @@ class LdapClient:
             )
             connection.open()
             if self.endpoint.start_tls and not connection.start_tls():
-                raise UnreachableError(f"StartTLS with {where} failed: {connection.result}")
+                raise UnreachableError(f"{side}StartTLS with {where} failed: {connection.result}")
             if not connection.bind():
-                error = result_error(connection.result, f"bind to {where} as "
-                                     f"{self.endpoint.bind_dn!r}")  # fmt: skip
+                who = self.endpoint.bind_dn or "the anonymous user"
+                error = bind_error(connection.result, f"{side}bind as {who} to {where}")
                 connection.unbind()
-                if isinstance(error, ObjectError):  # e.g. insufficient access on bind
-                    raise CredentialsError(str(error))
                 raise error
         except ConnectorError:
             raise
         except (ldap_errors.LDAPSSLConfigurationError, ldap_errors.LDAPStartTLSError,
                 ssl.SSLError) as exc:  # fmt: skip
-            raise UnreachableError(f"TLS with {where} failed: {_tls_reason(exc)}") from None
+            raise UnreachableError(f"{side}TLS with {where} failed: {_tls_reason(exc)}") from None
         except (*_DROPPED, OSError, ldap_errors.LDAPException) as exc:
             if _is_tls_failure(exc):
-                raise UnreachableError(f"TLS with {where} failed: {_tls_reason(exc)}") from None
-            raise UnreachableError(f"cannot reach {where}: {_reason(exc)}") from None
+                raise UnreachableError(
+                    f"{side}TLS with {where} failed: {_tls_reason(exc)}"
+                ) from None
+            raise UnreachableError(f"{side}cannot reach {where}: {_reason(exc)}") from None
         self._connection = connection
         return connection
 
@@ -203,8 +228,10 @@ class LdapClient:
             except (*_DROPPED, OSError) as exc:
                 self.close()
                 if attempt == 2:
+                    side = f"{self.endpoint.role} " if self.endpoint.role else ""
+                    where = self.endpoint.shown_url
                     raise UnreachableError(
-                        f"{action}: connection to {self.endpoint.url} lost: {_reason(exc)}"
+                        f"{side}{action}: connection to {where} lost: {_reason(exc)}"
                     ) from None
             except ldap_errors.LDAPException as exc:
                 raise ObjectError(f"{action}: {_reason(exc)}") from None

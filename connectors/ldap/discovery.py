@@ -161,7 +161,7 @@ def discover(client: LdapClient, types: Sequence[LdapObjectType]) -> DiscoveredS
     )
     if not entries:
         raise ConnectorError(
-            f"the subschema entry {subschema!r} is not readable on {client.endpoint.url}"
+            f"the subschema entry {subschema!r} is not readable on {client.endpoint.shown_url}"
         )
     raw = entries[0].get("raw_attributes") or {}
     return describe(types, _texts(raw, "objectClasses"), _texts(raw, "attributeTypes"))

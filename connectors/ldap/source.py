@@ -121,6 +121,7 @@ class LdapSource:
         directory_base: str | None = None,
         refill_threshold: int = 50,
         scan_page_size: int = 1000,
+        timestamp_hint: str = "use delta_mode='timestamp'",
     ) -> None:
         if delta_mode not in ("accesslog", "timestamp"):
             raise ValueError(f"delta_mode must be 'accesslog' or 'timestamp', not {delta_mode!r}")
@@ -132,6 +133,7 @@ class LdapSource:
         anchor = check_attribute_description(
             next(iter(self._types.values())).anchor_attribute if self._types else "entryUUID"
         )
+        endpoint = endpoint if endpoint.role else attrs.evolve(endpoint, role="source")
         self.endpoint = endpoint
         self.delta_mode = delta_mode
         self.accesslog_base = accesslog_base
@@ -162,6 +164,8 @@ class LdapSource:
             self._entries,
             base=accesslog_base,
             bind_dn=endpoint.bind_dn,
+            where=f"{endpoint.role} {endpoint.shown_url}",
+            timestamp_hint=timestamp_hint,
             directory_base=self.directory_base,
             scan_page_size=scan_page_size,
             overlap=accesslog_overlap,
@@ -175,7 +179,7 @@ class LdapSource:
         )
 
     def __repr__(self) -> str:
-        return f"LdapSource({self.endpoint.url!r}, {sorted(self._types)}, {self.delta_mode})"
+        return f"LdapSource({self.endpoint.shown_url!r}, {sorted(self._types)}, {self.delta_mode})"
 
     def close(self) -> None:
         self._reader.close()
@@ -244,8 +248,8 @@ class LdapSource:
         for kind in self._types.values():
             if not self._lookup.search(kind.base_dn, "(objectClass=*)", ["1.1"], scope=ldap3.BASE):
                 raise ConnectorError(
-                    f"base DN {kind.base_dn!r} of {kind.name} does not exist or is not "
-                    f"visible to {who}"
+                    f"{self.endpoint.role} base DN {kind.base_dn!r} of {kind.name} does not "
+                    f"exist on {self.endpoint.shown_url} or is not visible to {who}"
                 )
         if self.delta_mode == "accesslog":
             self._accesslog.require(self._lookup)
@@ -305,8 +309,8 @@ class LdapSource:
         if not self._reader.search(kind.base_dn, "(objectClass=*)", ["1.1"], scope=ldap3.BASE):
             who = self.endpoint.bind_dn or "the anonymous user"
             raise ConnectorError(
-                f"the base DN {kind.base_dn!r} of {kind.name} does not exist on "
-                f"{self.endpoint.url} (or {who} may not see it): nothing was read, and "
+                f"{self.endpoint.role} base DN {kind.base_dn!r} of {kind.name} does not exist "
+                f"on {self.endpoint.shown_url} (or {who} may not see it): nothing was read, and "
                 "nothing is deprovisioned for it"
             )
         try:

@@ -162,7 +162,7 @@ class LdapTarget:
     ) -> None:
         values = object_types.values() if isinstance(object_types, Mapping) else object_types
         self.types: dict[str, LdapObjectType] = {t.name: t for t in values}
-        self.endpoint = endpoint
+        self.endpoint = endpoint if endpoint.role else attrs.evolve(endpoint, role="target")
         self.find_cache_seconds = find_cache_seconds
         self._monotonic = monotonic
         self._indexes: dict[tuple[str, str], _Index] = {}
@@ -184,7 +184,7 @@ class LdapTarget:
         return client
 
     def __repr__(self) -> str:
-        return f"LdapTarget({self.endpoint.url!r}, types={sorted(self.types)})"
+        return f"LdapTarget({self.endpoint.shown_url!r}, types={sorted(self.types)})"
 
     def _type(self, name: str) -> LdapObjectType:
         try:
@@ -458,8 +458,8 @@ class LdapTarget:
             if not self.client.search(kind.base_dn, "(objectClass=*)", ["1.1"],
                                       scope=ldap3.BASE):  # fmt: skip
                 raise ConnectorError(
-                    f"the base DN {kind.base_dn!r} of {kind.name} does not exist on "
-                    f"{self.client.endpoint.url}"
+                    f"{self.endpoint.role} base DN {kind.base_dn!r} of {kind.name} does not "
+                    f"exist on {self.endpoint.shown_url}"
                 )
 
     def discover(self) -> DiscoveredSchema:

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import re
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -101,13 +102,19 @@ class ScimClient:
         verify: bool = True,
         timeout: float = 30.0,
         user_agent: str = "syncjob-scim",
+        role: str = "",
     ) -> None:
         address = base_address.strip().rstrip("/")
         if not address.startswith(("http://", "https://")):
             raise UnreachableError(
-                f"invalid SCIM base address {base_address!r}: use https://host/path"
+                f"invalid SCIM base address {_without_userinfo(base_address)!r}: use "
+                "https://host/path"
             )
         self.base_address = address
+        #: the address as messages show it: a ``user:password@`` in it masked
+        self.shown_address = _without_userinfo(address)
+        #: how errors name this service ("source", "target"; the connectors set it)
+        self.role = role
         self.timeout = timeout
         self._verify: bool | str = (ca_file or True) if verify else False
         self._headers = {
@@ -120,7 +127,7 @@ class ScimClient:
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
-        return f"ScimClient({self.base_address!r})"
+        return f"ScimClient({self.shown_address!r})"
 
     # ------------------------------------------------------------------ the surface
     def get(self, path: str, params: Mapping[str, str | int] | None = None) -> dict[str, Any]:
@@ -168,7 +175,7 @@ class ScimClient:
         params: Mapping[str, str | int] | None = None,
         body: Mapping[str, Any] | None = None,
     ) -> requests.Response:
-        what = f"{method} {self.base_address}{path}"
+        what = f"{self.role} {method} {self.shown_address}{path}".lstrip()
         data = None if body is None else json.dumps(body).encode()
         headers = {} if body is None else {"Content-Type": SCIM_JSON}
         for attempt in (1, 2):
@@ -205,6 +212,14 @@ class ScimClient:
         return parsed
 
 
+_USERINFO = re.compile(r"(?<=://)[^\s/@]+@")
+
+
+def _without_userinfo(address: str) -> str:
+    """``address`` with a ``user:password@`` masked: an error message may be shown anywhere."""
+    return _USERINFO.sub("*****@", address)
+
+
 class _Dropped(TransientError):
     """The connection broke after it was made (a GET is retried once on a new one)."""
 
@@ -229,7 +244,8 @@ def _reason(error: requests.RequestException) -> str:
     """The innermost cause's message, without the URL repeated."""
     inner: Any = error.args[0] if error.args else error
     inner = getattr(inner, "reason", inner)
-    return str(inner)
+    # urllib3 starts with the connection's repr: "HTTPConnection(host='h', port=1): Failed..."
+    return re.sub(r"^HTTPS?Connection\([^)]*\): ", "", str(inner))
 
 
 def _raise_for_status(what: str, response: requests.Response) -> None:

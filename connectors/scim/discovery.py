@@ -233,7 +233,7 @@ def discover(client: ScimClient) -> DiscoveredSchema:
         schemas = _resources(client.get("/Schemas"))
     except ScimNotFound:
         raise ConnectorError(
-            f"{client.base_address} has no /Schemas endpoint (RFC 7644 §4): the service cannot "
+            f"{client.shown_address} has no /Schemas endpoint (RFC 7644 §4): the service cannot "
             "describe its schema"
         ) from None
     try:

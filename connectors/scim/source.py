@@ -183,7 +183,7 @@ class ScimSource:
         lookback: int = 5,
     ) -> None:
         self.client = ScimClient(
-            base_address, token, ca_file=ca_file, verify=verify, timeout=timeout
+            base_address, token, ca_file=ca_file, verify=verify, timeout=timeout, role="source"
         )
         extra = extra_attributes or {}
         self.attributes = {
@@ -204,7 +204,7 @@ class ScimSource:
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
-        return f"ScimSource({self.client.base_address!r})"
+        return f"ScimSource({self.client.shown_address!r})"
 
     # ------------------------------------------------------------------ Source protocol
     def object_types(self) -> Sequence[str]:
@@ -245,20 +245,21 @@ class ScimSource:
     def validate(self) -> None:
         """The base address answers (ServiceProviderConfig, or a Users query when the service
         has none) and accepts the token; the error says which of the two failed."""
-        address = self.client.base_address
+        address = f"{self.client.role} BaseAddress {self.client.shown_address}".lstrip()
         try:
             self._features = None
             self.features()
         except UnreachableError as error:
-            raise UnreachableError(f"BaseAddress {address} does not answer: {error}") from None
+            reason = str(error).removeprefix(f"{self.client.role} ")  # said once, in address
+            raise UnreachableError(f"{address} does not answer: {reason}") from None
         try:
             self.client.get("/Users", {"count": 1})
         except CredentialsError:
             raise CredentialsError(
-                f"BaseAddress {address} answers, but refused the SecretToken (HTTP 401/403)"
+                f"{address} answers, but refused the SecretToken (HTTP 401/403)"
             ) from None
         except (ScimNotFound, ScimEndpointMissing):
-            raise UnreachableError(f"BaseAddress {address} has no /Users endpoint") from None
+            raise UnreachableError(f"{address} has no /Users endpoint") from None
 
     def discover(self) -> DiscoveredSchema:
         """User and Group as the service's /Schemas and /ResourceTypes describe them."""
@@ -360,7 +361,7 @@ class ScimSource:
         features = self.features()
         if not self._delta_ready(features):
             raise WatermarkExpired(
-                f"{self.client.base_address} cannot filter and sort on meta.lastModified: "
+                f"{self.client.shown_address} cannot filter and sort on meta.lastModified: "
                 "every cycle is a full read"
             )
         now = self._newest_modified(endpoint)

@@ -105,6 +105,7 @@ class ScimTarget:
             extra_attributes=extra_attributes,
         )
         self.client = self._reader.client
+        self.client.role = "target"  # the reader is this target's: its errors are the target's
         self.member_chunk = member_chunk
         self.find_cache_seconds = find_cache_seconds
         self._monotonic = monotonic
@@ -115,7 +116,7 @@ class ScimTarget:
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
-        return f"ScimTarget({self.client.base_address!r})"
+        return f"ScimTarget({self.client.shown_address!r})"
 
     def object_types(self) -> list[str]:
         return list(_KINDS)

@@ -51,7 +51,7 @@ class Applications:
         """Delete the application with its jobs (each through ``delete_job``) and secrets."""
         app = self.resolve(application_id, create=False)
         for row in self._shared.store.list_jobs(app):
-            delete_job(row.job.id or "")
+            delete_job(row.job.id)
         self._shared.store.delete_application(app)
         self._shared.log.info("application_deleted", application_id=app)
 
@@ -76,7 +76,7 @@ class Applications:
                 f"secrets must map names to values, not {type(secrets).__name__}"
             )
         clean = {str(k): str(v) for k, v in secrets.items()}
-        JobSettings.parse((), {k: v for k, v in clean.items() if k not in keep})  # before
+        JobSettings.parse((), {k: v for k, v in clean.items() if k not in keep}, strict=True)
         app = self.resolve(application_id)  # anything is stored (or a default app made)
         store = self._shared.store
         with self._secrets_lock:
@@ -88,10 +88,9 @@ class Applications:
                         f"secret {missing[0]!r} has no stored value to keep; send its value"
                     )
                 clean.update({k: stored[k] for k in keep})
-            JobSettings.parse((), clean)  # refuse malformed switches before storing anything
+            JobSettings.parse((), clean, strict=True)  # refuse bad switches before storing anything
             store.save_secrets(app, clean)
         for row in store.list_jobs(app):
-            assert row.job.id is not None
             self._reconfigure(row, clean)
 
     def merge_secrets(
@@ -143,4 +142,4 @@ class Applications:
             assert isinstance(code, StatusCode)
             return with_status(current, attrs.evolve(status, code=code))
 
-        self._shared.update(row.job.id or "", reconfigured)
+        self._shared.update(row.job.id, reconfigured)

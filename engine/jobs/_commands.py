@@ -34,7 +34,7 @@ from engine.model import (
     from_graph,
     parse_duration,
 )
-from engine.settings import DEFAULT_INTERVAL, KNOWN_SETTINGS, JobSettings
+from engine.settings import DEFAULT_INTERVAL, GRAPH_ONLY_SETTINGS, JobSettings
 from engine.store import JobRow
 from engine.validation import validate_schema
 
@@ -91,15 +91,15 @@ class JobCommands:
         )
         store = self._shared.store
         secrets = store.get_secrets(self._applications.resolve(application_id, create=False))
-        job_settings = JobSettings.parse(pairs, secrets)
+        job_settings = JobSettings.parse(pairs, secrets, strict=True)
         interval = schedule_interval(schedule)
         if source is not None or target is not None:
             check_connectors(source, target)
         validate_schema(parsed_schema)
         compiled = compile_schema(parsed_schema, job_settings.regex_timeout.total_seconds())
         for pair in pairs:
-            if pair.name not in KNOWN_SETTINGS:
-                self._shared.log.warning("setting_not_used", setting=pair.name)
+            if pair.name in GRAPH_ONLY_SETTINGS:
+                self._shared.log.info("setting_not_used", setting=pair.name)
         app = self._applications.resolve(application_id)
         job_id = f"{template_id}.{uuid.uuid4().hex}"
         missing = [k for k in template.required_secrets if not secrets.get(k)]
@@ -134,7 +134,7 @@ class JobCommands:
     def _with_live_progress(self, job: SynchronizationJob) -> SynchronizationJob:
         """The job, its status showing the progress of its cycle running in this process
         (pages checkpointed of the pages estimated), as Entra's portal bar does."""
-        live = self._live_pages(job.id or "")
+        live = self._live_pages(job.id)
         if live is None or job.status is None:
             return job
         return attrs.evolve(job, status=attrs.evolve(job.status, progress=(live,)))

@@ -14,7 +14,7 @@ from connectors.discovery import Discoverable
 from engine import discovery
 from engine.errors import ConfigurationError, DiscoveryNotSupported
 from engine.jobs._rows import Shared
-from engine.masking import credential_values, mask_secrets
+from engine.masking import credential_values, mask_secrets, masked_error
 from engine.model import DirectoryDefinition, SynchronizationSchema
 from engine.store import JobRow
 from engine.templates import Template
@@ -64,7 +64,7 @@ class Connections:
 
     def buildable(self, row: JobRow) -> bool:
         """Whether the job has connectors: attached ones, or a template that builds them."""
-        if (row.job.id or "") in self._attached:
+        if row.job.id in self._attached:
             return True
         template = self._shared.template_of(row)
         return bool(template and template.build_source and template.build_target)
@@ -72,7 +72,7 @@ class Connections:
     def for_row(self, row: JobRow) -> tuple[Source, Target]:
         """Attached connectors, else the template's, built from the secrets and the schema
         and rebuilt when either changes (the old ones are closed)."""
-        job_id = row.job.id or ""
+        job_id = row.job.id
         if job_id in self._attached:
             return self._attached[job_id]
         template = self._shared.template_of(row)
@@ -113,6 +113,10 @@ class Connections:
         try:
             for connector in pair:
                 connector.validate()
+        except ConnectorError as exc:  # a URL's user:password@, a token the directory quoted
+            saved = self._shared.store.get_secrets(row.application_id)
+            hidden = [*credential_values(saved), *credential_values(secrets or {})]
+            raise masked_error(exc, hidden) from None
         finally:
             if pair is not self._attached.get(job_id):
                 for connector in pair:

@@ -28,7 +28,7 @@ from engine.jobs._plan import Planner
 from engine.jobs._records import Records
 from engine.jobs._rows import Shared
 from engine.jobs._scheduling import Scheduling
-from engine.logs import configure_logging
+from engine.logs import use_standard_logging
 from engine.model import (
     Application,
     DirectoryDefinition,
@@ -66,7 +66,7 @@ class SyncEngine:
         random: random_module.Random | None = None,
         lease_duration: timedelta = timedelta(minutes=5),
     ) -> None:
-        configure_logging()
+        use_standard_logging()
         self._shared = Shared(
             store=_open_store(store),
             clock=clock or SystemClock(),
@@ -92,10 +92,13 @@ class SyncEngine:
     # ------------------------------------------------------- what embedders may read or set
     @property
     def store(self) -> StateStore:
+        """The state store everything durable is in (jobs, links, escrows, logs); read it for
+        what the facade does not show, write to it only through the engine."""
         return self._shared.store
 
     @property
     def clock(self) -> Clock:
+        """The engine's only source of time; set a ManualClock in tests to move time by hand."""
         return self._shared.clock
 
     @clock.setter
@@ -104,10 +107,12 @@ class SyncEngine:
 
     @property
     def templates(self) -> dict[str, Template]:
+        """The templates jobs are created from, by id (the built-in ones unless given)."""
         return self._shared.templates
 
     @property
     def random(self) -> random_module.Random:
+        """Where the engine's random choices come from (jitter); seed it for repeatable tests."""
         return self._shared.random
 
     @property
@@ -117,6 +122,8 @@ class SyncEngine:
 
     @property
     def lease_duration(self) -> timedelta:
+        """How long a job's lease lasts without renewal: after a runner dies elsewhere, another
+        one may take the job over only once it has run out (same-host takeovers are at once)."""
         return self._execution.lease_duration
 
     @lease_duration.setter
@@ -137,12 +144,17 @@ class SyncEngine:
     def create_application(
         self, display_name: str | None = None, application_id: str | None = None
     ) -> Application:
+        """A new application (Graph's servicePrincipal): a container of jobs sharing one set of
+        secrets. Only needed for several sets of credentials; without one, jobs and secrets go
+        to the default application."""
         return self._applications.create(display_name, application_id)
 
     def get_application(self, application_id: str) -> Application:
+        """The application; NotFoundError if there is none by that id."""
         return self._applications.get(application_id)
 
     def list_applications(self) -> list[Application]:
+        """Every application, the default one included once it exists."""
         return self.store.list_applications()
 
     def delete_application(self, application_id: str) -> None:
@@ -207,9 +219,13 @@ class SyncEngine:
         return self._jobs.get(job_id, application_id)
 
     def list_jobs(self, application_id: str | None = None) -> list[SynchronizationJob]:
+        """Every job, or only the application's; with their status (a running cycle's
+        progress included), to see what runs and what needs attention."""
         return self._jobs.list(application_id)
 
     def get_schema(self, job_id: str) -> SynchronizationSchema:
+        """The job's schema (directories and mappings), to read or change and give back to
+        ``update_schema``."""
         return self._shared.row(job_id).job.schema or SynchronizationSchema()
 
     def update_schema(self, job_id: str, schema: SynchronizationSchema | Mapping[str, Any]) -> None:
@@ -222,13 +238,20 @@ class SyncEngine:
         self._jobs.update_settings(job_id, settings)
 
     def delete_job(self, job_id: str) -> None:
+        """Delete the job and its state (links, escrows, logs); the directories are not
+        touched, so a new job starts with joins, not with a clean target."""
         self._jobs.delete(job_id)
 
     # ------------------------------------------------------------------------ commands
     def start(self, job_id: str) -> None:
+        """Schedule the job (its first cycle is due at once); a paused job continues from its
+        watermark, a quarantined one leaves quarantine. Not needed in a loop: a started job
+        runs every interval."""
         self._jobs.start(job_id)
 
     def pause(self, job_id: str) -> None:
+        """Stop scheduling the job, keeping its state; a running cycle stops at its next
+        checkpoint. ``start`` continues where it stopped."""
         self._jobs.pause(job_id)
 
     def restart(
@@ -315,6 +338,9 @@ class SyncEngine:
     def provisioning_logs(
         self, job_id: str, cycle_id: str | None = None, limit: int = 1000
     ) -> list[LogRecord]:
+        """What happened to each object (action, anchor, attribute names, status, error) in one
+        cycle or in all: the latest ``limit`` records, oldest first. What an operator reads to
+        see why an object failed."""
         return self._records.provisioning_logs(job_id, cycle_id, limit)
 
     def log_batches(self, job_id: str) -> Iterator[tuple[datetime | None, list[LogRecord]]]:
@@ -333,6 +359,7 @@ class SyncEngine:
         return self._execution.live.get(job_id)
 
     def escrows(self, job_id: str) -> list[Escrow]:
+        """The job's failed objects waiting for a retry (with attempts, reason, next retry)."""
         return self._records.escrows(job_id)
 
     def replay_escrows(self, job_id: str, anchors: Sequence[str] | None = None) -> int:
@@ -344,6 +371,8 @@ class SyncEngine:
         return self._records.replay_escrows(job_id, anchors)
 
     def close(self) -> None:
+        """Close the connectors the engine built and the store; also what leaving a ``with``
+        block does."""
         self._connections.close()
         self.store.close()
 

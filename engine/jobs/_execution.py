@@ -147,7 +147,7 @@ class Execution:
         progress: Callable[[CycleProgress], None] | None,
     ) -> SynchronizationTaskExecution:
         shared = self._shared
-        job_id = row.job.id or ""
+        job_id = row.job.id
         reporting = [progress]
 
         def on_progress(report: CycleProgress) -> None:
@@ -277,7 +277,7 @@ class Execution:
         """Linked objects per target type, as Graph's status counts them."""
         counts: dict[str, int] = {}
         by_key = {m.key: m.target_type for m in self._mappings.of(row, settings)}
-        for key, count in self._shared.store.count_links(row.job.id or "").items():
+        for key, count in self._shared.store.count_links(row.job.id).items():
             name = by_key.get(key, key)
             counts[name] = counts.get(name, 0) + count
         return tuple(StringKeyLongValuePair(key=k, value=v) for k, v in sorted(counts.items()))

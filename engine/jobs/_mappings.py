@@ -32,7 +32,7 @@ class CompiledMappings:
     def of(self, row: JobRow, settings: JobSettings | None = None) -> list[CompiledMapping]:
         """The row's mappings, compiled again only when its schema changed; ``settings``
         are the cycle's (parsed once per cycle), else the row's are parsed."""
-        job_id = row.job.id or ""
+        job_id = row.job.id
         schema = row.job.schema or SynchronizationSchema()
         cached = self._cache.get(job_id)
         if cached is None or cached[0] != schema:

@@ -46,7 +46,7 @@ class Shared:
         return new
 
     def template_of(self, row: JobRow) -> Template | None:
-        return self.templates.get(row.job.template_id or "")
+        return self.templates.get(row.job.template_id)
 
     def secret_values(self, row: JobRow) -> list[str]:
         """The secret values messages must not show (credentials: see engine.masking)."""

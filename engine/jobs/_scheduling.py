@@ -41,14 +41,14 @@ class Scheduling:
                 continue
             if not self._connections.buildable(row):
                 if row.job.id not in self._warned:
-                    self._warned.add(row.job.id or "")
+                    self._warned.add(row.job.id)
                     self._shared.log.warning("job_without_connectors", job_id=row.job.id)
                 continue
             schedule = row.job.schedule
             if schedule and schedule.expiration and now > schedule.expiration:
                 continue
             if row.next_run is None or row.next_run <= now:
-                due.append(row.job.id or "")
+                due.append(row.job.id)
             if row.job.id in running:
                 continue
             left = 0.0 if row.next_run is None else max((row.next_run - now).total_seconds(), 0)

@@ -29,6 +29,10 @@ from engine.model._enums import GraphEnum, RestartScope
 
 T = TypeVar("T")
 
+#: attrs metadata of a ``str`` the engine assigns (a job's id): ``""`` until it is, which
+#: Graph JSON writes and reads as null (a create request's body has none)
+ASSIGNED = "assigned"
+
 _FRACTION = re.compile(r"(\.\d{6})\d+")
 
 
@@ -206,15 +210,24 @@ def _make_converter() -> cattrs.Converter:
     conv.register_structure_hook(int, strict_int)
     conv.register_structure_hook(str, strict_str)
 
+    def assigned_id(value: Any, _: Any) -> str:
+        return "" if value is None else strict_str(value, _)
+
     def structure_factory(cls: type[Any]) -> Callable[[Any, Any], Any]:
         renames: dict[str, Any] = {
-            a.name: override(rename=camel(a.name)) for a in attrs.fields(cls)
+            a.name: override(rename=camel(a.name), struct_hook=assigned_id)
+            if a.metadata.get(ASSIGNED)
+            else override(rename=camel(a.name))
+            for a in attrs.fields(cls)
         }
         return make_dict_structure_fn(cls, conv, _cattrs_forbid_extra_keys=True, **renames)
 
     def unstructure_factory(cls: type[Any]) -> Callable[[Any], Any]:
         renames: dict[str, Any] = {
-            a.name: override(rename=camel(a.name)) for a in attrs.fields(cls)
+            a.name: override(rename=camel(a.name), unstruct_hook=lambda v: v or None)
+            if a.metadata.get(ASSIGNED)
+            else override(rename=camel(a.name))
+            for a in attrs.fields(cls)
         }
         return make_dict_unstructure_fn(cls, conv, **renames)
 

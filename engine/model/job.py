@@ -13,6 +13,7 @@ from engine.model._enums import (
     StatusCode,
     TaskExecutionResult,
 )
+from engine.model.converter import ASSIGNED
 from engine.model.schema import MetadataEntry, SynchronizationSchema
 
 #: Graph's "never" for steadyState*Time: 0001-01-01T00:00:00Z.
@@ -67,9 +68,10 @@ class SynchronizationQuarantine:
 
 @attrs.frozen(kw_only=True)
 class SynchronizationTaskExecution:
-    """One run (cycle) of a job and its counters."""
+    """One run (cycle) of a job and its counters; ``activity_identifier`` is the cycle's id
+    (the provisioning log's cycle_id)."""
 
-    activity_identifier: str | None = None
+    activity_identifier: str = attrs.field(default="", metadata={ASSIGNED: True})
     count_entitled: int = 0
     count_entitled_for_provisioning: int = 0
     count_escrowed: int = 0
@@ -111,10 +113,13 @@ class SynchronizationStatus:
 
 @attrs.frozen(kw_only=True)
 class SynchronizationJob:
-    """A job; on input (create) only ``templateId`` is required, the engine fills the rest."""
+    """A job; on input (create) only ``templateId`` is required, the engine fills the rest.
 
-    id: str | None = None
-    template_id: str | None = None
+    ``id`` and ``template_id`` are set on every job the engine returns; they are ``""``
+    (null in Graph JSON) only in a create request's body."""
+
+    id: str = attrs.field(default="", metadata={ASSIGNED: True})
+    template_id: str = attrs.field(default="", metadata={ASSIGNED: True})
     schedule: SynchronizationSchedule | None = None
     status: SynchronizationStatus | None = None
     synchronization_job_settings: tuple[KeyValuePair, ...] = ()

@@ -79,7 +79,6 @@ class MemoryStateStore:
         return dict(self._secrets.get(application_id, {}))
 
     def save_job(self, row: JobRow) -> None:
-        assert row.job.id is not None
         with self._lock:
             self._jobs[row.job.id] = row
             self._state.setdefault(row.job.id, _JobState())
@@ -97,7 +96,7 @@ class MemoryStateStore:
             return new
 
     def list_jobs(self, application_id: str | None = None) -> list[JobRow]:
-        rows = sorted(self._jobs.values(), key=lambda r: r.job.id or "")
+        rows = sorted(self._jobs.values(), key=lambda r: r.job.id)
         return [r for r in rows if application_id in (None, r.application_id)]
 
     def job_code(self, job_id: str) -> StatusCode | None:

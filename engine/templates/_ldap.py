@@ -122,7 +122,13 @@ def build_source(secrets: Mapping[str, str], schema: SynchronizationSchema) -> L
         )
     types = object_types(_directory(schema, True), base_dn)
     try:
-        return LdapSource(endpoint, types, delta_mode=mode, directory_base=base_dn or None)
+        return LdapSource(
+            endpoint,
+            types,
+            delta_mode=mode,
+            directory_base=base_dn or None,
+            timestamp_hint="set the secret SourceDeltaMode=timestamp",
+        )
     except ValueError as exc:  # e.g. object types with different anchor attributes
         raise ConfigurationError(f"LDAP source: {exc}") from None
 

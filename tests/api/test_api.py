@@ -209,6 +209,26 @@ def test_bad_job_bodies_are_400_naming_the_field(
     assert client.get(jobs).json()["value"] == []  # a refused request changes nothing
 
 
+def test_an_unknown_setting_is_400_listing_the_known_ones(client: TestClient, v: str) -> None:
+    """A misspelt job setting (or SyncNotificationSettings key) would be kept and do nothing:
+    it is refused, and the message lists the names the engine and Graph know."""
+    app = new_app(client, v)
+    jobs = f"{v}/servicePrincipals/{app}/synchronization/jobs"
+    typo = [{"name": "QuarantineTooManyDeletesTreshold", "value": "5"}]
+    body = {"templateId": "memoryToMemory", "synchronizationJobSettings": typo}
+    message = graph_error(client.post(jobs, json=body), 400)
+    assert "unknown job setting 'QuarantineTooManyDeletesTreshold'" in message
+    assert "QuarantineTooManyDeletesThreshold" in message and "DomainFQDN" in message
+    assert client.get(jobs).json()["value"] == []
+    graph = [{"name": "DomainFQDN", "value": "corp.example"}]  # Graph's, not acted on: kept
+    new_job(client, v, app, synchronizationJobSettings=graph)
+    secrets = f"{v}/servicePrincipals/{app}/synchronization/secrets"
+    notice = '{"DeleteThresholdValu": 3}'
+    pairs = {"value": [{"key": "SyncNotificationSettings", "value": notice}]}
+    message = graph_error(client.put(secrets, json=pairs), 400)
+    assert "unknown key 'DeleteThresholdValu'" in message and "DeleteThresholdValue" in message
+
+
 @pytest.mark.parametrize("raw", [b"{", b"[1, 2]", b'"text"', b"\xff\xfe"])
 def test_malformed_json_is_400(client: TestClient, v: str, raw: bytes) -> None:
     app = new_app(client, v)

@@ -156,11 +156,13 @@ def config_ldif(
     tls: ServerCertificate | None = None,
     readers: Sequence[str] = (),
     refint: bool = False,
+    accesslog: bool = True,
 ) -> str:
     """cn=config for one instance: schemas, the mdb database and its accesslog database.
     ``readers``: bind DNs (entries a test adds, with a password) that may read the main
     database but not the accesslog; none by default. ``refint``: also the refint overlay on
-    the main database, for ``member`` and ``manager`` (off by default)."""
+    the main database, for ``member`` and ``manager`` (off by default). ``accesslog=False``:
+    neither the overlay nor its database (a server that only timestamp mode can read)."""
     includes = "\n".join(f"include: file://{SCHEMA_DIR}/{schema}.ldif" for schema in SCHEMAS)
     tls_settings = (
         f"olcTLSCACertificateFile: {tls.ca}\n"
@@ -170,18 +172,53 @@ def config_ldif(
         else ""
     )
     refint_module = "olcModuleLoad: refint\n" if refint else ""
+    n = 1 if accesslog else 0
     refint_overlay = (
-        """
-dn: olcOverlay={1}refint,olcDatabase={1}mdb,cn=config
+        f"""
+dn: olcOverlay={{{n}}}refint,olcDatabase={{1}}mdb,cn=config
 objectClass: olcOverlayConfig
 objectClass: olcRefintConfig
-olcOverlay: {1}refint
+olcOverlay: {{{n}}}refint
 olcRefintAttribute: member
 olcRefintAttribute: manager
 """
         if refint
         else ""
     )
+    accesslog_overlay = (
+        f"""dn: olcOverlay={{0}}accesslog,olcDatabase={{1}}mdb,cn=config
+objectClass: olcOverlayConfig
+objectClass: olcAccessLogConfig
+olcOverlay: {{0}}accesslog
+olcAccessLogDB: {ACCESSLOG_DN}
+olcAccessLogOps: writes
+olcAccessLogSuccess: TRUE
+olcAccessLogOld: (objectClass=*)
+olcAccessLogPurge: 07+00:00 01+00:00
+"""
+        if accesslog
+        else ""
+    )
+    accesslog_database = (
+        f"""dn: olcDatabase={{2}}mdb,cn=config
+objectClass: olcDatabaseConfig
+objectClass: olcMdbConfig
+olcDatabase: {{2}}mdb
+olcSuffix: {ACCESSLOG_DN}
+olcRootDN: {ROOT_DN}
+olcDbDirectory: {directory}/accesslog
+olcDbMaxSize: 4294967296
+olcDbNoSync: TRUE
+olcDbIndex: objectClass eq
+olcDbIndex: entryCSN eq
+olcDbIndex: reqStart,reqEnd,reqResult,reqType,reqDN eq
+olcSizeLimit: unlimited
+olcAccess: {{0}}to * by dn.exact={ROOT_DN} read by * none
+"""
+        if accesslog
+        else ""
+    )
+    accesslog_module = "olcModuleLoad: accesslog\n" if accesslog else ""
     return f"""\
 dn: cn=config
 objectClass: olcGlobal
@@ -194,8 +231,7 @@ objectClass: olcModuleList
 cn: module{{0}}
 olcModulePath: {MODULE_DIR}
 olcModuleLoad: back_mdb
-olcModuleLoad: accesslog
-{refint_module}
+{accesslog_module}{refint_module}
 dn: cn=schema,cn=config
 objectClass: olcSchemaConfig
 cn: schema
@@ -229,31 +265,8 @@ olcDbIndex: uid,cn,mail eq
 olcSizeLimit: unlimited
 {_main_access(readers)}
 
-dn: olcOverlay={{0}}accesslog,olcDatabase={{1}}mdb,cn=config
-objectClass: olcOverlayConfig
-objectClass: olcAccessLogConfig
-olcOverlay: {{0}}accesslog
-olcAccessLogDB: {ACCESSLOG_DN}
-olcAccessLogOps: writes
-olcAccessLogSuccess: TRUE
-olcAccessLogOld: (objectClass=*)
-olcAccessLogPurge: 07+00:00 01+00:00
-{refint_overlay}
-dn: olcDatabase={{2}}mdb,cn=config
-objectClass: olcDatabaseConfig
-objectClass: olcMdbConfig
-olcDatabase: {{2}}mdb
-olcSuffix: {ACCESSLOG_DN}
-olcRootDN: {ROOT_DN}
-olcDbDirectory: {directory}/accesslog
-olcDbMaxSize: 4294967296
-olcDbNoSync: TRUE
-olcDbIndex: objectClass eq
-olcDbIndex: entryCSN eq
-olcDbIndex: reqStart,reqEnd,reqResult,reqType,reqDN eq
-olcSizeLimit: unlimited
-olcAccess: {{0}}to * by dn.exact={ROOT_DN} read by * none
-"""
+{accesslog_overlay}{refint_overlay}
+{accesslog_database}"""
 
 
 SEED_LDIF = f"""\
@@ -289,8 +302,11 @@ class Slapd:
         readers: Sequence[str] = (),
         seed_ldif: str = "",
         refint: bool = False,
+        accesslog: bool = True,
     ) -> None:
         self.name = name
+        #: the accesslog overlay and its cn=accesslog database (on by default)
+        self.accesslog = accesslog
         self.readers = tuple(readers)
         #: more entries loaded with slapadd before the server starts (fast: no LDAP round trip)
         self.seed_ldif = seed_ldif
@@ -420,6 +436,7 @@ class Slapd:
                 self.tls,
                 self.readers,
                 refint=self.refint,
+                accesslog=self.accesslog,
             )
         )
         (self.directory / "seed.ldif").write_text(SEED_LDIF + "\n" + self.seed_ldif)

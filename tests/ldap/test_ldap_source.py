@@ -482,7 +482,7 @@ def test_validate_accepts_a_good_setup(source: LdapSource) -> None:
 def test_validate_refuses_a_bad_password(slapd_source: Slapd, container: str) -> None:
     source = make_source(slapd_source, container, password="not-the-password")
     try:
-        with pytest.raises(CredentialsError, match="invalidCredentials") as caught:
+        with pytest.raises(CredentialsError, match="invalid credentials") as caught:
             source.validate()
         assert slapd_source.password.reveal() not in str(caught.value) + repr(source)
     finally:

@@ -247,7 +247,7 @@ def test_validate_credentials_says_which_side_refused(tree: Tree, tmp_path: Path
     for the check is a CredentialsError naming the bind, and nothing is saved."""
     engine, job_id = ldap_job(tree, tmp_path / "s.db")
     engine.validate_credentials(job_id)
-    with pytest.raises(CredentialsError, match="invalidCredentials") as refused:
+    with pytest.raises(CredentialsError, match="invalid credentials") as refused:
         engine.validate_credentials(job_id, {"Password": "wrong"})
     assert tree.target.password.reveal() not in str(refused.value)
     engine.validate_credentials(job_id)  # the saved secrets are unchanged

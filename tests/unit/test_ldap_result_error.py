@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from connectors.base import CredentialsError, ObjectError, TransientError
-from connectors.ldap.connection import LdapObjectError, result_error
+from connectors.ldap.connection import LdapObjectError, bind_error, result_error
 
 
 @pytest.mark.parametrize(
@@ -35,3 +35,13 @@ def test_object_errors_keep_the_code() -> None:
 
 def test_a_result_without_a_code_is_other() -> None:
     assert str(result_error({}, "op")) == "op: LDAP 80 code 80"
+
+
+def test_a_refused_bind_is_said_in_words() -> None:
+    """A bind is never about one object: a refusal is a credentials error in words, a busy
+    server a transient one."""
+    error = bind_error({"result": 49, "description": "invalidCredentials"}, "source bind as x")
+    assert type(error) is CredentialsError
+    assert str(error) == "source bind as x: invalid credentials (LDAP 49)"
+    assert type(bind_error({"result": 51, "description": "busy"}, "bind")) is TransientError
+    assert type(bind_error({"result": 50}, "bind")) is CredentialsError

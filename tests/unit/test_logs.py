@@ -20,7 +20,7 @@ def test_tracebacks_leave_local_variables_out(
         try:
             raise RuntimeError("boom")
         except RuntimeError:
-            structlog.get_logger("t").exception("job_run_failed", job_id="j")
+            structlog.get_logger("syncjob.test").exception("job_run_failed", job_id="j")
         err = capsys.readouterr().err
         assert "job_run_failed" in err and "RuntimeError: boom" in err
         assert "hunter2-not-in-logs" not in err

@@ -84,9 +84,10 @@ async def on_engine_error(request: Request, exc: Exception) -> Response:
 
 
 def connector_error(exc: ConnectorError, secrets: Iterable[str] = ()) -> GraphError:
-    """A connector's error as Graph's; any of ``secrets`` in its text is masked."""
+    """A connector's error as Graph's; any of ``secrets`` in its text is masked. The code
+    names the kind of failure, so the message does not repeat it."""
     status, code = next((s, c) for cls, s, c in CONNECTOR_STATUS if isinstance(exc, cls))
-    return GraphError(status, code, mask_secrets(f"{type(exc).__name__}: {exc}", secrets))
+    return GraphError(status, code, mask_secrets(str(exc), secrets))
 
 
 async def on_connector_error(request: Request, exc: Exception) -> Response:

@@ -55,10 +55,10 @@ def metrics_registry(engine: SyncEngine) -> CollectorRegistry:
     now = engine.clock.now()
     for job in engine.list_jobs():
         try:
-            pending = engine.pending_changes(job.id or "")
+            pending = engine.pending_changes(job.id)
         except NotFoundError:  # deleted since list_jobs (a DELETE during the scrape): skip it
             continue
-        labels = {"job": job.id or "", "template": job.template_id or ""}
+        labels = {"job": job.id, "template": job.template_id}
         state = job.status
         last = state.last_execution if state else None
         has_run.labels(**labels).set(1 if last is not None else 0)
@@ -76,7 +76,7 @@ def metrics_registry(engine: SyncEngine) -> CollectorRegistry:
             age.labels(**labels).set(max(0.0, (now - ended).total_seconds()))
         code = state.code if state else StatusCode.NOT_CONFIGURED
         quarantined.labels(**labels).set(1 if code is StatusCode.QUARANTINE else 0)
-        cycles.labels(**labels).inc(engine.cycles_run.get(job.id or "", 0))
+        cycles.labels(**labels).inc(engine.cycles_run.get(job.id, 0))
         lag.labels(**labels).set(pending)
         for each in StatusCode:
             status.labels(**labels, code=each.value).set(1 if each is code else 0)

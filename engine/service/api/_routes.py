@@ -231,7 +231,7 @@ async def create_job(request: Request) -> Response:
         raise ModelError(
             f"field(s) set by the engine, not the caller: {', '.join(extra)}", extra[0]
         )
-    if job.template_id is None:
+    if not job.template_id:
         raise ModelError("required field is missing @ $.templateId", "$.templateId")
     settings = {p.name: p.value or "" for p in job.synchronization_job_settings}
     created = await _call(

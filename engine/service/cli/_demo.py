@@ -62,7 +62,6 @@ def demo(state: Path, users: int) -> None:
             if old.template_id == "memoryToMemory" and old.id:
                 engine.delete_job(old.id)
         job = engine.create_job("memoryToMemory", source, target, schedule="PT40M")
-        assert job.id is not None
         engine.start(job.id)
         click.echo(f"job {job.id} started (state in {state})")
         first = engine.run_cycle(job.id)
