@@ -175,10 +175,7 @@ class JobCommands:
             )
         row = self._shared.row(job_id)
         pairs = tuple(KeyValuePair(name=str(k), value=str(v)) for k, v in settings.items())
-        JobSettings.parse(pairs, self._shared.store.get_secrets(row.application_id))
-        for pair in pairs:
-            if pair.name not in KNOWN_SETTINGS:
-                self._shared.log.warning("setting_not_used", setting=pair.name)
+        JobSettings.parse(pairs, self._shared.store.get_secrets(row.application_id), strict=True)
 
         def replaced(current: JobRow) -> JobRow:
             job = attrs.evolve(current.job, synchronization_job_settings=pairs)

@@ -239,9 +239,9 @@ def test_jobs_settings_shows_sets_and_removes(daemon: Daemon) -> None:
     ]
     removed = cli(daemon.url, "jobs", "settings", job, "PageSize=", "--app", app)
     assert removed.output.splitlines() == ["QuarantineTooManyDeletesThreshold=20"]
-    typo = cli(daemon.url, "jobs", "settings", job, "PagSize=", "--app", app)
-    assert typo.exit_code == 0
-    assert typo.output.startswith("warning: PagSize is not a setting syncjob knows")
+    typo = cli(daemon.url, "jobs", "settings", job, "PagSize=100", "--app", app)
+    assert typo.exit_code == 1, typo.output
+    assert "PagSize" in typo.output and "PageSize" in typo.output  # the known names listed
 
     bad_value = cli(daemon.url, "jobs", "settings", job, "PageSize=lots", "--app", app)
     assert bad_value.exit_code == 1, bad_value.output

@@ -258,10 +258,13 @@ def test_applying_the_diff_reaches_the_desired_state(
 
 
 def test_settings_defaults_and_validation() -> None:
-    """Defaults are Entra's; bad values are refused naming the setting."""
+    """Defaults are Entra's where it has one, but a failure shows at once (issue #18): the
+    first failed cycle, and 10 objects failing alike, quarantine; bad values are refused
+    naming the setting."""
     defaults = JobSettings.parse(())
     assert 500 == defaults.delete_threshold
-    assert 5000 == defaults.escrow_minimum and 0.4 == defaults.escrow_proportion
+    assert 10 == defaults.escrow_minimum and 0.4 == defaults.escrow_proportion
+    assert 1 == defaults.unreachable_cycles
     assert timedelta(0) == defaults.escrow_delay(1)
     assert timedelta(minutes=5) == defaults.escrow_delay(2)
     assert timedelta(days=1) == defaults.escrow_delay(40)
