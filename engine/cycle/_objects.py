@@ -371,6 +371,7 @@ def export(
     """Join, diff and write one object; ``exported`` is the JSON of ``desired`` as mapped."""
     if anchor in state.staged:
         state.staged.discard(anchor)
+        state.waiting.pop(anchor, None)  # back in time: its delete is cancelled
         work.unstaged.append((mapping.key, anchor))
         if state.referenced:
             ctx.link_changed(mapping.key, anchor, work)  # live again: its referrers may resolve
@@ -565,6 +566,8 @@ def deprovision(
             target_ref=link.target_ref,
             soft=soft,
             reason=reason,
+            # a delete waiting out DeleteGracePeriod keeps its due time when staged again
+            due=None if soft else state.waiting.get(anchor),
         )
     )
 

@@ -291,7 +291,8 @@ class SyncEngine:
 
     def pending_changes(self, job_id: str) -> int:
         """Changes the source showed that are not in the target yet: open escrows (parked
-        ones included), staged deletes held (by the threshold or an interrupted cycle), and
+        ones included), staged deletes held (by the threshold or an interrupted cycle; not
+        those waiting out DeleteGracePeriod until they are due), and
         what a cycle running in this process has read, or its source announced, but not
         yet checkpointed (CycleProgress.waiting)."""
         return self._records.pending_changes(job_id)
