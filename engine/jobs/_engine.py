@@ -17,7 +17,7 @@ from typing import Any
 
 from connectors.base import Source, Target
 from engine.clock import Clock, SystemClock
-from engine.cycle import CycleProgress
+from engine.cycle import CycleProgress, Restored
 from engine.errors import JobRunningElsewhere
 from engine.jobs._applications import DEFAULT_APPLICATION, Applications
 from engine.jobs._commands import JobCommands
@@ -25,6 +25,7 @@ from engine.jobs._connections import Connections
 from engine.jobs._execution import Execution
 from engine.jobs._mappings import CompiledMappings
 from engine.jobs._records import Records
+from engine.jobs._restore import Restores
 from engine.jobs._rows import Shared
 from engine.jobs._scheduling import Scheduling
 from engine.logs import configure_logging
@@ -85,6 +86,7 @@ class SyncEngine:
             live_pages=self._execution.live_pages.get,
         )
         self._records = Records(self._shared, self._execution.live.get)
+        self._restores = Restores(self._shared, self._connections, mappings, self._execution)
 
     # ------------------------------------------------------- what embedders may read or set
     @property
@@ -278,6 +280,15 @@ class SyncEngine:
     def provision_on_demand(self, job_id: str, object_type: str, anchor: str) -> list[LogRecord]:
         """Synchronize one source object now, bypassing schedule and delete threshold."""
         return self._execution.provision_on_demand(job_id, object_type, anchor)
+
+    def restore(self, job_id: str, key: str) -> Restored:
+        """Take back the staged delete of one object before it is applied (DeleteGracePeriod,
+        or held by the threshold): cancelled, and the object enabled again if the grace
+        period disabled it. ``key``: its source anchor, target ref or a matching value it was
+        last exported with. It stays linked if the source has it in scope, else it is let go
+        (no longer linked, never deleted by the job). NotFoundError when no staged delete
+        names it; TransitionError (JobRunningElsewhere) while a cycle of the job runs."""
+        return self._restores.restore(job_id, key)
 
     # ------------------------------------------------------------------------- records
     def provisioning_logs(
