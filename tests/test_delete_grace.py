@@ -151,3 +151,31 @@ def test_restore_keeps_the_link_when_the_source_has_the_object(
     engine.run_cycle(job_id)
     assert 2 == len(target_users(target))
     assert "True" == target_users(target)["user1@example.org"]["active"]
+
+
+@pytest.mark.parametrize("same_cycle", [True, False])
+def test_a_re_add_under_a_new_anchor_takes_the_waiting_object_over(
+    make_job: Any, clock: ManualClock, same_cycle: bool
+) -> None:
+    """An object deleted and added again with a new anchor (LDAP: a new entryUUID), in the
+    same cycle or a later one: it joins the disabled target object by its matching value and
+    enables it; the old anchor's delete is cancelled, nothing is created or deleted."""
+    engine, job_id, source, target = make_job(users=2, settings=GRACE)
+    engine.run_cycle(job_id)
+    ref = next(r for r, a in target.list("User").items() if a["userName"] == "user1@example.org")
+    kept = source.get("User", "s000001")
+    assert kept is not None
+    source.remove("User", "s000001")
+    if not same_cycle:
+        engine.run_cycle(job_id)
+        assert target.list("User")[ref]["active"] is False
+        clock.advance(timedelta(days=1))
+    source.put("User", "n000001", kept)
+    engine.run_cycle(job_id)
+    assert "True" == target.list("User")[ref]["active"]
+    assert 2 == len(target.list("User"))
+    assert [] == engine.store.staged_deletes(job_id)
+    assert [] == engine.escrows(job_id)
+    clock.advance(timedelta(days=8))
+    engine.run_cycle(job_id)
+    assert ref in target.list("User") and 2 == len(target.list("User"))

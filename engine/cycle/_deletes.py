@@ -195,6 +195,7 @@ def _wait(
 ) -> None:
     """A target that cannot disable: the delete is staged again, due later; no write."""
     work.staged.append(attrs.evolve(staged, due=due))
+    _waits(ctx, staged, due)
     ctx.record(
         work,
         mapping,
@@ -221,6 +222,7 @@ def _disabled(
     leaves the delete intent: the recovery keeps the link (unknown), the delete stays staged
     without a due time, and the next cycle disables again (harmless) and stages it again."""
     work.staged.append(attrs.evolve(staged, target_ref=link.target_ref, due=due))
+    _waits(ctx, staged, due)
     work.links.append(link._replace(exported=unknown(link.exported)))
     ctx.record(
         work,
@@ -230,6 +232,14 @@ def _disabled(
         target_ref=link.target_ref,
         error=f"{GRACE}: deleted after the grace period, at {due.isoformat()} ({staged.reason})",
     )
+
+
+def _waits(ctx: CycleContext, staged: StagedDelete, due: datetime) -> None:
+    """Tell the cycle's mapping state: an object waiting after the deletes (a re-add under a
+    new anchor that matches this one) takes the target object over instead of failing."""
+    state = ctx.states.get(staged.mapping)
+    if state is not None:
+        state.waiting[staged.anchor] = due
 
 
 def _still_linked(

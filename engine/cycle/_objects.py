@@ -425,7 +425,9 @@ def export(
     ctx.counters.exports += 1
     if ref is not None:
         owner = state.claimed.get(ref) or ctx.store.anchor_for_ref(ctx.job_id, mapping.key, ref)
-        if owner is not None and owner != anchor:
+        if owner is not None and owner != anchor and owner in state.waiting:
+            let_go(ctx, mapping, state, owner, work)  # a re-add under a new anchor: take it
+        elif owner is not None and owner != anchor:
             if not ctx.deletes_applied:
                 # the owner may let go of it in this cycle (its delete is staged, or it is
                 # renamed later in the read): try again once the cycle's deletes are applied
@@ -530,6 +532,22 @@ def link_into(state: MappingState, work: Checkpoint, link: Link) -> None:
     work.links.append(link)
     if state.referenced:
         state.page_links[link.anchor] = link.target_ref
+
+
+def let_go(
+    ctx: CycleContext, mapping: CompiledMapping, state: MappingState, owner: str, work: Checkpoint
+) -> None:
+    """A source object matches a target object whose delete waits out DeleteGracePeriod for
+    another anchor (an LDAP entry deleted and added again gets a new entryUUID): the old
+    anchor lets go of it, its delete cancelled, and the new one joins it (a complete update,
+    which enables it) instead of waiting for the delete and creating the object again."""
+    state.waiting.pop(owner, None)
+    state.staged.discard(owner)
+    work.unstaged.append((mapping.key, owner))
+    work.unlinks.append((mapping.key, owner))
+    if mapping.references:
+        work.references.append((mapping.key, owner, ()))
+    ctx.log.info("waiting_delete_taken_over", anchor=owner)
 
 
 def deprovision(
