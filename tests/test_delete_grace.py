@@ -4,13 +4,16 @@ comes back or is restored meanwhile (memory connectors, SQLite store, a manual c
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from connectors.base import Capability
-from engine import ManualClock, NotFoundError, StatusCode
+from connectors.memory import MemoryDirectory
+from engine import ManualClock, NotFoundError, StatusCode, SyncEngine, TransitionError
 from tests.conftest import target_users
+from tests.test_proofs import Crash
 
 GRACE = {"DeleteGracePeriod": "P7D"}
 
@@ -179,3 +182,81 @@ def test_a_re_add_under_a_new_anchor_takes_the_waiting_object_over(
     clock.advance(timedelta(days=8))
     engine.run_cycle(job_id)
     assert ref in target.list("User") and 2 == len(target.list("User"))
+
+
+def crash_after(target: MemoryDirectory, operation: str) -> None:
+    """The process dies right after the target applied the next ``operation``."""
+
+    def hook(done: str, object_type: str, ref: str | None) -> None:
+        if done == operation:
+            raise Crash
+
+    target.after_write = hook
+
+
+@pytest.mark.parametrize("back_while_down", [False, True])
+def test_a_crash_between_the_disable_and_the_delete_staged_again_converges(
+    make_job: Any, clock: ManualClock, tmp_path: Path, back_while_down: bool
+) -> None:
+    """The disable reached the target, the store never heard: the next engine keeps the
+    link (the delete intent), disables again (harmless) and stages the delete due after the
+    period; or, if the object came back meanwhile, enables it; never a second object."""
+    engine, job_id, source, target = make_job(users=2, settings=GRACE)
+    engine.run_cycle(job_id)
+    ref = next(r for r, a in target.list("User").items() if a["userName"] == "user1@example.org")
+    kept = source.get("User", "s000001")
+    assert kept is not None
+    source.remove("User", "s000001")
+    crash_after(target, "delete")
+    with pytest.raises(Crash):
+        engine.run_cycle(job_id)
+    target.after_write = None
+    del engine  # dropped as a killed process
+    assert target.list("User")[ref]["active"] is False
+    if back_while_down:
+        source.put("User", "s000001", kept)
+    revived = SyncEngine(tmp_path / "state.db", clock)
+    revived.attach(job_id, source, target)
+    revived.run_cycle(job_id)
+    assert [] == revived.store.pending_intents(job_id)
+    if back_while_down:
+        assert "True" == target.list("User")[ref]["active"]
+        assert [] == revived.store.staged_deletes(job_id)
+    else:
+        assert target.list("User")[ref]["active"] is False
+        [staged] = revived.store.staged_deletes(job_id)
+        assert staged.due == clock.now() + timedelta(days=7)
+        clock.advance(timedelta(days=7))
+        revived.run_cycle(job_id)
+        assert ref not in target.list("User")
+    assert len(target.list("User")) == len(source.list("User"))
+    revived.close()
+
+
+def test_a_restore_cut_short_by_a_crash_is_asked_again(
+    make_job: Any, clock: ManualClock, tmp_path: Path
+) -> None:
+    """The enable reached the target, the store never heard: the delete is still staged and
+    the intent in doubt; a restore is refused until a cycle settles it, then succeeds."""
+    engine, job_id, source, target = make_job(users=2, settings=GRACE)
+    engine.run_cycle(job_id)
+    ref = next(r for r, a in target.list("User").items() if a["userName"] == "user1@example.org")
+    source.remove("User", "s000001")
+    engine.run_cycle(job_id)
+    crash_after(target, "update")
+    with pytest.raises(Crash):
+        engine.restore(job_id, "s000001")
+    target.after_write = None
+    del engine
+    revived = SyncEngine(tmp_path / "state.db", clock)
+    revived.attach(job_id, source, target)
+    clock.advance(timedelta(minutes=10))  # the dead restore's lease expired
+    with pytest.raises(TransitionError, match="run a cycle first"):
+        revived.restore(job_id, "s000001")
+    revived.run_cycle(job_id)
+    restored = revived.restore(job_id, "s000001")
+    assert (True, False) == (restored.enabled, restored.linked)
+    clock.advance(timedelta(days=8))
+    revived.run_cycle(job_id)
+    assert target.list("User")[ref]["active"] is True
+    revived.close()
