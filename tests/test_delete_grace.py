@@ -11,7 +11,16 @@ import pytest
 
 from connectors.base import Capability
 from connectors.memory import MemoryDirectory
-from engine import ManualClock, NotFoundError, StatusCode, SyncEngine, TransitionError
+from engine import (
+    ConfigurationError,
+    ManualClock,
+    NotFoundError,
+    StatusCode,
+    SyncEngine,
+    TransitionError,
+)
+from engine.model import KeyValuePair
+from engine.settings import JobSettings
 from tests.conftest import target_users
 from tests.test_proofs import Crash
 
@@ -260,3 +269,17 @@ def test_a_restore_cut_short_by_a_crash_is_asked_again(
     revived.run_cycle(job_id)
     assert target.list("User")[ref]["active"] is True
     revived.close()
+
+
+def test_the_setting_parses_like_the_other_durations() -> None:
+    """Off by default and at PT0S; an unreadable or negative value names the setting."""
+    assert JobSettings.parse(()).delete_grace is None
+    pair = KeyValuePair(name="DeleteGracePeriod", value="P7D")
+    assert timedelta(days=7) == JobSettings.parse([pair]).delete_grace
+    assert (
+        JobSettings.parse([KeyValuePair(name="DeleteGracePeriod", value="PT0S")]).delete_grace
+        is None
+    )
+    for bad in ("7 days", "-P1D"):
+        with pytest.raises(ConfigurationError, match="DeleteGracePeriod"):
+            JobSettings.parse([KeyValuePair(name="DeleteGracePeriod", value=bad)])
