@@ -140,9 +140,9 @@ def apply_staged_deletes(
                 continue
             ctx.counters.exports += 1
             graced = (s.mapping, s.anchor) in waits
+            soft = s.soft or graced  # a grace period's delete disables first
             try:
                 ctx.check_lease()
-                soft = s.soft or graced
                 ctx.call(ctx.target.delete, s.target_type, s.target_ref, soft=soft)
             except (ObjectError, TransientError) as exc:
                 ctx.counters.escrowed_with(f"{type(exc).__name__}: {exc}")
@@ -150,7 +150,7 @@ def apply_staged_deletes(
                     work,
                     mapping,
                     s.anchor,
-                    "Disable" if s.soft else "Delete",
+                    "Disable" if soft else "Delete",
                     "failure",
                     target_ref=s.target_ref,
                     error=f"{type(exc).__name__}: {exc}",
