@@ -283,3 +283,22 @@ def test_the_setting_parses_like_the_other_durations() -> None:
     for bad in ("7 days", "-P1D"):
         with pytest.raises(ConfigurationError, match="DeleteGracePeriod"):
             JobSettings.parse([KeyValuePair(name="DeleteGracePeriod", value=bad)])
+
+
+def test_an_untrusted_full_read_disables_nothing(make_job: Any, clock: ManualClock) -> None:
+    """The held verdict of a full read that saw too few objects comes before the grace
+    period: nothing is disabled until ForceDeletes, which disables; the delete follows."""
+    engine, job_id, source, target = make_job(users=10, settings=GRACE)
+    engine.run_cycle(job_id)
+    for n in range(8):
+        source.remove("User", f"s{n:06d}")
+    engine.restart(job_id, "Watermark")
+    engine.run_cycle(job_id)
+    assert StatusCode.QUARANTINE == engine.get_job(job_id).status.code
+    assert all(a["active"] == "True" for a in target.list("User").values())
+    engine.restart(job_id, ["ForceDeletes", "QuarantineState"])
+    engine.run_cycle(job_id)
+    assert 8 == sum(a["active"] is False for a in target.list("User").values())
+    clock.advance(timedelta(days=7))
+    engine.run_cycle(job_id)
+    assert 2 == len(target.list("User"))

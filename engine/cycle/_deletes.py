@@ -194,7 +194,7 @@ def _wait(
     due: datetime,
 ) -> None:
     """A target that cannot disable: the delete is staged again, due later; no write."""
-    work.staged.append(attrs.evolve(staged, due=due))
+    work.staged.append(attrs.evolve(staged, due=due, reason=_released(staged)))
     _waits(ctx, staged, due)
     ctx.record(
         work,
@@ -221,7 +221,9 @@ def _disabled(
     them, so the next write to it is complete and enables it). A crash before this commit
     leaves the delete intent: the recovery keeps the link (unknown), the delete stays staged
     without a due time, and the next cycle disables again (harmless) and stages it again."""
-    work.staged.append(attrs.evolve(staged, target_ref=link.target_ref, due=due))
+    work.staged.append(
+        attrs.evolve(staged, target_ref=link.target_ref, due=due, reason=_released(staged))
+    )
     _waits(ctx, staged, due)
     work.links.append(link._replace(exported=unknown(link.exported)))
     ctx.record(
@@ -232,6 +234,12 @@ def _disabled(
         target_ref=link.target_ref,
         error=f"{GRACE}: deleted after the grace period, at {due.isoformat()} ({staged.reason})",
     )
+
+
+def _released(staged: StagedDelete) -> str:
+    """The reason a delete waits with: a held one got here only by ForceDeletes, which
+    released the read's verdict, so it no longer holds the delete once due."""
+    return staged.reason.removeprefix(HELD_PREFIX)
 
 
 def _waits(ctx: CycleContext, staged: StagedDelete, due: datetime) -> None:
