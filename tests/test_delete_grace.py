@@ -302,3 +302,21 @@ def test_an_untrusted_full_read_disables_nothing(make_job: Any, clock: ManualClo
     clock.advance(timedelta(days=7))
     engine.run_cycle(job_id)
     assert 2 == len(target.list("User"))
+
+
+def test_waiting_deletes_do_not_make_a_full_read_look_shrunk(
+    make_job: Any, clock: ManualClock
+) -> None:
+    """Objects whose delete waits are still linked, and a later full read rightly misses
+    them: they do not count toward SourceShrinkThreshold, so the read is trusted."""
+    engine, job_id, source, target = make_job(users=10, settings=GRACE)
+    engine.run_cycle(job_id)
+    for n in range(6):
+        source.remove("User", f"s{n:06d}")
+    engine.run_cycle(job_id)  # six disabled, waiting
+    engine.restart(job_id, "Watermark")
+    engine.run_cycle(job_id)
+    assert StatusCode.QUARANTINE != engine.get_job(job_id).status.code
+    clock.advance(timedelta(days=7))
+    engine.run_cycle(job_id)
+    assert 4 == len(target.list("User"))

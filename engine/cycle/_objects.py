@@ -574,6 +574,9 @@ def deprovision(
         soft = True
     state.staged.add(anchor)
     reason = state.held.get(anchor, reason)  # a held delete stays held, whoever stages it
+    # a delete waiting out DeleteGracePeriod keeps its due time when staged again; a disable
+    # (out of scope) replaces it, now
+    due = state.waiting.pop(anchor, None) if soft else state.waiting.get(anchor)
     if state.referenced:
         ctx.link_changed(mapping.key, anchor, work)  # its referrers must let go of it
     work.staged.append(
@@ -584,8 +587,7 @@ def deprovision(
             target_ref=link.target_ref,
             soft=soft,
             reason=reason,
-            # a delete waiting out DeleteGracePeriod keeps its due time when staged again
-            due=None if soft else state.waiting.get(anchor),
+            due=None if soft else due,
         )
     )
 
