@@ -90,7 +90,9 @@ class Capability(enum.Enum):
 
     DELTA = "delta"  # read() with a watermark returns only changes after it
     DELETE = "delete"  # delete(soft=False) removes the object
-    SOFT_DELETE = "soft_delete"  # delete(soft=True) disables the object instead
+    #: delete(soft=True) disables the object instead; update(ref, {soft_delete_attribute:
+    #: True}) enables it again (the target's ``soft_delete_attribute``, "active" if it has none)
+    SOFT_DELETE = "soft_delete"
     RENAME = "rename"  # anchors survive a change of the naming attribute
     REFERENCES = "references"  # reference attributes hold target refs
     VALUE_DELTAS = "value_deltas"  # update() takes ValueDelta for multi-valued attributes

@@ -50,6 +50,7 @@ ENGINE_SETTINGS = frozenset(
         "TransientRetries",
         "ProvisioningLogRetention",
         "RegexTimeout",
+        "DeleteGracePeriod",
     }
 )
 #: Job settings Graph documents that this engine keeps and shows but does not act on (cloud
@@ -156,6 +157,9 @@ class JobSettings:
     regex_timeout: timedelta = DEFAULT_REGEX_TIMEOUT  # per regular expression call and value
     hard_deletes: bool = True
     skip_out_of_scope_deletions: bool = False
+    #: DeleteGracePeriod: None (off) deletes at once; else a delete disables the object now
+    #: (where the target can) and deletes it this long after, unless restored or back by then
+    delete_grace: timedelta | None = None
 
     @classmethod
     def parse(
@@ -224,6 +228,9 @@ class JobSettings:
                     f"{format_duration(MAX_REGEX_TIMEOUT)}, not {values['RegexTimeout']!r}"
                 )
             kwargs["regex_timeout"] = timeout
+        if "DeleteGracePeriod" in values:
+            grace = _duration(values["DeleteGracePeriod"], "DeleteGracePeriod")
+            kwargs["delete_grace"] = grace if grace > timedelta(0) else None  # PT0S: off
         if "HardDeletesEnabled" in secrets:
             kwargs["hard_deletes"] = _truthy(secrets["HardDeletesEnabled"], "HardDeletesEnabled")
         if "SkipOutOfScopeDeletions" in secrets:

@@ -4,7 +4,8 @@ What lives here: ``_cycle`` (a cycle: settle intents, pages in windows, reconcil
 retries, references, deletes; provision on demand), ``_context`` (the cycle's context,
 counters and progress report), ``_objects`` (plan, then write, a batch), ``_references``,
 ``_concurrent`` (overlapping target writes), ``_deletes`` (staged deletes and the threshold),
-``_recovery`` (write-ahead intents a crash left), ``_status`` (what a finished cycle does to
+``_recovery`` (write-ahead intents a crash left), ``_restore`` (an operator takes back a staged
+delete), ``_status`` (what a finished cycle does to
 Graph's status; pure).
 
 What it may import: the pure core (``engine.mapping``, ``engine.model``, ``engine.settings``,
@@ -13,6 +14,7 @@ What it may import: the pure core (``engine.mapping``, ``engine.model``, ``engin
 
 from engine.cycle._context import Counters, CycleContext, CycleOutcome, CycleProgress
 from engine.cycle._cycle import provision_one, run
+from engine.cycle._restore import Restored, restore_one
 from engine.cycle._status import after_cycle, execution_of
 
 __all__ = [
@@ -20,8 +22,10 @@ __all__ = [
     "CycleContext",
     "CycleOutcome",
     "CycleProgress",
+    "Restored",
     "after_cycle",
     "execution_of",
     "provision_one",
+    "restore_one",
     "run",
 ]

@@ -304,6 +304,9 @@ class CycleContext:
                 for s in staged
                 if s.mapping == mapping.key and s.reason.startswith(HELD_PREFIX)
             },
+            waiting={
+                s.anchor: s.due for s in staged if s.mapping == mapping.key and s.due is not None
+            },
             env=Env(
                 now=self.clock.now,
                 random=self.random,
@@ -409,6 +412,9 @@ class MappingState:
     #: reason (HELD_PREFIX ...) is kept when they are staged again, so the hold outlives the
     #: cycle and a quarantine-only restart (ForceDeletes or a trusted full read release it)
     held: dict[str, str] = attrs.field(factory=dict)
+    #: deletes waiting out DeleteGracePeriod, by anchor: their due time, kept when the same
+    #: delete is staged again (a crash's replay, another out-of-scope change)
+    waiting: dict[str, datetime] = attrs.field(factory=dict)
     referenced: bool = False  # another mapping's references resolve through these links
     claimed: dict[str, str] = attrs.field(factory=dict)
     failed_now: set[str] = attrs.field(factory=set)  # escrowed in this cycle: not retried in it

@@ -274,7 +274,9 @@ def _reconcile(ctx: CycleContext, mapping: CompiledMapping, state: MappingState)
                 )
         ctx.commit(work)
         after = unseen[-1].anchor
-    shrunk = _shrink(ctx, mapping, unseen_total) if unseen_total else None
+    # objects whose delete waits out DeleteGracePeriod are still linked, and rightly unseen
+    waiting = len(state.waiting)
+    shrunk = _shrink(ctx, mapping, unseen_total, waiting) if unseen_total > waiting else None
     end = Checkpoint(mapping=mapping.key, sweep_end=True)
     for staged in ctx.store.staged_deletes(ctx.job_id):
         if staged.mapping != mapping.key:
@@ -295,12 +297,14 @@ def _reconcile(ctx: CycleContext, mapping: CompiledMapping, state: MappingState)
         ctx.log.warning("full_read_untrusted", mapping=mapping.key, reason=shrunk)
 
 
-def _shrink(ctx: CycleContext, mapping: CompiledMapping, unseen: int) -> str | None:
+def _shrink(ctx: CycleContext, mapping: CompiledMapping, unseen: int, waiting: int) -> str | None:
     """A full read that saw none, or too few, of the objects the job has linked is more
     likely a wrong base DN, a filter or a permission than a directory emptied overnight:
     its deletes are held with the rest of the cycle's, and the quarantine says what was
-    seen (SourceShrinkThreshold; ForceDeletes applies them)."""
-    linked = ctx.store.count_links(ctx.job_id).get(mapping.key, 0)
+    seen (SourceShrinkThreshold; ForceDeletes applies them). ``waiting``: linked objects
+    whose delete waits out the grace period, not counted (the read is right to miss them)."""
+    linked = ctx.store.count_links(ctx.job_id).get(mapping.key, 0) - waiting
+    unseen -= waiting
     if linked <= 0:
         return None
     threshold = ctx.settings.source_shrink_threshold

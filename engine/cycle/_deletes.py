@@ -1,17 +1,29 @@
-"""Staged deletes: counted against the accidental-deletion threshold, then applied or held."""
+"""Staged deletes: counted against the accidental-deletion threshold, then applied or held.
+
+With DeleteGracePeriod, a hard delete that passes the threshold is not sent yet: where the
+target can disable, the object is disabled now, its link kept with its values marked unknown
+(a source object back in time gets a complete update, which enables it again), and the delete
+is staged again, due at the end of the period; where it cannot, nothing is written and the
+delete waits, staged. A delete not yet due is neither applied nor counted; once due it is
+applied as any other, threshold and held verdict included.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence, Set
+from datetime import datetime
 from itertools import groupby
 
 import attrs
 
 from connectors.base import (
+    Capability,
     ObjectError,
     TransientError,
 )
 from engine.cycle._context import HELD_PREFIX, CycleContext, CyclePaused
+from engine.directory_values import unknown
+from engine.mapping import CompiledMapping
 from engine.model import QuarantineReason
 from engine.store.base import (
     Checkpoint,
@@ -56,7 +68,8 @@ def apply_staged_deletes(
     ``only`` (mapping, anchor) pairs: settle those early (an interrupted cycle's), holding
     them quietly when over the threshold; the end of the cycle counts and reports them all.
     """
-    staged = ctx.store.staged_deletes(ctx.job_id)
+    now = ctx.clock.now()
+    staged = [s for s in ctx.store.staged_deletes(ctx.job_id) if s.due is None or s.due <= now]
     if only is not None:
         staged = [s for s in staged if (s.mapping, s.anchor) in only]
     if not staged:
@@ -108,6 +121,17 @@ def apply_staged_deletes(
             raise CyclePaused
         work = Checkpoint(clear_intents=True)
         batch, links = _still_linked(ctx, staged[start : start + page], work)
+        due = now + grace if (grace := ctx.settings.delete_grace) is not None else None
+        disables = Capability.SOFT_DELETE in ctx.target.capabilities
+        waits = {(s.mapping, s.anchor) for s in batch if due is not None and _graced(s)}
+        if waits and not disables:  # nothing is written for them now
+            kept, batch = batch, []
+            for s in kept:
+                if (s.mapping, s.anchor) in waits and s.mapping in by_key:
+                    assert due is not None
+                    _wait(ctx, work, by_key[s.mapping], s, due)
+                else:
+                    batch.append(s)
         ctx.write_intents(delete_intents(ctx, batch, links))
         for s in batch:
             mapping = by_key.get(s.mapping)
@@ -115,22 +139,28 @@ def apply_staged_deletes(
                 work.unstaged.append((s.mapping, s.anchor))
                 continue
             ctx.counters.exports += 1
+            graced = (s.mapping, s.anchor) in waits
+            soft = s.soft or graced  # a grace period's delete disables first
             try:
                 ctx.check_lease()
-                ctx.call(ctx.target.delete, s.target_type, s.target_ref, soft=s.soft)
+                ctx.call(ctx.target.delete, s.target_type, s.target_ref, soft=soft)
             except (ObjectError, TransientError) as exc:
                 ctx.counters.escrowed_with(f"{type(exc).__name__}: {exc}")
                 ctx.record(
                     work,
                     mapping,
                     s.anchor,
-                    "Disable" if s.soft else "Delete",
+                    "Disable" if soft else "Delete",
                     "failure",
                     target_ref=s.target_ref,
                     error=f"{type(exc).__name__}: {exc}",
                 )
                 continue
             ctx.counters.exported += 1
+            if graced:
+                assert due is not None
+                _disabled(ctx, work, mapping, s, links[(s.mapping, s.anchor)], due)
+                continue
             ctx.counters.deleted += 1
             work.unstaged.append((s.mapping, s.anchor))
             work.unlinks.append((s.mapping, s.anchor))
@@ -144,6 +174,80 @@ def apply_staged_deletes(
             )
         ctx.commit(work)
     return None
+
+
+#: the code of the provisioning records of a delete that waits out the grace period
+GRACE = "DeleteGracePeriod"
+
+
+def _graced(staged: StagedDelete) -> bool:
+    """Whether a delete about to be applied waits out the grace period first: a hard delete
+    that has not waited yet (one that has, due now, goes)."""
+    return not staged.soft and staged.due is None
+
+
+def _wait(
+    ctx: CycleContext,
+    work: Checkpoint,
+    mapping: CompiledMapping,
+    staged: StagedDelete,
+    due: datetime,
+) -> None:
+    """A target that cannot disable: the delete is staged again, due later; no write."""
+    work.staged.append(attrs.evolve(staged, due=due, reason=_released(staged)))
+    _waits(ctx, staged, due)
+    ctx.record(
+        work,
+        mapping,
+        staged.anchor,
+        "StagedDelete",
+        "skipped",
+        target_ref=staged.target_ref,
+        error=f"{GRACE}: deleted after the grace period, at {due.isoformat()} "
+        f"({staged.reason}; the target cannot disable it meanwhile)",
+    )
+
+
+def _disabled(
+    ctx: CycleContext,
+    work: Checkpoint,
+    mapping: CompiledMapping,
+    staged: StagedDelete,
+    link: Link,
+    due: datetime,
+) -> None:
+    """After a grace period's disable: the delete staged again, due later, in the same
+    checkpoint as the link's values marked unknown (the disable changed the object outside
+    them, so the next write to it is complete and enables it). A crash before this commit
+    leaves the delete intent: the recovery keeps the link (unknown), the delete stays staged
+    without a due time, and the next cycle disables again (harmless) and stages it again."""
+    work.staged.append(
+        attrs.evolve(staged, target_ref=link.target_ref, due=due, reason=_released(staged))
+    )
+    _waits(ctx, staged, due)
+    work.links.append(link._replace(exported=unknown(link.exported)))
+    ctx.record(
+        work,
+        mapping,
+        staged.anchor,
+        "Disable",
+        target_ref=link.target_ref,
+        error=f"{GRACE}: deleted after the grace period, at {due.isoformat()} ({staged.reason})",
+    )
+
+
+def _released(staged: StagedDelete) -> str:
+    """The reason a delete waits with: a held one got here only by ForceDeletes, which
+    released the read's verdict, so it no longer holds the delete once due."""
+    return staged.reason.removeprefix(HELD_PREFIX)
+
+
+def _waits(ctx: CycleContext, staged: StagedDelete, due: datetime) -> None:
+    """Tell the cycle's mapping state: an object waiting after the deletes (a re-add under a
+    new anchor that matches this one) takes the target object over instead of failing."""
+    state = ctx.states.get(staged.mapping)
+    if state is not None:
+        state.waiting[staged.anchor] = due
 
 
 def _still_linked(

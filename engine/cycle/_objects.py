@@ -371,6 +371,7 @@ def export(
     """Join, diff and write one object; ``exported`` is the JSON of ``desired`` as mapped."""
     if anchor in state.staged:
         state.staged.discard(anchor)
+        state.waiting.pop(anchor, None)  # back in time: its delete is cancelled
         work.unstaged.append((mapping.key, anchor))
         if state.referenced:
             ctx.link_changed(mapping.key, anchor, work)  # live again: its referrers may resolve
@@ -424,7 +425,9 @@ def export(
     ctx.counters.exports += 1
     if ref is not None:
         owner = state.claimed.get(ref) or ctx.store.anchor_for_ref(ctx.job_id, mapping.key, ref)
-        if owner is not None and owner != anchor:
+        if owner is not None and owner != anchor and owner in state.waiting:
+            let_go(ctx, mapping, state, owner, work)  # a re-add under a new anchor: take it
+        elif owner is not None and owner != anchor:
             if not ctx.deletes_applied:
                 # the owner may let go of it in this cycle (its delete is staged, or it is
                 # renamed later in the read): try again once the cycle's deletes are applied
@@ -531,6 +534,22 @@ def link_into(state: MappingState, work: Checkpoint, link: Link) -> None:
         state.page_links[link.anchor] = link.target_ref
 
 
+def let_go(
+    ctx: CycleContext, mapping: CompiledMapping, state: MappingState, owner: str, work: Checkpoint
+) -> None:
+    """A source object matches a target object whose delete waits out DeleteGracePeriod for
+    another anchor (an LDAP entry deleted and added again gets a new entryUUID): the old
+    anchor lets go of it, its delete cancelled, and the new one joins it (a complete update,
+    which enables it) instead of waiting for the delete and creating the object again."""
+    state.waiting.pop(owner, None)
+    state.staged.discard(owner)
+    work.unstaged.append((mapping.key, owner))
+    work.unlinks.append((mapping.key, owner))
+    if mapping.references:
+        work.references.append((mapping.key, owner, ()))
+    ctx.log.info("waiting_delete_taken_over", anchor=owner)
+
+
 def deprovision(
     ctx: CycleContext,
     mapping: CompiledMapping,
@@ -555,6 +574,9 @@ def deprovision(
         soft = True
     state.staged.add(anchor)
     reason = state.held.get(anchor, reason)  # a held delete stays held, whoever stages it
+    # a delete waiting out DeleteGracePeriod keeps its due time when staged again; a disable
+    # (out of scope) replaces it, now
+    due = state.waiting.pop(anchor, None) if soft else state.waiting.get(anchor)
     if state.referenced:
         ctx.link_changed(mapping.key, anchor, work)  # its referrers must let go of it
     work.staged.append(
@@ -565,6 +587,7 @@ def deprovision(
             target_ref=link.target_ref,
             soft=soft,
             reason=reason,
+            due=None if soft else due,
         )
     )
 

@@ -5,10 +5,11 @@ What lives here: ``_engine`` (the facade), ``_applications`` (applications and t
 secrets), ``_commands`` (job and schema commands), ``_connections`` (connectors built from
 templates and secrets, cached; validateCredentials; discover), ``_execution`` (leases, running
 a cycle, finishing it; provision on demand), ``_scheduling`` (which job is due, and when),
-``_records`` (provisioning logs, escrows, pending changes), ``_rows`` (a job's stored row:
-read, status, atomic update), ``_mappings`` (compiled mappings, cached per schema),
-``_plan`` with ``_plan_targets``, ``_plan_changes``, ``_plan_compare`` and ``_plan_show``
-(a plan of the next cycle, and its apply) and ``_on_demand`` (provision on demand's subject).
+``_records`` (provisioning logs, escrows, pending changes), ``_restore`` (an operator takes
+back a staged delete), ``_rows`` (a job's stored row: read, status, atomic update),
+``_mappings`` (compiled mappings, cached per schema), ``_plan`` with ``_plan_targets``,
+``_plan_changes``, ``_plan_compare`` and ``_plan_show`` (a plan of the next cycle, and its
+apply) and ``_on_demand`` (provision on demand's subject).
 
 What it may import: ``engine.cycle``, ``engine.store``, ``engine.templates`` and the pure
 core; never ``engine.service``.

@@ -17,7 +17,7 @@ from typing import Any
 
 from connectors.base import Source, Target
 from engine.clock import Clock, SystemClock
-from engine.cycle import CycleProgress
+from engine.cycle import CycleProgress, Restored
 from engine.errors import JobRunningElsewhere
 from engine.jobs._applications import DEFAULT_APPLICATION, Applications, SecretChanges
 from engine.jobs._commands import JobCommands
@@ -26,6 +26,7 @@ from engine.jobs._execution import Execution
 from engine.jobs._mappings import CompiledMappings
 from engine.jobs._plan import Planner
 from engine.jobs._records import Records
+from engine.jobs._restore import Restores
 from engine.jobs._rows import Shared
 from engine.jobs._scheduling import Scheduling
 from engine.logs import use_standard_logging
@@ -88,6 +89,8 @@ class SyncEngine:
         )
         self._records = Records(self._shared, self._execution.live.get)
         self._planner = Planner(self._shared, self._connections, mappings, self._execution)
+
+        self._restores = Restores(self._shared, self._connections, mappings, self._execution)
 
     # ------------------------------------------------------- what embedders may read or set
     @property
@@ -334,6 +337,15 @@ class SyncEngine:
         """What provision_on_demand of ``anchor`` would write (a dry run; nothing written)."""
         return self._planner.one(job_id, object_type, anchor)
 
+    def restore(self, job_id: str, key: str) -> Restored:
+        """Take back the staged delete of one object before it is applied (DeleteGracePeriod,
+        or held by the threshold): cancelled, and the object enabled again if the grace
+        period disabled it. ``key``: its source anchor, target ref or a matching value it was
+        last exported with. It stays linked if the source has it in scope, else it is let go
+        (no longer linked, never deleted by the job). NotFoundError when no staged delete
+        names it; TransitionError (JobRunningElsewhere) while a cycle of the job runs."""
+        return self._restores.restore(job_id, key)
+
     # ------------------------------------------------------------------------- records
     def provisioning_logs(
         self, job_id: str, cycle_id: str | None = None, limit: int = 1000
@@ -349,7 +361,8 @@ class SyncEngine:
 
     def pending_changes(self, job_id: str) -> int:
         """Changes the source showed that are not in the target yet: open escrows (parked
-        ones included), staged deletes held (by the threshold or an interrupted cycle), and
+        ones included), staged deletes held (by the threshold or an interrupted cycle; not
+        those waiting out DeleteGracePeriod until they are due), and
         what a cycle running in this process has read, or its source announced, but not
         yet checkpointed (CycleProgress.waiting)."""
         return self._records.pending_changes(job_id)

@@ -35,7 +35,10 @@ class Records:
         live = self._live(job_id)
         waiting = live.waiting if live is not None else 0
         store = self._shared.store
-        return len(store.get_escrows(job_id)) + len(store.staged_deletes(job_id)) + waiting
+        now = self._shared.clock.now()
+        # a delete waiting out DeleteGracePeriod is scheduled, not owed: counted once due
+        deletes = sum(s.due is None or s.due <= now for s in store.staged_deletes(job_id))
+        return len(store.get_escrows(job_id)) + deletes + waiting
 
     def escrows(self, job_id: str) -> list[Escrow]:
         self._shared.row(job_id)

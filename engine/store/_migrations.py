@@ -73,6 +73,10 @@ MIGRATIONS: list[str] = [
         scope INTEGER NOT NULL, anchor TEXT NOT NULL, attribute TEXT NOT NULL,
         value TEXT NOT NULL, PRIMARY KEY (scope, anchor, attribute, value)) WITHOUT ROWID;
     """,
+    # 6: a staged delete waiting out DeleteGracePeriod is due at a time (NULL: at once)
+    """
+    ALTER TABLE staged_deletes ADD COLUMN due TEXT;
+    """,
 ]
 
 

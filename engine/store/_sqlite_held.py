@@ -2,9 +2,9 @@
 
 Both are per-object changes a cycle decided but did not make: an escrow is a change that
 failed, retried from its ``next_retry`` on; a staged delete waits for the accidental-deletion
-check. Both are written in the checkpoint that decided them, inside the store's transaction,
-so they are kept or lost together with that page's links and watermark. The store owns the
-connection and its lock and hands both in.
+check (and, in a grace period, for its ``due`` time). Both are written in the checkpoint
+that decided them, inside the store's transaction, so they are kept or lost together with that
+page's links and watermark. The store owns the connection and its lock and hands both in.
 """
 
 from __future__ import annotations
@@ -59,13 +59,21 @@ class HeldChanges(StoreTables):
     def staged_deletes(self, job_id: str) -> list[StagedDelete]:
         with self._lock:
             rows = self._db.execute(
-                "SELECT mapping, anchor, target_type, target_ref, soft, reason "
+                "SELECT mapping, anchor, target_type, target_ref, soft, reason, due "
                 "FROM staged_deletes WHERE job_id=? ORDER BY mapping, anchor",
                 (job_id,),
             ).fetchall()
         return [
-            StagedDelete(mapping=m, anchor=a, target_type=t, target_ref=r, soft=bool(s), reason=x)
-            for m, a, t, r, s, x in rows
+            StagedDelete(
+                mapping=m,
+                anchor=a,
+                target_type=t,
+                target_ref=r,
+                soft=bool(s),
+                reason=x,
+                due=None if due is None else parse_datetime(due),
+            )
+            for m, a, t, r, s, x, due in rows
         ]
 
     def write(self, job_id: str, c: Checkpoint) -> None:
@@ -96,7 +104,9 @@ class HeldChanges(StoreTables):
             [(job_id, m, a) for m, a in c.unstaged],
         )
         db.executemany(
-            "INSERT OR REPLACE INTO staged_deletes VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO staged_deletes "
+            "(job_id, mapping, anchor, target_type, target_ref, soft, reason, due) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (
                     job_id,
@@ -106,6 +116,7 @@ class HeldChanges(StoreTables):
                     s.target_ref,
                     int(s.soft),
                     s.reason,
+                    None if s.due is None else format_datetime(s.due),
                 )
                 for s in c.staged
             ],

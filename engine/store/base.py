@@ -52,7 +52,10 @@ class Escrow:
 
 @attrs.frozen(kw_only=True, slots=True)
 class StagedDelete:
-    """A delete or disable decided by a cycle, held until the accidental-deletion check."""
+    """A delete or disable decided by a cycle, held until the accidental-deletion check.
+
+    ``due``: a delete waiting out DeleteGracePeriod (the object is disabled meanwhile where
+    the target can disable) is neither applied nor counted before then; None: at once."""
 
     mapping: str
     anchor: str
@@ -60,6 +63,7 @@ class StagedDelete:
     target_ref: str
     soft: bool
     reason: str
+    due: datetime | None = None
 
 
 class LogRecord(NamedTuple):

@@ -552,3 +552,42 @@ def test_refs_of_a_big_group_follow_every_write(tmp_path: Path) -> None:
     other.close()
     assert store.get_refs("j1", "u", anchors)["a00003"] == "elsewhere"
     store.close()
+
+
+def test_staged_deletes_keep_their_due_time(store: StateStore) -> None:
+    """A delete waiting out DeleteGracePeriod reads back with its due time; staged again (the
+    same object) it takes the new row's, None included."""
+    waiting = StagedDelete(
+        mapping="m",
+        anchor="a1",
+        target_type="User",
+        target_ref="r1",
+        soft=False,
+        reason="deleted in source",
+        due=T0 + timedelta(days=7, microseconds=5),
+    )
+    now = attrs.evolve(waiting, anchor="a2", target_ref="r2")
+    now = attrs.evolve(now, due=None)
+    store.commit("j1", Checkpoint(staged=[waiting, now]))
+    assert [waiting, now] == store.staged_deletes("j1")
+    store.commit("j1", Checkpoint(staged=[attrs.evolve(waiting, due=None)]))
+    assert [None, None] == [s.due for s in store.staged_deletes("j1")]
+
+
+def test_sqlite_migration_6_adds_due_to_staged_deletes(tmp_path: Path) -> None:
+    """Staged deletes of a file made before DeleteGracePeriod are due at once after it."""
+    path = tmp_path / "v5.db"
+    original = sqlite_module.MIGRATIONS[:]
+    sqlite_module.MIGRATIONS[:] = original[:5]
+    try:
+        SqliteStateStore(path).close()
+    finally:
+        sqlite_module.MIGRATIONS[:] = original
+    with sqlite3.connect(path) as db:
+        db.execute("INSERT INTO staged_deletes VALUES ('j1', 'm', 'a1', 'User', 'r1', 0, 'gone')")
+    db.close()
+    migrated = SqliteStateStore(path)
+    assert len(original) == migrated.schema_version
+    [staged] = migrated.staged_deletes("j1")
+    assert ("a1", None) == (staged.anchor, staged.due)
+    migrated.close()

@@ -267,6 +267,17 @@ def _versioned_paths() -> dict[str, dict[str, Any]]:
                 )
             ),
         },
+        job + "/restore": {
+            "post": _ours(
+                _op(
+                    "restoreObject",
+                    "Ours: take back an object's staged delete (DeleteGracePeriod) before it is "
+                    "applied, enabling the object if it was disabled",
+                    {"200": _ok(_ref("Restored")), **_E400, **job_errors, **_E409, **_E502},
+                    body=_body(_ref("RestoreRequest")),
+                )
+            ),
+        },
         job + "/schema": {
             "get": _op("getSchema", "The job's schema", {"200": _ok(_ref("Schema")), **job_errors}),
             "put": _op(
@@ -486,6 +497,27 @@ _SCHEMAS: dict[str, Any] = {
             "useSavedCredentials": {"type": "boolean"},
             "credentials": {"type": "array", "items": _KEY_VALUE},
             "templateId": {"type": "string", "nullable": True},
+        },
+    },
+    "RestoreRequest": {
+        "type": "object",
+        "required": ["objectId"],
+        "properties": {
+            "objectId": {
+                "type": "string",
+                "description": "The source anchor, target object id or a matching value",
+            },
+        },
+    },
+    "Restored": {
+        "type": "object",
+        "properties": {
+            "objectId": {"type": "string"},
+            "targetObjectId": {"type": "string"},
+            "objectMapping": {"type": "string"},
+            "deleteDue": {"type": "string", "format": "date-time", "nullable": True},
+            "enabled": {"type": "boolean"},
+            "linked": {"type": "boolean"},
         },
     },
     "ProvisionOnDemand": {

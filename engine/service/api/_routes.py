@@ -107,6 +107,14 @@ class _ProvisionOnDemand:
     dry_run: bool = False  # ours: answer what would be written (a plan), write nothing
 
 
+@attrs.frozen(kw_only=True)
+class _Restore:
+    """POST …/jobs/{jobId}/restore (ours): ``{"objectId"}``, the source anchor, target ref or
+    a matching value of the object whose staged delete is taken back."""
+
+    object_id: str
+
+
 def _load_json(raw: bytes) -> Any:
     """The body's JSON; malformed JSON, or a string escaping a lone UTF-16 surrogate such as
     ``"\\ud800"`` (no Unicode text: it could be neither stored nor answered as UTF-8), is a 400."""
@@ -411,6 +419,26 @@ async def apply_plan(request: Request) -> Response:
     return JSONResponse(to_graph(execution))
 
 
+async def restore(request: Request) -> Response:
+    """Our extension: take back a staged delete (DeleteGracePeriod) before it is applied."""
+    job_id = await _job_id(request)
+    body = await _body(request, _Restore)
+    assert body is not None
+    if not body.object_id.strip():
+        raise ModelError("objectId must name an object @ $.objectId")
+    done = await _call(_engine(request).restore, job_id, body.object_id)
+    return JSONResponse(
+        {
+            "objectId": done.anchor,
+            "targetObjectId": done.target_ref,
+            "objectMapping": done.mapping,
+            "deleteDue": None if done.due is None else done.due.isoformat(),
+            "enabled": done.enabled,
+            "linked": done.linked,
+        }
+    )
+
+
 def _on_demand_result(records: Sequence[Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     failed = [r for r in records if r.status == "failure"]
     done = [r for r in records if r.status == "success" and r.action != "Other"]
@@ -677,6 +705,9 @@ def _routes() -> list[BaseRoute]:
         Route(job + "/provisionOnDemand", provision_on_demand, methods=["POST"]),
         Route(job + "/plan", plan_job, methods=["POST"]),  # ours
         Route(job + "/apply", apply_plan, methods=["POST"]),  # ours
+
+
+        Route(job + "/restore", restore, methods=["POST"]),
         Route(job + "/schema/directories", get_directories, methods=["GET"]),
         Route(
             job + "/schema/directories/{directoryId}/discover",

@@ -2,8 +2,8 @@
 
 What lives here: ``_root`` (the group and its logging option), one module per subject
 (``_demo``, ``_serve``, ``_apps``, ``_jobs``, ``_secrets``, ``_logs``, ``_directories``,
-``_provision``, ``_plan``, ``_run``, ``_schemas``), and ``_daemon`` (the options and exits of every
-command that calls a daemon).
+``_provision``, ``_plan``, ``_restore``, ``_run``, ``_schemas``), and ``_daemon`` (the
+options and exits of every command that calls a daemon).
 It may import ``SyncEngine``, the daemon's client and everything below them; commands that
 need a daemon talk to it over HTTP only.
 """
@@ -16,6 +16,7 @@ from engine.service.cli import (  # noqa: F401  (each registers its commands on 
     _logs,
     _plan,
     _provision,
+    _restore,
     _run,
     _schemas,
     _secrets,
