@@ -36,6 +36,24 @@ def _opaque(value: str) -> bool:
     return len(value) >= 20 and "://" not in value and not any(c in value for c in " ,@")
 
 
+def credential_name(name: str) -> bool:
+    """An attribute or key named like a credential (userPassword, apiToken, clientSecret...):
+    its values are never shown."""
+    return _CREDENTIAL.search(name) is not None
+
+
+def opaque_value(value: str) -> bool:
+    """A directory value that reads like a token (a JWT, long padded or unpadded base64): long,
+    one word, no URL, DN or address, and mixing upper case, lower case and digits. Stricter
+    than for secrets: a GUID, an employee number or a hash in hex stays readable in a log."""
+    return (
+        _opaque(value)
+        and any(c.isupper() for c in value)
+        and any(c.islower() for c in value)
+        and any(c.isdigit() for c in value)
+    )
+
+
 def mask_secrets(text: str, secrets: Iterable[str]) -> str:
     """``text`` with each secret value in it, and any URL's ``user:password@``, masked."""
     values = {s for s in secrets if len(s) >= _MIN_LENGTH and s.strip().lower() not in _NOT_SECRET}

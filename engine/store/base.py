@@ -63,9 +63,13 @@ class StagedDelete:
 
 
 class LogRecord(NamedTuple):
-    """One provisioning log entry: what happened to one object, names of attributes only.
+    """One provisioning log entry: what happened to one object, named so a person can read it.
 
-    A NamedTuple rather than an attrs class: the cycle makes one per object it touches.
+    A NamedTuple rather than an attrs class: the cycle makes one per object it touches. The
+    names and values are what the cycle already held (the source object as read, the values
+    it mapped, the values it last exported): making them costs no target read. ``values``
+    are rendered for reading, never raw: credentials and tokens masked, binary values
+    summarized, each bounded (engine.cycle._names), so a stored record stays small.
     """
 
     job_id: str
@@ -79,6 +83,11 @@ class LogRecord(NamedTuple):
     target_ref: str | None = None
     attributes: tuple[str, ...] = ()
     error: str | None = None
+    source_name: str | None = None  # the source object's display name
+    source_key: str | None = None  # and a readable identifier: its DN, else its uid/userName
+    target_name: str | None = None  # the target object's display name, as mapped
+    #: (attribute, old, new) of the changed attributes, old None where it is not known
+    values: tuple[tuple[str, str | None, str | None], ...] = ()
 
 
 class Intent(NamedTuple):
