@@ -17,7 +17,7 @@ from typing import Any
 
 import attrs
 
-from connectors.base import ValueDelta
+from connectors.base import ValueDelta, as_list
 from engine.mapping import CompiledMapping
 from engine.masking import MASK, credential_name, opaque_value
 
@@ -138,6 +138,8 @@ def _text(value: Any) -> str:
     if kind is bytes or kind is bytearray:
         return f"<binary, {len(value)} bytes>"
     if kind is list or kind is tuple:
+        if len(value) == 1:  # a directory's one value in a list (LDAP's): shown as a value
+            return _text(value[0])
         parts: list[str] = []
         size = 0
         for item in value[:MAX_ITEMS]:
@@ -161,8 +163,8 @@ def modified(
 ) -> Values:
     """(attribute, old, new) for the changed ``names``: old from ``before`` (the values last
     exported; None when not known), new from ``after`` (the values mapped now). ``delta``,
-    given when the target takes ValueDelta: a change sent as one shows the values removed and
-    added, not two long lists that differ in one place.
+    given when the target takes ValueDelta: a change of a list too long to show whole (a big
+    group's members) shows the values removed and added, not two cut lists that look alike.
 
     Made for every object a cycle writes, so short text (most values) costs no call."""
     found: list[tuple[str, str | None, str | None]] = []
@@ -173,7 +175,7 @@ def modified(
             hidden = secret(name)
         if delta is not None:
             change = delta.get(name)
-            if change.__class__ is ValueDelta:
+            if change.__class__ is ValueDelta and _long(before, after, name):
                 found.append((name, *_value_delta(change, hidden)))
                 continue
         new = after.get(name)
@@ -192,6 +194,13 @@ def modified(
                     old = _text(old)
         found.append((name, old, new))
     return tuple(found)
+
+
+def _long(before: Mapping[str, Any] | None, after: Mapping[str, Any], name: str) -> bool:
+    """Whether a list is too long to show whole on either side (then show its change)."""
+    had = before.get(name) if before is not None else None
+    want = after.get(name)
+    return len(as_list(had)) > MAX_ITEMS or len(as_list(want)) > MAX_ITEMS
 
 
 def _value_delta(change: ValueDelta, hidden: bool) -> tuple[str | None, str | None]:
