@@ -226,7 +226,7 @@ def write(ctx: CycleContext, batch: Batch) -> None:
             escrow(ctx, mapping, state, anchor, failure, work, who=who)
             continue
         if anchor in unresolved or anchor in escrows:
-            settled(ctx, mapping, state, anchor, work, final_pass)
+            settled(ctx, mapping, state, anchor, work, final_pass, source, desired)
 
 
 def write_concurrently(ctx: CycleContext, batch: Batch, workers: int) -> None:
@@ -247,7 +247,8 @@ def write_concurrently(ctx: CycleContext, batch: Batch, workers: int) -> None:
             escrow(ctx, mapping, state, anchor, failure, work, who=who)
             return
         if anchor in state.unresolved or anchor in state.escrows:
-            settled(ctx, mapping, state, anchor, work, final_pass)
+            source, desired = batch.sources[index], batch.desired[index]
+            settled(ctx, mapping, state, anchor, work, final_pass, source, desired)
 
     def claims(index: int) -> list[Any]:
         if batch.links[index] is not None:
@@ -325,9 +326,11 @@ def settled(
     anchor: str,
     work: Checkpoint,
     final_pass: bool,
+    source: Attributes | None = None,
+    desired: dict[str, Any] | None = None,
 ) -> None:
     """After an object went through without error: defer or escrow what did not resolve,
-    close its escrow otherwise."""
+    close its escrow otherwise (``source`` and ``desired`` name it in the escrow's record)."""
     if anchor in state.unresolved:
         state.unresolved.discard(anchor)
         if final_pass:
@@ -339,6 +342,7 @@ def settled(
                 ReferenceNotResolved("a referenced object is not provisioned yet"),
                 work,
                 counted=False,
+                who=identity(state.naming, source, desired),
             )
             return
         state.pending.add(anchor)

@@ -84,9 +84,11 @@ def _who(identity: dict[str, Any] | None) -> str:
     """``Ada Lovelace (uid=ada,ou=people,...)``: the name, then the identifier or the id."""
     identity = identity or {}
     details = identity.get("details") or {}
-    known = details.get("identifier") or identity.get("id") or ""
     name = identity.get("displayName")
-    return f"{name} ({known})" if name else str(known)
+    known = details.get("identifier")
+    if not known or known == name:  # a group matched by its name: its id tells more
+        known = identity.get("id") or ""
+    return f"{name} ({known})" if name and known else str(name or known)
 
 
 def _changes(properties: list[dict[str, Any]]) -> str:
