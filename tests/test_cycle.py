@@ -433,7 +433,7 @@ def test_provisioning_log_shows_mapped_values_and_log_lines_none(make_job: Any) 
     records = engine.provisioning_logs(job_id)
     assert "Create" == records[0].action
     assert "userName" in records[0].attributes
-    assert ("userName", None, "user1@example.org") in records[0].values
+    assert ("userName", None, "user1@example.org") in records[0].changes()
     assert "Hunter2-secret" not in repr(records) + repr(captured)
     assert "user1@example.org" not in repr(captured)
 

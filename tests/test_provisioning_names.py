@@ -59,7 +59,7 @@ def test_create_and_update_name_both_sides_with_old_and_new_values(
     created = only(engine, job_id, "Create")
     assert (created.source_name, created.target_name) == ("Ada Lovelace", "Ada Lovelace")
     assert created.source_key == "ada@example.org"  # no DN: the value it is matched by
-    values = {name: (old, new) for name, old, new in created.values}
+    values = {name: (old, new) for name, old, new in created.changes()}
     assert values["mail"] == (None, "ada@example.org")
     assert values["userPassword"] == (None, MASK)
     assert set(values) == set(created.attributes)
@@ -69,10 +69,10 @@ def test_create_and_update_name_both_sides_with_old_and_new_values(
     engine.run_cycle(job_id)
     updated = only(engine, job_id, "Update")
     assert (updated.source_name, updated.target_name) == ("Ada Lovelace", "Ada Lovelace")
-    assert updated.values == (
+    assert updated.changes() == [
         ("mail", "ada@example.org", "countess@example.org"),
         ("userPassword", MASK, MASK),
-    )
+    ]
     assert SECRET not in repr(engine.provisioning_logs(job_id))
 
 
@@ -122,6 +122,6 @@ def test_records_stored_before_names_read_with_none(tmp_path: Path) -> None:
         (record,) = store.provisioning_logs("j1")
         assert record.attributes == ("mail",) and record.anchor == "a1"
         assert (record.source_name, record.source_key, record.target_name) == (None, None, None)
-        assert record.values == ()
+        assert (record.new, record.old, record.changes()) == ((), (), [])
     finally:
         store.close()

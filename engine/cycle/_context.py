@@ -20,7 +20,7 @@ from connectors.base import (
     TransientError,
 )
 from engine.clock import Clock
-from engine.cycle._names import NO_IDENTITY, Identity, Naming, Values, naming_of
+from engine.cycle._names import NO_IDENTITY, NO_VALUES, Identity, Naming, Values, naming_of
 from engine.errors import LeaseLost
 from engine.expressions import Env
 from engine.mapping import CompiledMapping
@@ -316,7 +316,7 @@ class CycleContext:
         names: Sequence[str] = (),
         error: str | None = None,
         who: Identity = NO_IDENTITY,
-        values: Values = (),
+        values: Values = NO_VALUES,
     ) -> None:
         """Log what happened to one object; ``who`` names it (engine.cycle._names), else the
         names noted when its delete was staged in this cycle, if any."""
@@ -338,7 +338,7 @@ class CycleContext:
                 tuple(names),
                 error,
                 *who,
-                values,
+                *values,
             )
         )
 

@@ -32,7 +32,9 @@ DN = "dn"
 #: (source name, source identifier, target name) of an object
 Identity = tuple[str | None, str | None, str | None]
 NO_IDENTITY: Identity = (None, None, None)
-Values = tuple[tuple[str, str | None, str | None], ...]
+#: (new values, old values) of a record's changed attributes (engine.store.base.LogRecord)
+Values = tuple[tuple[str | None, ...], tuple[str | None, ...]]
+NO_VALUES: Values = ((), ())
 
 
 @attrs.frozen
@@ -47,6 +49,7 @@ class Naming:
     direct: bool
     source: tuple[str, ...]  # source attributes to look in, in order, when not direct
     matching: str | None  # the first matching attribute: the identifier without a DN
+    secret: frozenset[str] = frozenset()  # target attributes named like credentials
 
 
 def naming_of(mapping: CompiledMapping) -> Naming:
@@ -65,7 +68,8 @@ def naming_of(mapping: CompiledMapping) -> Naming:
         n for n in NAMING_ATTRIBUTES if n != source_attribute
     )
     matching = mapping.matching[0] if mapping.matching else None
-    return Naming(target, source_attribute is not None, ordered, matching)
+    secret = frozenset(a for a, _ in mapped.values() if credential_name(a))
+    return Naming(target, source_attribute is not None, ordered, matching, secret)
 
 
 def as_name(value: Any) -> str | None:
@@ -155,45 +159,70 @@ def _text(value: Any) -> str:
     return _text(str(value))
 
 
-def modified(
+def rendered(
+    names: Sequence[str], values: Mapping[str, Any], secret: frozenset[str]
+) -> tuple[str | None, ...]:
+    """The values of ``names`` (the first MAX_ATTRIBUTES) as a log shows them; ``secret``:
+    the names among them that are credentials'. Made for every object a cycle writes, so
+    short text (most values) costs no call of ours."""
+    shown: list[str | None] = []
+    add = shown.append
+    for name in names if len(names) <= MAX_ATTRIBUTES else names[:MAX_ATTRIBUTES]:
+        value = values.get(name)
+        if value is None or (value.__class__ is str and len(value) < _SHORT and name not in secret):
+            add(value)
+        else:
+            add(MASK if name in secret else _text(value))
+    return tuple(shown)
+
+
+def created(naming: Naming, names: Sequence[str], desired: Mapping[str, Any]) -> Values:
+    """(new, old) of a create or a join: the values sent; the old ones are not known."""
+    return rendered(names, desired, naming.secret), ()
+
+
+def changed(
+    naming: Naming,
     names: Sequence[str],
     before: Mapping[str, Any] | None,
     after: Mapping[str, Any],
     delta: Mapping[str, Any] | None = None,
 ) -> Values:
-    """(attribute, old, new) for the changed ``names``: old from ``before`` (the values last
-    exported; None when not known), new from ``after`` (the values mapped now). ``delta``,
-    given when the target takes ValueDelta: a change of a list too long to show whole (a big
-    group's members) shows the values removed and added, not two cut lists that look alike.
-
-    Made for every object a cycle writes, so short text (most values) costs no call."""
-    found: list[tuple[str, str | None, str | None]] = []
-    secrets = _secret_names
-    for name in names if len(names) <= MAX_ATTRIBUTES else names[:MAX_ATTRIBUTES]:
-        hidden = secrets.get(name)
-        if hidden is None:
-            hidden = secret(name)
-        if delta is not None:
-            change = delta.get(name)
-            if change.__class__ is ValueDelta and _long(before, after, name):
-                found.append((name, *_value_delta(change, hidden)))
+    """(new, old) of an update: new from ``after`` (the values mapped now), old from
+    ``before`` (the values last exported; () when not known). ``delta``, given when the
+    target takes ValueDelta: a change of a list too long to show whole (a big group's
+    members) shows the values removed and added, not two cut lists that look alike."""
+    secret = naming.secret
+    new: tuple[str | None, ...]
+    old: tuple[str | None, ...] = ()
+    if before is None:
+        new = rendered(names, after, secret)
+    else:  # one loop for both (an update per object of every incremental cycle)
+        news: list[str | None] = []
+        olds: list[str | None] = []
+        for name in names if len(names) <= MAX_ATTRIBUTES else names[:MAX_ATTRIBUTES]:
+            hidden = name in secret
+            value = after.get(name)
+            if value is not None and (hidden or value.__class__ is not str or len(value) >= _SHORT):
+                value = MASK if hidden else _text(value)
+            news.append(value)
+            value = before.get(name)
+            if value is not None and (hidden or value.__class__ is not str or len(value) >= _SHORT):
+                value = MASK if hidden else _text(value)
+            olds.append(value)
+        new, old = tuple(news), tuple(olds)
+    if delta is None:
+        return new, old
+    patched: tuple[list[str | None], list[str | None]] | None = None
+    for name, change in delta.items():  # a loop of ours, no call: most deltas have no list
+        if change.__class__ is ValueDelta and _long(before, after, name):
+            index = names.index(name) if name in names else len(new)
+            if index >= len(new):
                 continue
-        new = after.get(name)
-        if new is not None:
-            if hidden:
-                new = MASK
-            elif new.__class__ is not str or len(new) >= _SHORT:
-                new = _text(new)
-        old = None
-        if before is not None:
-            old = before.get(name)
-            if old is not None:
-                if hidden:
-                    old = MASK
-                elif old.__class__ is not str or len(old) >= _SHORT:
-                    old = _text(old)
-        found.append((name, old, new))
-    return tuple(found)
+            if patched is None:
+                patched = list(new), list(old or (None,) * len(new))
+            patched[1][index], patched[0][index] = _value_delta(change, name in secret)
+    return (tuple(patched[0]), tuple(patched[1])) if patched is not None else (new, old)
 
 
 def _long(before: Mapping[str, Any] | None, after: Mapping[str, Any], name: str) -> bool:

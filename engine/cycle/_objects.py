@@ -31,7 +31,7 @@ from engine.cycle._context import (
     ReferenceNotResolved,
 )
 from engine.cycle._creates import COMPLETED_AFTER_DOUBT, create_after_doubt, was_in_doubt
-from engine.cycle._names import NO_IDENTITY, Identity, identity, modified
+from engine.cycle._names import NO_IDENTITY, Identity, changed, created, identity
 from engine.cycle._references import (
     dangling_index,
     names_references,
@@ -477,7 +477,7 @@ def export(
             ref = ctx.call(ctx.target.update, target_type, ref, delta) or ref
         names = sorted(delta)
         who = identity(state.naming, source, desired)
-        values = modified(names, None, desired, delta if ctx.value_deltas else None)
+        values = created(state.naming, names, desired)
         if ours:
             ctx.record(
                 work, mapping, anchor, "Create", "warning", target_ref=ref, names=names,
@@ -496,15 +496,16 @@ def export(
             ref, completed = create_after_doubt(ctx, mapping, state, anchor, desired, exc)
         who = identity(state.naming, source, desired)
         if completed is None:
-            created = tuple(desired)
+            made = tuple(desired)
             ctx.record(
-                work, mapping, anchor, "Create", target_ref=ref, names=created, who=who,
-                values=modified(created, None, desired),
+                work, mapping, anchor, "Create", target_ref=ref, names=made, who=who,
+                values=created(state.naming, made, desired),
             )  # fmt: skip
         else:  # the log says the create was found done (in part) and completed
+            values = created(state.naming, completed, desired)
             ctx.record(
                 work, mapping, anchor, "Create", "warning", target_ref=ref, names=completed,
-                error=COMPLETED_AFTER_DOUBT, who=who, values=modified(completed, None, desired),
+                error=COMPLETED_AFTER_DOUBT, who=who, values=values,
             )  # fmt: skip
     else:
         ctx.counters.exports -= 1
@@ -550,7 +551,9 @@ def update_linked(
         names = sorted(delta)
         ctx.record(
             work, mapping, anchor, "Update", target_ref=link.target_ref, names=names, who=who,
-            values=modified(names, before, desired, delta if ctx.value_deltas else None),
+            values=changed(
+                state.naming, names, before, desired, delta if ctx.value_deltas else None
+            ),
         )  # fmt: skip
     else:
         ctx.skip(

@@ -27,10 +27,11 @@ def _record(job_id: str, cycle_id: str, row: list[Any]) -> LogRecord:
     reads with no names and no values."""
     change, at, action, status, mapping, anchor, ref, names, error = row[:9]
     source_name = source_key = target_name = None
-    values: tuple[tuple[str, str | None, str | None], ...] = ()
+    new: tuple[str | None, ...] = ()
+    old: tuple[str | None, ...] = ()
     if len(row) > 9:
-        source_name, source_key, target_name, stored = row[9:13]
-        values = tuple((name, old, new) for name, old, new in stored)
+        source_name, source_key, target_name, new, old = row[9:14]
+        new, old = tuple(new), tuple(old)
     return LogRecord(
         job_id,
         cycle_id,
@@ -46,7 +47,8 @@ def _record(job_id: str, cycle_id: str, row: list[Any]) -> LogRecord:
         source_name,
         source_key,
         target_name,
-        values,
+        new,
+        old,
     )
 
 

@@ -86,8 +86,16 @@ class LogRecord(NamedTuple):
     source_name: str | None = None  # the source object's display name
     source_key: str | None = None  # and a readable identifier: its DN, else its uid/userName
     target_name: str | None = None  # the target object's display name, as mapped
-    #: (attribute, old, new) of the changed attributes, old None where it is not known
-    values: tuple[tuple[str, str | None, str | None], ...] = ()
+    #: the changed attributes' values as shown, in the order of ``attributes`` (the first
+    #: MAX_ATTRIBUTES of them): new, and old where the engine knew it, else () (a create, a
+    #: join); parallel tuples, not a tuple per attribute: a create makes one, not eleven
+    new: tuple[str | None, ...] = ()
+    old: tuple[str | None, ...] = ()
+
+    def changes(self) -> list[tuple[str, str | None, str | None]]:
+        """(attribute, old, new) of the attributes shown with values; old None if unknown."""
+        old = self.old or (None,) * len(self.new)
+        return list(zip(self.attributes, old, self.new, strict=False))
 
 
 class Intent(NamedTuple):

@@ -220,11 +220,12 @@ def test_log_records_keep_their_names_and_values(store: StateStore) -> None:
     """A record's names and rendered values (issue 18) read back as they were written, from
     both the record list and the batches the audit API reads."""
     store.save_job(job_row())
-    named = log("a")._replace(
+    named = log("a")._replace(  # attributes mail, userName: old and new of both
         source_name="Ada Lovelace",
         source_key="uid=ada,ou=people,dc=example,dc=org",
         target_name="Ada Lovelace",
-        values=(("mail", "old@example.org", "new@example.org"), ("userPassword", "*****", None)),
+        new=("new@example.org", None),
+        old=("old@example.org", "*****"),
     )
     store.commit("j1", Checkpoint(logs=[named, log("b")]))
     assert [named, log("b")] == store.provisioning_logs("j1")

@@ -39,5 +39,5 @@ def test_records_name_the_person_and_show_old_and_new(
     assert [(r.source_name, r.target_name, r.anchor) for r in updated] == [
         ("User 1", "User 1", ada.anchor)
     ]
-    assert updated[0].values == (("mail", "u00001@example.org", "countess@example.org"),)
+    assert updated[0].changes() == [("mail", "u00001@example.org", "countess@example.org")]
     engine.close()

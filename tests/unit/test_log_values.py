@@ -3,6 +3,8 @@ cycle has them, values masked where they may be secrets, and every value and rec
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -10,13 +12,16 @@ from connectors.base import ValueDelta
 from engine.cycle._names import (
     MAX_ATTRIBUTES,
     MAX_TEXT,
+    Naming,
+    changed,
+    created,
     identity,
-    modified,
     naming_of,
     render,
 )
 from engine.mapping import compile_schema
 from engine.masking import MASK, opaque_value
+from engine.store.base import LogRecord
 from engine.templates import load_builtin
 
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhZGEifQ.c2lnbmF0dXJlMTIzNDU2Nzg5"
@@ -67,32 +72,61 @@ def test_long_lists_show_their_first_values_and_how_many_more() -> None:
     assert render("active", True) == "true" and render("count", 3) == "3"
 
 
-def test_modified_pairs_old_and_new_masks_and_bounds() -> None:
+#: a mapping's naming with one credential attribute, as naming_of finds it
+NAMING = Naming("displayName", True, ("displayName",), "mail", frozenset({"userPassword"}))
+
+
+def test_changed_pairs_old_and_new_masks_and_bounds() -> None:
     before = {"mail": "old@example.org", "userPassword": "old-secret", "title": "Engineer"}
     after = {"mail": "new@example.org", "userPassword": "new-secret"}
     names = ["mail", "userPassword", "title"]
-    assert modified(names, before, after) == (
-        ("mail", "old@example.org", "new@example.org"),
-        ("userPassword", MASK, MASK),
-        ("title", "Engineer", None),  # cleared
+    assert changed(NAMING, names, before, after) == (
+        ("new@example.org", MASK, None),  # title cleared
+        ("old@example.org", MASK, "Engineer"),
     )
-    assert modified(["mail"], None, after) == (("mail", None, "new@example.org"),)
+    assert created(NAMING, ["mail"], after) == (("new@example.org",), ())
     many = [f"a{n}" for n in range(MAX_ATTRIBUTES * 3)]
-    assert len(modified(many, None, dict.fromkeys(many, "v"))) == MAX_ATTRIBUTES
+    new, old = changed(NAMING, many, dict.fromkeys(many, "u"), dict.fromkeys(many, "v"))
+    assert len(new) == len(old) == MAX_ATTRIBUTES
+
+
+def test_a_record_pairs_its_attributes_with_their_values() -> None:
+    record = LogRecord(
+        "j", "c", "c.1", datetime(2026, 1, 1, tzinfo=UTC), "Update", "success", "m", "a",
+        attributes=("mail", "title", "beyond"), new=("new", None), old=("old", "Engineer"),
+    )  # fmt: skip
+    assert record.changes() == [("mail", "old", "new"), ("title", "Engineer", None)]
+    assert record._replace(old=()).changes() == [("mail", None, "new"), ("title", None, None)]
 
 
 def test_short_lists_show_old_and_new_whole_even_when_sent_as_deltas() -> None:
     delta = {"mail": ValueDelta(add=("b@x",), remove=("a@x",))}
-    assert modified(["mail"], {"mail": ["a@x"]}, {"mail": ["b@x"]}, delta) == (
-        ("mail", "a@x", "b@x"),
+    assert changed(NAMING, ["mail"], {"mail": ["a@x"]}, {"mail": ["b@x"]}, delta) == (
+        ("b@x",),
+        ("a@x",),
     )
 
 
 def test_value_deltas_of_long_lists_show_what_was_added_and_removed() -> None:
     delta = {"member": ValueDelta(add=("uid=ada",), remove=("uid=bob", "uid=eve"))}
-    assert modified(["member"], {"member": ["x"] * 1000}, {"member": []}, delta) == (
-        ("member", "removed [uid=bob, uid=eve]", "added uid=ada"),
+    assert changed(NAMING, ["member"], {"member": ["x"] * 1000}, {"member": []}, delta) == (
+        ("added uid=ada",),
+        ("removed [uid=bob, uid=eve]",),
     )
+    hidden = {"userPassword": ValueDelta(add=("a",) * 30, remove=("b",))}
+    assert changed(NAMING, ["userPassword"], {}, {"userPassword": ["a"] * 30}, hidden) == (
+        (MASK,),
+        (MASK,),
+    )
+
+
+def test_naming_knows_the_mappings_credential_attributes() -> None:
+    schema = load_builtin("scimToLdap").schema
+    assert schema is not None
+    for mapping in compile_schema(schema, 1.0):
+        names = {t.lower() for t, *_ in mapping.plan}
+        expected = {"userpassword"} & names
+        assert {s.lower() for s in naming_of(mapping).secret} == expected
 
 
 def test_names_come_from_the_mapped_display_name_else_common_naming_attributes() -> None:

@@ -143,15 +143,11 @@ def summary(record: LogRecord) -> dict[str, Any]:
     source = _identity(record.source_name, record.anchor, source_type)
     if record.source_key is not None:
         source["details"] = {"identifier": record.source_key}
-    if record.values:
-        modified = [
-            {"displayName": name, "oldValue": old, "newValue": new}
-            for name, old, new in record.values
-        ]
-    else:
-        modified = [
-            {"displayName": name, "oldValue": None, "newValue": None} for name in record.attributes
-        ]
+    shown = record.changes()  # past MAX_ATTRIBUTES (and in records from before): names only
+    modified = [{"displayName": n, "oldValue": o, "newValue": v} for n, o, v in shown] + [
+        {"displayName": name, "oldValue": None, "newValue": None}
+        for name in record.attributes[len(shown) :]
+    ]
     return {
         "id": record_id(record),
         "activityDateTime": format_datetime(record.time),
