@@ -6,7 +6,7 @@ outcome in the page's Checkpoint; nothing here commits.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -285,7 +285,7 @@ def named(state: MappingState, change: Change, desired: dict[str, Any] | None) -
     """The names of an object that failed before it was mapped: whatever its attributes give,
     and nothing when they are not even a mapping (the escrow must not fail in turn)."""
     attributes = change.attributes
-    if not isinstance(attributes, dict):
+    if not isinstance(attributes, Mapping):
         return NO_IDENTITY
     try:
         return identity(state.naming, attributes, desired)
