@@ -15,6 +15,7 @@ MASK = "*****"
 _NOT_SECRET = frozenset({"true", "false"})
 _MIN_LENGTH = 3  # shorter values would mask ordinary characters of the message
 _USERINFO = re.compile(r"(?<=://)[^\s/@]+@")
+_DIGIT = re.compile(r"[0-9]")
 
 
 #: a secret whose key says it is a credential (Password, SecretToken, ClientSecret, ApiKey...);
@@ -34,6 +35,21 @@ def _opaque(value: str) -> bool:
     """Long, one word, and neither a URL, a DN nor an address: a token (JWTs and padded
     base64 included), whatever key it was saved under."""
     return len(value) >= 20 and "://" not in value and not any(c in value for c in " ,@")
+
+
+def credential_name(name: str) -> bool:
+    """An attribute or key named like a credential (userPassword, apiToken, clientSecret...):
+    its values are never shown."""
+    return _CREDENTIAL.search(name) is not None
+
+
+def opaque_value(value: str) -> bool:
+    """A directory value that reads like a token (a JWT, long padded or unpadded base64): long,
+    one word, no URL, DN or address, and mixing upper case, lower case and digits. Stricter
+    than for secrets: a GUID, an employee number or a hash in hex stays readable in a log."""
+    if len(value) < 20 or " " in value or "," in value or "@" in value or "://" in value:
+        return False  # (as _opaque, in operators only: this runs for a cycle's long values)
+    return value.lower() != value and value.upper() != value and _DIGIT.search(value) is not None
 
 
 def mask_secrets(text: str, secrets: Iterable[str]) -> str:

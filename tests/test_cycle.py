@@ -462,8 +462,10 @@ def test_status_counters_and_steady_state(make_job: Any) -> None:
     assert first == status.last_successful_execution_with_exports
 
 
-def test_provisioning_log_names_attributes_never_values(make_job: Any) -> None:
-    """Log records carry attribute names; no attribute value is logged or stored."""
+def test_provisioning_log_shows_mapped_values_and_log_lines_none(make_job: Any) -> None:
+    """Provisioning records carry the attribute names and the values exported (issue 18,
+    point 5: masked as tests/test_provisioning_names.py shows); an attribute that is not
+    mapped appears nowhere, and the log lines (structlog) carry no value at all."""
     engine, job_id, source, _ = make_job()
     source.put("User", "secret", user(1, password="Hunter2-secret"))
     with structlog.testing.capture_logs() as captured:
@@ -471,8 +473,9 @@ def test_provisioning_log_names_attributes_never_values(make_job: Any) -> None:
     records = engine.provisioning_logs(job_id)
     assert "Create" == records[0].action
     assert "userName" in records[0].attributes
+    assert ("userName", None, "user1@example.org") in records[0].changes()
     assert "Hunter2-secret" not in repr(records) + repr(captured)
-    assert "user1@example.org" not in repr(records) + repr(captured)
+    assert "user1@example.org" not in repr(captured)
 
 
 def test_secrets_are_write_only(make_job: Any) -> None:

@@ -20,6 +20,7 @@ from connectors.base import (
     TransientError,
 )
 from engine.clock import Clock
+from engine.cycle._names import NO_IDENTITY, NO_VALUES, Identity, Naming, Values, naming_of
 from engine.errors import LeaseLost
 from engine.expressions import Env
 from engine.mapping import CompiledMapping
@@ -46,6 +47,7 @@ HELD_PREFIX = "held: "
 #: how the reverse index keeps a reference name (connectors.base.REFERENCE_NAME), apart from
 #: anchors (see engine.cycle._references)
 NAME_PREFIX = "\x1fname:"
+LABELS_KEPT = 10_000  # names kept for the records of staged deletes, at most, per cycle
 HALT_SLICE = 0.25  # seconds a retry's wait sleeps between looks at the runner's stop flag
 
 
@@ -159,6 +161,8 @@ class CycleContext:
     #: (owner mapping -> anchors) whose link appeared, went or changed in this cycle: their
     #: referrers are evaluated again before the cycle ends
     link_events: dict[str, set[str]] = attrs.field(factory=dict)
+    #: (mapping, anchor) -> names of objects whose delete this cycle staged (see label)
+    labels: dict[tuple[str, str], Identity] = attrs.field(factory=dict)
     deletes_applied: bool = False
     events_recorded: bool = False  # link events are stored: clear them once followed
     log: Any = attrs.field(init=False)
@@ -315,6 +319,7 @@ class CycleContext:
             ),
             referenced=referenced,
             dangling_names=self.dangling_names(mapping) if referenced else frozenset(),
+            naming=naming_of(mapping),
         )
 
     def dangling_names(self, mapping: CompiledMapping) -> frozenset[str]:
@@ -334,9 +339,15 @@ class CycleContext:
         target_ref: str | None = None,
         names: Sequence[str] = (),
         error: str | None = None,
+        who: Identity = NO_IDENTITY,
+        values: Values = NO_VALUES,
     ) -> None:
+        """Log what happened to one object; ``who`` names it (engine.cycle._names), else the
+        names noted when its delete was staged in this cycle, if any."""
         self.log.debug("object_processed", anchor=anchor, action=action, status=status)
         self._changes += 1
+        if who is NO_IDENTITY and self.labels:
+            who = self.labels.get((mapping.key, anchor), who)
         work.logs.append(
             LogRecord(
                 self.job_id,
@@ -350,6 +361,8 @@ class CycleContext:
                 target_ref,
                 tuple(names),
                 error,
+                *who,
+                *values,
             )
         )
 
@@ -360,9 +373,18 @@ class CycleContext:
         anchor: str,
         reason: str,
         target_ref: str | None = None,
+        who: Identity = NO_IDENTITY,
     ) -> None:
         """Log that an object needed no write ("Other", skipped), and why."""
-        self.record(work, mapping, anchor, "Other", "skipped", target_ref=target_ref, error=reason)
+        self.record(
+            work, mapping, anchor, "Other", "skipped", target_ref=target_ref, error=reason, who=who
+        )
+
+    def label(self, mapping: CompiledMapping, anchor: str, who: Identity) -> None:
+        """Keep an object's names for the records of its staged delete, which is applied
+        when its values are no longer at hand (bounded: a sweep may stage a directory)."""
+        if len(self.labels) < LABELS_KEPT and who != NO_IDENTITY:
+            self.labels[(mapping.key, anchor)] = who
 
     def call(self, operation: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Call a connector, retrying transient failures with backoff on the engine's clock."""
@@ -408,6 +430,7 @@ class MappingState:
     escrows: dict[str, Escrow]
     staged: set[str]
     env: Env
+    naming: Naming  # where the provisioning log finds an object's names
     #: staged deletes a full read that could not be trusted left held, by anchor: their
     #: reason (HELD_PREFIX ...) is kept when they are staged again, so the hold outlives the
     #: cycle and a quarantine-only restart (ForceDeletes or a trusted full read release it)

@@ -6,7 +6,7 @@ outcome in the page's Checkpoint; nothing here commits.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -23,8 +23,15 @@ from connectors.base import (
     as_list,
 )
 from engine.cycle import _concurrent as concurrent
-from engine.cycle._context import CycleContext, CyclePaused, MappingState, ReferenceNotResolved
+from engine.cycle._context import (
+    LABELS_KEPT,
+    CycleContext,
+    CyclePaused,
+    MappingState,
+    ReferenceNotResolved,
+)
 from engine.cycle._creates import COMPLETED_AFTER_DOUBT, create_after_doubt, was_in_doubt
+from engine.cycle._names import NO_IDENTITY, Identity, changed, created, identity
 from engine.cycle._references import (
     dangling_index,
     names_references,
@@ -37,6 +44,7 @@ from engine.directory_values import (
     decode_values,
     described,
     encode_values,
+    last_values,
     printable,
     storable_text,
 )
@@ -68,6 +76,7 @@ class Batch:
     links: list[Link | None] = attrs.field(factory=list)
     desired: list[dict[str, Any]] = attrs.field(factory=list)
     exported: list[str] = attrs.field(factory=list)
+    sources: list[Attributes] = attrs.field(factory=list)  # as read: the log's names
 
 
 def process(
@@ -127,6 +136,7 @@ def plan(
     batch = Batch(mapping, state, work, intents, final_pass, unlinked)
     add_anchor, add_link = batch.anchors.append, batch.links.append
     add_desired, add_exported = batch.desired.append, batch.exported.append
+    add_source = batch.sources.append
     upsert_anchor, upsert_value = intents.upsert_anchors.append, intents.upsert_values.append
     updates, matching = intents.updates, mapping.matching
     single, first = len(matching) == 1, matching[0] if matching else ""
@@ -147,9 +157,13 @@ def plan(
                 raise ValueRefused(f"unknown change kind {printable(str(kind))[:40]!r}")
             elif not mapping.in_scope(change.attributes):
                 if link is not None and not ctx.settings.skip_out_of_scope_deletions:
-                    deprovision(ctx, mapping, state, anchor, link, work, True, "out of scope")
+                    deprovision(
+                        ctx, mapping, state, anchor, link, work, True, "out of scope",
+                        change.attributes,
+                    )  # fmt: skip
                 else:
-                    ctx.skip(work, mapping, anchor, "not in scope of the scoping filter")
+                    who = identity(state.naming, change.attributes, None)
+                    ctx.skip(work, mapping, anchor, "not in scope of the scoping filter", who=who)
             else:
                 ctx.counters.entitled += 1
                 if watch_names:
@@ -175,9 +189,11 @@ def plan(
                 add_link(link)
                 add_desired(desired)
                 add_exported(exported)
+                add_source(change.attributes)
                 continue
         except Exception as exc:
-            escrow(ctx, mapping, state, anchor, object_failure(exc), work)
+            failure = object_failure(exc)
+            escrow(ctx, mapping, state, anchor, failure, work, who=named(state, change, None))
             continue
         if anchor in unresolved or anchor in escrows:
             settled(ctx, mapping, state, anchor, work, final_pass)
@@ -197,18 +213,20 @@ def write(ctx: CycleContext, batch: Batch) -> None:
     if workers > 1:
         write_concurrently(ctx, batch, workers)
         return
-    for anchor, link, desired, exported in zip(
-        batch.anchors, batch.links, batch.desired, batch.exported, strict=True
+    for anchor, link, desired, exported, source in zip(
+        batch.anchors, batch.links, batch.desired, batch.exported, batch.sources, strict=True
     ):
         try:
             if monotonic() >= deadline:  # the lease may have passed to another runner
                 ctx.check_lease()
-            export(ctx, mapping, state, anchor, desired, exported, link, work)
+            export(ctx, mapping, state, anchor, desired, exported, link, work, source)
         except Exception as exc:
-            escrow(ctx, mapping, state, anchor, object_failure(exc), work)
+            failure = object_failure(exc)
+            who = identity(state.naming, source, desired)
+            escrow(ctx, mapping, state, anchor, failure, work, who=who)
             continue
         if anchor in unresolved or anchor in escrows:
-            settled(ctx, mapping, state, anchor, work, final_pass)
+            settled(ctx, mapping, state, anchor, work, final_pass, source, desired)
 
 
 def write_concurrently(ctx: CycleContext, batch: Batch, workers: int) -> None:
@@ -222,12 +240,15 @@ def write_concurrently(ctx: CycleContext, batch: Batch, workers: int) -> None:
             if ctx.clock.monotonic() >= ctx.lease_deadline:
                 ctx.check_lease()
             export(ctx, mapping, state, anchor, batch.desired[index], batch.exported[index],
-                   batch.links[index], work)  # fmt: skip
+                   batch.links[index], work, batch.sources[index])  # fmt: skip
         except Exception as exc:
-            escrow(ctx, mapping, state, anchor, object_failure(exc), work)
+            failure = object_failure(exc)
+            who = identity(state.naming, batch.sources[index], batch.desired[index])
+            escrow(ctx, mapping, state, anchor, failure, work, who=who)
             return
         if anchor in state.unresolved or anchor in state.escrows:
-            settled(ctx, mapping, state, anchor, work, final_pass)
+            source, desired = batch.sources[index], batch.desired[index]
+            settled(ctx, mapping, state, anchor, work, final_pass, source, desired)
 
     def claims(index: int) -> list[Any]:
         if batch.links[index] is not None:
@@ -258,6 +279,18 @@ def write_concurrently(ctx: CycleContext, batch: Batch, workers: int) -> None:
     concurrent.run(ctx, len(batch.anchors), workers, write_one, claims, after)
     # the provisioning log in the page's order, not the order the workers finished in
     work.logs[logged:] = sorted(work.logs[logged:], key=lambda r: position.get(r.anchor, -1))
+
+
+def named(state: MappingState, change: Change, desired: dict[str, Any] | None) -> Identity:
+    """The names of an object that failed before it was mapped: whatever its attributes give,
+    and nothing when they are not even a mapping (the escrow must not fail in turn)."""
+    attributes = change.attributes
+    if not isinstance(attributes, Mapping):
+        return NO_IDENTITY
+    try:
+        return identity(state.naming, attributes, desired)
+    except Exception:
+        return NO_IDENTITY
 
 
 def object_failure(exc: Exception) -> Exception:
@@ -293,9 +326,11 @@ def settled(
     anchor: str,
     work: Checkpoint,
     final_pass: bool,
+    source: Attributes | None = None,
+    desired: dict[str, Any] | None = None,
 ) -> None:
     """After an object went through without error: defer or escrow what did not resolve,
-    close its escrow otherwise."""
+    close its escrow otherwise (``source`` and ``desired`` name it in the escrow's record)."""
     if anchor in state.unresolved:
         state.unresolved.discard(anchor)
         if final_pass:
@@ -307,6 +342,7 @@ def settled(
                 ReferenceNotResolved("a referenced object is not provisioned yet"),
                 work,
                 counted=False,
+                who=identity(state.naming, source, desired),
             )
             return
         state.pending.add(anchor)
@@ -367,8 +403,10 @@ def export(
     exported: str,
     link: Link | None,
     work: Checkpoint,
+    source: Attributes | None = None,
 ) -> None:
-    """Join, diff and write one object; ``exported`` is the JSON of ``desired`` as mapped."""
+    """Join, diff and write one object; ``exported`` is the JSON of ``desired`` as mapped,
+    ``source`` the object as read (for the names its record shows)."""
     if anchor in state.staged:
         state.staged.discard(anchor)
         state.waiting.pop(anchor, None)  # back in time: its delete is cancelled
@@ -394,7 +432,7 @@ def export(
     target_type = mapping.target_type
     if link is not None:
         try:
-            update_linked(ctx, mapping, state, anchor, desired, exported, link, work)
+            update_linked(ctx, mapping, state, anchor, desired, exported, link, work, source)
             return
         except ObjectGone as exc:  # deleted in the target by someone else: match again
             ctx.log.info("linked_object_gone", anchor=anchor, error=str(exc)[:200])
@@ -440,29 +478,42 @@ def export(
         ours = was_in_doubt(state, anchor)  # a create of ours left half made: complete it
         if delta and ("update" in mapping.flows or ours):
             ref = ctx.call(ctx.target.update, target_type, ref, delta) or ref
+        names = sorted(delta)
+        who = identity(state.naming, source, desired)
+        values = created(state.naming, names, desired)
         if ours:
             ctx.record(
-                work, mapping, anchor, "Create", "warning", target_ref=ref, names=sorted(delta),
-                error=COMPLETED_AFTER_DOUBT,
+                work, mapping, anchor, "Create", "warning", target_ref=ref, names=names,
+                error=COMPLETED_AFTER_DOUBT, who=who, values=values,
             )  # fmt: skip
         else:
-            ctx.record(work, mapping, anchor, "Update", target_ref=ref, names=sorted(delta))
+            ctx.record(
+                work, mapping, anchor, "Update", target_ref=ref, names=names, who=who,
+                values=values,
+            )  # fmt: skip
     elif "add" in mapping.flows:
         completed = None
         try:
             ref = ctx.target.create(target_type, desired)
         except TransientError as exc:  # it may have been applied: never sent twice
             ref, completed = create_after_doubt(ctx, mapping, state, anchor, desired, exc)
+        who = identity(state.naming, source, desired)
         if completed is None:
-            ctx.record(work, mapping, anchor, "Create", target_ref=ref, names=tuple(desired))
+            made = tuple(desired)
+            ctx.record(
+                work, mapping, anchor, "Create", target_ref=ref, names=made, who=who,
+                values=created(state.naming, made, desired),
+            )  # fmt: skip
         else:  # the log says the create was found done (in part) and completed
+            values = created(state.naming, completed, desired)
             ctx.record(
                 work, mapping, anchor, "Create", "warning", target_ref=ref, names=completed,
-                error=COMPLETED_AFTER_DOUBT,
+                error=COMPLETED_AFTER_DOUBT, who=who, values=values,
             )  # fmt: skip
     else:
         ctx.counters.exports -= 1
-        ctx.skip(work, mapping, anchor, "Add is not in flowTypes")
+        who = identity(state.naming, source, desired)
+        ctx.skip(work, mapping, anchor, "Add is not in flowTypes", who=who)
         return
     ctx.counters.exported += 1
     state.claimed[ref] = anchor
@@ -482,22 +533,31 @@ def update_linked(
     exported: str,
     link: Link,
     work: Checkpoint,
+    source: Attributes | None = None,
 ) -> None:
     """Diff a linked object against what was exported to it and write the difference; an
-    ObjectGone from the target leaves the caller to match the object again."""
+    ObjectGone from the target leaves the caller to match the object again. The record
+    shows old values from what was exported (the diff's own input: no target read)."""
     target_type = mapping.target_type
-    delta = (
-        {}
-        if exported == link.exported
-        else diff(mapping, desired, decode_values(link.exported), value_deltas=ctx.value_deltas)
-    )
+    before = None
+    delta: dict[str, Any] = {}
+    if exported != link.exported:
+        before = decode_values(link.exported)
+        delta = diff(mapping, desired, before, value_deltas=ctx.value_deltas)
+    who = identity(state.naming, source, desired)
     if delta and "update" in mapping.flows:
         ctx.counters.exports += 1
         renamed = ctx.call(ctx.target.update, target_type, link.target_ref, delta)
         if renamed is not None and renamed != link.target_ref:
             link = moved(ctx, mapping, state, anchor, link, renamed, work)
         ctx.counters.exported += 1
-        ctx.record(work, mapping, anchor, "Update", target_ref=link.target_ref, names=sorted(delta))
+        names = sorted(delta)
+        ctx.record(
+            work, mapping, anchor, "Update", target_ref=link.target_ref, names=names, who=who,
+            values=changed(
+                state.naming, names, before, desired, delta if ctx.value_deltas else None
+            ),
+        )  # fmt: skip
     else:
         ctx.skip(
             work,
@@ -505,6 +565,7 @@ def update_linked(
             anchor,
             "RedundantExport" if not delta else "Update is not in flowTypes",
             link.target_ref,
+            who,
         )
         if exported == link.exported:
             return
@@ -559,9 +620,14 @@ def deprovision(
     work: Checkpoint,
     soft: bool,
     reason: str,
+    source: Attributes | None = None,
 ) -> None:
+    """Stage the delete (or disable) of a linked object; its names, from ``source`` and the
+    values last exported, are kept for the record of the delete when it is applied."""
     if link is None:
         return
+    if len(ctx.labels) < LABELS_KEPT:
+        ctx.label(mapping, anchor, identity(state.naming, source, last_values(link.exported)))
     if "delete" not in mapping.flows:
         ctx.skip(
             work, mapping, anchor, f"{reason}, but Delete is not in flowTypes", link.target_ref
@@ -601,6 +667,7 @@ def escrow(
     work: Checkpoint,
     *,
     counted: bool = True,
+    who: Identity = NO_IDENTITY,
 ) -> None:
     """Escrow one object; reference failures are ``counted=False``: like Entra, they do not
     count toward the escrow-share quarantine."""
@@ -627,7 +694,7 @@ def escrow(
         ctx.counters.escrowed_with(escrow.error)
     else:
         ctx.counters.unresolved += 1
-    ctx.record(work, mapping, anchor, "Other", "failure", error=escrow.error)
+    ctx.record(work, mapping, anchor, "Other", "failure", error=escrow.error, who=who)
     ctx.log.warning(
         "object_escrowed", anchor=anchor, attempts=attempts, error_type=type(exc).__name__
     )

@@ -4,7 +4,9 @@ A cycle logs every object it touches, so a row per record would cost a checkpoin
 per object of its page; one row per cycle in it (the records as JSON, with the newest
 record's time) costs one, and still lets the audit API read newest first a few rows at a
 time and retention drop whole checkpoints by time. Writes run inside the store's checkpoint
-transaction; the store owns the connection and its lock and hands both in.
+transaction; the store owns the connection and its lock and hands both in. A record's names
+and values are further items of its JSON array, not columns: rows written before records
+had them (nine items) read with none, and no migration rewrites a log that is pruned anyway.
 """
 
 from __future__ import annotations
@@ -21,7 +23,15 @@ from engine.store.base import LogRecord
 
 
 def _record(job_id: str, cycle_id: str, row: list[Any]) -> LogRecord:
-    change, at, action, status, mapping, anchor, ref, names, error = row
+    """A stored record; one written before the records named their objects (nine fields)
+    reads with no names and no values."""
+    change, at, action, status, mapping, anchor, ref, names, error = row[:9]
+    source_name = source_key = target_name = None
+    new: tuple[str | None, ...] = ()
+    old: tuple[str | None, ...] = ()
+    if len(row) > 9:
+        source_name, source_key, target_name, new, old = row[9:14]
+        new, old = tuple(new), tuple(old)
     return LogRecord(
         job_id,
         cycle_id,
@@ -34,6 +44,11 @@ def _record(job_id: str, cycle_id: str, row: list[Any]) -> LogRecord:
         ref,
         tuple(names),
         error,
+        source_name,
+        source_key,
+        target_name,
+        new,
+        old,
     )
 
 

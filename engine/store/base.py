@@ -67,9 +67,13 @@ class StagedDelete:
 
 
 class LogRecord(NamedTuple):
-    """One provisioning log entry: what happened to one object, names of attributes only.
+    """One provisioning log entry: what happened to one object, named so a person can read it.
 
-    A NamedTuple rather than an attrs class: the cycle makes one per object it touches.
+    A NamedTuple rather than an attrs class: the cycle makes one per object it touches. The
+    names and values are what the cycle already held (the source object as read, the values
+    it mapped, the values it last exported): making them costs no target read. ``values``
+    are rendered for reading, never raw: credentials and tokens masked, binary values
+    summarized, each bounded (engine.cycle._names), so a stored record stays small.
     """
 
     job_id: str
@@ -83,6 +87,19 @@ class LogRecord(NamedTuple):
     target_ref: str | None = None
     attributes: tuple[str, ...] = ()
     error: str | None = None
+    source_name: str | None = None  # the source object's display name
+    source_key: str | None = None  # and a readable identifier: its DN, else its uid/userName
+    target_name: str | None = None  # the target object's display name, as mapped
+    #: the changed attributes' values as shown, in the order of ``attributes`` (the first
+    #: MAX_ATTRIBUTES of them): new, and old where the engine knew it, else () (a create, a
+    #: join); parallel tuples, not a tuple per attribute: a create makes one, not eleven
+    new: tuple[str | None, ...] = ()
+    old: tuple[str | None, ...] = ()
+
+    def changes(self) -> list[tuple[str, str | None, str | None]]:
+        """(attribute, old, new) of the attributes shown with values; old None if unknown."""
+        old = self.old or (None,) * len(self.new)
+        return list(zip(self.attributes, old, self.new, strict=False))
 
 
 class Intent(NamedTuple):

@@ -115,9 +115,16 @@ def test_provision_on_demand(client: TestClient, engine: SyncEngine, v: str) -> 
     key, value = json.loads(body["key"]), json.loads(body["value"])
     assert key["result"] == "Success"
     assert value["action"] == "Create"
-    assert value["sourceIdentity"] == {"id": "u1", "type": "User"}
+    assert value["sourceIdentity"] == {
+        "id": "u1",
+        "type": "User",
+        "displayName": "User 1",
+        "details": {"identifier": "user1@example.org"},
+    }
+    assert value["targetIdentity"]["displayName"] == "User 1"
     assert value["statusInfo"]["status"] == "success"
-    assert "displayName" in [p["displayName"] for p in value["modifiedProperties"]]
+    created = {"displayName": "displayName", "oldValue": None, "newValue": "User 1"}
+    assert created in value["modifiedProperties"]
     assert value["provisioningSteps"][0]["status"] == "success"
     assert len(target.list("User")) == 1  # only the one asked for
 
@@ -255,9 +262,17 @@ def test_audit_logs(client: TestClient, engine: SyncEngine, v: str) -> None:
     newest = records[0]
     assert newest["jobId"] == first and newest["provisioningAction"] == "update"
     assert newest["provisioningStatusInfo"] == {"status": "success", "errorInformation": None}
-    assert newest["sourceIdentity"] == {"id": "u0", "identityType": "User"}
+    assert newest["sourceIdentity"] == {
+        "id": "u0",
+        "displayName": "User 0",
+        "identityType": "User",
+        "details": {"identifier": "user0@example.org"},
+    }
     assert newest["targetIdentity"]["id"] and newest["targetIdentity"]["identityType"] == "User"
-    assert [p["displayName"] for p in newest["modifiedProperties"]] == ["department"]
+    assert newest["targetIdentity"]["displayName"] == "User 0"
+    assert newest["modifiedProperties"] == [
+        {"displayName": "department", "oldValue": "Sales", "newValue": "Ops"}
+    ]
     assert set(newest) >= {"id", "cycleId", "changeId"}
     assert len({r["id"] for r in records}) == 6
 
@@ -277,6 +292,13 @@ def test_audit_logs(client: TestClient, engine: SyncEngine, v: str) -> None:
     assert len(ids(f"activityDateTime le {when} AND activityDateTime ge {oldest}")) == 6
     assert len(ids(f"activityDateTime lt {when}")) == 5
     assert ids("jobId eq 'it''s not there'") == []
+    # a person looked up by name or identifier, as `syncjob logs --user` asks (issue 18)
+    assert ids("sourceIdentity/displayName eq 'user 0' and action eq 'update'") == [first]
+    anyone = "(contains(sourceIdentity/displayName, 'USER 1') or targetIdentity/id eq 'none')"
+    assert len(ids(anyone)) == 2  # User 1 was created by both jobs
+    assert ids(f"{anyone} and jobId eq '{second}'") == [second]
+    assert len(ids(f"jobId eq '{first}' or jobId eq '{second}'")) == 6
+    assert len(ids("contains(sourceIdentity/details/identifier, '@example.org')")) == 6
 
 
 def test_audit_logs_paging(client: TestClient, engine: SyncEngine, v: str) -> None:
@@ -306,7 +328,11 @@ def test_audit_logs_paging(client: TestClient, engine: SyncEngine, v: str) -> No
     ("params", "named"),
     [
         ({"$filter": "colour eq 'red'"}, "colour"),
-        ({"$filter": "jobId eq 'x' or status eq 'y'"}, "jobId eq 'x' or"),
+        ({"$filter": "jobId eq 'x' xor status eq 'y'"}, "xor status"),
+        ({"$filter": "(jobId eq 'x' or status eq 'y'"}, "not closed"),
+        ({"$filter": "contains(activityDateTime, '2024')"}, "not contains"),
+        ({"$filter": "sourceIdentity/displayName gt 'a'"}, "contains()"),
+        ({"$filter": "jobId eq 'x' and"}, "ends"),
         ({"$filter": "jobId gt 'x'"}, "gt"),
         ({"$filter": "jobId eq x"}, "quoted"),
         ({"$filter": "status eq 'open"}, "not closed"),

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -100,6 +101,70 @@ def test_logs_bad_filter_value_is_the_daemons_error(daemon: Daemon) -> None:
     dead = cli(f"http://127.0.0.1:{free_port()}", "logs", daemon.job)
     assert dead.exit_code == 2
     assert "no syncjob daemon answers" in dead.output
+
+
+def _records(daemon: Daemon, *args: str) -> list[dict[str, Any]]:
+    result = cli(daemon.url, "logs", daemon.job, "--top", "1000", "--json", *args)
+    assert result.exit_code == 0, result.output
+    found: list[dict[str, Any]] = json.loads(result.output)
+    return found
+
+
+def test_logs_name_the_people_and_find_them_by_name_or_id(daemon: Daemon) -> None:
+    """Each line names both sides (display name, then identifier); --user finds a person by
+    part of a name or by an identifier, without case, in the daemon's $filter (issue 18)."""
+    everything = _records(daemon)
+    created = next(
+        r for r in everything
+        if r["provisioningAction"] == "create" and r["sourceIdentity"]["id"] == "src-000003"
+    )  # fmt: skip
+    name = created["sourceIdentity"]["displayName"]
+    assert name and created["targetIdentity"]["displayName"] == name
+    assert {p["displayName"] for p in created["modifiedProperties"]} >= {"mail", "userName"}
+
+    lines = cli(daemon.url, "logs", daemon.job, "--user", "src-000003").output.splitlines()
+    assert lines and all(f"{name} (" in line for line in lines)
+    create = next(line for line in lines if "\tcreate\t" in line)
+    assert " -> " in create and "mail: " in create  # [mail: ...; userName: ...]
+
+    surname = name.split()[-1]
+    wanted = {
+        r["id"] for r in everything
+        if any(surname.lower() in (r[side].get("displayName") or "").lower()
+               for side in ("sourceIdentity", "targetIdentity"))
+    }  # fmt: skip
+    found = _records(daemon, "--user", surname.upper())
+    assert wanted and {r["id"] for r in found} == wanted
+    mail = created["sourceIdentity"]["details"]["identifier"]  # the userName it is matched by
+    assert created["id"] in {r["id"] for r in _records(daemon, "--user", mail)}
+    assert _records(daemon, "--user", "nobody-by-that-name") == []
+
+
+def test_logs_between_times(daemon: Daemon) -> None:
+    everything = _records(daemon)
+    assert len(_records(daemon, "--since", "1h")) == len(everything)  # the cycle just ran
+    assert len(_records(daemon, "--since", "PT1H", "--until", "2999-01-01T00:00:00Z")) == len(
+        everything
+    )
+    assert _records(daemon, "--until", "1h") == []
+    assert _records(daemon, "--since", "2999-01-01") == []  # no zone: UTC
+    newest = everything[0]["activityDateTime"]
+    assert {r["id"] for r in _records(daemon, "--since", newest)} >= {everything[0]["id"]}
+    bad = cli(daemon.url, "logs", daemon.job, "--since", "yesterday")
+    assert bad.exit_code == 2 and "neither a date-time nor a duration" in bad.output
+
+
+def test_logs_refuse_unknown_actions_and_statuses_listing_the_known(daemon: Daemon) -> None:
+    action = cli(daemon.url, "logs", daemon.job, "--action", "Frobnicate")
+    assert action.exit_code == 2
+    for known in ("Create", "Update", "Delete", "Disable", "StagedDelete", "Other"):
+        assert repr(known.lower()) in action.output  # click lists them as it compares them
+    status = cli(daemon.url, "logs", daemon.job, "--status", "broken")
+    assert status.exit_code == 2
+    for known in ("success", "failure", "skipped", "warning"):
+        assert known in status.output
+    staged = cli(daemon.url, "logs", daemon.job, "--action", "stagedDELETE", "--status", "WARNING")
+    assert staged.exit_code == 0 and "no provisioning records" in staged.output
 
 
 def _ldap_job(daemon: Daemon, secrets: dict[str, str]) -> tuple[str, str]:

@@ -216,6 +216,22 @@ def test_logs_filter_by_cycle_and_limit(store: StateStore) -> None:
     assert [] == store.provisioning_logs("j1", cycle_id="other")
 
 
+def test_log_records_keep_their_names_and_values(store: StateStore) -> None:
+    """A record's names and rendered values (issue 18) read back as they were written, from
+    both the record list and the batches the audit API reads."""
+    store.save_job(job_row())
+    named = log("a")._replace(  # attributes mail, userName: old and new of both
+        source_name="Ada Lovelace",
+        source_key="uid=ada,ou=people,dc=example,dc=org",
+        target_name="Ada Lovelace",
+        new=("new@example.org", None),
+        old=("old@example.org", "*****"),
+    )
+    store.commit("j1", Checkpoint(logs=[named, log("b")]))
+    assert [named, log("b")] == store.provisioning_logs("j1")
+    assert [named, log("b")] == [r for _, records in store.log_batches("j1") for r in records]
+
+
 def test_log_batches_come_newest_first_under_their_bounds(store: StateStore) -> None:
     """log_batches: every record once, each batch's bound no older than its records and no
     newer than the previous bound (what lets the audit API stop reading early)."""

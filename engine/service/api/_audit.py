@@ -1,5 +1,6 @@
 """``GET /auditLogs/provisioning``: the engine's LogRecords as Graph's provisioningObjectSummary,
-an OData ``$filter`` subset over them, and keyset paging with an opaque skip token.
+filtered by a subset of OData's ``$filter`` (_audit_filter), and keyset paging with an opaque
+skip token.
 
 Records are listed newest first, ordered by ``(activityDateTime, id)``; the skip token holds
 the key of the last record of a page, so a page never repeats or skips a record even while
@@ -13,134 +14,33 @@ import binascii
 import heapq
 import json
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from engine.model.converter import format_datetime
+from engine.service.api._audit_filter import Predicate, graph_action, object_types, parse_filter
 from engine.service.api._errors import GraphError
 from engine.store.base import LogRecord
+
+__all__ = [
+    "Predicate",
+    "decode_token",
+    "encode_token",
+    "object_types",
+    "page",
+    "parse_filter",
+    "parse_top",
+    "record_id",
+    "summary",
+]
 
 DEFAULT_TOP = 100
 MAX_TOP = 1000
 
-#: the $filter's property names (lower case) -> how a record gives that property
-_STRINGS: dict[str, Callable[[LogRecord], str]] = {
-    "jobid": lambda r: r.job_id,
-    "cycleid": lambda r: r.cycle_id,
-    "changeid": lambda r: r.change_id,
-    "action": lambda r: _action(r.action),
-    "provisioningaction": lambda r: _action(r.action),
-    "status": lambda r: r.status,
-    "provisioningstatusinfo/status": lambda r: r.status,
-}
-_DATES = frozenset({"activitydatetime"})
-_STRING_OPS = frozenset({"eq", "ne"})
-_DATE_OPS = frozenset({"eq", "ne", "ge", "gt", "le", "lt"})
-_CLAUSE = re.compile(
-    r"\s*(?P<prop>[A-Za-z][A-Za-z/]*)\s+(?P<op>[A-Za-z]+)\s+"
-    r"(?P<value>'(?:[^']|'')*'|[^\s']+)\s*",
-    re.DOTALL,
-)
-_AND = re.compile(r"\s+and\s+", re.IGNORECASE)
-
-Predicate = Callable[[LogRecord], bool]
-
-
-def _action(action: str) -> str:
-    """Graph's provisioningAction: ``create``, ``update``, ``stagedDelete``, ``other``…"""
-    return action[:1].lower() + action[1:]
-
 
 def record_id(record: LogRecord) -> str:
     return f"{record.job_id}:{record.change_id}"
-
-
-def _bad(message: str) -> GraphError:
-    return GraphError(400, "invalidRequest", f"$filter: {message}")
-
-
-def _split_and(text: str) -> list[str]:
-    """Split on ``and`` outside quoted strings."""
-    parts: list[str] = []
-    start = 0
-    quoted = False
-    i = 0
-    while i < len(text):
-        if text[i] == "'":
-            quoted = not quoted
-        elif not quoted:
-            match = _AND.match(text, i)
-            if match:
-                parts.append(text[start:i])
-                start = i = match.end()
-                continue
-        i += 1
-    if quoted:
-        raise _bad("a quoted string is not closed")
-    parts.append(text[start:])
-    return parts
-
-
-def _clause(text: str) -> Predicate:
-    match = _CLAUSE.fullmatch(text)
-    if match is None:
-        raise _bad(f"cannot read {text.strip()!r}; expected <property> <operator> <value>")
-    prop, op, raw = match["prop"], match["op"].lower(), match["value"]
-    name = prop.lower()
-    quoted = raw.startswith("'")
-    value = raw[1:-1].replace("''", "'") if quoted else raw
-    if name in _STRINGS:
-        if op not in _STRING_OPS:
-            raise _bad(f"{prop} supports eq and ne, not {match['op']!r}")
-        if not quoted:
-            raise _bad(f"{prop} compares with a quoted string, not {raw!r}")
-        get = _STRINGS[name]
-        wanted = value.lower()
-        if op == "eq":
-            return lambda r: get(r).lower() == wanted
-        return lambda r: get(r).lower() != wanted
-    if name in _DATES:
-        if op not in _DATE_OPS:
-            raise _bad(f"{prop} supports eq, ne, ge, gt, le and lt, not {match['op']!r}")
-        try:
-            when = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            raise _bad(f"{raw!r} is not a date-time such as 2024-01-31T00:00:00Z") from None
-        if when.tzinfo is None:
-            raise _bad(f"{raw!r} needs a time zone (e.g. a trailing Z)")
-        compare: dict[str, Callable[[datetime], bool]] = {
-            "eq": lambda t: t == when,
-            "ne": lambda t: t != when,
-            "ge": lambda t: t >= when,
-            "gt": lambda t: t > when,
-            "le": lambda t: t <= when,
-            "lt": lambda t: t < when,
-        }
-        test = compare[op]
-        return lambda r: test(r.time)
-    known = ", ".join(["jobId", "cycleId", "changeId", "action", "provisioningAction"])
-    raise _bad(
-        f"cannot filter on {prop!r}; known: {known}, status, "
-        "provisioningStatusInfo/status, activityDateTime"
-    )
-
-
-def parse_filter(text: str | None) -> tuple[list[Predicate], str | None]:
-    """The clauses of ``$filter`` (all must hold) and the job id it names with ``eq``, if any."""
-    if text is None:
-        return [], None
-    if not text.strip():
-        raise _bad("the filter is empty")
-    predicates: list[Predicate] = []
-    job_id: str | None = None
-    for part in _split_and(text):
-        predicates.append(_clause(part))
-        match = _CLAUSE.fullmatch(part)
-        assert match is not None
-        if match["prop"].lower() == "jobid" and match["op"].lower() == "eq":
-            job_id = match["value"][1:-1].replace("''", "'")
-    return predicates, job_id
 
 
 def parse_top(text: str | None) -> int:
@@ -231,29 +131,35 @@ def _error_information(error: str | None) -> dict[str, Any] | None:
     }
 
 
-def object_types(record: LogRecord) -> tuple[str | None, str | None]:
-    """The mapping key ``rule:sourceObject:targetObject`` as (source type, target type)."""
-    parts = record.mapping.split(":")
-    return (parts[-2], parts[-1]) if len(parts) >= 3 else (None, None)
+def _identity(name: str | None, id_: str | None, kind: str | None) -> dict[str, Any]:
+    return {"id": id_, "displayName": name, "identityType": kind}
 
 
 def summary(record: LogRecord) -> dict[str, Any]:
-    """provisioningObjectSummary as far as a LogRecord carries (attribute names, no values)."""
+    """provisioningObjectSummary as far as a LogRecord carries: both objects' names, and the
+    changed attributes' old and new values as the cycle rendered them (masked, bounded);
+    records stored before they had names show attribute names with null values."""
     source_type, target_type = object_types(record)
+    source = _identity(record.source_name, record.anchor, source_type)
+    if record.source_key is not None:
+        source["details"] = {"identifier": record.source_key}
+    shown = record.changes()  # past MAX_ATTRIBUTES (and in records from before): names only
+    modified = [{"displayName": n, "oldValue": o, "newValue": v} for n, o, v in shown] + [
+        {"displayName": name, "oldValue": None, "newValue": None}
+        for name in record.attributes[len(shown) :]
+    ]
     return {
         "id": record_id(record),
         "activityDateTime": format_datetime(record.time),
         "jobId": record.job_id,
         "cycleId": record.cycle_id,
         "changeId": record.change_id,
-        "provisioningAction": _action(record.action),
+        "provisioningAction": graph_action(record.action),
         "provisioningStatusInfo": {
             "status": record.status,
             "errorInformation": _error_information(record.error),
         },
-        "sourceIdentity": {"id": record.anchor, "identityType": source_type},
-        "targetIdentity": {"id": record.target_ref, "identityType": target_type},
-        "modifiedProperties": [
-            {"displayName": name, "oldValue": None, "newValue": None} for name in record.attributes
-        ],
+        "sourceIdentity": source,
+        "targetIdentity": _identity(record.target_name, record.target_ref, target_type),
+        "modifiedProperties": modified,
     }

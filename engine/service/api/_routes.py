@@ -473,10 +473,16 @@ def _on_demand_result(records: Sequence[Any]) -> tuple[dict[str, Any], dict[str,
             "status": main.status,
             **(summary["provisioningStatusInfo"]["errorInformation"] or {}),
         },
-        "sourceIdentity": {"id": main.anchor, "type": summary["sourceIdentity"]["identityType"]},
+        "sourceIdentity": {
+            "id": main.anchor,
+            "type": summary["sourceIdentity"]["identityType"],
+            "displayName": main.source_name,
+            "details": summary["sourceIdentity"].get("details") or {},
+        },
         "targetIdentity": {
             "id": main.target_ref,
             "type": summary["targetIdentity"]["identityType"],
+            "displayName": main.target_name,
         },
     }
     return {"result": result, "details": details}, value
