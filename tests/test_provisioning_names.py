@@ -125,3 +125,28 @@ def test_records_stored_before_names_read_with_none(tmp_path: Path) -> None:
         assert (record.new, record.old, record.changes()) == ((), (), [])
     finally:
         store.close()
+
+
+def test_a_delete_held_then_forced_in_a_later_cycle_is_named(
+    store: StateStore, clock: ManualClock
+) -> None:
+    """A delete applied in a later cycle than the one that staged it (held by the threshold,
+    then ForceDeletes) is named from the values last exported: the held record and the
+    delete both say whom they concern."""
+    engine, job_id, source = job_on(store, clock)
+    source.put("User", "s1", ada())
+    source.put("User", "s2", ada(userName="bob@example.org", displayName="Bob"))
+    engine.run_cycle(job_id)
+    engine.update_settings(job_id, {"QuarantineTooManyDeletesThreshold": "1"})
+    source.remove("User", "s1")
+    source.remove("User", "s2")
+    engine.run_cycle(job_id)
+    held = [r for r in engine.provisioning_logs(job_id) if r.action == "StagedDelete"]
+    assert {r.target_name for r in held} == {"Ada Lovelace", "Bob"}
+    engine.restart(job_id, ["ForceDeletes"])
+    engine.run_cycle(job_id)
+    deleted = [r for r in engine.provisioning_logs(job_id) if r.action == "Delete"]
+    assert {(r.source_name, r.target_name) for r in deleted} == {
+        ("Ada Lovelace", "Ada Lovelace"),
+        ("Bob", "Bob"),
+    }

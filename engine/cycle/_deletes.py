@@ -21,8 +21,9 @@ from connectors.base import (
     ObjectError,
     TransientError,
 )
-from engine.cycle._context import HELD_PREFIX, CycleContext, CyclePaused
-from engine.directory_values import unknown
+from engine.cycle._context import HELD_PREFIX, LABELS_KEPT, CycleContext, CyclePaused
+from engine.cycle._names import identity
+from engine.directory_values import decode_values, unknown
 from engine.mapping import CompiledMapping
 from engine.model import QuarantineReason
 from engine.store.base import (
@@ -91,6 +92,7 @@ def apply_staged_deletes(
         work = Checkpoint()
         for s in staged:
             if s.mapping in by_key:
+                _label(ctx, [s], None)
                 ctx.record(
                     work,
                     by_key[s.mapping],
@@ -121,6 +123,7 @@ def apply_staged_deletes(
             raise CyclePaused
         work = Checkpoint(clear_intents=True)
         batch, links = _still_linked(ctx, staged[start : start + page], work)
+        _label(ctx, batch, links)
         due = now + grace if (grace := ctx.settings.delete_grace) is not None else None
         disables = Capability.SOFT_DELETE in ctx.target.capabilities
         waits = {(s.mapping, s.anchor) for s in batch if due is not None and _graced(s)}
@@ -248,6 +251,26 @@ def _waits(ctx: CycleContext, staged: StagedDelete, due: datetime) -> None:
     state = ctx.states.get(staged.mapping)
     if state is not None:
         state.waiting[staged.anchor] = due
+
+
+def _label(
+    ctx: CycleContext,
+    batch: Sequence[StagedDelete],
+    links: Mapping[tuple[str, str], Link] | None,
+) -> None:
+    """Names for the records of deletes staged by an earlier cycle (this cycle's were noted
+    when staged), from the values last exported to the object: a store read, no target's."""
+    for s in batch:
+        key = (s.mapping, s.anchor)
+        state = ctx.states.get(s.mapping)
+        if key in ctx.labels or state is None or len(ctx.labels) >= LABELS_KEPT:
+            continue
+        link = links.get(key) if links is not None else None
+        if links is None:
+            link = ctx.store.get_links(ctx.job_id, s.mapping, [s.anchor]).get(s.anchor)
+        values = decode_values(link.exported) if link is not None and link.exported else None
+        if values:
+            ctx.labels[key] = identity(state.naming, None, values)
 
 
 def _still_linked(
