@@ -310,6 +310,7 @@ class Execution:
             settings=settings,
             mappings=mappings,
             should_stop=lambda: False,
+            force_deletes=row.force_deletes,  # a held delete goes only when forced
             random=shared.random,
             lease=self.acquire(job_id),
             lease_duration=self.lease_duration,

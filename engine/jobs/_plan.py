@@ -115,6 +115,11 @@ class Planner:
         between the comparison and the writes."""
         if plan.job_id != job_id:
             raise PlanOutdated(f"the plan is job {plan.job_id!r}'s, not {job_id!r}'s")
+        if plan.id != plan_id(plan):  # the comparison below would miss some edits (a
+            raise PlanOutdated(  # change repeated, a skip): the id is the digest of them all
+                f"the plan {plan.id!r} was edited: its id is not the digest of what it says "
+                "(plan again)"
+            )
         guards: list[GuardedTarget] = []
 
         def guarded(target: Target) -> Target:
