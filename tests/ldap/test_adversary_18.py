@@ -15,6 +15,7 @@ import pytest
 
 from engine import ManualClock, SyncEngine
 from engine.errors import NotFoundError
+from engine.jobs._on_demand import SubjectAmbiguous
 from engine.model import TaskExecutionResult
 from tests.ldap.ldap_jobs import Tree, count, ldap_job, make_tree, seed
 from tests.ldap.slapd import Slapd
@@ -183,5 +184,30 @@ def test_hostile_subjects_find_nothing_or_exactly_one(tree: Tree, tmp_path: Path
             with pytest.raises(NotFoundError):
                 engine.preview_on_demand(job_id, "User", subject)
         assert _users(tree) == 3
+    finally:
+        engine.close()
+
+
+def test_a_uid_two_entries_share_is_refused_naming_how_many(tree: Tree, tmp_path: Path) -> None:
+    """Two entries under the type's base with one uid (a contractor OU below ou=people):
+    never a guess; each is still reachable by its DN."""
+    seed(tree, 2)
+    contractors = f"ou=contractors,{tree.people}"
+    connection = tree.source.connect()
+    try:
+        assert connection.add(contractors, ["organizationalUnit"], {"ou": "contractors"})
+        values = {"uid": "u00001", "cn": "Twin", "sn": "Twin"}
+        assert connection.add(f"uid=u00001,{contractors}", ["inetOrgPerson"], values)
+    finally:
+        connection.unbind()
+    engine, job_id = ldap_job(tree, tmp_path / "s.db")
+    try:
+        with pytest.raises(SubjectAmbiguous, match="2 User objects"):
+            engine.preview_on_demand(job_id, "User", "u00001")
+        with pytest.raises(SubjectAmbiguous):
+            engine.provision_on_demand(job_id, "User", "u00001")
+        assert _users(tree) == 0
+        twin = engine.preview_on_demand(job_id, "User", f"uid=u00001,{contractors}")
+        assert [c.display_name for c in twin.changes] == ["Twin"]
     finally:
         engine.close()
