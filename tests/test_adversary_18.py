@@ -44,3 +44,33 @@ def test_an_apply_creates_users_whose_mapping_draws_a_random_password(job: Any) 
     execution = engine.apply(job_id, plan)
     assert execution.count_escrowed == 0, engine.escrows(job_id)
     assert len(target.list("User")) == 1
+
+
+def test_a_trusted_read_does_not_delete_an_object_it_saw_whose_values_failed(job: Any) -> None:
+    """Three of four users vanish from the source (an untrusted read: their deletes held),
+    then come back, one with a value its mapping cannot take. The trusted full read saw all
+    four; the one it escrowed kept its held delete, which the trusted read turned into an
+    ordinary one and applied: a user the source has was deleted. Fixed: an object read as
+    an upsert is unstaged even when its values fail (escrowed, never deleted)."""
+    engine, job_id, source, target = job
+    note = function('FormatDateTime([title], , "yyyyMMdd", "yyyy")')
+    engine.update_schema(job_id, schema_with(engine, job_id, note=note))
+    for n in range(4):
+        source.put(
+            "User", f"u{n}", {"userName": f"a{n}", "displayName": f"A{n}", "title": "20200101"}
+        )
+    engine.run_cycle(job_id)
+    assert len(target.list("User")) == 4
+    gone = {f"u{n}": source.get("User", f"u{n}") for n in range(1, 4)}
+    for anchor in gone:
+        source.remove("User", anchor)
+    engine.restart(job_id)
+    engine.run_cycle(job_id)
+    staged = engine.store.staged_deletes(job_id)
+    assert len(staged) == 3 and all(s.reason.startswith("held: ") for s in staged)
+    for anchor, values in gone.items():
+        source.put("User", anchor, {**values, "title": "not a date"} if anchor == "u2" else values)
+    engine.restart(job_id)
+    engine.run_cycle(job_id)
+    assert [e.anchor for e in engine.escrows(job_id)] == ["u2"]
+    assert len(target.list("User")) == 4 and engine.store.staged_deletes(job_id) == []

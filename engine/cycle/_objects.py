@@ -177,6 +177,13 @@ def plan(
                 add_exported(exported)
                 continue
         except Exception as exc:
+            if change.kind == "upsert" and anchor in state.staged:
+                # the source has it (read now): a delete staged earlier, one an untrusted
+                # read holds above all, must not outlive it because its values failed
+                state.staged.discard(anchor)
+                work.unstaged.append((key, anchor))
+                if state.referenced:
+                    ctx.link_changed(key, anchor, work)
             escrow(ctx, mapping, state, anchor, object_failure(exc), work)
             continue
         if anchor in unresolved or anchor in escrows:
