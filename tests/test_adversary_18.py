@@ -25,19 +25,11 @@ def job() -> tuple[SyncEngine, str, MemoryDirectory, MemoryDirectory]:
     return engine, job_id, source, target
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the plan's cycle draws RandomString from random.Random(0) (engine/jobs/_plan.py "
-    "_record), the apply's real cycle from the engine's generator (_execution.py run): the "
-    "create it asks for differs from the one the fresh plan recorded, so the GuardedTarget "
-    "refuses it ('not in the plan being applied') and every such create is escrowed. Fix: "
-    "one seed per apply, drawn from secrets, for both the fresh plan's cycle and the real "
-    "cycle (never a fixed seed for real writes: the passwords would be predictable)",
-)
 def test_an_apply_creates_users_whose_mapping_draws_a_random_password(job: Any) -> None:
     """Graph's usual initial password, Redact(RandomString(...)) on ObjectAddOnly: the plan
-    draws it from Random(0), the apply's cycle from the engine's generator, so the create
-    the apply's cycle asks for is never the one its plan recorded."""
+    drew it from Random(0), the apply's cycle from the engine's generator, so the create the
+    apply's cycle asked for was never the one its plan recorded: refused and escrowed. Fixed:
+    one secret seed per apply for its fresh plan and its cycle."""
     engine, job_id, source, target = job
     password = function("Redact(RandomString(12,2,2,2,2))", flowType="ObjectAddOnly")
     engine.update_schema(job_id, schema_with(engine, job_id, password=password))

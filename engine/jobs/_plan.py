@@ -16,6 +16,7 @@ fresh plan recorded, so what slips in between fails closed for that one object.
 from __future__ import annotations
 
 import random as random_module
+import secrets as secrets_module
 import uuid
 from collections.abc import Mapping, Sequence
 
@@ -121,9 +122,13 @@ class Planner:
                 "(plan again)"
             )
         guards: list[GuardedTarget] = []
+        # one seed for the fresh plan's cycle and the real one: what expressions draw
+        # (RandomString's initial password) is then the same in both, so the guard takes the
+        # creates; drawn anew for each apply, never fixed (real passwords must not be guessable)
+        seed = secrets_module.randbits(128)
 
         def guarded(target: Target) -> Target:
-            fresh = self._plan(job_id)
+            fresh = self._plan(job_id, seed=seed)
             moved = differences(plan, fresh.plan)
             if moved:
                 more = f"; and {len(moved) - 20} more" if len(moved) > 20 else ""
@@ -135,7 +140,9 @@ class Planner:
             guards.append(GuardedTarget(target, fresh.writes))
             return guards[-1]
 
-        execution = self._execution.run(job_id, None, None, wrap_target=guarded)
+        execution = self._execution.run(
+            job_id, None, None, wrap_target=guarded, random=random_module.Random(seed)
+        )
         if guards and guards[0].refused:
             self._shared.log.warning(
                 "plan_apply_refused_writes", job_id=job_id, writes=guards[0].refused[:20]
@@ -143,7 +150,7 @@ class Planner:
         return execution
 
     # ------------------------------------------------------------------------ the plan
-    def _plan(self, job_id: str, only: tuple[str, str] | None = None) -> _Planned:
+    def _plan(self, job_id: str, only: tuple[str, str] | None = None, seed: int = 0) -> _Planned:
         shared = self._shared
         row = shared.row(job_id)
         if status_of(row).code is StatusCode.NOT_CONFIGURED:
@@ -157,7 +164,7 @@ class Planner:
             mappings = [m for m in mappings if m.source_type.lower() == only[0].lower()]
             if not mappings:
                 raise NotFoundError(f"no enabled object mapping reads {only[0]!r}")
-        ran = self._record(row, settings, mappings, only[1] if only else None)
+        ran = self._record(row, settings, mappings, only[1] if only else None, seed)
         secrets = shared.secret_values(row)
         key = digest_key(shared.store.get_secrets(row.application_id))
         sources = {m.key: m.source_type for m in mappings}
@@ -195,6 +202,7 @@ class Planner:
         settings: JobSettings,
         mappings: Sequence[CompiledMapping],
         subject: str | None,
+        seed: int,
     ) -> _Recorded:
         """The job's cycle (or provisioning ``subject``) on a copy of the store, its writes
         recorded: what it logged, escrowed and concluded, the copy then dropped."""
@@ -219,7 +227,7 @@ class Planner:
                 mappings=mappings,
                 should_stop=lambda: False,
                 force_deletes=row.force_deletes,
-                random=random_module.Random(0),
+                random=random_module.Random(seed),
             )
             ctx.export_concurrency = 1  # one order, so one set of placeholders
             outcome = None
