@@ -72,8 +72,8 @@ def test_a_trusted_read_does_not_delete_an_object_it_saw_whose_values_failed(job
 
 
 class _SlowSource(MemoryDirectory):
-    """A source whose read, once, takes longer than the job's lease, and while it reads
-    another runner of the same job tries its cycle (the answer kept in ``other``)."""
+    """A source read a page a minute; at its eighth page (past the 5-minute lease) another
+    runner of the same job tries its cycle once, the answer kept in ``other``."""
 
     def __init__(self, clock: ManualClock) -> None:
         super().__init__()
@@ -82,13 +82,15 @@ class _SlowSource(MemoryDirectory):
         self.other: list[object] = []
 
     def read(self, object_type: str, watermark: str | None, page_size: int) -> Any:
-        during, self.during = self.during, None
-        if during is not None:
-            self.clock.advance(timedelta(minutes=6))  # a plan of a big directory
-            runner = threading.Thread(target=lambda: self.other.append(_attempt(during)))
-            runner.start()
-            runner.join(30)
-        return super().read(object_type, watermark, page_size)
+        for number, page in enumerate(super().read(object_type, watermark, page_size)):
+            self.clock.advance(timedelta(minutes=1))
+            during = self.during
+            if number == 7 and during is not None:
+                self.during = None
+                runner = threading.Thread(target=lambda: self.other.append(_attempt(during)))
+                runner.start()
+                runner.join(30)
+            yield page
 
 
 def _attempt(run: Any) -> object:
@@ -98,24 +100,22 @@ def _attempt(run: Any) -> object:
         return exc
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a plan takes the job's lease once (Planner._leased) and never renews it: its "
-    "cycle runs on the store's copy, whose commits renew nothing, so a plan that outlasts "
-    "lease_duration (5 min) lets a cycle of the same job start beside it, on the same source "
-    "connectors. Fix: renew the real lease from the plan's cycle (its should_stop hook, "
-    "called per page, can commit an empty fenced checkpoint when half the lease is gone)",
-)
 def test_a_plan_longer_than_the_lease_keeps_the_job(tmp_path: Path) -> None:
+    """A plan took the job's lease once and never renewed it (its cycle commits to the
+    store's copy): one that outlasted the lease (5 minutes) let a cycle of the same job
+    start beside it, on the same connectors. Fixed: the plan's cycle renews it per page."""
     clock = ManualClock()
     source, target = _SlowSource(clock), MemoryDirectory()
-    source.put("User", "u1", {"userName": "a", "displayName": "A"})
+    for n in range(10):
+        source.put("User", f"u{n}", {"userName": f"a{n}", "displayName": f"A{n}"})
     engine = SyncEngine(tmp_path / "s.db", clock)
     try:
-        job_id = engine.create_job("memoryToMemory", source, target).id or ""
+        job = engine.create_job("memoryToMemory", source, target, settings={"PageSize": "1"})
+        job_id = job.id or ""
         engine.start(job_id)
         source.during = lambda: engine.run_cycle(job_id)  # the daemon's scheduler, say
-        engine.plan(job_id)
+        assert len(engine.plan(job_id).changes) == 10
         assert len(source.other) == 1 and isinstance(source.other[0], JobRunningElsewhere)
+        assert target.list("User") == {}
     finally:
         engine.close()
