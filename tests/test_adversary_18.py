@@ -13,6 +13,8 @@ import pytest
 
 from connectors.memory import MemoryDirectory
 from engine import JobRunningElsewhere, ManualClock, SyncEngine
+from engine.model import to_graph
+from engine.service.cli._plan import describe
 from tests.test_mapping_in_cycles import function, schema_with
 
 
@@ -119,3 +121,18 @@ def test_a_plan_longer_than_the_lease_keeps_the_job(tmp_path: Path) -> None:
         assert target.list("User") == {}
     finally:
         engine.close()
+
+
+def test_syncjob_plan_shows_directory_text_that_cannot_forge_or_hide_a_line(job: Any) -> None:
+    """A value anyone may edit in the source (a display name) holding a newline, ANSI
+    escapes and a right-to-left override: ``syncjob plan`` printed it raw, so it could add a
+    line that is not in the plan, or erase the one above it (a delete) from the terminal.
+    Fixed: such characters are spelt as their escapes."""
+    engine, job_id, source, _ = job
+    source.put("User", "u1", {"userName": "a", "displayName": "A"})
+    engine.run_cycle(job_id)
+    hostile = "x\n\x1b[1A\x1b[2Kdeletes: the guards would let them through\u202e"
+    source.put("User", "u1", {"userName": "a", "displayName": hostile})
+    lines = describe(to_graph(engine.plan(job_id)))
+    assert len(lines) == 3 and all(line.isprintable() for line in lines), lines
+    assert "x\\n\\x1b[1A\\x1b[2Kdeletes" in lines[0] and lines[0].endswith("\\u202e")
