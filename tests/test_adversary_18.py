@@ -15,6 +15,7 @@ from connectors.memory import MemoryDirectory
 from engine import JobRunningElsewhere, ManualClock, SyncEngine
 from engine.model import to_graph
 from engine.service.cli._plan import describe
+from engine.service.cli._provision import _show as show
 from tests.test_mapping_in_cycles import function, schema_with
 
 
@@ -136,3 +137,17 @@ def test_syncjob_plan_shows_directory_text_that_cannot_forge_or_hide_a_line(job:
     lines = describe(to_graph(engine.plan(job_id)))
     assert len(lines) == 3 and all(line.isprintable() for line in lines), lines
     assert "x\\n\\x1b[1A\\x1b[2Kdeletes" in lines[0] and lines[0].endswith("\\u202e")
+
+
+def test_syncjob_provision_dry_run_shows_what_it_would_write(
+    job: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``syncjob provision --dry-run`` got the one-object plan back and looked in it for a
+    provisioning record's fields: it printed "DryRun: - - -> -", never the changes."""
+    engine, job_id, source, _ = job
+    source.put("User", "u1", {"userName": "a", "displayName": "Ada"})
+    plan = engine.preview_on_demand(job_id, "User", "u1")
+    key = {"result": "DryRun", "details": {"errorCode": None, "errorMessage": None}}
+    show(key, to_graph(plan))
+    out = capsys.readouterr().out
+    assert "- -> -" not in out and "create User Ada" in out, out
