@@ -247,7 +247,7 @@ def test_a_removed_lock_file_does_not_let_a_second_daemon_in(tmp_path: Path) -> 
     first = start_daemon(state, tmp_path / "first.log", env)[0]
     try:
         (tmp_path / "s.db.lock").unlink()
-        done = _syncjob("serve", "--port", str(free_port()), "--state", str(state), timeout=8)
+        done = _syncjob("serve", "--port", str(free_port()), "--state", str(state), timeout=5)
         assert done.returncode == 1 and "already runs the jobs" in done.stderr
     except subprocess.TimeoutExpired:
         pytest.fail("a second daemon serves the state beside the first")
