@@ -76,7 +76,7 @@ from connectors.ldap._entries import EntryConverter, ReadState, normal_dn
 from connectors.ldap._timestamps import TimestampReader
 from connectors.ldap.config import LdapObjectType
 from connectors.ldap.connection import LdapEndpoint
-from connectors.ldap.syntax import check_attribute_description, escape_filter_value, parse_dn
+from connectors.ldap.syntax import check_attribute_description, escape_filter_value, parse_dn, rdn
 
 
 def _parenthesized(kind: LdapObjectType) -> LdapObjectType:
@@ -227,12 +227,14 @@ class LdapSource:
         if attribute.lower() == "dn":
             try:
                 name, base = normal_dn(value), normal_dn(kind.base_dn)
-                parse_dn(value)
+                # spelt again as the server takes it: the spaces RFC 2253 tolerates around
+                # types and values ("uid=a, ou=people") are refused by the client library
+                dn = ",".join(rdn(a, v) for a, v in parse_dn(value))
             except ValueError:
                 return []
             if name != base and not name.endswith("\x00" + base):
                 return []
-            entries = self._lookup.search(value, kind.filter, wanted, scope=ldap3.BASE)
+            entries = self._lookup.search(dn, kind.filter, wanted, scope=ldap3.BASE)
         else:
             check_attribute_description(attribute)
             assertion = f"({attribute}={escape_filter_value(value)})"

@@ -62,6 +62,7 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import quote as url_quote
 
 import attrs
 
@@ -221,9 +222,13 @@ class ScimSource:
 
     def get(self, object_type: str, anchor: str) -> Attributes | None:
         endpoint = self._endpoint(object_type)
-        try:
-            resource = self.client.get(f"{endpoint}/{anchor}")
+        if anchor in ("", ".", ".."):  # the endpoint itself (a list), or the one above it
+            return None
+        try:  # one path segment: "../Groups/x", "x?y" or "x#y" must not name another resource
+            resource = self.client.get(f"{endpoint}/{url_quote(anchor, safe='')}")
         except ScimNotFound:
+            return None
+        if str(resource.get("id")) != anchor:  # what answered is not that resource (a list)
             return None
         return flatten(resource, self.attributes[object_type])
 

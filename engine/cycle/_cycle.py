@@ -417,10 +417,24 @@ def provision_one(ctx: CycleContext, anchor: str) -> list[LogRecord]:
         )
         work = Checkpoint()
         process(ctx, mapping, state, [change], work, final_pass=True)
-        if work.staged:
-            ctx.write_intents(delete_intents(ctx, work.staged))
+        # a delete an untrusted full read holds is not this source's word either: the same
+        # read (a wrong base DN, filter or permission) that missed it misses it here
+        held = [s for s in work.staged if s.reason.startswith(HELD_PREFIX)]
+        sending = [s for s in work.staged if ctx.force_deletes or s not in held]
+        for item in held if not ctx.force_deletes else ():
+            ctx.record(
+                work,
+                mapping,
+                anchor,
+                "StagedDelete",
+                "skipped",
+                target_ref=item.target_ref,
+                error=item.reason,
+            )
+        if sending:
+            ctx.write_intents(delete_intents(ctx, sending))
             work.clear_intents = True
-        for item in work.staged:
+        for item in sending:
             try:
                 ctx.call(ctx.target.delete, item.target_type, item.target_ref, soft=item.soft)
             except (ObjectError, TransientError) as exc:

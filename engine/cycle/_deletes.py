@@ -68,22 +68,23 @@ def apply_staged_deletes(
 
     ``only`` (mapping, anchor) pairs: settle those early (an interrupted cycle's), holding
     them quietly when over the threshold; the end of the cycle counts and reports them all.
+    The guards always judge every staged delete, never the subset: a hold split by mapping
+    would otherwise be applied piecemeal, each mapping's share under the threshold.
     """
-    now = ctx.clock.now()
-    staged = [s for s in ctx.store.staged_deletes(ctx.job_id) if s.due is None or s.due <= now]
-    if only is not None:
-        staged = [s for s in staged if (s.mapping, s.anchor) in only]
+    now = ctx.clock.now()  # deletes waiting out DeleteGracePeriod are neither applied nor counted
+    every = [s for s in ctx.store.staged_deletes(ctx.job_id) if s.due is None or s.due <= now]
+    staged = every if only is None else [s for s in every if (s.mapping, s.anchor) in only]
     if not staged:
         return None
     by_key = {m.key: m for m in ctx.mappings}
     limit = ctx.settings.delete_threshold
     linked = sum(ctx.store.count_links(ctx.job_id).values())
-    over = limit is not None and len(staged) > limit
+    over = limit is not None and len(every) > limit
     percent = ctx.settings.delete_threshold_percent
-    if percent is not None and len(staged) > linked * percent / 100:
+    if percent is not None and len(every) > linked * percent / 100:
         over = True
     cut = len(HELD_PREFIX)
-    held = sorted({s.reason[cut:] for s in staged if s.reason.startswith(HELD_PREFIX)})
+    held = sorted({s.reason[cut:] for s in every if s.reason.startswith(HELD_PREFIX)})
     if held:  # an untrusted full read's verdict, this cycle's or an earlier one's
         over = True
     if over and not ctx.force_deletes:

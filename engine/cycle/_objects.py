@@ -192,6 +192,13 @@ def plan(
                 add_source(change.attributes)
                 continue
         except Exception as exc:
+            if change.kind == "upsert" and anchor in state.staged:
+                # the source has it (read now): a delete staged earlier, one an untrusted
+                # read holds above all, must not outlive it because its values failed
+                state.staged.discard(anchor)
+                work.unstaged.append((key, anchor))
+                if state.referenced:
+                    ctx.link_changed(key, anchor, work)
             failure = object_failure(exc)
             escrow(ctx, mapping, state, anchor, failure, work, who=named(state, change, None))
             continue

@@ -4,6 +4,7 @@ as one atomic change of the job's status; provision on demand."""
 from __future__ import annotations
 
 import os
+import random as random_module
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -81,10 +82,13 @@ class Execution:
         progress: Callable[[CycleProgress], None] | None,
         *,
         wrap_target: Callable[[Target], Target] | None = None,
+        random: random_module.Random | None = None,
     ) -> SynchronizationTaskExecution:
         """See SyncEngine.run_cycle. ``wrap_target`` (an apply's guard) is called once the
         lease is held and gives the target the cycle writes through; what it raises ends the
-        run before anything is read or written, the lease released."""
+        run before anything is read or written, the lease released. ``random``: what the
+        cycle's expressions draw from (an apply's, seeded as its plan was), else the
+        engine's."""
         shared = self._shared
         row = shared.row(job_id)
         status = status_of(row)
@@ -104,7 +108,9 @@ class Execution:
         try:
             if wrap_target is not None:
                 target = wrap_target(target)
-            return self._run_leased(row, source, target, settings, lease, stop, progress)
+            return self._run_leased(
+                row, source, target, settings, lease, stop, progress, random or shared.random
+            )
         finally:
             self.live.pop(job_id, None)
             self.live_pages.pop(job_id, None)
@@ -145,6 +151,7 @@ class Execution:
         lease: Lease,
         stop: Callable[[], bool] | None,
         progress: Callable[[CycleProgress], None] | None,
+        random: random_module.Random,
     ) -> SynchronizationTaskExecution:
         shared = self._shared
         job_id = row.job.id
@@ -183,7 +190,7 @@ class Execution:
             should_stop=should_stop,
             halted=stop or (lambda: False),
             force_deletes=row.force_deletes,
-            random=shared.random,
+            random=random,
             lease=lease,
             lease_duration=self.lease_duration,
             on_progress=on_progress,
@@ -310,6 +317,7 @@ class Execution:
             settings=settings,
             mappings=mappings,
             should_stop=lambda: False,
+            force_deletes=row.force_deletes,  # a held delete goes only when forced
             random=shared.random,
             lease=self.acquire(job_id),
             lease_duration=self.lease_duration,

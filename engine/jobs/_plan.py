@@ -16,8 +16,10 @@ fresh plan recorded, so what slips in between fails closed for that one object.
 from __future__ import annotations
 
 import random as random_module
+import secrets as secrets_module
 import uuid
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 
 import attrs
 
@@ -39,7 +41,7 @@ from engine.model import QuarantineReason, StatusCode, SynchronizationTaskExecut
 from engine.model.plan import DeleteGuard, PlannedEscrow, PlannedSkip, SyncPlan
 from engine.settings import JobSettings
 from engine.store import JobRow, LogRecord
-from engine.store.base import Escrow
+from engine.store.base import Checkpoint, Escrow, Lease
 from engine.store.snapshot import snapshot
 
 
@@ -56,6 +58,26 @@ class _Planned:
 
     plan: SyncPlan
     writes: tuple[Write, ...]
+
+
+class _LeaseKeeper:
+    """The plan's cycle's ``should_stop``: renews the job's lease (an empty, fenced commit to
+    the real store) once half of it is gone. The cycle commits to the store's copy, which
+    renews nothing: without this a plan longer than the lease let a cycle of the job start
+    beside it, on the same connectors. LeaseLost if another runner took it meanwhile."""
+
+    def __init__(self, shared: Shared, lease: Lease | None, duration: timedelta) -> None:
+        self._shared, self._lease, self._duration = shared, lease, duration
+
+    def __call__(self) -> bool:
+        lease = self._lease
+        if lease is None:
+            return False
+        now = self._shared.clock.now()
+        if lease.expires - now < self._duration / 2:
+            self._lease = attrs.evolve(lease, expires=now + self._duration)
+            self._shared.store.commit(lease.job_id, Checkpoint(lease=self._lease))
+        return False
 
 
 @attrs.frozen
@@ -106,19 +128,31 @@ class Planner:
         if lease is None:
             raise JobRunningElsewhere(f"job {job_id} is running (a cycle or a plan): plan again")
         try:
-            return self._plan(job_id, only).plan
+            return self._plan(job_id, only, keeper=self._keeper(lease)).plan
         finally:
             self._shared.store.release_lease(lease)
+
+    def _keeper(self, lease: Lease | None) -> _LeaseKeeper:
+        return _LeaseKeeper(self._shared, lease, self._execution.lease_duration)
 
     def apply(self, job_id: str, plan: SyncPlan) -> SynchronizationTaskExecution:
         """See SyncEngine.apply: planned again under the job's lease, so no cycle runs
         between the comparison and the writes."""
         if plan.job_id != job_id:
             raise PlanOutdated(f"the plan is job {plan.job_id!r}'s, not {job_id!r}'s")
+        if plan.id != plan_id(plan):  # the comparison below would miss some edits (a
+            raise PlanOutdated(  # change repeated, a skip): the id is the digest of them all
+                f"the plan {plan.id!r} was edited: its id is not the digest of what it says "
+                "(plan again)"
+            )
         guards: list[GuardedTarget] = []
+        # one seed for the fresh plan's cycle and the real one: what expressions draw
+        # (RandomString's initial password) is then the same in both, so the guard takes the
+        # creates; drawn anew for each apply, never fixed (real passwords must not be guessable)
+        seed = secrets_module.randbits(128)
 
         def guarded(target: Target) -> Target:
-            fresh = self._plan(job_id)
+            fresh = self._plan(job_id, seed=seed)
             moved = differences(plan, fresh.plan)
             if moved:
                 more = f"; and {len(moved) - 20} more" if len(moved) > 20 else ""
@@ -130,7 +164,9 @@ class Planner:
             guards.append(GuardedTarget(target, fresh.writes))
             return guards[-1]
 
-        execution = self._execution.run(job_id, None, None, wrap_target=guarded)
+        execution = self._execution.run(
+            job_id, None, None, wrap_target=guarded, random=random_module.Random(seed)
+        )
         if guards and guards[0].refused:
             self._shared.log.warning(
                 "plan_apply_refused_writes", job_id=job_id, writes=guards[0].refused[:20]
@@ -138,7 +174,13 @@ class Planner:
         return execution
 
     # ------------------------------------------------------------------------ the plan
-    def _plan(self, job_id: str, only: tuple[str, str] | None = None) -> _Planned:
+    def _plan(
+        self,
+        job_id: str,
+        only: tuple[str, str] | None = None,
+        seed: int = 0,
+        keeper: _LeaseKeeper | None = None,
+    ) -> _Planned:
         shared = self._shared
         row = shared.row(job_id)
         if status_of(row).code is StatusCode.NOT_CONFIGURED:
@@ -152,7 +194,8 @@ class Planner:
             mappings = [m for m in mappings if m.source_type.lower() == only[0].lower()]
             if not mappings:
                 raise NotFoundError(f"no enabled object mapping reads {only[0]!r}")
-        ran = self._record(row, settings, mappings, only[1] if only else None)
+        subject = only[1] if only else None
+        ran = self._record(row, settings, mappings, subject, seed, keeper or self._keeper(None))
         secrets = shared.secret_values(row)
         key = digest_key(shared.store.get_secrets(row.application_id))
         sources = {m.key: m.source_type for m in mappings}
@@ -190,6 +233,8 @@ class Planner:
         settings: JobSettings,
         mappings: Sequence[CompiledMapping],
         subject: str | None,
+        seed: int,
+        keeper: _LeaseKeeper,
     ) -> _Recorded:
         """The job's cycle (or provisioning ``subject``) on a copy of the store, its writes
         recorded: what it logged, escrowed and concluded, the copy then dropped."""
@@ -212,9 +257,9 @@ class Planner:
                 clock=shared.clock,
                 settings=settings,
                 mappings=mappings,
-                should_stop=lambda: False,
+                should_stop=keeper,
                 force_deletes=row.force_deletes,
-                random=random_module.Random(0),
+                random=random_module.Random(seed),
             )
             ctx.export_concurrency = 1  # one order, so one set of placeholders
             outcome = None

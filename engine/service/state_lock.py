@@ -11,6 +11,7 @@ keep two cycles of one job apart).
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -28,6 +29,11 @@ LOCK_SUFFIX = ".lock"
 
 class StateInUse(SyncJobError):
     """Another live process already uses the state file in a way that excludes this one."""
+
+
+class StateLockUnavailable(SyncJobError):
+    """The lock file cannot be opened (a directory, no permission, a read-only file system,
+    a symbolic link): said plainly, not as a traceback."""
 
 
 @attrs.define
@@ -94,7 +100,13 @@ def hold_for_run(state: Path) -> StateLock:
 
 
 def _open(path: Path) -> int:
-    return os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    """The lock file, never through a symbolic link (the serving process truncates and
+    writes it: a link planted there must not make it overwrite another file)."""
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    except OSError as exc:
+        reason = "it is a symbolic link" if exc.errno == errno.ELOOP else exc.strerror
+        raise StateLockUnavailable(f"cannot open the state's lock file {path}: {reason}") from None
 
 
 def _try(fd: int, kind: int) -> bool:

@@ -17,17 +17,27 @@ from engine.service.client import Client
 _TIMEOUT = 600.0
 
 
+def _shown(value: Any) -> str:
+    """Text from the directories, safe on a terminal: a control or format character (a
+    newline, an ANSI escape, a right-to-left override) is spelt as its escape, so a value
+    cannot forge a line of the plan nor hide one from the person reviewing it."""
+    text = str(value)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+
+
 def _value(value: Any) -> str:
     if value is None:
         return "(none)"
     if isinstance(value, list):
         return "[" + ", ".join(_value(v) for v in value) + "]"
-    return str(value)
+    return _shown(value)
 
 
 def _named(change: dict[str, Any]) -> str:
     name = change.get("displayName") or change.get("anchor") or change.get("targetId") or ""
-    return f"{change['action']} {change['objectType']} {name}".rstrip()
+    return _shown(f"{change['action']} {change['objectType']} {name}".rstrip())
 
 
 def describe(plan: dict[str, Any]) -> list[str]:
@@ -36,22 +46,25 @@ def describe(plan: dict[str, Any]) -> list[str]:
     for change in plan.get("changes") or []:
         attributes = change.get("changes") or []
         if change["action"] == "create":
-            shown = ", ".join(f"{a['name']} = {_value(a.get('new'))}" for a in attributes)
+            shown = ", ".join(f"{_shown(a['name'])} = {_value(a.get('new'))}" for a in attributes)
             lines.append(f"{_named(change)}: {shown}" if shown else _named(change))
         elif change["action"] == "update":
             shown = "; ".join(
-                f"{a['name']}: {_value(a.get('old'))} → {_value(a.get('new'))}" for a in attributes
+                f"{_shown(a['name'])}: {_value(a.get('old'))} → {_value(a.get('new'))}"
+                for a in attributes
             )
             lines.append(f"{_named(change)}: {shown}")
         else:
             lines.append(_named(change))
     for escrow in plan.get("escrows") or []:
-        lines.append(f"escrow {escrow['sourceObjectType']} {escrow['anchor']}: {escrow['error']}")
+        what = f"{escrow['sourceObjectType']} {escrow['anchor']}: {escrow['error']}"
+        lines.append(f"escrow {_shown(what)}")
     for skip in plan.get("skipped") or []:
-        lines.append(f"skip {skip['sourceObjectType']} {skip['anchor']}: {skip['reason']}")
+        what = f"{skip['sourceObjectType']} {skip['anchor']}: {skip['reason']}"
+        lines.append(f"skip {_shown(what)}")
     guard = plan.get("deleteGuard") or {}
     if guard.get("held"):
-        lines.append(f"deletes held: {guard.get('deletes')} ({guard.get('reason')})")
+        lines.append(f"deletes held: {guard.get('deletes')} ({_shown(guard.get('reason'))})")
     else:
         lines.append("deletes: the guards would let them through")
     count = len(plan.get("changes") or [])

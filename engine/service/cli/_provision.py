@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from engine.service.cli._daemon import call_daemon, daemon_options
+from engine.service.cli._plan import describe
 from engine.service.cli._root import main
 from engine.service.client import Client, DaemonError
 
@@ -90,6 +91,11 @@ def _decoded(text: Any) -> dict[str, Any]:
 
 def _show(result: dict[str, Any], record: dict[str, Any]) -> None:
     outcome = result.get("result") or "Unknown"
+    if "changes" in record and "deleteGuard" in record:  # a dry run: the one-object plan
+        click.echo(f"{outcome}: what provisioning it would write")
+        for line in describe(record):
+            click.echo(f"  {line}")
+        return
     if not record:
         click.echo(f"{outcome}: no provisioning record (not in the source, or out of scope)")
         return

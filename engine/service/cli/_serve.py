@@ -11,7 +11,7 @@ from engine.errors import ConfigurationError
 from engine.service.cli._root import main
 from engine.service.serve import load_config
 from engine.service.serve import serve as run_server
-from engine.service.state_lock import StateInUse
+from engine.service.state_lock import StateInUse, StateLockUnavailable
 
 
 @main.command()
@@ -60,6 +60,6 @@ def serve(
     except ConfigurationError as exc:
         click.echo(f"syncjob serve: {exc}", err=True)
         raise SystemExit(2) from None
-    except StateInUse as exc:
+    except (StateInUse, StateLockUnavailable) as exc:
         click.echo(f"syncjob serve: {exc}", err=True)
         raise SystemExit(1) from None
