@@ -435,8 +435,8 @@ def test_syncjob_run_once_beside_a_daemon_running_the_job_refuses_cleanly(
     tmp_path: Path,
 ) -> None:
     """`syncjob run --once` on the state file of a daemon whose runner is in the job's cycle
-    (slowed by a SCIM target that takes its time): the lease refuses it, no second cycle runs
-    and nothing is doubled; no "database is locked" from the two processes' writes."""
+    (slowed by a SCIM target that takes its time): the daemon's hold on the state file refuses
+    it, no second cycle runs and nothing is doubled; no "database is locked"."""
     tree = source_tree(slapd_source, "adv2-run-once")
     seed(tree, 300, groups=2, members=100)
     scim = make_scim_server("scim")
@@ -459,7 +459,10 @@ def test_syncjob_run_once_beside_a_daemon_running_the_job_refuses_cleanly(
         output = ran.stdout + ran.stderr
         assert "database is locked" not in output, output[-2000:]
         assert "Traceback" not in output, output[-2000:]
-        assert ran.returncode != 0 and "elsewhere" in output, output[-2000:]
+        # refused at its start by the daemon's hold on the state file (the job's lease would
+        # refuse it next, "elsewhere"), naming the daemon
+        assert ran.returncode != 0, output[-2000:]
+        assert "syncjob serve" in output and "runs the jobs of" in output, output[-2000:]
         wait_until(lambda: converged(tree, scim), 90, "the daemon's sync complete")
         names, _ = scim_picture(scim)
         assert len(names) == len(set(names)) == 300
