@@ -141,6 +141,11 @@ class Page:
     #: changes this read still holds from this page on, this page's included, when the source
     #: knows it cheaply (a full read's count); only progress reports use it, never correctness
     remaining: int | None = None
+    #: this page's deletes were inferred from absence (ids a complete listing no longer holds),
+    #: not reported by the directory as deletes: the engine judges them as it judges a full
+    #: read's unseen objects, holding them when too many vanish at once (a permission or a
+    #: scope that shrank looks the same as a mass delete)
+    inferred_deletes: bool = False
 
 
 @runtime_checkable

@@ -422,7 +422,7 @@ class ScimSource:
             "d", newest, scanned, overlap=edge[-_MAX_OVERLAP_IDS:], token=token, reach=reach,
             measured=whole,
         )  # fmt: skip
-        yield Page(deletes, final.dump())
+        yield Page(deletes, final.dump(), inferred_deletes=bool(deletes))
 
     def _delta_pages(
         self, endpoint: str, params: Mapping[str, str], page_size: int

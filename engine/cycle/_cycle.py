@@ -182,6 +182,8 @@ def _read(
         if not initial:
             ctx.counters.imported_deltas += len(page.changes)
         ctx.page_read(len(page.changes), page.remaining)
+        if page.inferred_deletes:
+            _judge_inferred(ctx, mapping, state, page.changes)
         window.add(
             plan(ctx, mapping, state, page.changes, work, unlinked=unlinked), len(page.changes)
         )
@@ -295,6 +297,23 @@ def _reconcile(ctx: CycleContext, mapping: CompiledMapping, state: MappingState)
     ctx.log.info("full_read_reconciled", mapping=mapping.key, deprovisioned=count)
     if shrunk is not None:
         ctx.log.warning("full_read_untrusted", mapping=mapping.key, reason=shrunk)
+
+
+def _judge_inferred(
+    ctx: CycleContext, mapping: CompiledMapping, state: MappingState, changes: Sequence[Change]
+) -> None:
+    """Deletes a source inferred from absence are a full read's verdict in disguise: too many
+    at once and they are staged held (their reason kept by ``deprovision``), as the
+    reconciliation of an untrusted full read would hold them."""
+    gone = [c.anchor for c in changes if c.kind == "delete"]
+    waiting = sum(anchor in state.waiting for anchor in gone)
+    shrunk = _shrink(ctx, mapping, len(gone), waiting) if len(gone) > waiting else None
+    if shrunk is None:
+        return
+    reason = HELD_PREFIX + shrunk.replace("the full read of", "the listing of", 1)
+    for anchor in gone:
+        state.held[anchor] = reason
+    ctx.log.warning("inferred_deletes_untrusted", mapping=mapping.key, reason=reason)
 
 
 def _shrink(ctx: CycleContext, mapping: CompiledMapping, unseen: int, waiting: int) -> str | None:

@@ -255,16 +255,6 @@ def test_a_removed_lock_file_does_not_let_a_second_daemon_in(tmp_path: Path) -> 
         terminate(first)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the SCIM source finds deletes in a delta by absence (totalResults below the ids "
-    "it remembers, then an id scan): the same inference as a full read's reconciliation, but "
-    "_shrink (SourceShrinkThreshold) judges full reads only, so a SCIM token that suddenly "
-    "sees few users (a permission or tenant change) deletes them all in a delta, where a "
-    "service without delta support would have its full read held. Fix: deletes a source "
-    "infers from absence (mark them on the Change or the Page) are counted like a full "
-    "read's unseen links and held past the threshold",
-)
 def test_deletes_a_scim_delta_infers_from_absence_are_judged_like_a_full_read(
     make_scim_server: Callable[[str], ScimServer], slapd_source: Slapd, tmp_path: Path
 ) -> None:
@@ -290,5 +280,41 @@ def test_deletes_a_scim_delta_infers_from_absence_are_judged_like_a_full_read(
         assert count(slapd_source, tree.people) == 4
         status = engine.get_job(job_id).status
         assert status is not None and status.quarantine is not None
+        assert "the listing of User saw 1 of the 4" in str(status.quarantine.error)
+        engine.restart(job_id, ["QuarantineState"])  # not ForceDeletes: still held
+        engine.run_cycle(job_id)
+        assert count(slapd_source, tree.people) == 4
+        engine.restart(job_id, ["ForceDeletes"])
+        engine.run_cycle(job_id)
+        assert count(slapd_source, tree.people) == 1
+    finally:
+        engine.close()
+
+
+def test_one_delete_a_scim_delta_infers_goes_through(
+    make_scim_server: Callable[[str], ScimServer], slapd_source: Slapd, tmp_path: Path
+) -> None:
+    """The guard is on the share that vanishes at once: one user of four deleted in the app
+    is deprovisioned by the next delta as before."""
+    scim = make_scim_server("scim")
+    names = {"familyName": "A", "givenName": "B"}
+    users = [scim.create("Users", {"userName": f"u{n}", "name": names})["id"] for n in range(4)]
+    tree = source_tree(slapd_source, "adv18-one-gone")
+    engine = SyncEngine(tmp_path / "s.db", ManualClock())
+    try:
+        app = engine.create_application("back").id
+        engine.set_secrets(app, {
+            "SourceBaseAddress": scim.url, "SourceSecretToken": scim.token.reveal(),
+            "Url": slapd_source.url, "UserName": ROOT_DN,
+            "Password": slapd_source.password.reveal(), "BaseDn": tree.base,
+        })  # fmt: skip
+        job_id = engine.create_job("scimToLdap", application_id=app).id
+        engine.start(job_id)
+        engine.run_cycle(job_id)
+        assert scim.request("DELETE", f"/Users/{users[0]}").status_code == 204
+        engine.run_cycle(job_id)
+        assert count(slapd_source, tree.people) == 3
+        status = engine.get_job(job_id).status
+        assert status is not None and status.quarantine is None
     finally:
         engine.close()
