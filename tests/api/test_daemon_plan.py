@@ -6,7 +6,6 @@ naming the object; a dry-run provisionOnDemand names its subject by DN."""
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from typing import Any
 import ldap3
 from click.testing import CliRunner, Result
 
+from engine.clock import SystemClock
 from engine.service.cli import main
 from tests.api.ldap_scim import (
     TOKEN,
@@ -46,7 +46,7 @@ def _plan(api: Any, path: str) -> dict[str, Any]:
         answer = api.session.post(f"{api.url}/v1.0{path}/plan", timeout=30)
         if answer.status_code != 409:
             break
-        time.sleep(0.1)
+        SystemClock().sleep(0.1)
     assert answer.status_code == 200, answer.text
     found: dict[str, Any] = answer.json()
     return found
