@@ -575,3 +575,32 @@ def test_an_object_deleted_in_the_target_is_matched_again_and_created(make_job) 
     assert engine.escrows(job_id) == [] and execution.count_exported == 1
     (again,) = [a for a in target.list("User").values() if a["userName"] == "user1@example.org"]
     assert again["department"] == "R&D"
+
+
+def test_deletes_the_source_told_of_do_not_make_a_later_full_read_untrusted(
+    make_job: Any,
+) -> None:
+    """Three of four users deleted in the source, their deletes held by the count threshold;
+    a restart reads the source in full and sees one: the three are known gone (the source
+    said so), so the read is trusted and only the count threshold holds them, until forced.
+    (Counted as unseen, they made the full read look untrusted: a churning directory, with a
+    runner killed between staging and applying, stayed quarantined.)"""
+    engine, job_id, source, target = make_job(
+        users=4, settings={"QuarantineTooManyDeletesThreshold": "1"}
+    )
+    engine.run_cycle(job_id)
+    for anchor in sorted(source.list("User"))[1:]:
+        source.remove("User", anchor)
+    engine.run_cycle(job_id)
+    status = engine.get_job(job_id).status
+    assert QuarantineReason.TOO_MANY_DELETES == status.quarantine.reason
+    engine.restart(job_id)  # watermarks, escrows, quarantine: a reconciling full read
+    engine.run_cycle(job_id)
+    status = engine.get_job(job_id).status
+    assert QuarantineReason.TOO_MANY_DELETES == status.quarantine.reason
+    message = status.quarantine.error.message
+    assert "accidental-deletion threshold" in message and "saw" not in message, message
+    assert not any(s.reason.startswith("held: ") for s in engine.store.staged_deletes(job_id))
+    engine.restart(job_id, ["ForceDeletes"])
+    engine.run_cycle(job_id)
+    assert 1 == len(target.list("User"))

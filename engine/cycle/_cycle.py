@@ -36,7 +36,16 @@ from engine.cycle._context import (
     backoff,
 )
 from engine.cycle._deletes import apply_staged_deletes, delete_intents
-from engine.cycle._objects import Batch, deprovision, escrow, object_failure, plan, process, write
+from engine.cycle._objects import (
+    WAITING_FOR_MATCH,
+    Batch,
+    deprovision,
+    escrow,
+    object_failure,
+    plan,
+    process,
+    write,
+)
 from engine.cycle._recovery import settle_intents
 from engine.directory_values import storable_text
 from engine.errors import SourceContractError
@@ -250,6 +259,10 @@ class Window:
             ctx.page_done(sizes[n])
 
 
+#: why a reconciliation stages a delete: only the completed full read says the object went
+NOT_SEEN = "not in the full read"
+
+
 def _reconcile(ctx: CycleContext, mapping: CompiledMapping, state: MappingState) -> None:
     """Stage the deprovisioning of every linked object the completed full read did not see:
     deletes like any other, counted against the threshold with the rest of the cycle's.
@@ -259,26 +272,39 @@ def _reconcile(ctx: CycleContext, mapping: CompiledMapping, state: MappingState)
     cycles until ForceDeletes or a trusted full read, and a crash cannot lose the verdict
     (an unfinished reconciliation is run again, counting what it staged before)."""
     soft = not ctx.settings.hard_deletes
-    after, count, unseen_total = "", 0, 0
+    # what an earlier cycle staged: the source said those objects went (a delete, out of
+    # scope), or an earlier pass of this reconciliation inferred it (NOT_SEEN, held)
+    reasons = {
+        staged.anchor: staged.reason
+        for staged in ctx.store.staged_deletes(ctx.job_id)
+        if staged.mapping == mapping.key
+    }
+    after, count, missed, gone = "", 0, 0, 0
     while True:
         if ctx.should_stop():
             raise CyclePaused
         unseen = ctx.store.unseen_links(ctx.job_id, mapping.key, after, ctx.settings.page_size)
         if not unseen:
             break
-        unseen_total += len(unseen)
         work = Checkpoint()
         for link in unseen:
+            reason = reasons.get(link.anchor)
+            if link.anchor in state.waiting:  # its delete waits out DeleteGracePeriod
+                gone += 1
+            elif reason is None or reason == NOT_SEEN or reason.startswith(HELD_PREFIX):
+                missed += 1  # only this read says it is gone: the read is judged by these
+            else:
+                gone += 1
             if link.anchor not in state.staged:
                 count += 1
-                deprovision(
-                    ctx, mapping, state, link.anchor, link, work, soft, "not in the full read"
-                )
+                deprovision(ctx, mapping, state, link.anchor, link, work, soft, NOT_SEEN)
         ctx.commit(work)
         after = unseen[-1].anchor
-    # objects whose delete waits out DeleteGracePeriod are still linked, and rightly unseen
-    waiting = len(state.waiting)
-    shrunk = _shrink(ctx, mapping, unseen_total, waiting) if unseen_total > waiting else None
+    # an object re-added under a new anchor (LDAP: deleted and added again under its DN)
+    # waits for the target object its old, unseen anchor holds: re-anchored, not missing
+    rehired = min(missed, _waiting_for_a_match(state))
+    missed, gone = missed - rehired, gone + rehired
+    shrunk = _shrink(ctx, mapping, missed, gone) if missed else None
     end = Checkpoint(mapping=mapping.key, sweep_end=True)
     for staged in ctx.store.staged_deletes(ctx.job_id):
         if staged.mapping != mapping.key:
@@ -288,7 +314,7 @@ def _reconcile(ctx: CycleContext, mapping: CompiledMapping, state: MappingState)
             reason = HELD_PREFIX + shrunk
             state.held[staged.anchor] = reason
         elif held:  # a trusted full read still misses it: an ordinary delete now
-            reason = "not in the full read"
+            reason = NOT_SEEN
             state.held.pop(staged.anchor, None)
         else:
             continue
@@ -299,6 +325,13 @@ def _reconcile(ctx: CycleContext, mapping: CompiledMapping, state: MappingState)
         ctx.log.warning("full_read_untrusted", mapping=mapping.key, reason=shrunk)
 
 
+def _waiting_for_a_match(state: MappingState) -> int:
+    """Objects read that wait for a matching target object another anchor still holds: in
+    this cycle (``after_deletes``), or held so by an earlier, interrupted one."""
+    held = {a for a, e in state.escrows.items() if e.error.startswith(WAITING_FOR_MATCH)}
+    return len(held | state.after_deletes)
+
+
 def _judge_inferred(
     ctx: CycleContext, mapping: CompiledMapping, state: MappingState, changes: Sequence[Change]
 ) -> None:
@@ -307,7 +340,8 @@ def _judge_inferred(
     reconciliation of an untrusted full read would hold them."""
     gone = [c.anchor for c in changes if c.kind == "delete"]
     waiting = sum(anchor in state.waiting for anchor in gone)
-    shrunk = _shrink(ctx, mapping, len(gone), waiting) if len(gone) > waiting else None
+    missed = len(gone) - waiting
+    shrunk = _shrink(ctx, mapping, missed, waiting) if missed else None
     if shrunk is None:
         return
     reason = HELD_PREFIX + shrunk.replace("the full read of", "the listing of", 1)
@@ -316,21 +350,21 @@ def _judge_inferred(
     ctx.log.warning("inferred_deletes_untrusted", mapping=mapping.key, reason=reason)
 
 
-def _shrink(ctx: CycleContext, mapping: CompiledMapping, unseen: int, waiting: int) -> str | None:
+def _shrink(ctx: CycleContext, mapping: CompiledMapping, missed: int, gone: int) -> str | None:
     """A full read that saw none, or too few, of the objects the job has linked is more
     likely a wrong base DN, a filter or a permission than a directory emptied overnight:
     its deletes are held with the rest of the cycle's, and the quarantine says what was
-    seen (SourceShrinkThreshold; ForceDeletes applies them). ``waiting``: linked objects
-    whose delete waits out the grace period, not counted (the read is right to miss them)."""
-    linked = ctx.store.count_links(ctx.job_id).get(mapping.key, 0) - waiting
-    unseen -= waiting
+    seen (SourceShrinkThreshold; ForceDeletes applies them). ``missed``: linked objects only
+    this read says are gone; ``gone``: linked objects known to be going (the source said so,
+    or their delete waits out the grace period), which the read is right not to see."""
+    linked = ctx.store.count_links(ctx.job_id).get(mapping.key, 0) - gone
     if linked <= 0:
         return None
     threshold = ctx.settings.source_shrink_threshold
-    if unseen < linked and unseen * 100 <= threshold * linked:
+    if missed < linked and missed * 100 <= threshold * linked:
         return None
     return (
-        f"the full read of {mapping.source_type} saw {linked - unseen} of the {linked} "
+        f"the full read of {mapping.source_type} saw {linked - missed} of the {linked} "
         f"objects the job has linked (SourceShrinkThreshold {threshold:g}%)"
     )
 

@@ -376,6 +376,10 @@ def linked_values(
     return desired
 
 
+#: the note of an object held until the target object it matches is let go by its owner
+WAITING_FOR_MATCH = "waiting for the matching object"
+
+
 def hold(
     ctx: CycleContext,
     mapping: CompiledMapping,
@@ -478,7 +482,7 @@ def export(
                 # renamed later in the read): try again once the cycle's deletes are applied
                 ctx.counters.exports -= 1
                 state.after_deletes.add(anchor)
-                hold(ctx, mapping, state, anchor, work, "waiting for the matching object")
+                hold(ctx, mapping, state, anchor, work, WAITING_FOR_MATCH)
                 return
             raise ObjectError(f"the matching target object {ref} is already joined to {owner}")
         delta = diff(mapping, desired, None, value_deltas=ctx.value_deltas)
