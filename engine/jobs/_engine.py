@@ -90,7 +90,7 @@ class SyncEngine:
         self._records = Records(self._shared, self._execution.live.get)
         self._planner = Planner(self._shared, self._connections, mappings, self._execution)
 
-        self._restores = Restores(self._shared, self._connections, mappings, self._execution)
+        self._restores = Restores(self._execution)
 
     # ------------------------------------------------------- what embedders may read or set
     @property

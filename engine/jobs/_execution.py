@@ -6,7 +6,8 @@ from __future__ import annotations
 import os
 import random as random_module
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 import attrs
@@ -27,6 +28,7 @@ from engine.jobs._mappings import CompiledMappings
 from engine.jobs._on_demand import resolve_subject
 from engine.jobs._rows import Shared, status_of, with_status
 from engine.lifecycle import is_runnable
+from engine.mapping import CompiledMapping
 from engine.masking import mask_secrets, masked_error
 from engine.model import (
     StatusCode,
@@ -48,6 +50,17 @@ class _NoCycle:
     counters: cycle_module.Counters
     started: datetime
     settings: JobSettings
+
+
+@attrs.frozen
+class OneObjectJob:
+    """A job as one-object work outside a cycle sees it."""
+
+    row: JobRow
+    source: Source
+    target: Target
+    settings: JobSettings
+    mappings: list[CompiledMapping]
 
 
 class Execution:
@@ -291,39 +304,57 @@ class Execution:
 
     def provision_on_demand(self, job_id: str, object_type: str, anchor: str) -> list[LogRecord]:
         """See SyncEngine.provision_on_demand."""
+        job = self.one_object(job_id)
+        mappings = [m for m in job.mappings if m.source_type.lower() == object_type.lower()]
+        if not mappings:
+            raise NotFoundError(f"no enabled object mapping reads {object_type!r}")
+        anchor = resolve_subject(job.source, self._shared.store, job_id, mappings, anchor)
+        # a held delete goes only when forced
+        with self.leased_context(job, "ondemand", mappings, job.row.force_deletes) as ctx:
+            return cycle_module.provision_one(ctx, anchor)
+
+    def one_object(self, job_id: str) -> OneObjectJob:
+        """What working on one object of the job outside a cycle needs (provision on demand,
+        restore): TransitionError while the job lacks its secrets."""
         shared = self._shared
-        row = shared.row(job_id)
+        row = shared.row(job_id)  # NotFoundError for an unknown job
         if status_of(row).code is StatusCode.NOT_CONFIGURED:
             raise TransitionError("the job is not configured: its required secrets are missing")
         source, target = self._connections.for_row(row)
         settings = JobSettings.parse(
             row.job.synchronization_job_settings, shared.store.get_secrets(row.application_id)
         )
-        mappings = [
-            m
-            for m in self._mappings.of(row, settings)
-            if m.source_type.lower() == object_type.lower()
-        ]
-        if not mappings:
-            raise NotFoundError(f"no enabled object mapping reads {object_type!r}")
-        anchor = resolve_subject(source, shared.store, job_id, mappings, anchor)
+        return OneObjectJob(row, source, target, settings, self._mappings.of(row, settings))
+
+    @contextmanager
+    def leased_context(
+        self,
+        job: OneObjectJob,
+        purpose: str,
+        mappings: Sequence[CompiledMapping],
+        force_deletes: bool = False,
+    ) -> Iterator[cycle_module.CycleContext]:
+        """A cycle context for ``job``'s one-object work, under the job's lease (never beside
+        a cycle of it), released however the work ends."""
+        shared = self._shared
+        job_id = job.row.job.id
         ctx = cycle_module.CycleContext(
             job_id=job_id,
-            cycle_id=f"ondemand-{uuid.uuid4().hex}",
+            cycle_id=f"{purpose}-{uuid.uuid4().hex}",
             store=shared.store,
-            source=source,
-            target=target,
+            source=job.source,
+            target=job.target,
             clock=shared.clock,
-            settings=settings,
-            mappings=mappings,
+            settings=job.settings,
+            mappings=list(mappings),
             should_stop=lambda: False,
-            force_deletes=row.force_deletes,  # a held delete goes only when forced
+            force_deletes=force_deletes,
             random=shared.random,
             lease=self.acquire(job_id),
             lease_duration=self.lease_duration,
         )
         try:
-            return cycle_module.provision_one(ctx, anchor)
+            yield ctx
         finally:
             assert ctx.lease is not None
             shared.store.release_lease(ctx.lease)

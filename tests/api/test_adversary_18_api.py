@@ -30,7 +30,7 @@ from tests.api.ldap_scim import (
     title_of,
     wait_until,
 )
-from tests.ldap.ldap_jobs import count, modify, seed
+from tests.ldap.ldap_jobs import Tree, count, modify, seed
 from tests.ldap.slapd import ROOT_DN, Slapd
 from tests.processes import terminate
 from tests.scim.server import ScimServer
@@ -199,6 +199,25 @@ def test_hostile_apply_bodies_are_refused_and_write_nothing(
     assert json.loads(applied.text)["countExported"] == 1
 
 
+def _scim_to_ldap(
+    scim: ScimServer, slapd: Slapd, name: str, tmp_path: Path
+) -> tuple[list[str], Tree, SyncEngine, str]:
+    """Four SCIM users and a started scimToLdap job into ``name``'s LDAP tree."""
+    names = {"familyName": "A", "givenName": "B"}
+    users = [scim.create("Users", {"userName": f"u{n}", "name": names})["id"] for n in range(4)]
+    tree = source_tree(slapd, name)
+    engine = SyncEngine(tmp_path / "s.db", ManualClock())
+    app = engine.create_application("back").id
+    engine.set_secrets(app, {
+        "SourceBaseAddress": scim.url, "SourceSecretToken": scim.token.reveal(),
+        "Url": slapd.url, "UserName": ROOT_DN,
+        "Password": slapd.password.reveal(), "BaseDn": tree.base,
+    })  # fmt: skip
+    job_id = engine.create_job("scimToLdap", application_id=app).id
+    engine.start(job_id)
+    return users, tree, engine, job_id
+
+
 def test_plans_do_not_use_up_what_the_scim_source_remembers(
     make_scim_server: Callable[[str], ScimServer], slapd_source: Slapd, tmp_path: Path
 ) -> None:
@@ -206,19 +225,8 @@ def test_plans_do_not_use_up_what_the_scim_source_remembers(
     generations, in process). Plans read through the same source: three of them, each
     seeing the delete, must leave the real cycle after them seeing it too."""
     scim = make_scim_server("scim")
-    names = {"familyName": "A", "givenName": "B"}
-    users = [scim.create("Users", {"userName": f"u{n}", "name": names})["id"] for n in range(4)]
-    tree = source_tree(slapd_source, "adv18-remembered")
-    engine = SyncEngine(tmp_path / "s.db", ManualClock())
+    users, tree, engine, job_id = _scim_to_ldap(scim, slapd_source, "adv18-remembered", tmp_path)
     try:
-        app = engine.create_application("back").id
-        engine.set_secrets(app, {
-            "SourceBaseAddress": scim.url, "SourceSecretToken": scim.token.reveal(),
-            "Url": slapd_source.url, "UserName": ROOT_DN,
-            "Password": slapd_source.password.reveal(), "BaseDn": tree.base,
-        })  # fmt: skip
-        job_id = engine.create_job("scimToLdap", application_id=app).id or ""
-        engine.start(job_id)
         engine.run_cycle(job_id)
         engine.run_cycle(job_id)
         assert count(slapd_source, tree.people) == 4
@@ -259,19 +267,8 @@ def test_deletes_a_scim_delta_infers_from_absence_are_judged_like_a_full_read(
     make_scim_server: Callable[[str], ScimServer], slapd_source: Slapd, tmp_path: Path
 ) -> None:
     scim = make_scim_server("scim")
-    names = {"familyName": "A", "givenName": "B"}
-    users = [scim.create("Users", {"userName": f"u{n}", "name": names})["id"] for n in range(4)]
-    tree = source_tree(slapd_source, "adv18-absence")
-    engine = SyncEngine(tmp_path / "s.db", ManualClock())
+    users, tree, engine, job_id = _scim_to_ldap(scim, slapd_source, "adv18-absence", tmp_path)
     try:
-        app = engine.create_application("back").id
-        engine.set_secrets(app, {
-            "SourceBaseAddress": scim.url, "SourceSecretToken": scim.token.reveal(),
-            "Url": slapd_source.url, "UserName": ROOT_DN,
-            "Password": slapd_source.password.reveal(), "BaseDn": tree.base,
-        })  # fmt: skip
-        job_id = engine.create_job("scimToLdap", application_id=app).id or ""
-        engine.start(job_id)
         engine.run_cycle(job_id)
         assert count(slapd_source, tree.people) == 4
         for user in users[1:]:  # what a token that lost its rights to most users sees
@@ -297,19 +294,8 @@ def test_one_delete_a_scim_delta_infers_goes_through(
     """The guard is on the share that vanishes at once: one user of four deleted in the app
     is deprovisioned by the next delta as before."""
     scim = make_scim_server("scim")
-    names = {"familyName": "A", "givenName": "B"}
-    users = [scim.create("Users", {"userName": f"u{n}", "name": names})["id"] for n in range(4)]
-    tree = source_tree(slapd_source, "adv18-one-gone")
-    engine = SyncEngine(tmp_path / "s.db", ManualClock())
+    users, tree, engine, job_id = _scim_to_ldap(scim, slapd_source, "adv18-one-gone", tmp_path)
     try:
-        app = engine.create_application("back").id
-        engine.set_secrets(app, {
-            "SourceBaseAddress": scim.url, "SourceSecretToken": scim.token.reveal(),
-            "Url": slapd_source.url, "UserName": ROOT_DN,
-            "Password": slapd_source.password.reveal(), "BaseDn": tree.base,
-        })  # fmt: skip
-        job_id = engine.create_job("scimToLdap", application_id=app).id
-        engine.start(job_id)
         engine.run_cycle(job_id)
         assert scim.request("DELETE", f"/Users/{users[0]}").status_code == 204
         engine.run_cycle(job_id)
