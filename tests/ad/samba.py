@@ -166,6 +166,13 @@ def _sockets_and_logs(directory: str, names: list[str]) -> set[str]:
     return left | ({"samba.out"} & set(names))
 
 
+def copy_domain(source: Path, destination: Path) -> None:
+    """A copy of a stopped domain's directory, its paths in smb.conf rewritten to the copy."""
+    shutil.copytree(source, destination, symlinks=True, ignore=_sockets_and_logs)
+    config = destination / "etc" / "smb.conf"
+    config.write_text(config.read_text().replace(str(source), str(destination)))
+
+
 class SambaDc:
     """One throwaway DC in ``directory``: a copy of ``template`` (or the template's own
     directory, for its first start), listening on ``address`` (a free one by default)."""
@@ -227,12 +234,7 @@ class SambaDc:
         assert self.template is not None
         if self.directory.exists():
             shutil.rmtree(self.directory)
-        shutil.copytree(
-            self.template.directory, self.directory, symlinks=True, ignore=_sockets_and_logs
-        )
-        config = self.directory / "etc" / "smb.conf"
-        text = config.read_text().replace(str(self.template.directory), str(self.directory))
-        config.write_text(text)
+        copy_domain(self.template.directory, self.directory)
         for stale in ("pid", "ncalrpc", "winbindd", "ntp"):
             shutil.rmtree(self.directory / stale, ignore_errors=True)
 
