@@ -36,6 +36,7 @@ from connectors.ldap._common import (
     first_value,
     format_time,
     parse_time,
+    values_of,
 )
 from connectors.ldap._entries import EntryConverter, ReadState, normal_dn
 from connectors.ldap._log_window import LogMark
@@ -307,7 +308,7 @@ class AccesslogReader:
         found = self._channel.search(self.base, search_filter, ["reqOld"])
         prefix = self._entries.anchor_low + ":"
         for entry in found:
-            for line in entry["raw_attributes"].get("reqOld", []):
+            for line in values_of(entry["raw_attributes"], "reqOld"):
                 text: str = line.decode("utf-8", "replace")
                 if text.lower().startswith(prefix):
                     return text[len(prefix) :].strip()

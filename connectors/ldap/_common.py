@@ -70,12 +70,19 @@ class Channel:
             self.client.close()
 
 
-def first_value(raw: Mapping[str, list[bytes]], name: str) -> str | None:
-    """The first value of an attribute as text, its name matched case-insensitively."""
+def values_of(raw: Mapping[str, list[bytes]], name: str) -> list[bytes]:
+    """An attribute's values, its name matched case-insensitively: servers spell names as
+    their schema does (Samba answers ``modifyTimeStamp`` when asked for modifyTimestamp)."""
     values = raw.get(name)
     if values is None:
         low = name.lower()
         values = next((v for k, v in raw.items() if k.lower() == low), None)
+    return values or []
+
+
+def first_value(raw: Mapping[str, list[bytes]], name: str) -> str | None:
+    """The first value of an attribute as text, its name matched case-insensitively."""
+    values = values_of(raw, name)
     return values[0].decode("utf-8", "replace") if values else None
 
 
@@ -97,4 +104,7 @@ def stamp(raw: Mapping[str, list[bytes]]) -> str:
 
 
 def format_time(moment: datetime) -> str:
-    return moment.strftime(TIME) + "Z"
+    """A moment's whole seconds as a GeneralizedTime for filters, with a fraction (``.0Z``):
+    Samba answers ``(modifyTimestamp>=…00Z)`` with every entry and ``…00.0Z`` correctly;
+    OpenLDAP takes both."""
+    return moment.strftime(TIME) + ".0Z"

@@ -28,7 +28,7 @@ from connectors.base import (
     Scalar,
     Value,
 )
-from connectors.ldap._common import Channel, Entry
+from connectors.ldap._common import Channel, Entry, values_of
 from connectors.ldap.config import LdapObjectType
 from connectors.ldap.syntax import escape_filter_value, parse_dn
 
@@ -118,9 +118,7 @@ class EntryConverter:
 
     # ------------------------------------------------------------------ anchors
     def anchor_of(self, raw: Mapping[str, list[bytes]]) -> str | None:
-        values = raw.get(self.anchor)
-        if values is None:
-            values = next((v for k, v in raw.items() if k.lower() == self.anchor_low), None)
+        values = values_of(raw, self.anchor)
         if not values:
             return None
         if self.anchor_low == "objectguid":

@@ -237,7 +237,14 @@ class LdapSource:
             entries = self._lookup.search(dn, kind.filter, wanted, scope=ldap3.BASE)
         else:
             check_attribute_description(attribute)
-            assertion = f"({attribute}={escape_filter_value(value)})"
+            low = attribute.lower()
+            if low == self._entries.anchor_low:  # objectGUID: its text form stands for bytes
+                escaped = self._entries.assertion(value)
+            else:
+                escaped = escape_filter_value(value.encode() if low in kind.binary else value)
+            if escaped is None:
+                return []
+            assertion = f"({attribute}={escaped})"
             entries = self._lookup.search(kind.base_dn, f"(&{kind.filter}{assertion})", wanted)
         anchors = (self._entries.anchor_of(e.get("raw_attributes") or {}) for e in entries)
         return sorted({a for a in anchors if a})

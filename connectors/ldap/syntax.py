@@ -25,23 +25,27 @@ _ATTRIBUTE_DESCRIPTION_RE = re.compile(_ATTRIBUTE_TYPE + r"(?:;[A-Za-z0-9-]+)*")
 # allowed raw, but are escaped too: harmless for the server, and a filter that ends up in a
 # log line or an error message then cannot carry a newline or a terminal escape.
 _FILTER_ESCAPED = frozenset("*()\\\x7f") | frozenset(chr(code) for code in range(0x20))
+_BYTE_ESCAPES = tuple(f"\\{byte:02x}" for byte in range(256))
 
 
 def escape_filter_value(value: str | bytes) -> str:
     """Escape an assertion value for an RFC 4515 filter string.
 
-    ``str`` values are escaped character by character. ``bytes`` (binary attributes, such as
-    an objectGUID) keep their valid UTF-8 runs readable and turn every byte that is not part
-    of valid UTF-8 into ``\\XX``, since a filter string is UTF-8 and only an escape can carry
-    such a byte. Escapes use lower-case hex, as RFC 4515's own examples mostly do.
+    ``bytes`` (binary attributes, such as an objectGUID) become ``\\xx`` for every byte: a
+    binary value is not text, and any byte left as itself can be misread on the way (ldap3
+    strips whitespace around an assertion value, so a GUID starting or ending with 0x20
+    matched nothing). ``str`` values are escaped character by character, and a first or last
+    character that is whitespace is escaped too, for the same reason (its UTF-8 bytes, so a
+    no-break space as ``\\c2\\a0``). Escapes use lower-case hex, as RFC 4515's own examples
+    mostly do.
     """
-    text = value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else value
+    if isinstance(value, bytes):
+        return "".join(_BYTE_ESCAPES[byte] for byte in value)
     parts: list[str] = []
-    for char in text:
-        if char in _FILTER_ESCAPED:
-            parts.append(f"\\{ord(char):02x}")
-        elif "\udc80" <= char <= "\udcff":  # a byte that was not valid UTF-8
-            parts.append(f"\\{ord(char) - 0xDC00:02x}")
+    last = len(value) - 1
+    for index, char in enumerate(value):
+        if char in _FILTER_ESCAPED or (index in (0, last) and char.isspace()):
+            parts.extend(_BYTE_ESCAPES[byte] for byte in char.encode("utf-8"))
         else:
             parts.append(char)
     return "".join(parts)

@@ -208,6 +208,8 @@ class LdapTarget:
         another DN within the last ``find_cache_seconds``) is bounded by that setting.
         """
         kind = self._type(object_type)
+        if isinstance(value, str) and attribute.lower() in kind.binary:
+            value = value.encode("utf-8")  # as the index keeps it, and escaped byte for byte
         if self.find_cache_seconds > 0:
             with self._lock:
                 holders = dict(self._index(kind, attribute).by_key.get(_key(value), {}))

@@ -11,7 +11,8 @@ the same instance on the same port (a server-side drop of every connection), ``p
 (certificate files, see ``tests/ldap/tls.py``) it also serves StartTLS on its ``ldap://`` port
 and listens on ``ldaps://127.0.0.1:<another free port>``. Given ``refint=True`` (off by
 default) the main database also has the refint overlay on ``member`` and ``manager``: deleting
-an entry removes its DN from those attributes of the entries that name it. The system service and
+an entry removes its DN from those attributes of the entries that name it. Given ``schema`` (LDIF
+entries under ``cn=schema,cn=config``) it loads that schema too. The system service and
 ``/etc/ldap/slapd.d`` are never used; only the schema files in ``/etc/ldap/schema`` are read.
 
 The root password is random per instance, stored only as an SSHA hash in the config, and never
@@ -157,12 +158,14 @@ def config_ldif(
     readers: Sequence[str] = (),
     refint: bool = False,
     accesslog: bool = True,
+    schema: str = "",
 ) -> str:
     """cn=config for one instance: schemas, the mdb database and its accesslog database.
     ``readers``: bind DNs (entries a test adds, with a password) that may read the main
     database but not the accesslog; none by default. ``refint``: also the refint overlay on
     the main database, for ``member`` and ``manager`` (off by default). ``accesslog=False``:
-    neither the overlay nor its database (a server that only timestamp mode can read)."""
+    neither the overlay nor its database (a server that only timestamp mode can read).
+    ``schema``: LDIF entries under cn=schema,cn=config loaded after the standard schemas."""
     includes = "\n".join(f"include: file://{SCHEMA_DIR}/{schema}.ldif" for schema in SCHEMAS)
     tls_settings = (
         f"olcTLSCACertificateFile: {tls.ca}\n"
@@ -238,6 +241,8 @@ cn: schema
 
 {includes}
 
+{schema}
+
 dn: olcDatabase={{-1}}frontend,cn=config
 objectClass: olcDatabaseConfig
 objectClass: olcFrontendConfig
@@ -303,6 +308,7 @@ class Slapd:
         seed_ldif: str = "",
         refint: bool = False,
         accesslog: bool = True,
+        schema: str = "",
     ) -> None:
         self.name = name
         #: the accesslog overlay and its cn=accesslog database (on by default)
@@ -312,6 +318,8 @@ class Slapd:
         self.seed_ldif = seed_ldif
         #: the refint overlay on member and manager (off by default: no referential integrity)
         self.refint = refint
+        #: more schema (LDIF entries under cn=schema,cn=config), e.g. a test attribute
+        self.schema = schema
         self.directory = directory
         self.tls = tls
         self.password = Secret(secrets.token_urlsafe(24))
@@ -437,6 +445,7 @@ class Slapd:
                 self.readers,
                 refint=self.refint,
                 accesslog=self.accesslog,
+                schema=self.schema,
             )
         )
         (self.directory / "seed.ldif").write_text(SEED_LDIF + "\n" + self.seed_ldif)

@@ -7,6 +7,7 @@ import re
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from ldap3.operation.search import compile_filter, parse_filter
 
 from connectors.ldap.syntax import (
     ValueChange,
@@ -82,15 +83,36 @@ def test_star_is_escaped_never_a_wildcard() -> None:
     assert equality_filter("cn", "*") == r"(cn=\2a)"
 
 
-def test_str_and_bytes_agree_on_utf8() -> None:
-    """A str and its UTF-8 bytes give the same filter; UTF-8 stays readable."""
-    assert escape_filter_value("Lučić (x)") == escape_filter_value("Lučić (x)".encode())
-    assert escape_filter_value("Lučić") == "Lučić"
+def test_text_stays_readable() -> None:
+    """UTF-8 text stays as it is inside a str value; only the specials are escaped."""
+    assert escape_filter_value("Lučić (x)") == r"Lučić \28x\29"
+    assert escape_filter_value("a b") == "a b"
 
 
-def test_invalid_utf8_bytes_are_hex_escaped() -> None:
-    """Bytes that are not UTF-8 (a GUID) become ``\\XX``; valid runs around them stay."""
-    assert escape_filter_value(b"a\xff\xc4b") == r"a\ff\c4b"
+def test_bytes_are_escaped_byte_for_byte() -> None:
+    """Every byte of a binary value is ``\\xx``, printable or not (RFC 4515 allows it): a
+    GUID is not text, and ldap3 strips a raw space at either end of an assertion value."""
+    every = bytes(range(256))
+    assert escape_filter_value(every) == "".join(f"\\{b:02x}" for b in every)
+    assert escape_filter_value(b" GUID ") == r"\20\47\55\49\44\20"
+    assert escape_filter_value(b"") == ""
+
+
+@pytest.mark.parametrize(
+    ("value", "escaped"),
+    [
+        (" bob ", r"\20bob\20"),
+        ("  a  b  ", r"\20 a  b \20"),
+        (" ", r"\20"),
+        ("\xa0x\u3000", r"\c2\a0x\e3\80\80"),
+        ("\tx\n", r"\09x\0a"),
+        ("x\u2028y", "x\u2028y"),
+    ],
+)
+def test_whitespace_at_the_edges_of_text_is_escaped(value: str, escaped: str) -> None:
+    """ldap3 strips whitespace (Python's idea of it) around an assertion value: at either end
+    it is escaped as its UTF-8 bytes, so the server gets it; inside, it stays."""
+    assert escape_filter_value(value) == escaped
 
 
 def test_control_characters_are_escaped() -> None:
@@ -130,6 +152,15 @@ def test_filter_escaping_round_trips(value: str | bytes) -> None:
     """For any text or bytes, decoding the escaped value gives back the same bytes."""
     expected = value.encode("utf-8") if isinstance(value, str) else value
     assert unescape_filter_value(escape_filter_value(value)) == expected
+
+
+@given(st.one_of(st.text(), st.binary()))
+def test_ldap3_sends_exactly_the_value(value: str | bytes) -> None:
+    """What ldap3 puts on the wire for our filter (its parser strips whitespace around an
+    assertion value, then unescapes) is exactly the value's bytes, whatever they are."""
+    node = parse_filter(equality_filter("cn", value), None, True, True, None, False)
+    sent = compile_filter(node.elements[0])["equalityMatch"]["assertionValue"]
+    assert bytes(sent) == (value.encode("utf-8") if isinstance(value, str) else value)
 
 
 # ---------------------------------------------------------------- RFC 4514 DNs
