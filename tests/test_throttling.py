@@ -46,9 +46,7 @@ def test_throttled_answers_in_one_window_cost_one_window(tmp_path: Any) -> None:
     source, target = MemoryDirectory(), ThrottlingTarget(throttled=8)
     fill(source, 40)
     engine = SyncEngine(tmp_path / "s.db", SystemClock())
-    job = engine.create_job(
-        "memoryToMemory", source, target, settings={"ExportConcurrency": "4"}
-    )
+    job = engine.create_job("memoryToMemory", source, target, settings={"ExportConcurrency": "4"})
     assert job.id is not None
     engine.start(job.id)
     began = time.monotonic()

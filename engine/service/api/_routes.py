@@ -711,8 +711,6 @@ def _routes() -> list[BaseRoute]:
         Route(job + "/provisionOnDemand", provision_on_demand, methods=["POST"]),
         Route(job + "/plan", plan_job, methods=["POST"]),  # ours
         Route(job + "/apply", apply_plan, methods=["POST"]),  # ours
-
-
         Route(job + "/restore", restore, methods=["POST"]),
         Route(job + "/schema/directories", get_directories, methods=["GET"]),
         Route(
