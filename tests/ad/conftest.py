@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,13 +21,13 @@ def samba_template(tmp_path_factory: pytest.TempPathFactory) -> Template:
 
 
 @pytest.fixture
-def make_samba_dc(samba_template: Template, tmp_path: Path) -> Iterator[Callable[[str], SambaDc]]:
-    """Start more DCs in this test, each a fresh copy of the template on its own address;
-    whatever is still running is stopped afterwards."""
+def make_samba_dc(samba_template: Template, tmp_path: Path) -> Iterator[Callable[..., SambaDc]]:
+    """Start more DCs in this test, each a fresh copy of the template on its own address
+    (keywords go to :class:`SambaDc`); whatever is still running is stopped afterwards."""
     started: list[SambaDc] = []
 
-    def make(name: str) -> SambaDc:
-        dc = SambaDc(tmp_path / name, template=samba_template)
+    def make(name: str, **options: Any) -> SambaDc:
+        dc = SambaDc(tmp_path / name, template=samba_template, **options)
         started.append(dc)
         return dc.start()
 
@@ -36,7 +37,7 @@ def make_samba_dc(samba_template: Template, tmp_path: Path) -> Iterator[Callable
 
 
 @pytest.fixture
-def samba_dc(make_samba_dc: Callable[[str], SambaDc]) -> SambaDc:
+def samba_dc(make_samba_dc: Callable[..., SambaDc]) -> SambaDc:
     """A fresh DC of its own for this test."""
     return make_samba_dc("dc")
 
