@@ -39,18 +39,34 @@ class Channel:
         *,
         scope: str = ldap3.SUBTREE,
         size_limit: int = 0,
+        controls: Sequence[Any] = (),
     ) -> list[Entry]:
         with self.lock:
             return self.client.search(
-                base, search_filter, attributes, scope=scope, size_limit=size_limit
-            )
+                base, search_filter, attributes, scope=scope, size_limit=size_limit,
+                controls=controls,
+            )  # fmt: skip
+
+    def search_controls(
+        self, base: str, search_filter: str, attributes: Sequence[str], controls: Sequence[Any]
+    ) -> tuple[list[Entry], dict[str, Any]]:
+        """A subtree search with request controls, and the response's controls by OID."""
+        with self.lock:
+            return self.client.search_controls(base, search_filter, attributes, controls=controls)
 
     def pages(
-        self, base: str, search_filter: str, attributes: Sequence[str], page_size: int
+        self,
+        base: str,
+        search_filter: str,
+        attributes: Sequence[str],
+        page_size: int,
+        controls: Sequence[Any] = (),
     ) -> Iterator[list[Entry]]:
         """Pages of a paged search. A failure after the first page is transient: the cookie
         did not survive a reconnect, and the caller's watermark says where to start again."""
-        pages = self.client.paged_search(base, search_filter, attributes, page_size)
+        pages = self.client.paged_search(
+            base, search_filter, attributes, page_size, controls=controls
+        )
         first = True
         while True:
             with self.lock:

@@ -37,23 +37,39 @@ _INCOMPLETE: dict[str, Value] = {}
 
 
 class DnCache:
-    """DN -> anchor, looked up by the DN exactly as the server spells it, then normalized."""
+    """DN -> anchor, looked up by the DN exactly as the server spells it, then normalized.
+
+    An anchor seen under a new DN drops its old one: a renamed or moved entry's old DN may
+    name another entry later (AD's deltas name changed entries by objectGUID, not by DN)."""
 
     def __init__(self) -> None:
         self.exact: dict[str, str] = {}
         self.normal: dict[str, str] = {}
+        self._dn_of: dict[str, str] = {}
 
     def put(self, dn: str, anchor: str) -> None:
+        old = self._dn_of.get(anchor)
+        if old is not None and old != dn:
+            self.forget(old)
+        self._dn_of[anchor] = dn
         self.exact[dn] = anchor
         self.normal[normal_dn(dn)] = anchor
+
+    def forget_anchor(self, anchor: str) -> None:
+        """The entry with this anchor is gone (or may have moved): its DN names nothing now."""
+        dn = self._dn_of.pop(anchor, None)
+        if dn is not None:
+            self.forget(dn)
 
     def get(self, dn: str) -> str | None:
         anchor = self.exact.get(dn)
         return anchor if anchor is not None else self.normal.get(normal_dn(dn))
 
     def forget(self, dn: str) -> None:
-        self.exact.pop(dn, None)
+        anchor = self.exact.pop(dn, None)
         self.normal.pop(normal_dn(dn), None)
+        if anchor is not None and self._dn_of.get(anchor) == dn:
+            del self._dn_of[anchor]
 
 
 def normal_dn(dn: str) -> str:
@@ -69,6 +85,29 @@ def normal_dn(dn: str) -> str:
         return "\x00".join(f"{a.lower()}={v.lower()}" for a, v in parse_dn(dn))
     except ValueError:
         return dn.lower()
+
+
+def split_extended_dn(dn: str) -> tuple[str | None, str]:
+    """An AD extended DN's objectGUID (text form, lower case; None if it has none) and its
+    plain DN: ``<GUID=...>;<SID=...>;CN=a,DC=example`` -> (the GUID, ``CN=a,DC=example``).
+    A plain DN comes back as it is."""
+    guid: str | None = None
+    rest = dn
+    while rest.startswith("<"):
+        end = rest.find(">")
+        if end < 0:
+            return None, dn
+        part, rest = rest[1:end], rest[end + 1 :].removeprefix(";")
+        name, _, value = part.partition("=")
+        if name.upper() == "GUID":
+            try:  # the string form, or the hex form (the GUID's bytes as stored)
+                found = (
+                    uuid.UUID(value) if "-" in value else uuid.UUID(bytes_le=bytes.fromhex(value))
+                )
+            except ValueError:
+                return None, dn
+            guid = str(found)
+    return guid, rest
 
 
 def reference_name(dn: str) -> str:
@@ -128,7 +167,7 @@ class EntryConverter:
     def assertion(self, anchor: str) -> str | None:
         """The anchor as a filter assertion value (objectGUID: its bytes), None if invalid."""
         if self.anchor_low == "objectguid":
-            try:
+            try:  # bytes: every one escaped (a filter parser strips a space at either end)
                 return escape_filter_value(uuid.UUID(anchor).bytes_le)
             except ValueError:
                 return None
@@ -221,7 +260,7 @@ class EntryConverter:
             dn = value.decode("utf-8", "replace")
             anchor = exact.get(dn)
             if anchor is None:
-                anchor = self.dns.get(dn)
+                anchor = self.dns.get(dn) or self._extended_guid(dn)
                 if anchor is None:
                     if missing is not None:
                         missing.add(dn)
@@ -231,6 +270,14 @@ class EntryConverter:
                     continue
             anchors.append(anchor)
         return anchors, had_misses
+
+    def _extended_guid(self, dn: str) -> str | None:
+        """The objectGUID an AD extended DN (``<GUID=...>;<SID=...>;CN=...``) starts with,
+        when it is the anchor: the reference needs no lookup."""
+        if self.anchor_low != "objectguid":
+            return None
+        guid, _ = split_extended_dn(dn)
+        return guid
 
     def _resolve(self, missing: set[str], channel: Channel, state: ReadState) -> None:
         """Look the missing DNs up: one by one, or all at once by refilling the cache."""

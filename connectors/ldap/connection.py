@@ -258,22 +258,45 @@ class LdapClient:
         scope: str = ldap3.SUBTREE,
         accept: Sequence[int] = (),
         size_limit: int = 0,
+        controls: Sequence[Any] = (),
     ) -> list[dict[str, Any]]:
         """Entries (``dn``, ``attributes``, ``raw_attributes``) of one non-paged search;
         noSuchObject (32) is an empty list. With ``size_limit``, at most that many entries
         and sizeLimitExceeded (4) is no error: the caller asked for a sample."""
+        entries, _ = self.search_controls(
+            base, search_filter, attributes, scope=scope, accept=accept,
+            size_limit=size_limit, controls=controls,
+        )  # fmt: skip
+        return entries
+
+    def search_controls(
+        self,
+        base: str,
+        search_filter: str,
+        attributes: Sequence[str] | str,
+        *,
+        scope: str = ldap3.SUBTREE,
+        accept: Sequence[int] = (),
+        size_limit: int = 0,
+        controls: Sequence[Any] = (),
+    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """:meth:`search` with request ``controls``, and the response's controls by OID (as
+        ldap3 decodes them: AD's DirSync cookie, for one)."""
         if size_limit:
             accept = (4, *accept)
 
-        def run(connection: ldap3.Connection) -> list[dict[str, Any]]:
+        def run(connection: ldap3.Connection) -> tuple[list[dict[str, Any]], dict[str, Any]]:
             self.operations["search"] += 1
             ok = connection.search(
-                base, search_filter, scope, attributes=attributes, size_limit=size_limit
-            )
+                base, search_filter, scope, attributes=attributes, size_limit=size_limit,
+                controls=list(controls) or None,
+            )  # fmt: skip
             code = self.check(connection, ok, f"search {base}", accept=(32, *accept))
+            answered = dict((connection.result or {}).get("controls") or {})
             if code == 32:
-                return []
-            return [e for e in connection.response or () if e.get("type") == "searchResEntry"]
+                return [], answered
+            entries = [e for e in connection.response or () if e.get("type") == "searchResEntry"]
+            return entries, answered
 
         return self.call(f"search {base}", run)
 
@@ -286,6 +309,7 @@ class LdapClient:
         cookie: bytes | None = None,
         *,
         scope: str = ldap3.SUBTREE,
+        controls: Sequence[Any] = (),
     ) -> Iterator[tuple[list[dict[str, Any]], bytes | None]]:
         """Pages of a simple-paged-results search (RFC 2696) and the cookie after each; the
         last page's cookie is None. A cookie is only valid on the connection that got it, so
@@ -304,6 +328,7 @@ class LdapClient:
                     attributes=attributes,
                     paged_size=page_size,
                     paged_cookie=cookie,
+                    controls=list(controls) or None,
                 )
                 if self.check(connection, ok, action, accept=(32,)) == 32:
                     return [], None

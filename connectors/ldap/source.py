@@ -1,4 +1,5 @@
-"""An LDAP directory as a source: full reads in anchor order, deltas from accesslog or timestamps.
+"""An LDAP directory as a source: full reads in anchor order, deltas from accesslog, timestamps,
+or Active Directory's DirSync or uSNChanged.
 
 Initial read
     A simple-paged-results cookie is the obvious cursor, but it lives only as long as one
@@ -16,7 +17,8 @@ Initial read
     order the server returns, and it cannot skip: an entry created during the read with an
     anchor before the resume point was created after the delta start, so the delta brings it;
     an entry deleted between the scan and the fetch is simply absent (the delta deletes it).
-    The delta's start: in accesslog mode the newest record before the scan; in timestamp mode
+    The delta's start: in accesslog mode the newest record before the scan (in dirsync and usn
+    modes DirSync's cookie, or highestCommittedUSN, before the scan); in timestamp mode
     the newest modifyTimestamp the scan saw (server time, never the local clock). That is safe
     because every entry is fetched after the scan ended: a change made during the scan is in
     the fetched entry, and a later one is stamped no earlier than anything the scan saw. (An
@@ -35,8 +37,11 @@ Initial read
 Deltas
     Each mode has its own module, which says how it works and where it falls short:
     ``accesslog`` (OpenLDAP's accesslog overlay) :mod:`connectors.ldap._accesslog`,
-    ``timestamp`` (any LDAP server) :mod:`connectors.ldap._timestamps`. A delta watermark
-    starts with ``a:`` or ``t:``; one of the other mode (the mode changed) asks for a full read.
+    ``timestamp`` (any LDAP server) :mod:`connectors.ldap._timestamps`, ``dirsync`` (Active
+    Directory's DirSync control) :mod:`connectors.ldap._dirsync`, ``usn`` (AD's uSNChanged)
+    :mod:`connectors.ldap._usn`; the last two share :mod:`connectors.ldap._ad` and need the
+    objectGUID anchor. A delta watermark starts with ``a:``, ``t:``, ``d:`` or ``u:``; one of
+    another mode (the mode changed) asks for a full read.
 
 References
     DN-valued attributes hold anchors (:mod:`connectors.ldap._entries`: the DN -> anchor cache,
@@ -71,12 +76,18 @@ from connectors.base import (
 from connectors.discovery import DiscoveredSchema
 from connectors.ldap import discovery
 from connectors.ldap._accesslog import AccesslogReader
+from connectors.ldap._ad import naming_context
 from connectors.ldap._common import FETCH_BATCH, Channel, Entry, stamp
+from connectors.ldap._dirsync import DirSyncReader
 from connectors.ldap._entries import EntryConverter, ReadState, normal_dn
 from connectors.ldap._timestamps import TimestampReader
+from connectors.ldap._usn import UsnReader
 from connectors.ldap.config import LdapObjectType
 from connectors.ldap.connection import LdapEndpoint
 from connectors.ldap.syntax import check_attribute_description, escape_filter_value, parse_dn, rdn
+
+#: delta_mode -> the prefix of its delta watermarks
+DELTA_MODES = {"accesslog": "a:", "timestamp": "t:", "dirsync": "d:", "usn": "u:"}
 
 
 def _parenthesized(kind: LdapObjectType) -> LdapObjectType:
@@ -122,9 +133,12 @@ class LdapSource:
         refill_threshold: int = 50,
         scan_page_size: int = 1000,
         timestamp_hint: str = "use delta_mode='timestamp'",
+        usn_hint: str = "use delta_mode='usn'",
     ) -> None:
-        if delta_mode not in ("accesslog", "timestamp"):
-            raise ValueError(f"delta_mode must be 'accesslog' or 'timestamp', not {delta_mode!r}")
+        if delta_mode not in DELTA_MODES:
+            raise ValueError(
+                f"delta_mode must be one of {', '.join(DELTA_MODES)}, not {delta_mode!r}"
+            )
         types = object_types.values() if isinstance(object_types, Mapping) else object_types
         self._types = {t.name: _parenthesized(t) for t in types}
         anchors = {t.anchor_attribute.lower() for t in self._types.values()}
@@ -133,6 +147,10 @@ class LdapSource:
         anchor = check_attribute_description(
             next(iter(self._types.values())).anchor_attribute if self._types else "entryUUID"
         )
+        if delta_mode in ("dirsync", "usn") and anchor.lower() != "objectguid":
+            raise ValueError(
+                f"delta_mode {delta_mode!r} needs the objectGUID anchor, not {anchor!r}"
+            )
         endpoint = endpoint if endpoint.role else attrs.evolve(endpoint, role="source")
         self.endpoint = endpoint
         self.delta_mode = delta_mode
@@ -177,6 +195,17 @@ class LdapSource:
             overlap=timestamp_overlap,
             delete_scan_interval=delete_scan_interval,
         )
+        where = f"{endpoint.role} {endpoint.shown_url}"
+        #: type name -> the naming context holding its base (dirsync and usn modes)
+        self._contexts: dict[str, str] = {}
+        self._dirsync = DirSyncReader(
+            self._reader, self._current, self._naming_context,
+            bind_dn=endpoint.bind_dn, where=where, usn_hint=usn_hint,
+        )  # fmt: skip
+        self._usn = UsnReader(
+            self._reader, self._current, self._naming_context,
+            bind_dn=endpoint.bind_dn, where=where, scan_page_size=scan_page_size,
+        )  # fmt: skip
 
     def __repr__(self) -> str:
         return f"LdapSource({self.endpoint.shown_url!r}, {sorted(self._types)}, {self.delta_mode})"
@@ -200,8 +229,13 @@ class LdapSource:
             start, _, after = watermark[2:].rpartition("|")
             self._delta_kind(start)
             return self._read_full(kind, start, after, page_size)
-        if self._delta_kind(watermark) == "a":
+        mode = self._delta_kind(watermark)
+        if mode == "a":
             return self._accesslog.read(kind, watermark[2:], page_size)
+        if mode == "d":
+            return self._dirsync.read(kind, watermark[2:], page_size)
+        if mode == "u":
+            return self._usn.read(kind, watermark[2:], page_size)
         return self._timestamps.read(kind, watermark[2:], page_size)
 
     def get(self, object_type: str, anchor: str) -> Attributes | None:
@@ -250,7 +284,8 @@ class LdapSource:
         return sorted({a for a in anchors if a})
 
     def validate(self) -> None:
-        """Bind, see every base DN, and (accesslog mode) read the accesslog."""
+        """Bind, see every base DN, and what the delta mode reads: the accesslog, DirSync (a
+        probe from the start), or the DC's USN and its deleted objects."""
         with self._lookup.lock:
             self._lookup.client.connect()
         who = self.endpoint.bind_dn or "the anonymous user"
@@ -262,6 +297,11 @@ class LdapSource:
                 )
         if self.delta_mode == "accesslog":
             self._accesslog.require(self._lookup)
+        for kind in self._types.values() if self.delta_mode in ("dirsync", "usn") else ():
+            if self.delta_mode == "dirsync":
+                self._dirsync.start(kind, self._lookup)
+            else:
+                self._usn.require(kind, self._lookup)
 
     def discover(self) -> DiscoveredSchema:
         """The configured types' attributes as the server's subschema defines them."""
@@ -275,10 +315,28 @@ class LdapSource:
         except KeyError:
             raise ObjectError(f"unknown object type {object_type!r}") from None
 
+    def _naming_context(self, kind: LdapObjectType) -> str:
+        found = self._contexts.get(kind.name)
+        if found is None:
+            found = self._contexts[kind.name] = naming_context(self._lookup, kind.base_dn)
+        return found
+
+    def _current(self, kind: LdapObjectType, anchors: list[str], state: ReadState) -> list[Change]:
+        """The objects with these anchors as they are now: upserts of those under the type's
+        base and filter, deletes of the others (gone, or no longer of the type)."""
+        changes = self._fetch(kind, anchors, state)
+        found = {c.anchor for c in changes}
+        for anchor in anchors:
+            if anchor not in found:
+                self._entries.dns.forget_anchor(anchor)
+                changes.append(Change("delete", anchor))
+        return changes
+
     def _delta_kind(self, watermark: str) -> str:
-        """``a`` or ``t``; a watermark of the other mode (or none of ours) needs a full read."""
+        """``a``, ``t``, ``d`` or ``u``; a watermark of another mode (or none of ours) needs a
+        full read."""
         kind = watermark[:2]
-        expected = "a:" if self.delta_mode == "accesslog" else "t:"
+        expected = DELTA_MODES[self.delta_mode]
         if kind != expected:
             raise WatermarkExpired(
                 f"watermark is not a {self.delta_mode} watermark of this LDAP source "
@@ -292,6 +350,10 @@ class LdapSource:
     ) -> Iterator[Page]:
         if start is None and self.delta_mode == "accesslog":
             start = "a:" + self._accesslog.start_mark(self._reader)
+        elif start is None and self.delta_mode == "dirsync":
+            start = self._dirsync.start(kind)
+        elif start is None and self.delta_mode == "usn":
+            start = self._usn.start()
         anchors, newest = self._scan(kind)
         if start is None:
             start = self._timestamps.start(newest)

@@ -21,7 +21,7 @@ from connectors.ldap.target import LdapTarget
 from engine.errors import ConfigurationError, MappingError
 from engine.model import AttributeType, DirectoryDefinition, SynchronizationSchema
 
-DELTA_MODES = ("accesslog", "timestamp")
+DELTA_MODES = ("accesslog", "timestamp", "dirsync", "usn")
 _TRUE = ("true", "1", "yes")
 
 
@@ -118,7 +118,9 @@ def build_source(secrets: Mapping[str, str], schema: SynchronizationSchema) -> L
     mode = (secrets.get("SourceDeltaMode") or "accesslog").strip().lower()
     if mode not in DELTA_MODES:
         raise ConfigurationError(
-            f"SourceDeltaMode must be one of {', '.join(DELTA_MODES)}, not {mode[:40]!r}"
+            f"SourceDeltaMode must be one of {', '.join(DELTA_MODES)} (accesslog: OpenLDAP's "
+            "accesslog; timestamp: any server; dirsync or usn: Active Directory, with the "
+            f"objectGUID anchor), not {mode[:40]!r}"
         )
     types = object_types(_directory(schema, True), base_dn)
     try:
@@ -128,6 +130,7 @@ def build_source(secrets: Mapping[str, str], schema: SynchronizationSchema) -> L
             delta_mode=mode,
             directory_base=base_dn or None,
             timestamp_hint="set the secret SourceDeltaMode=timestamp",
+            usn_hint="set the secret SourceDeltaMode=usn",
         )
     except ValueError as exc:  # e.g. object types with different anchor attributes
         raise ConfigurationError(f"LDAP source: {exc}") from None

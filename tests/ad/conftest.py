@@ -14,6 +14,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -61,13 +62,13 @@ def populated_domain(samba_template: Template) -> Template:
 
 
 @pytest.fixture
-def make_samba_dc(samba_template: Template, tmp_path: Path) -> Iterator[Callable[[str], SambaDc]]:
-    """Start more DCs in this test, each a fresh copy of the template on its own address;
-    whatever is still running is stopped afterwards."""
+def make_samba_dc(samba_template: Template, tmp_path: Path) -> Iterator[Callable[..., SambaDc]]:
+    """Start more DCs in this test, each a fresh copy of the template on its own address
+    (keywords go to :class:`SambaDc`); whatever is still running is stopped afterwards."""
     started: list[SambaDc] = []
 
-    def make(name: str) -> SambaDc:
-        dc = SambaDc(tmp_path / name, template=samba_template)
+    def make(name: str, **options: Any) -> SambaDc:
+        dc = SambaDc(tmp_path / name, template=samba_template, **options)
         started.append(dc)
         return dc.start()
 
@@ -77,7 +78,7 @@ def make_samba_dc(samba_template: Template, tmp_path: Path) -> Iterator[Callable
 
 
 @pytest.fixture
-def samba_dc(make_samba_dc: Callable[[str], SambaDc]) -> SambaDc:
+def samba_dc(make_samba_dc: Callable[..., SambaDc]) -> SambaDc:
     """A fresh DC of its own for this test."""
     return make_samba_dc("dc")
 

@@ -46,6 +46,26 @@ PORTS = (389, 636, 3268, 3269)
 
 _clock = SystemClock()
 
+#: run by Samba's own Python (its bindings are not in the project's venv) on a stopped copy:
+#: gives the DC a new invocationId, as restoring a DC from a backup does
+_NEW_INVOCATION_ID = """
+import sys, uuid, ldb
+from samba.auth import system_session
+from samba.dcerpc import misc
+from samba.ndr import ndr_pack
+from samba.param import LoadParm
+from samba.samdb import SamDB
+lp = LoadParm(); lp.load(sys.argv[1] + "/etc/smb.conf")
+db = SamDB(url=sys.argv[1] + "/private/sam.ldb", session_info=system_session(), lp=lp,
+           flags=ldb.FLG_DONT_CREATE_DB)
+root = db.search(base="", scope=ldb.SCOPE_BASE, attrs=["dsServiceName"])[0]
+service = str(root["dsServiceName"][0])
+message = ldb.Message(ldb.Dn(db, service))
+message["invocationId"] = ldb.MessageElement(
+    ndr_pack(misc.GUID(str(uuid.uuid4()))), ldb.FLAG_MOD_REPLACE, "invocationId")
+db.modify(message)
+"""
+
 
 def missing_components() -> list[str]:
     """What this machine lacks to run a throwaway Samba AD DC (empty when nothing)."""
@@ -184,9 +204,13 @@ class SambaDc:
         template: Template | None,
         address: str | None = None,
         password: Secret | None = None,
+        new_invocation_id: bool = False,
     ) -> None:
         self.directory = directory
         self.template = template
+        #: a copy is the template's DC itself (same invocationId, so the same USN history);
+        #: True gives the copy an invocationId of its own, as a DC restored from a backup has
+        self.new_invocation_id = new_invocation_id
         self.address = address or ""
         if password is None:
             assert template is not None
@@ -237,6 +261,14 @@ class SambaDc:
         copy_domain(self.template.directory, self.directory)
         for stale in ("pid", "ncalrpc", "winbindd", "ntp"):
             shutil.rmtree(self.directory / stale, ignore_errors=True)
+        if self.new_invocation_id:
+            done = subprocess.run(
+                ["/usr/bin/python3", "-c", _NEW_INVOCATION_ID, str(self.directory)],
+                stdin=subprocess.DEVNULL, capture_output=True, timeout=60, check=False,
+            )  # fmt: skip
+            if done.returncode != 0:
+                output = (done.stdout + done.stderr).decode(errors="replace")[-2000:]
+                raise SambaError(f"could not give the DC a new invocationId:\n{output}")
 
     def _write_address(self) -> None:
         config = self.directory / "etc" / "smb.conf"

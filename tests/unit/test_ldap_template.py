@@ -83,3 +83,6 @@ def test_bad_secrets_are_configuration_errors() -> None:
     assert build_source({**SECRETS, "SourceDeltaMode": "Timestamp"}, schema()).delta_mode == (
         "timestamp"
     )
+    # Active Directory's modes need the objectGUID anchor (the template's is entryUUID)
+    with pytest.raises(ConfigurationError, match="objectGUID"):
+        build_source({**SECRETS, "SourceDeltaMode": "dirsync"}, schema())
