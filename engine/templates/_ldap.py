@@ -118,18 +118,21 @@ def object_types(directory: DirectoryDefinition, base_dn: str) -> list[LdapObjec
     return types
 
 
-def build_source(secrets: Mapping[str, str], schema: SynchronizationSchema) -> LdapSource:
+def build_source(
+    secrets: Mapping[str, str], schema: SynchronizationSchema, default_mode: str = "accesslog"
+) -> LdapSource:
+    """The source; ``default_mode`` is the delta mode without a SourceDeltaMode secret (the
+    AD templates' is not OpenLDAP's accesslog)."""
     endpoint, base_dn = _endpoint(secrets, "Source")
-    mode = (secrets.get("SourceDeltaMode") or "accesslog").strip().lower()
+    mode = (secrets.get("SourceDeltaMode") or default_mode).strip().lower()
     if mode not in DELTA_MODES:
         raise ConfigurationError(
             f"SourceDeltaMode must be one of {', '.join(DELTA_MODES)}, not {mode[:40]!r}"
         )
-    types = object_types(_directory(schema, True), base_dn)
     try:
         return LdapSource(
             endpoint,
-            types,
+            object_types(_directory(schema, True), base_dn),
             delta_mode=mode,
             directory_base=base_dn or None,
             timestamp_hint="set the secret SourceDeltaMode=timestamp",
