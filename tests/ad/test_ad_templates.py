@@ -158,3 +158,44 @@ def test_ad_to_ldap(domain: Domain, slapd_target: Slapd, tmp_path: Path) -> None
             "member": sorted([ada, bob, carol]),
         }
     }
+
+
+def test_moves_keep_the_link_and_a_move_out_of_scope_is_a_scope_exit(
+    module_dc: SambaDc, make_scim_server: Callable[[str], ScimServer], tmp_path: Path
+) -> None:
+    """Container the domain root, scope OU=Team by its DN (issue 19, point 4): a user moved
+    into a sub-OU of Team stays the same SCIM user (objectGUID anchor), one moved out of Team
+    is a scope exit (disabled: PATCH active=false), not a delete; neither is re-created."""
+    connection = module_dc.connect()
+    try:
+        team = add_ou(connection, "Team")
+        away = add_ou(connection, "Away")
+        dan = add_user(connection, "dan", team, sn="Mover")
+        fay = add_user(connection, "fay", team, sn="Leaver")
+    finally:
+        connection.unbind()
+    scim = make_scim_server("scim")
+    engine = SyncEngine(tmp_path / "s.db", ManualClock())
+    secrets = {**source_secrets(module_dc), "BaseAddress": scim.url,
+               "SecretToken": scim.token.reveal(), "HardDeletesEnabled": "True"}  # fmt: skip
+    job_id, _ = job(engine, "adToScim", secrets, team)
+    run(engine, job_id)
+    before = {u["userName"]: u for u in scim.request("GET", "/Users").json()["Resources"]}
+    assert set(before) == {"dan@example.org", "fay@example.org"}
+
+    connection = module_dc.connect()
+    try:
+        sub = add_ou(connection, "Sub", team)
+        assert connection.modify_dn(dan, "CN=dan", new_superior=sub)
+        assert connection.modify_dn(fay, "CN=fay", new_superior=away)
+    finally:
+        connection.unbind()
+    scim.clear_requests()
+    run(engine, job_id)
+    after = {u["userName"]: u for u in scim.request("GET", "/Users").json()["Resources"]}
+    assert {name: user["id"] for name, user in after.items()} == {
+        name: user["id"] for name, user in before.items()
+    }
+    assert (after["dan@example.org"]["active"], after["fay@example.org"]["active"]) == (True, False)
+    writes = [(r.method, r.path) for r in scim.requests() if r.method != "GET"]
+    assert writes == [("PATCH", f"/v2/Users/{before['fay@example.org']['id']}")]
