@@ -29,6 +29,7 @@ from connectors.base import (
     Value,
 )
 from connectors.ldap._common import Channel, Entry, values_of
+from connectors.ldap._ranges import read_to_end
 from connectors.ldap.config import LdapObjectType
 from connectors.ldap.syntax import escape_filter_value, parse_dn
 
@@ -178,6 +179,8 @@ class EntryConverter:
         wanted = list(kind.attributes) or ["*"]
         extra = [self.anchor, *more]
         extra += ["modifyTimestamp"] if self.timestamps else []
+        for name in kind.ranged:  # the plain name too: a server without ranges returns that
+            extra += [name, f"{name};range=0-{kind.range_size - 1}"]
         names = {w.lower(): w for w in wanted}
         for name in extra:
             names.setdefault(name.lower(), name)
@@ -190,11 +193,23 @@ class EntryConverter:
 
     # ------------------------------------------------------------------ values
     def changes(
-        self, kind: LdapObjectType, entries: list[Entry], channel: Channel, state: ReadState
+        self,
+        kind: LdapObjectType,
+        entries: list[Entry],
+        channel: Channel,
+        state: ReadState,
+        *,
+        ranges: bool = True,
     ) -> list[Change]:
-        """Upserts for ``entries``. References the cache does not know are collected on the
-        way, looked up in one batch, and only then are the entries that had them redone: the
-        common case (every DN cached) converts each reference once."""
+        """Upserts for ``entries``. Ranged values (``member;range=0-1499``) are first read to
+        their end on ``channel`` (:mod:`connectors.ldap._ranges`); ``ranges=False`` for answers
+        whose ``;range=`` options are no ranges (DirSync's incremental values).
+        References the cache does not know are collected on the way, looked up in one batch,
+        and only then are the entries that had them redone: the common case (every DN cached)
+        converts each reference once."""
+        if ranges:
+            for entry in entries:
+                read_to_end(entry, channel, kind.range_size)
         self._remember(entries)
         missing: set[str] = set()
         changes = [self._upsert(kind, entry, missing) for entry in entries]

@@ -27,7 +27,10 @@ class LdapObjectType:
     anchors of the entries they name, the target takes target refs (DNs). ``multivalued``
     attributes are always lists; any other attribute is a single value (a list only if the
     entry really holds several). ``binary`` attributes are bytes. ``attributes`` limits what is
-    read (empty: every user attribute).
+    read (empty: every user attribute). ``range_size``: multi-valued references are asked for
+    ``range_size`` values at a time (``member;range=0-<range_size - 1>``, and the plain name
+    too, for servers without ranges); 0 asks for whole attributes. Either way a ranged answer
+    is read to its end (Windows ranges beyond 1,500 values unasked).
     """
 
     name: str
@@ -40,6 +43,14 @@ class LdapObjectType:
     multivalued: tuple[str, ...] = attrs.field(default=(), converter=_lower_tuple)
     binary: tuple[str, ...] = attrs.field(default=(), converter=_lower_tuple)
     attributes: tuple[str, ...] = ()
+    range_size: int = attrs.field(default=0, validator=attrs.validators.ge(0))
+
+    @property
+    def ranged(self) -> tuple[str, ...]:
+        """The attributes asked for in ranges: multi-valued references, if ``range_size``."""
+        if not self.range_size:
+            return ()
+        return tuple(name for name in self.references if name in self.multivalued)
 
     def is_multivalued(self, attribute: str) -> bool:
         low = attribute.lower()

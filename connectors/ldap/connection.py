@@ -175,6 +175,7 @@ class LdapClient:
                 password=self.endpoint.password,
                 client_strategy=ldap3.SYNC,
                 auto_referrals=False,
+                auto_range=False,  # ranged values are read by connectors.ldap._ranges
                 raise_exceptions=False,
                 receive_timeout=max(1, int(self.endpoint.operation_timeout)),  # ldap3 packs an int
                 return_empty_attributes=False,

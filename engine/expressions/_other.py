@@ -121,6 +121,19 @@ def bit_and(env: Env, first: Arg, second: Arg) -> Value:
     return str(integer(first, "BitAnd's value1") & integer(second, "BitAnd's value2"))
 
 
+ACCOUNTDISABLE = 2  # the bit of Active Directory's userAccountControl that disables an account
+
+
+def is_account_enabled(env: Env, flags: Arg) -> Value:
+    """Whether an Active Directory account is enabled: its userAccountControl without the
+    ACCOUNTDISABLE bit (544 -> "True", 546 -> "False"). What Entra computes accountEnabled
+    from for AD users, so that an AD source's ``active`` needs no BitAnd arithmetic; null
+    when the attribute was not read (nothing flows rather than a guess)."""
+    if single(flags) in (None, ""):
+        return None
+    return boolean(not integer(flags, "IsAccountEnabled's userAccountControl") & ACCOUNTDISABLE)
+
+
 # ------------------------------------------------------------------------ multi-valued
 def _values(value: Arg) -> list[str]:
     if isinstance(value, list):

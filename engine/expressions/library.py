@@ -109,6 +109,7 @@ FUNCTIONS: dict[str, FunctionSpec] = {
             P("start", False, kind="Integer"),
             P("compareType", False),
         ),
+        _spec("IsAccountEnabled", o.is_account_enabled, P("userAccountControl", kind="Integer")),
         _spec("IsNull", o.is_null, P("expression")),
         _spec("IsNothing", o.is_null, P("source")),
         _spec("IsNullOrEmpty", o.is_null_or_empty, P("expression")),

@@ -1,8 +1,9 @@
 """Built-in templates: which connectors a job uses, what secrets it needs, its default schema.
 
 Templates are data (JSON beside this file) plus optional factories that build connectors from
-the application's secrets and the job's schema (``ldapToLdap``); a job of such a template needs
-no ``attach``, so a new engine on the same state file runs it after a restart. A template
+the application's secrets and the job's schema (``ldapToLdap``, ``adToScim``, ...); a job of
+such a template needs no ``attach``, so a new engine on the same state file runs it after a
+restart. A template
 without factories (``memoryToMemory``) takes connector objects from the caller. More
 templates can be registered from Python.
 
@@ -55,6 +56,17 @@ def _ldap_source(secrets: Mapping[str, str], schema: SynchronizationSchema) -> S
     from engine.templates import _ldap  # noqa: PLC0415 (ldap3 only for jobs that use it)
 
     source: Source = _ldap.build_source(secrets, schema)
+    return source
+
+
+#: SourceDeltaMode of the Active Directory templates when the secret is not set
+AD_DELTA_MODE = "timestamp"
+
+
+def _ad_source(secrets: Mapping[str, str], schema: SynchronizationSchema) -> Source:
+    from engine.templates import _ldap  # noqa: PLC0415
+
+    source: Source = _ldap.build_source(secrets, schema, default_mode=AD_DELTA_MODE)
     return source
 
 
@@ -112,6 +124,20 @@ def builtin_templates() -> dict[str, Template]:
             build_source=_ldap_source,
             build_target=_scim_target,
             check_schema=_ldap_check(source=True, target=False),
+        ),
+        "adToScim": Template(
+            graph=load_builtin("adToScim"),
+            required_secrets=LDAP_SOURCE_SECRETS + SCIM_TARGET_SECRETS,
+            build_source=_ad_source,
+            build_target=_scim_target,
+            check_schema=_ldap_check(source=True, target=False),
+        ),
+        "adToLdap": Template(
+            graph=load_builtin("adToLdap"),
+            required_secrets=LDAP_SOURCE_SECRETS + LDAP_TARGET_SECRETS,
+            build_source=_ad_source,
+            build_target=_ldap_target,
+            check_schema=_ldap_check(source=True, target=True),
         ),
         "scimToLdap": Template(
             graph=load_builtin("scimToLdap"),

@@ -4,7 +4,8 @@ Secrets say where and as whom (ARCHITECTURE §6: target ``Url``, ``UserName``, `
 ``BaseDn``; source the same names prefixed ``Source``, plus ``SourceDeltaMode``); the schema's
 directory definitions say what each object type is in that directory, through an
 objectDefinition's ``metadata`` (``Container`` relative to the base DN or ``BaseDn`` absolute,
-``Filter``, ``ObjectClasses`` comma-separated, ``RdnAttribute``) and its attribute definitions
+``Filter``, ``ObjectClasses`` comma-separated, ``RdnAttribute``, ``RangeSize``: multi-valued
+references asked for that many values at a time) and its attribute definitions
 (the ``anchor`` one, ``Reference``, ``Binary`` and ``multivalued`` attributes). So a user edits
 one schema to point a job at another subtree; the connectors themselves know nothing of Graph.
 """
@@ -93,6 +94,9 @@ def object_types(directory: DirectoryDefinition, base_dn: str) -> list[LdapObjec
         attributes = definition.attributes
         anchor = next((a.name for a in attributes if a.anchor and a.name), "entryUUID")
         classes = tuple(c.strip() for c in meta.get("objectclasses", "").split(",") if c.strip())
+        range_size = meta.get("rangesize") or "0"
+        if not range_size.isdigit():
+            raise ValueError(f"RangeSize of {name} must be a number of values, not {range_size!r}")
         types.append(
             LdapObjectType(
                 name=name,
@@ -108,25 +112,29 @@ def object_types(directory: DirectoryDefinition, base_dn: str) -> list[LdapObjec
                 binary=tuple(
                     a.name for a in attributes if a.name and a.type is AttributeType.BINARY
                 ),
+                range_size=int(range_size),
             )
         )
     return types
 
 
-def build_source(secrets: Mapping[str, str], schema: SynchronizationSchema) -> LdapSource:
+def build_source(
+    secrets: Mapping[str, str], schema: SynchronizationSchema, default_mode: str = "accesslog"
+) -> LdapSource:
+    """The source; ``default_mode`` is the delta mode without a SourceDeltaMode secret (the
+    AD templates' is not OpenLDAP's accesslog)."""
     endpoint, base_dn = _endpoint(secrets, "Source")
-    mode = (secrets.get("SourceDeltaMode") or "accesslog").strip().lower()
+    mode = (secrets.get("SourceDeltaMode") or default_mode).strip().lower()
     if mode not in DELTA_MODES:
         raise ConfigurationError(
             f"SourceDeltaMode must be one of {', '.join(DELTA_MODES)} (accesslog: OpenLDAP's "
             "accesslog; timestamp: any server; dirsync or usn: Active Directory, with the "
             f"objectGUID anchor), not {mode[:40]!r}"
         )
-    types = object_types(_directory(schema, True), base_dn)
     try:
         return LdapSource(
             endpoint,
-            types,
+            object_types(_directory(schema, True), base_dn),
             delta_mode=mode,
             directory_base=base_dn or None,
             timestamp_hint="set the secret SourceDeltaMode=timestamp",

@@ -82,6 +82,7 @@ def test_functions_list_has_every_function_with_parameters() -> None:
         "IgnoreFlowIfNullOrEmpty",
         "IIF",
         "InStr",
+        "IsAccountEnabled",
         "IsNull",
         "IsNullOrEmpty",
         "IsPresent",
