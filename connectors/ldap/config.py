@@ -28,6 +28,13 @@ class LdapObjectType:
     attributes are always lists; any other attribute is a single value (a list only if the
     entry really holds several). ``binary`` attributes are bytes. ``attributes`` limits what is
     read (empty: every user attribute).
+
+    ``match_base_dn`` is where a target looks for an existing entry (matching) when it is not
+    ``base_dn``: in Active Directory sAMAccountName and userPrincipalName are unique across
+    the domain, so a user outside the container must be found and joined, or every create
+    fails with entryAlreadyExists. ``account_control`` marks Active Directory accounts
+    (:mod:`connectors.ldap._ad_account`): created disabled, given their password, then
+    enabled; a soft delete disables them through userAccountControl.
     """
 
     name: str
@@ -40,6 +47,13 @@ class LdapObjectType:
     multivalued: tuple[str, ...] = attrs.field(default=(), converter=_lower_tuple)
     binary: tuple[str, ...] = attrs.field(default=(), converter=_lower_tuple)
     attributes: tuple[str, ...] = ()
+    match_base_dn: str = ""
+    account_control: bool = False
+
+    @property
+    def match_base(self) -> str:
+        """The subtree a target's find searches."""
+        return self.match_base_dn or self.base_dn
 
     def is_multivalued(self, attribute: str) -> bool:
         low = attribute.lower()
@@ -69,4 +83,37 @@ def groups(base_dn: str) -> LdapObjectType:
         rdn_attribute="cn",
         references=("member", "owner"),
         multivalued=("member", "owner"),
+    )
+
+
+#: Active Directory's users and groups as Entra provisions them; found across the whole domain
+#: (``domain_dn``), created in ``container``
+def ad_users(domain_dn: str, container: str) -> LdapObjectType:
+    return LdapObjectType(
+        name="User",
+        base_dn=container,
+        filter="(&(objectClass=user)(objectCategory=person))",
+        object_classes=("top", "person", "organizationalPerson", "user"),
+        rdn_attribute="cn",
+        anchor_attribute="objectGUID",
+        references=("manager",),
+        multivalued=("otherMailbox", "proxyAddresses"),
+        binary=("objectGUID", "objectSid"),
+        match_base_dn=domain_dn,
+        account_control=True,
+    )
+
+
+def ad_groups(domain_dn: str, container: str) -> LdapObjectType:
+    return LdapObjectType(
+        name="Group",
+        base_dn=container,
+        filter="(objectClass=group)",
+        object_classes=("top", "group"),
+        rdn_attribute="cn",
+        anchor_attribute="objectGUID",
+        references=("member", "managedBy"),
+        multivalued=("member",),
+        binary=("objectGUID", "objectSid"),
+        match_base_dn=domain_dn,
     )
