@@ -381,7 +381,8 @@ class LdapTarget:
                 if self.get(kind.name, new_dn) is None:
                     raise ObjectGone(str(error)) from None
             dn = new_dn
-            _drop_rdn_echo(changes, kind.rdn_attribute, new_dn)
+        # the RDN's own value is written by a rename only: AD refuses even an unchanged one
+        _drop_rdn_echo(changes, kind.rdn_attribute, dn)
         if changes:
             try:
                 self._modify(kind, dn, changes)
