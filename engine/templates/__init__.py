@@ -120,6 +120,13 @@ def builtin_templates() -> dict[str, Template]:
             build_target=_ldap_target,
             check_schema=_ldap_check(source=False, target=True),
         ),
+        "ldapToAd": Template(
+            graph=load_builtin("ldapToAd"),
+            required_secrets=LDAP_SOURCE_SECRETS + LDAP_TARGET_SECRETS,
+            build_source=_ldap_source,
+            build_target=_ldap_target,
+            check_schema=_ldap_check(source=True, target=True),
+        ),
         "scimToAd": Template(
             graph=load_builtin("scimToAd"),
             required_secrets=SCIM_SOURCE_SECRETS + LDAP_TARGET_SECRETS,
