@@ -548,12 +548,12 @@ class LdapTarget:
         otherwise show up as every create failing with noSuchObject."""
         self.client.connect()
         for kind in self.types.values():
-            if not self.client.search(kind.base_dn, "(objectClass=*)", ["1.1"],
-                                      scope=ldap3.BASE):  # fmt: skip
-                raise ConnectorError(
-                    f"{self.endpoint.role} base DN {kind.base_dn!r} of {kind.name} does not "
-                    f"exist on {self.endpoint.shown_url}"
-                )
+            for base in dict.fromkeys((kind.base_dn, kind.match_base)):
+                if not self.client.search(base, "(objectClass=*)", ["1.1"], scope=ldap3.BASE):
+                    raise ConnectorError(
+                        f"{self.endpoint.role} base DN {base!r} of {kind.name} does not "
+                        f"exist on {self.endpoint.shown_url}"
+                    )
 
     def discover(self) -> DiscoveredSchema:
         """The configured types' attributes as the server's subschema defines them."""
