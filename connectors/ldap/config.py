@@ -31,6 +31,13 @@ class LdapObjectType:
     ``range_size`` values at a time (``member;range=0-<range_size - 1>``, and the plain name
     too, for servers without ranges); 0 asks for whole attributes. Either way a ranged answer
     is read to its end (Windows ranges beyond 1,500 values unasked).
+
+    ``match_base_dn`` is where a target looks for an existing entry (matching) when it is not
+    ``base_dn``: in Active Directory sAMAccountName and userPrincipalName are unique across
+    the domain, so a user outside the container must be found and joined, or every create
+    fails with entryAlreadyExists. ``account_control`` marks Active Directory accounts
+    (:mod:`connectors.ldap._ad_account`): created disabled, given their password, then
+    enabled; a soft delete disables them through userAccountControl.
     """
 
     name: str
@@ -44,6 +51,8 @@ class LdapObjectType:
     binary: tuple[str, ...] = attrs.field(default=(), converter=_lower_tuple)
     attributes: tuple[str, ...] = ()
     range_size: int = attrs.field(default=0, validator=attrs.validators.ge(0))
+    match_base_dn: str = ""
+    account_control: bool = False
 
     @property
     def ranged(self) -> tuple[str, ...]:
@@ -51,6 +60,11 @@ class LdapObjectType:
         if not self.range_size:
             return ()
         return tuple(name for name in self.references if name in self.multivalued)
+
+    @property
+    def match_base(self) -> str:
+        """The subtree a target's find searches."""
+        return self.match_base_dn or self.base_dn
 
     def is_multivalued(self, attribute: str) -> bool:
         low = attribute.lower()
@@ -80,4 +94,37 @@ def groups(base_dn: str) -> LdapObjectType:
         rdn_attribute="cn",
         references=("member", "owner"),
         multivalued=("member", "owner"),
+    )
+
+
+#: Active Directory's users and groups as Entra provisions them; found across the whole domain
+#: (``domain_dn``), created in ``container``
+def ad_users(domain_dn: str, container: str) -> LdapObjectType:
+    return LdapObjectType(
+        name="User",
+        base_dn=container,
+        filter="(&(objectClass=user)(objectCategory=person))",
+        object_classes=("top", "person", "organizationalPerson", "user"),
+        rdn_attribute="cn",
+        anchor_attribute="objectGUID",
+        references=("manager",),
+        multivalued=("otherMailbox", "proxyAddresses"),
+        binary=("objectGUID", "objectSid"),
+        match_base_dn=domain_dn,
+        account_control=True,
+    )
+
+
+def ad_groups(domain_dn: str, container: str) -> LdapObjectType:
+    return LdapObjectType(
+        name="Group",
+        base_dn=container,
+        filter="(objectClass=group)",
+        object_classes=("top", "group"),
+        rdn_attribute="cn",
+        anchor_attribute="objectGUID",
+        references=("member", "managedBy"),
+        multivalued=("member",),
+        binary=("objectGUID", "objectSid"),
+        match_base_dn=domain_dn,
     )

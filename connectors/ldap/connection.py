@@ -30,8 +30,10 @@ from connectors.base import (
     TransientError,
     UnreachableError,
 )
+from connectors.ldap._ntlm import ntlm_bind
 
 T = TypeVar("T")
+SIMPLE, NTLM = "simple", "ntlm"
 
 # RFC 4511 result codes by what the engine should do about them
 _TRANSIENT = {3: "timeLimitExceeded", 11: "adminLimitExceeded", 51: "busy", 52: "unavailable"}
@@ -55,7 +57,9 @@ class LdapEndpoint:
     """Where and as whom to connect. ``url`` is ``ldap://host:port`` or ``ldaps://host:port``
     (a trailing ``/`` is accepted); ``start_tls`` upgrades an ``ldap://`` connection.
     Certificates are verified unless ``verify=False``, against ``ca_file`` when given, else
-    the system's CAs."""
+    the system's CAs, and must name the URL's host or ``tls_server_name`` (a DC reached by
+    its address has a certificate issued to its DNS name). ``authentication`` is ``simple``
+    (a DN, a UPN or ``DOMAIN\\user`` on AD) or ``ntlm`` (``bind_dn`` as ``DOMAIN\\user``)."""
 
     url: str
     bind_dn: str | None = None
@@ -65,6 +69,10 @@ class LdapEndpoint:
     verify: bool = True
     connect_timeout: float = 10.0
     operation_timeout: float = 60.0
+    tls_server_name: str | None = None
+    authentication: str = attrs.field(
+        default=SIMPLE, validator=attrs.validators.in_((SIMPLE, NTLM))
+    )
     #: how errors name this directory ("source", "target"): LdapSource and LdapTarget set it,
     #: so "source bind as cn=sync,... to ldap://...: invalid credentials" says which side failed
     role: str = ""
@@ -149,9 +157,13 @@ class LdapClient:
         host, port, use_ssl = self.endpoint.host_port
         tls = None
         if use_ssl or self.endpoint.start_tls:
+            name = self.endpoint.tls_server_name
             tls = ldap3.Tls(
                 validate=ssl.CERT_REQUIRED if self.endpoint.verify else ssl.CERT_NONE,
                 ca_certs_file=self.endpoint.ca_file,
+                # ldap3 accepts a certificate naming the host or any of valid_names
+                valid_names=[name] if name else None,
+                sni=name,
             )
         return ldap3.Server(
             host,
@@ -169,10 +181,11 @@ class LdapClient:
         where = self.endpoint.shown_url
         side = f"{self.endpoint.role} " if self.endpoint.role else ""
         try:
+            ntlm = self.endpoint.authentication == NTLM
             connection = ldap3.Connection(
                 self._server(),
-                user=self.endpoint.bind_dn,
-                password=self.endpoint.password,
+                user=None if ntlm else self.endpoint.bind_dn,
+                password=None if ntlm else self.endpoint.password,
                 client_strategy=ldap3.SYNC,
                 auto_referrals=False,
                 auto_range=False,  # ranged values are read by connectors.ldap._ranges
@@ -183,7 +196,7 @@ class LdapClient:
             connection.open()
             if self.endpoint.start_tls and not connection.start_tls():
                 raise UnreachableError(f"{side}StartTLS with {where} failed: {connection.result}")
-            if not connection.bind():
+            if not (ntlm_bind(connection, self.endpoint) if ntlm else connection.bind()):
                 who = self.endpoint.bind_dn or "the anonymous user"
                 error = bind_error(connection.result, f"{side}bind as {who} to {where}")
                 connection.unbind()

@@ -32,6 +32,7 @@ from connectors.base import (
     as_list,
 )
 from connectors.discovery import DiscoveredSchema
+from connectors.ldap import _ad_account as account
 from connectors.ldap import discovery
 from connectors.ldap.config import LdapObjectType
 from connectors.ldap.connection import LdapClient, LdapEndpoint, LdapObjectError
@@ -143,7 +144,7 @@ class LdapTarget:
     #: no PARALLEL_WRITES: thread-safe (a connection per thread), but ldap3's pure-Python
     #: encoding holds the GIL, so overlapping writes measured no faster (bench_ldap.py
     #: --concurrency 2 and 4: 0.63x and 0.60x of raw adds, against 0.62x one at a time)
-    capabilities = frozenset(
+    capabilities: frozenset[Capability] = frozenset(
         {
             Capability.DELETE,
             Capability.RENAME,
@@ -151,6 +152,8 @@ class LdapTarget:
             Capability.VALUE_DELTAS,
         }
     )
+    #: what the engine's restore sets True to enable a disabled (soft-deleted) account again
+    soft_delete_attribute = account.ENABLED_FLAG
 
     def __init__(
         self,
@@ -162,6 +165,10 @@ class LdapTarget:
     ) -> None:
         values = object_types.values() if isinstance(object_types, Mapping) else object_types
         self.types: dict[str, LdapObjectType] = {t.name: t for t in values}
+        if any(t.account_control for t in self.types.values()):
+            # AD accounts can be disabled; the other types' soft delete is a delete, as the
+            # engine does for targets that cannot disable at all
+            self.capabilities = self.capabilities | {Capability.SOFT_DELETE}
         self.endpoint = endpoint if endpoint.role else attrs.evolve(endpoint, role="target")
         self.find_cache_seconds = find_cache_seconds
         self._monotonic = monotonic
@@ -219,11 +226,11 @@ class LdapTarget:
 
     def _find_live(self, kind: LdapObjectType, attribute: str, value: Scalar) -> str | None:
         search = f"(&{kind.filter}{equality_filter(attribute, _text(value))})"
-        entries = self.client.search(kind.base_dn, search, ["1.1"])
+        entries = self.client.search(kind.match_base, search, ["1.1"])
         if len(entries) > 1:
             dns = "; ".join(str(e["dn"]) for e in entries[:5])
             raise AmbiguousMatch(
-                f"{len(entries)} {kind.name} entries under {kind.base_dn} have this "
+                f"{len(entries)} {kind.name} entries under {kind.match_base} have this "
                 f"{attribute} ({dns}): ambiguous"
             )
         return canonical_dn(str(entries[0]["dn"])) if entries else None
@@ -243,7 +250,7 @@ class LdapTarget:
     def _build_index(self, kind: LdapObjectType, attribute: str, now: float) -> _Index:
         index = _Index(built=now)
         binary = attribute.lower() in kind.binary
-        pages = self.client.paged_search(kind.base_dn, kind.filter, [attribute], _PAGE_SIZE)
+        pages = self.client.paged_search(kind.match_base, kind.filter, [attribute], _PAGE_SIZE)
         for entries, _ in pages:
             for entry in entries:
                 raw = _lookup(entry.get("raw_attributes") or {}, attribute) or []
@@ -272,6 +279,14 @@ class LdapTarget:
         classes = _lookup(values, "objectClass")
         object_classes = [str(c) for c in as_list(classes)] or list(kind.object_classes)
         payload = {k: _wire(v) for k, v in values.items() if k.lower() != "objectclass"}
+        if kind.account_control:
+            return self._create_account(kind, dn, object_classes, payload, values)
+        self._add(kind, dn, object_classes, payload)
+        self._index_create(kind, dn, values)
+        return dn
+
+    def _add(self, kind: LdapObjectType, dn: str, object_classes: list[str],
+             payload: dict[str, list[str | bytes]]) -> None:  # fmt: skip
         try:
             self.client.add(dn, object_classes, {k: v for k, v in payload.items() if v})
         except LdapObjectError as error:
@@ -281,10 +296,52 @@ class LdapTarget:
         except (TransientError, UnreachableError):
             self._drop_indexes(kind)  # the add may have been applied: the next find looks live
             raise
+
+    def _index_create(self, kind: LdapObjectType, dn: str, values: Mapping[str, Any]) -> None:
         with self._lock:
             for attribute, index in self._indexes_of(kind):
                 index.put(dn, (_key(v) for v in as_list(_lookup(values, attribute))))
+
+    def _create_account(
+        self,
+        kind: LdapObjectType,
+        dn: str,
+        object_classes: list[str],
+        payload: dict[str, Any],
+        values: Mapping[str, Any],
+    ) -> str:
+        """An AD account in AD's order: added disabled, given its password, then enabled.
+
+        AD refuses to enable an account whose password does not meet its policy, and a
+        password cannot be part of a plain add on every DC; so the account exists disabled
+        first. If the password or the enable is refused, the new entry is deleted again and
+        the error raised: the engine's retry then creates it whole, rather than joining a
+        disabled account that has no password (an ObjectAddOnly password never flows again).
+        """
+        password, disabled, control = account.take_account(payload)
+        if password is not None:
+            account.require_encryption(self._encrypted, self.endpoint.shown_url)
+        final = account.final_control(password, disabled, control)
+        created = account.with_disabled(final, True)
+        payload[account.CONTROL] = [str(created)]
+        self._add(kind, dn, object_classes, payload)
+        try:
+            changes: dict[str, list[tuple[str, list[Any]]]] = {}
+            if password is not None:
+                changes[account.PASSWORD] = [(ldap3.MODIFY_REPLACE, [password])]
+            if final != created:
+                changes[account.CONTROL] = [(ldap3.MODIFY_REPLACE, [str(final)])]
+            if changes:
+                self.client.modify(dn, changes)  # in order: the password, then the enable
+        except LdapObjectError:
+            self.client.delete(dn)
+            raise
+        self._index_create(kind, dn, values)
         return dn
+
+    @property
+    def _encrypted(self) -> bool:
+        return self.endpoint.host_port[2] or self.endpoint.start_tls
 
     def _new_dn(self, kind: LdapObjectType, attributes: Attributes) -> str:
         given = _lookup(attributes, "dn")
@@ -311,6 +368,8 @@ class LdapTarget:
         kind = self._type(object_type)
         _leaf(ref)
         changes = {k: v for k, v in delta.items() if k.lower() != "dn"}
+        if kind.account_control:
+            self._account_changes(ref, changes)
         new_dn = self._rename_target(kind, ref, delta)
         dn = ref
         if new_dn is not None:
@@ -324,7 +383,8 @@ class LdapTarget:
                 if self.get(kind.name, new_dn) is None:
                     raise ObjectGone(str(error)) from None
             dn = new_dn
-            _drop_rdn_echo(changes, kind.rdn_attribute, new_dn)
+        # the RDN's own value is written by a rename only: AD refuses even an unchanged one
+        _drop_rdn_echo(changes, kind.rdn_attribute, dn)
         if changes:
             try:
                 self._modify(kind, dn, changes)
@@ -333,6 +393,29 @@ class LdapTarget:
                     raise ObjectGone(str(error)) from None
                 raise
         return new_dn
+
+    def _account_changes(self, ref: str, changes: dict[str, Any]) -> None:
+        """The password encoded, and the enable/disable pseudo-attributes as a new
+        userAccountControl (read now, so that its other flags are kept)."""
+        password, disabled, control = account.take_account(changes)
+        if password is not None:
+            account.require_encryption(self._encrypted, self.endpoint.shown_url)
+            changes[account.PASSWORD] = password
+        if disabled is not None and control is None:
+            control = self._control(ref)
+            if control is None:
+                raise ObjectGone(f"{ref} does not exist")
+        if control is not None:
+            changes[account.CONTROL] = (
+                control if disabled is None else account.with_disabled(control, disabled)
+            )
+
+    def _control(self, dn: str) -> int | None:
+        """The entry's userAccountControl, or None if the entry is gone."""
+        entries = self.client.search(dn, "(objectClass=*)", [account.CONTROL], scope=ldap3.BASE)
+        if not entries:
+            return None
+        return account.current_control(entries[0].get("raw_attributes") or {})
 
     def _rename_target(self, kind: LdapObjectType, ref: str, delta: Delta) -> str | None:
         """The DN the delta moves the entry to, or None if it stays."""
@@ -417,12 +500,22 @@ class LdapTarget:
 
     # ------------------------------------------------------------------ delete
     def delete(self, object_type: str, ref: str, *, soft: bool = False) -> None:
+        """Delete the entry; a soft delete of an AD account sets its ACCOUNTDISABLE flag
+        instead (its other flags kept), and of any other type deletes it when the target
+        disables accounts (SOFT_DELETE), as the engine itself does for a target that cannot."""
         kind = self._type(object_type)
-        if soft:
+        _leaf(ref)
+        if soft and kind.account_control:
+            control = self._control(ref)
+            if control is not None and control != account.with_disabled(control, True):
+                disabled = account.with_disabled(control, True)
+                replace = [(ldap3.MODIFY_REPLACE, [str(disabled)])]
+                self.client.modify(ref, {account.CONTROL: replace})
+            return
+        if soft and Capability.SOFT_DELETE not in self.capabilities:
             raise ObjectError(
                 "LDAP has no standard way to disable an entry: this target cannot soft-delete"
             )
-        _leaf(ref)
         self.client.delete(ref)
         with self._lock:
             for _, index in self._indexes_of(kind):
@@ -457,12 +550,12 @@ class LdapTarget:
         otherwise show up as every create failing with noSuchObject."""
         self.client.connect()
         for kind in self.types.values():
-            if not self.client.search(kind.base_dn, "(objectClass=*)", ["1.1"],
-                                      scope=ldap3.BASE):  # fmt: skip
-                raise ConnectorError(
-                    f"{self.endpoint.role} base DN {kind.base_dn!r} of {kind.name} does not "
-                    f"exist on {self.endpoint.shown_url}"
-                )
+            for base in dict.fromkeys((kind.base_dn, kind.match_base)):
+                if not self.client.search(base, "(objectClass=*)", ["1.1"], scope=ldap3.BASE):
+                    raise ConnectorError(
+                        f"{self.endpoint.role} base DN {base!r} of {kind.name} does not "
+                        f"exist on {self.endpoint.shown_url}"
+                    )
 
     def discover(self) -> DiscoveredSchema:
         """The configured types' attributes as the server's subschema defines them."""

@@ -60,7 +60,7 @@ def _ldap_source(secrets: Mapping[str, str], schema: SynchronizationSchema) -> S
 
 
 #: SourceDeltaMode of the Active Directory templates when the secret is not set
-AD_DELTA_MODE = "timestamp"
+AD_DELTA_MODE = "usn"
 
 
 def _ad_source(secrets: Mapping[str, str], schema: SynchronizationSchema) -> Source:
@@ -141,6 +141,20 @@ def builtin_templates() -> dict[str, Template]:
         ),
         "scimToLdap": Template(
             graph=load_builtin("scimToLdap"),
+            required_secrets=SCIM_SOURCE_SECRETS + LDAP_TARGET_SECRETS,
+            build_source=_scim_source,
+            build_target=_ldap_target,
+            check_schema=_ldap_check(source=False, target=True),
+        ),
+        "ldapToAd": Template(
+            graph=load_builtin("ldapToAd"),
+            required_secrets=LDAP_SOURCE_SECRETS + LDAP_TARGET_SECRETS,
+            build_source=_ldap_source,
+            build_target=_ldap_target,
+            check_schema=_ldap_check(source=True, target=True),
+        ),
+        "scimToAd": Template(
+            graph=load_builtin("scimToAd"),
             required_secrets=SCIM_SOURCE_SECRETS + LDAP_TARGET_SECRETS,
             build_source=_scim_source,
             build_target=_ldap_target,

@@ -1,11 +1,17 @@
 """LDAP connectors built from an application's secrets and a job's schema.
 
 Secrets say where and as whom (ARCHITECTURE §6: target ``Url``, ``UserName``, ``Password``,
-``BaseDn``; source the same names prefixed ``Source``, plus ``SourceDeltaMode``); the schema's
+``BaseDn``, and for TLS ``CaFile``, ``StartTls``, ``VerifyCertificate``, ``TlsServerName``;
+``Authentication`` ``simple`` or ``ntlm``; source the same names prefixed ``Source``, plus
+``SourceDeltaMode``); the schema's
 directory definitions say what each object type is in that directory, through an
 objectDefinition's ``metadata`` (``Container`` relative to the base DN or ``BaseDn`` absolute,
 ``Filter``, ``ObjectClasses`` comma-separated, ``RdnAttribute``, ``RangeSize``: multi-valued
-references asked for that many values at a time) and its attribute definitions
+references asked for that many values at a time; for a target ``MatchScope``
+``Directory`` to match existing entries anywhere under the base DN rather than in the container
+only, or ``MatchBaseDn`` absolute; ``AccountControl`` true for Active Directory accounts,
+which are created disabled, given a password through ``unicodePwd`` and enabled, and disabled
+by a soft delete) and its attribute definitions
 (the ``anchor`` one, ``Reference``, ``Binary`` and ``multivalued`` attributes). So a user edits
 one schema to point a job at another subtree; the connectors themselves know nothing of Graph.
 """
@@ -23,6 +29,7 @@ from engine.errors import ConfigurationError, MappingError
 from engine.model import AttributeType, DirectoryDefinition, SynchronizationSchema
 
 DELTA_MODES = ("accesslog", "timestamp", "dirsync", "usn")
+AUTHENTICATIONS = ("simple", "ntlm")
 _TRUE = ("true", "1", "yes")
 
 
@@ -30,6 +37,12 @@ def _endpoint(secrets: Mapping[str, str], prefix: str) -> tuple[LdapEndpoint, st
     def get(name: str, default: str = "") -> str:
         return (secrets.get(prefix + name) or default).strip()
 
+    authentication = get("Authentication", "simple").lower()
+    if authentication not in AUTHENTICATIONS:
+        raise ConfigurationError(
+            f"{prefix}Authentication must be one of {', '.join(AUTHENTICATIONS)}, "
+            f"not {authentication[:40]!r}"
+        )
     endpoint = LdapEndpoint(
         url=get("Url"),
         bind_dn=get("UserName") or None,
@@ -37,6 +50,8 @@ def _endpoint(secrets: Mapping[str, str], prefix: str) -> tuple[LdapEndpoint, st
         ca_file=get("CaFile") or None,
         start_tls=get("StartTls").lower() in _TRUE,
         verify=get("VerifyCertificate", "true").lower() in _TRUE,
+        tls_server_name=get("TlsServerName") or None,
+        authentication=authentication,
     )
     return endpoint, get("BaseDn")
 
@@ -113,6 +128,9 @@ def object_types(directory: DirectoryDefinition, base_dn: str) -> list[LdapObjec
                     a.name for a in attributes if a.name and a.type is AttributeType.BINARY
                 ),
                 range_size=int(range_size),
+                match_base_dn=meta.get("matchbasedn")
+                or (base_dn if meta.get("matchscope", "").lower() == "directory" else ""),
+                account_control=meta.get("accountcontrol", "").lower() in _TRUE,
             )
         )
     return types
