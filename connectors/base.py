@@ -172,6 +172,23 @@ class Source(Protocol):
 
 
 @runtime_checkable
+class ReadsMany(Protocol):
+    """A source that reads many objects by anchor in few requests (optional).
+
+    ``get_many`` answers as ``get`` would for each anchor (None for one that no longer exists
+    or is out of the type), with every anchor asked for as a key. The engine reads the
+    objects it evaluates again (second passes of references, escrow retries) a page at a time
+    through it: on a directory whose anchors do not follow its references (AD's objectGUIDs
+    are random), about half the users of an initial cycle meet a manager not linked yet, and
+    one request each made such a cycle wait on a thousand round trips.
+    """
+
+    def get_many(
+        self, object_type: str, anchors: Sequence[str]
+    ) -> dict[str, Attributes | None]: ...
+
+
+@runtime_checkable
 class Target(Protocol):
     """A directory the engine writes to.
 

@@ -197,6 +197,15 @@ class MemoryDirectory:
         return self._table(object_type).get(anchor)
 
     @_locked
+    def get_many(
+        self, object_type: str, anchors: Sequence[str]
+    ) -> dict[str, dict[str, Value] | None]:
+        """``get`` for each anchor, in one call (ReadsMany)."""
+        self._check_reachable()
+        table = self._table(object_type)
+        return {anchor: table.get(anchor) for anchor in anchors}
+
+    @_locked
     def lookup(self, object_type: str, attribute: str, value: str) -> builtins.list[str]:
         """Anchors of the objects whose ``attribute`` (any case) holds ``value``: a scan, for
         provision on demand's subject given by an attribute rather than anchor."""

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from connectors.base import UnreachableError
+from connectors.base import ObjectError, UnreachableError
 from connectors.memory import MemoryDirectory
 from engine import ManualClock, QuarantineReason, StatusCode, SyncEngine
 from tests.test_proofs import Crash
@@ -254,3 +254,49 @@ def test_referrers_are_re_evaluated_even_when_the_cycle_that_staged_a_delete_sto
     assert all("manager" not in users[f"r{n}"] for n in range(3))
     assert [ref_of(target, "r0")] == by_name(target, "Group")["G"]["members"]
     assert [] == engine.store.link_events(job_id)
+
+
+class CountingReads(MemoryDirectory):
+    """A memory source that counts its reads by anchor, and may refuse to read many."""
+
+    def __init__(self, refuse_many: bool = False) -> None:
+        super().__init__()
+        self.refuse_many = refuse_many
+        self.gets = 0
+        self.many: list[int] = []
+
+    def get(self, object_type: str, anchor: str) -> Any:
+        self.gets += 1
+        return super().get(object_type, anchor)
+
+    def get_many(self, object_type: str, anchors: Any) -> Any:
+        self.many.append(len(anchors))
+        if self.refuse_many:
+            raise ObjectError("one of them cannot be read")
+        return super().get_many(object_type, anchors)
+
+
+@pytest.mark.parametrize("refuse_many", [False, True])
+def test_second_passes_read_their_objects_a_page_at_a_time(
+    tmp_path: Path, clock: ManualClock, refuse_many: bool
+) -> None:
+    """Reports read before their manager (anchor order) are evaluated again once it is
+    linked: with a source that reads many objects at once, one read per page, not one per
+    report (AD's random objectGUIDs put half the users before their manager); a source whose
+    batch read fails is read object by object, as before."""
+    source, target = CountingReads(refuse_many), MemoryDirectory(id_prefix="t")
+    engine = SyncEngine(tmp_path / "s.db", clock)
+    settings = {"PageSize": "4"}
+    job_id = engine.create_job("memoryToMemory", source, target, settings=settings).id or ""
+    engine.start(job_id)
+    for n in range(10):
+        source.put("User", f"a{n}", person(f"a{n}", manager="z-boss"))
+    source.put("User", "z-boss", person("z-boss"))
+    engine.run_cycle(job_id)
+    boss = ref_of(target, "z-boss")
+    assert all(by_name(target)[f"a{n}"]["manager"] == boss for n in range(10))
+    assert engine.escrows(job_id) == []
+    if refuse_many:
+        assert source.gets == 10 and source.many == [4, 4, 2]
+    else:
+        assert source.gets == 0 and source.many == [4, 4, 2]

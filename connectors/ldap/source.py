@@ -252,6 +252,18 @@ class LdapSource:
         found = next((c for c in changes if c.anchor == anchor), None)
         return found.attributes if found is not None else None
 
+    def get_many(self, object_type: str, anchors: Sequence[str]) -> dict[str, Attributes | None]:
+        """``get`` for many anchors: OR filters of FETCH_BATCH anchors each (ReadsMany)."""
+        kind = self._type(object_type)
+        found: dict[str, Attributes | None] = dict.fromkeys(anchors)
+        wanted = list(dict.fromkeys(anchors))
+        for index in range(0, len(wanted), FETCH_BATCH):
+            entries = self._by_anchor(kind, wanted[index : index + FETCH_BATCH], self._lookup)
+            for change in self._entries.changes(kind, entries, self._lookup, ReadState()):
+                if change.anchor in found:
+                    found[change.anchor] = change.attributes
+        return found
+
     def lookup(self, object_type: str, attribute: str, value: str) -> list[str]:
         """Anchors of the objects of ``object_type`` whose ``attribute`` is ``value``
         (``dn``: the entry so named, under the type's base): one search, for provision on

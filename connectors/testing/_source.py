@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from connectors.base import Capability, Change, Page, Source
+from connectors.base import Capability, Change, Page, ReadsMany, Source
 from connectors.testing._dialect import Dialect
 
 
@@ -120,3 +120,18 @@ class SourceContract:
         assert got is not None and got[source.name("proxyAddresses")] == ["smtp:a@x", "smtp:b@x"]
         source.remove("User", "a1")
         assert source.connector.get("User", anchor) is None
+
+    def test_get_many_answers_as_get(self, source: Dialect) -> None:
+        """A source that reads many objects at once (ReadsMany) answers for each anchor as
+        ``get`` does: the attributes, or None for one gone; every anchor asked is a key."""
+        connector = source.connector
+        if not isinstance(connector, ReadsMany):
+            return
+        anchors = [source.put("User", f"a{n}", {"userName": f"u{n}"}) for n in range(5)]
+        gone = anchors.pop()
+        source.remove("User", "a4")
+        found = connector.get_many("User", [*anchors, gone])
+        assert sorted(found) == sorted([*anchors, gone])
+        assert found[gone] is None
+        for anchor in anchors:
+            assert found[anchor] == connector.get("User", anchor)

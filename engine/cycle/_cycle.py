@@ -13,14 +13,16 @@ settled before escrows are retried.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import attrs
 
 from connectors.base import (
+    Attributes,
     Change,
     ObjectError,
     Page,
+    ReadsMany,
     TransientError,
     WatermarkExpired,
 )
@@ -438,9 +440,15 @@ def _reprocess(
             raise CyclePaused
         changes = []
         work = Checkpoint()
-        for anchor in anchors[start : start + page]:
+        chunk = anchors[start : start + page]
+        read = _read_many(ctx, mapping, chunk)
+        for anchor in chunk:
             try:
-                attributes = ctx.call(ctx.source.get, mapping.source_type, anchor)
+                attributes = (
+                    read[anchor]
+                    if anchor in read
+                    else ctx.call(ctx.source.get, mapping.source_type, anchor)
+                )
             except Exception as exc:  # this one object cannot be read now: escrow it
                 escrow(ctx, mapping, state, anchor, object_failure(exc), work)
                 continue
@@ -453,6 +461,20 @@ def _reprocess(
         if not counted:
             ctx.counters.imported -= len(changes)  # the same objects, not new imports
         ctx.commit(work)
+
+
+def _read_many(
+    ctx: CycleContext, mapping: CompiledMapping, anchors: Sequence[str]
+) -> Mapping[str, Attributes | None]:
+    """The objects as the source has them now, in one call where the source reads many at once
+    (ReadsMany); empty when it cannot, or when that call fails: the objects are then read one
+    by one, so that only one that cannot be read is escrowed."""
+    if len(anchors) < 2 or not isinstance(ctx.source, ReadsMany):
+        return {}
+    try:
+        return ctx.call(ctx.source.get_many, mapping.source_type, anchors)
+    except Exception:  # each object's own read says what is wrong, as without get_many
+        return {}
 
 
 def provision_one(ctx: CycleContext, anchor: str) -> list[LogRecord]:
