@@ -10,6 +10,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+from connectors.base import ObjectError
 from connectors.memory import MemoryDirectory
 from engine import SyncEngine
 from engine.model import TaskExecutionResult, to_graph
@@ -124,3 +125,23 @@ def test_only_password_names_are_sealed() -> None:
     assert all(map(password_name, ["unicodePwd", "userPassword", "password", "PASSWORD"]))
     names = ["userCertificate", "publicKey", "sshPublicKey", "apiToken", "mail", "department"]
     assert not any(map(password_name, names))
+
+
+def test_a_target_error_quoting_the_password_keeps_it_out_of_the_state(
+    make_job: Any, tmp_path: Path
+) -> None:
+    """A target that quotes what it refused (some SCIM servers echo the request): the
+    escrow's error and the failure's record show the password masked."""
+    engine, job_id, source, target = make_job()
+    with_passwords(engine, job_id)
+    source.put("User", "s0", user(0, password="Quoted-secret-0"))
+
+    def refusing(object_type: str, attributes: Any) -> str:
+        raise ObjectError(f"invalid password policy: {dict(attributes)}")
+
+    target.create = refusing  # type: ignore[method-assign]
+    assert engine.run_cycle(job_id).count_escrowed == 1
+    [escrow] = engine.escrows(job_id)
+    assert "invalid password policy" in escrow.error and "Quoted-secret-0" not in escrow.error
+    assert b"Quoted-secret-0" not in state_bytes(tmp_path / "state.db")
+    engine.close()
