@@ -13,6 +13,7 @@ import base64
 from collections.abc import Mapping
 from typing import Any
 
+import attrs
 import orjson
 
 from connectors.base import ObjectError, Value
@@ -125,15 +126,29 @@ def last_values(exported: str) -> dict[str, Any]:
     return decode_values(exported.removeprefix(UNKNOWN)) or {}
 
 
+@attrs.frozen
+class Sealed:
+    """A password's keyed digest where the exported values would hold the password (see
+    engine.password_values). Stored as ``{"$hmac": digest}``: an object, which no source value
+    can be (the connector contract has no mappings), so a digest is never taken for a value."""
+
+    digest: str
+
+
 def json_default(value: Any) -> Any:
     if isinstance(value, bytes):
         return {"$b64": base64.b64encode(value).decode("ascii")}
+    if isinstance(value, Sealed):
+        return {"$hmac": value.digest}
     raise TypeError(f"cannot store a {type(value).__name__}")
 
 
 def json_object_hook(value: dict[str, Any]) -> Any:
-    if len(value) == 1 and "$b64" in value:
-        return base64.b64decode(value["$b64"])
+    if len(value) == 1:
+        if "$b64" in value:
+            return base64.b64decode(value["$b64"])
+        if "$hmac" in value:
+            return Sealed(value["$hmac"])
     return value
 
 

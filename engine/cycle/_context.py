@@ -25,6 +25,7 @@ from engine.errors import LeaseLost
 from engine.expressions import Env
 from engine.mapping import CompiledMapping
 from engine.model import QuarantineReason
+from engine.password_values import Passwords, passwords_for
 from engine.settings import JobSettings
 from engine.store.base import (
     Checkpoint,
@@ -320,6 +321,7 @@ class CycleContext:
             referenced=referenced,
             dangling_names=self.dangling_names(mapping) if referenced else frozenset(),
             naming=naming_of(mapping),
+            passwords=passwords_for(mapping, self.store.value_key),
         )
 
     def dangling_names(self, mapping: CompiledMapping) -> frozenset[str]:
@@ -431,6 +433,8 @@ class MappingState:
     staged: set[str]
     env: Env
     naming: Naming  # where the provisioning log finds an object's names
+    #: the mapping's password attributes, kept as digests (None: it writes none)
+    passwords: Passwords | None = None
     #: staged deletes a full read that could not be trusted left held, by anchor: their
     #: reason (HELD_PREFIX ...) is kept when they are staged again, so the hold outlives the
     #: cycle and a quarantine-only restart (ForceDeletes or a trusted full read release it)

@@ -50,6 +50,7 @@ from engine.directory_values import (
 )
 from engine.errors import JobRunningElsewhere, MappingError
 from engine.mapping import CompiledMapping, diff, map_object
+from engine.masking import masked_error
 from engine.store.base import (
     Checkpoint,
     Escrow,
@@ -142,6 +143,7 @@ def plan(
     single, first = len(matching) == 1, matching[0] if matching else ""
     unresolved, escrows = state.unresolved, state.escrows
     env = state.env
+    passwords = state.passwords  # kept as digests: what the link stores is sealed
     watch_names = bool(mapping.references or state.dangling_names)
     for change in good:
         anchor = change.anchor
@@ -170,14 +172,18 @@ def plan(
                     note_names(ctx, mapping, state, anchor, change.attributes, work)
                 if link is None:  # inline: the per-object hot path of every initial cycle
                     desired = map_object(mapping, change.attributes, env)
-                    exported = checked_encoding(desired)
+                    exported = checked_encoding(
+                        desired if passwords is None else passwords.seal(desired)
+                    )
                     upsert_anchor(anchor)
                     upsert_value(
                         desired.get(first) if single else tuple(map(desired.get, matching))
                     )
                 else:
                     desired = linked_values(mapping, state, change.attributes, link)
-                    exported = checked_encoding(desired)
+                    exported = checked_encoding(
+                        desired if passwords is None else passwords.seal(desired)
+                    )
                     updates.append(
                         (
                             anchor,
@@ -228,7 +234,7 @@ def write(ctx: CycleContext, batch: Batch) -> None:
                 ctx.check_lease()
             export(ctx, mapping, state, anchor, desired, exported, link, work, source)
         except Exception as exc:
-            failure = object_failure(exc)
+            failure = unquoted(state, object_failure(exc), desired)
             who = identity(state.naming, source, desired)
             escrow(ctx, mapping, state, anchor, failure, work, who=who)
             continue
@@ -249,7 +255,7 @@ def write_concurrently(ctx: CycleContext, batch: Batch, workers: int) -> None:
             export(ctx, mapping, state, anchor, batch.desired[index], batch.exported[index],
                    batch.links[index], work, batch.sources[index])  # fmt: skip
         except Exception as exc:
-            failure = object_failure(exc)
+            failure = unquoted(state, object_failure(exc), batch.desired[index])
             who = identity(state.naming, batch.sources[index], batch.desired[index])
             escrow(ctx, mapping, state, anchor, failure, work, who=who)
             return
@@ -286,6 +292,14 @@ def write_concurrently(ctx: CycleContext, batch: Batch, workers: int) -> None:
     concurrent.run(ctx, len(batch.anchors), workers, write_one, claims, after)
     # the provisioning log in the page's order, not the order the workers finished in
     work.logs[logged:] = sorted(work.logs[logged:], key=lambda r: position.get(r.anchor, -1))
+
+
+def unquoted(state: MappingState, exc: Exception, desired: dict[str, Any]) -> Exception:
+    """``exc`` with the object's passwords masked in its message: a target may quote what
+    it refused, and the message is kept (escrow row, provisioning record)."""
+    if state.passwords is None:
+        return exc
+    return masked_error(exc, state.passwords.texts(desired))
 
 
 def named(state: MappingState, change: Change, desired: dict[str, Any] | None) -> Identity:
@@ -432,7 +446,8 @@ def export(
                     ctx, mapping, state, anchor, desired, work, link, dangling
                 ):
                     state.unresolved.add(anchor)
-                exported = encode_values(desired)
+                sealed = desired if state.passwords is None else state.passwords.seal(desired)
+                exported = encode_values(sealed)
                 break
         else:  # no reference value now: clear what a linked object may have named before
             named = link is not None and names_references(mapping, link.exported)
@@ -450,6 +465,8 @@ def export(
             ctx.counters.exports -= 1  # counted again by the create or join below
             work.unlinks.append((mapping.key, anchor))
             link = None
+            if state.passwords is not None:  # a password known by its digest is not sent
+                desired = state.passwords.clear(desired)
     # inline: this is the per-object hot path of every initial cycle
     ref = None
     matchable = False
@@ -554,7 +571,10 @@ def update_linked(
     delta: dict[str, Any] = {}
     if exported != link.exported:
         before = decode_values(link.exported)
-        delta = diff(mapping, desired, before, value_deltas=ctx.value_deltas)
+        if state.passwords is None:
+            delta = diff(mapping, desired, before, value_deltas=ctx.value_deltas)
+        else:  # compared by digest, sent in clear
+            delta = state.passwords.diff(mapping, desired, before, value_deltas=ctx.value_deltas)
     who = identity(state.naming, source, desired)
     if delta and "update" in mapping.flows:
         ctx.counters.exports += 1

@@ -77,6 +77,11 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE staged_deletes ADD COLUMN due TEXT;
     """,
+    # 7: the file's own random keys: passwords are kept as digests under one (the links that
+    # held them in clear are sealed as this is applied: _sqlite_keys.seal_links)
+    """
+    CREATE TABLE store_keys (name TEXT PRIMARY KEY, value BLOB NOT NULL);
+    """,
 ]
 
 

@@ -403,6 +403,11 @@ class StateStore(Protocol):
         returns how many rows or records went."""
         ...
 
+    def value_key(self) -> bytes:
+        """This store's own random key, the same for as long as the store lives (for a file,
+        kept in it): passwords are kept as digests under it (engine.password_values)."""
+        ...
+
     def close(self) -> None: ...
 
 

@@ -55,6 +55,10 @@ class MemoryStateStore:
         self._state: dict[str, _JobState] = {}
         self._leases: dict[str, Lease] = {}
         self._tokens: dict[str, int] = {}
+        self._value_key = os.urandom(32)
+
+    def value_key(self) -> bytes:
+        return self._value_key
 
     def save_application(self, application: Application) -> None:
         with self._lock:

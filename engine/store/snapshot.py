@@ -38,6 +38,6 @@ def _sqlite_copy(store: SqliteStateStore) -> SqliteStateStore:
 def _memory_copy(store: MemoryStateStore) -> MemoryStateStore:
     copied = MemoryStateStore()
     with store._lock:  # the store package: its own private parts
-        for name in ("_applications", "_secrets", "_jobs", "_state", "_tokens"):
+        for name in ("_applications", "_secrets", "_jobs", "_state", "_tokens", "_value_key"):
             setattr(copied, name, copy.deepcopy(getattr(store, name)))
     return copied

@@ -24,6 +24,7 @@ from datetime import datetime
 from pathlib import Path
 
 from engine.model import Application, StatusCode
+from engine.store import _sqlite_keys as keys
 from engine.store import _sqlite_values as link_values
 from engine.store._migrations import MIGRATIONS, statements
 from engine.store._sqlite_held import HeldChanges
@@ -56,6 +57,7 @@ class SqliteStateStore(RecoveryTables):
         self.path = Path(path)
         self._lock = threading.RLock()
         self._scopes: dict[tuple[str, str], int] = {}
+        self._value_key: bytes | None = None
         self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._synchronous = synchronous.upper()
@@ -81,16 +83,28 @@ class SqliteStateStore(RecoveryTables):
                     f"{self.path} has state schema {version}, newer than this syncjob "
                     f"({len(MIGRATIONS)}): upgrade syncjob"
                 )
+            sealed = 0
             for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
                     for statement in statements(script):
                         self._db.execute(statement)
+                    if number == keys.SCHEMA:
+                        sealed = keys.seal_links(self._db)
                     self._db.execute(f"PRAGMA user_version={number}")
                     self._db.execute("COMMIT")
                 except BaseException:
                     self._db.execute("ROLLBACK")
                     raise
+            if sealed:  # the WAL still holds the pages with the clear passwords: empty it
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def value_key(self) -> bytes:
+        """The file's key of password digests (made on first use; cached: it never changes)."""
+        if self._value_key is None:
+            with self._lock:
+                self._value_key = keys.value_key(self._db)
+        return self._value_key
 
     def _scope(self, job_id: str, mapping: str, *, create: bool) -> int | None:
         """The integer key of (job, mapping) in the links table; cached, it never changes."""

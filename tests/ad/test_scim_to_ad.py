@@ -1,16 +1,17 @@
 """The scimToAd template end to end: SCIM users and a group into a real AD (Samba) over LDAPS
 verified by the DC's name; an account that already exists elsewhere in the domain is joined;
 a deleted user is disabled (hard deletes off); the random initial password lets the user log
-on and shows nowhere in what the engine records."""
+on and shows nowhere in what the engine records or keeps (the state file holds its digest)."""
 
 from __future__ import annotations
 
-import json
-import sqlite3
 from pathlib import Path
+from typing import Any
 
 import ldap3
+import pytest
 
+from connectors.ldap import LdapTarget
 from engine import ManualClock, SyncEngine
 from engine.model import TaskExecutionResult
 from tests.ad.ad_objects import add_ou, add_user
@@ -31,9 +32,17 @@ def entry(dc: SambaDc, account: str) -> dict[str, list[str]]:
 
 
 def test_scim_users_and_a_group_into_active_directory(
-    samba_dc: SambaDc, make_scim_server: object, tmp_path: Path
+    samba_dc: SambaDc, make_scim_server: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     scim: ScimServer = make_scim_server("scim")  # type: ignore[operator]
+    sent: dict[str, Any] = {}  # the password each account was created with, as the engine sent it
+    create = LdapTarget.create
+
+    def recording(target: LdapTarget, object_type: str, attributes: Any) -> str:
+        sent[str(attributes.get("sAMAccountName"))] = attributes.get("unicodePwd")
+        return create(target, object_type, attributes)
+
+    monkeypatch.setattr(LdapTarget, "create", recording)
     with samba_dc.connect() as connection:
         elsewhere = add_user(connection, "worker", add_ou(connection, "Elsewhere"))
 
@@ -71,17 +80,17 @@ def test_scim_users_and_a_group_into_active_directory(
     members = {m.split(",")[0].lower() for m in entry(samba_dc, "staff")["member"]}
     assert members == {"cn=boss", "cn=worker"}
 
-    # the initial password was random: found where the engine keeps what it exported (the
-    # state store; only there), it logs the new user on, and no provisioning record shows it
-    state = sqlite3.connect(tmp_path / "s.db")
-    exported = [json.loads(row[0]) for row in state.execute("SELECT exported FROM links")]
-    state.close()
-    password = next(e["unicodePwd"] for e in exported if e.get("sAMAccountName") == "boss")
+    # the initial password was random: the one the engine sent logs the new user on, and
+    # neither a provisioning record nor the state file (WAL included) holds it
+    password = sent["boss"]
+    assert isinstance(password, str) and len(password) == 16
     server = ldap3.Server(samba_dc.url, get_info=ldap3.NONE, connect_timeout=5)
     assert ldap3.Connection(server, "boss@example.org", password).bind()
     records = engine.provisioning_logs(job_id)
     assert any("unicodePwd" in r.attributes for r in records if r.action == "Create")
     assert password not in "\n".join(repr(r) for r in records)
+    state = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("s.db"))
+    assert b"boss@example.org" in state and password.encode() not in state
 
     scim.request("DELETE", f"/Users/{leaver['id']}")
     execution = engine.run_cycle(job_id)

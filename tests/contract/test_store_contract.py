@@ -13,6 +13,7 @@ import pytest
 import engine.store.sqlite as sqlite_module
 from engine.errors import LeaseLost
 from engine.model import Application, StatusCode, SynchronizationJob, SynchronizationStatus
+from engine.password_values import seal
 from engine.store import (
     Checkpoint,
     Escrow,
@@ -26,6 +27,7 @@ from engine.store import (
     encode_values,
 )
 from engine.store.base import Intent, IntentBatch
+from engine.store.snapshot import snapshot
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -607,3 +609,49 @@ def test_sqlite_migration_6_adds_due_to_staged_deletes(tmp_path: Path) -> None:
     [staged] = migrated.staged_deletes("j1")
     assert ("a1", None) == (staged.anchor, staged.due)
     migrated.close()
+
+
+def test_value_key_is_the_stores_own_and_stable(store: StateStore, tmp_path: Path) -> None:
+    """One random key per store, the same at every call (a SQLite file keeps it: a reopened
+    store and a plan's snapshot digest passwords as the file did)."""
+    key = store.value_key()
+    assert len(key) == 32 and key == store.value_key()
+    assert snapshot(store).value_key() == key
+    if isinstance(store, SqliteStateStore):
+        for path, same in ((store.path, True), (tmp_path / "other.db", False)):
+            other = SqliteStateStore(path)
+            assert (other.value_key() == key) is same
+            other.close()
+
+
+def test_sqlite_migration_7_seals_passwords_kept_in_clear(tmp_path: Path) -> None:
+    """Links written before password digests held passwords in clear: the migration that
+    adds the file's key digests them, leaves every other value as it was, and leaves no
+    clear password in the file's bytes (WAL included)."""
+    path = tmp_path / "v6.db"
+    original = sqlite_module.MIGRATIONS[:]
+    sqlite_module.MIGRATIONS[:] = original[:6]
+    try:
+        old = SqliteStateStore(path)
+        links = [
+            Link("m", "a1", "r1", encode_values({"cn": "a1", "userPassword": "Clear-pass-1"})),
+            Link("m", "a2", "r2", "?" + encode_values({"unicodePwd": "Clear-pass-2"})),
+            Link("m", "a3", "r3", encode_values({"cn": "a3", "userCertificate": [b"\x01"]})),
+        ]
+        old.commit("j1", Checkpoint(links=links))
+        old.close()
+    finally:
+        sqlite_module.MIGRATIONS[:] = original
+    migrated = SqliteStateStore(path)
+    assert len(original) == migrated.schema_version
+    key = migrated.value_key()
+    found = migrated.get_links("j1", "m", ["a1", "a2", "a3"])
+    assert decode_values(found["a1"].exported) == {
+        "cn": "a1",
+        "userPassword": seal(key, "Clear-pass-1"),
+    }
+    assert found["a2"].exported == "?" + encode_values({"unicodePwd": seal(key, "Clear-pass-2")})
+    assert found["a3"] == links[2]
+    migrated.close()
+    data = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("v6.db"))
+    assert b"Clear-pass" not in data and b"userCertificate" in data
