@@ -10,10 +10,13 @@ no mapping has to encode bytes or know the flags' bits.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from connectors.base import ObjectError, Value, ValueDelta, as_list
+import ldap3
+
+from connectors.base import ObjectError, ObjectGone, Value, ValueDelta, as_list
+from connectors.ldap.connection import LdapClient, LdapEndpoint, LdapObjectError
 
 ACCOUNTDISABLE = 0x2
 NORMAL_ACCOUNT = 0x200
@@ -117,3 +120,75 @@ def current_control(raw: Mapping[str, Any]) -> int:
         return int(bytes(values[0]).decode("ascii"))
     except (IndexError, ValueError):
         return NORMAL_ACCOUNT
+
+
+class Accounts:
+    """What an LDAP target writes for AD accounts, on the connection of the calling thread."""
+
+    def __init__(self, client: Callable[[], LdapClient], endpoint: LdapEndpoint) -> None:
+        self._client = client
+        self.endpoint = endpoint
+
+    @property
+    def _encrypted(self) -> bool:
+        return self.endpoint.host_port[2] or self.endpoint.start_tls
+
+    def create(
+        self, dn: str, payload: dict[str, Any], add: Callable[[dict[str, Any]], None]
+    ) -> None:
+        """An AD account in AD's order: added (by ``add``) disabled, given its password, then
+        enabled.
+
+        AD refuses to enable an account whose password does not meet its policy, and a
+        password cannot be part of a plain add on every DC; so the account exists disabled
+        first. If the password or the enable is refused, the new entry is deleted again and
+        the error raised: the engine's retry then creates it whole, rather than joining a
+        disabled account that has no password (an ObjectAddOnly password never flows again).
+        """
+        password, disabled, control = take_account(payload)
+        if password is not None:
+            require_encryption(self._encrypted, self.endpoint.shown_url)
+        final = final_control(password, disabled, control)
+        created = with_disabled(final, True)
+        payload[CONTROL] = [str(created)]
+        add(payload)
+        try:
+            changes: dict[str, list[tuple[str, list[Any]]]] = {}
+            if password is not None:
+                changes[PASSWORD] = [(ldap3.MODIFY_REPLACE, [password])]
+            if final != created:
+                changes[CONTROL] = [(ldap3.MODIFY_REPLACE, [str(final)])]
+            if changes:
+                self._client().modify(dn, changes)  # in order: the password, then the enable
+        except LdapObjectError:
+            self._client().delete(dn)
+            raise
+
+    def prepare_update(self, ref: str, changes: dict[str, Any]) -> None:
+        """The password encoded, and the enable/disable pseudo-attributes as a new
+        userAccountControl (read now, so that its other flags are kept)."""
+        password, disabled, control = take_account(changes)
+        if password is not None:
+            require_encryption(self._encrypted, self.endpoint.shown_url)
+            changes[PASSWORD] = password
+        if disabled is not None and control is None:
+            control = self.control(ref)
+            if control is None:
+                raise ObjectGone(f"{ref} does not exist")
+        if control is not None:
+            changes[CONTROL] = control if disabled is None else with_disabled(control, disabled)
+
+    def disable(self, ref: str) -> None:
+        """A soft delete: the ACCOUNTDISABLE flag set, the other flags kept (nothing if the
+        account is gone or disabled already, so a replay is harmless)."""
+        control = self.control(ref)
+        if control is not None and control != with_disabled(control, True):
+            replace = [(ldap3.MODIFY_REPLACE, [str(with_disabled(control, True))])]
+            self._client().modify(ref, {CONTROL: replace})
+
+    def control(self, dn: str) -> int | None:
+        """The entry's userAccountControl, or None if the entry is gone."""
+        entries = self._client().search(dn, "(objectClass=*)", [CONTROL], scope=ldap3.BASE)
+        if not entries:
+            return None
+        return current_control(entries[0].get("raw_attributes") or {})

@@ -179,6 +179,7 @@ class LdapTarget:
         self._lock = threading.RLock()
         self._local = threading.local()
         self._clients: list[LdapClient] = []
+        self._accounts = account.Accounts(lambda: self.client, self.endpoint)
 
     @property
     def client(self) -> LdapClient:
@@ -280,8 +281,11 @@ class LdapTarget:
         object_classes = [str(c) for c in as_list(classes)] or list(kind.object_classes)
         payload = {k: _wire(v) for k, v in values.items() if k.lower() != "objectclass"}
         if kind.account_control:
-            return self._create_account(kind, dn, object_classes, payload, values)
-        self._add(kind, dn, object_classes, payload)
+            self._accounts.create(
+                dn, payload, lambda ready: self._add(kind, dn, object_classes, ready)
+            )
+        else:
+            self._add(kind, dn, object_classes, payload)
         self._index_create(kind, dn, values)
         return dn
 
@@ -301,47 +305,6 @@ class LdapTarget:
         with self._lock:
             for attribute, index in self._indexes_of(kind):
                 index.put(dn, (_key(v) for v in as_list(_lookup(values, attribute))))
-
-    def _create_account(
-        self,
-        kind: LdapObjectType,
-        dn: str,
-        object_classes: list[str],
-        payload: dict[str, Any],
-        values: Mapping[str, Any],
-    ) -> str:
-        """An AD account in AD's order: added disabled, given its password, then enabled.
-
-        AD refuses to enable an account whose password does not meet its policy, and a
-        password cannot be part of a plain add on every DC; so the account exists disabled
-        first. If the password or the enable is refused, the new entry is deleted again and
-        the error raised: the engine's retry then creates it whole, rather than joining a
-        disabled account that has no password (an ObjectAddOnly password never flows again).
-        """
-        password, disabled, control = account.take_account(payload)
-        if password is not None:
-            account.require_encryption(self._encrypted, self.endpoint.shown_url)
-        final = account.final_control(password, disabled, control)
-        created = account.with_disabled(final, True)
-        payload[account.CONTROL] = [str(created)]
-        self._add(kind, dn, object_classes, payload)
-        try:
-            changes: dict[str, list[tuple[str, list[Any]]]] = {}
-            if password is not None:
-                changes[account.PASSWORD] = [(ldap3.MODIFY_REPLACE, [password])]
-            if final != created:
-                changes[account.CONTROL] = [(ldap3.MODIFY_REPLACE, [str(final)])]
-            if changes:
-                self.client.modify(dn, changes)  # in order: the password, then the enable
-        except LdapObjectError:
-            self.client.delete(dn)
-            raise
-        self._index_create(kind, dn, values)
-        return dn
-
-    @property
-    def _encrypted(self) -> bool:
-        return self.endpoint.host_port[2] or self.endpoint.start_tls
 
     def _new_dn(self, kind: LdapObjectType, attributes: Attributes) -> str:
         given = _lookup(attributes, "dn")
@@ -369,7 +332,7 @@ class LdapTarget:
         _leaf(ref)
         changes = {k: v for k, v in delta.items() if k.lower() != "dn"}
         if kind.account_control:
-            self._account_changes(ref, changes)
+            self._accounts.prepare_update(ref, changes)
         new_dn = self._rename_target(kind, ref, delta)
         dn = ref
         if new_dn is not None:
@@ -393,29 +356,6 @@ class LdapTarget:
                     raise ObjectGone(str(error)) from None
                 raise
         return new_dn
-
-    def _account_changes(self, ref: str, changes: dict[str, Any]) -> None:
-        """The password encoded, and the enable/disable pseudo-attributes as a new
-        userAccountControl (read now, so that its other flags are kept)."""
-        password, disabled, control = account.take_account(changes)
-        if password is not None:
-            account.require_encryption(self._encrypted, self.endpoint.shown_url)
-            changes[account.PASSWORD] = password
-        if disabled is not None and control is None:
-            control = self._control(ref)
-            if control is None:
-                raise ObjectGone(f"{ref} does not exist")
-        if control is not None:
-            changes[account.CONTROL] = (
-                control if disabled is None else account.with_disabled(control, disabled)
-            )
-
-    def _control(self, dn: str) -> int | None:
-        """The entry's userAccountControl, or None if the entry is gone."""
-        entries = self.client.search(dn, "(objectClass=*)", [account.CONTROL], scope=ldap3.BASE)
-        if not entries:
-            return None
-        return account.current_control(entries[0].get("raw_attributes") or {})
 
     def _rename_target(self, kind: LdapObjectType, ref: str, delta: Delta) -> str | None:
         """The DN the delta moves the entry to, or None if it stays."""
@@ -506,11 +446,7 @@ class LdapTarget:
         kind = self._type(object_type)
         _leaf(ref)
         if soft and kind.account_control:
-            control = self._control(ref)
-            if control is not None and control != account.with_disabled(control, True):
-                disabled = account.with_disabled(control, True)
-                replace = [(ldap3.MODIFY_REPLACE, [str(disabled)])]
-                self.client.modify(ref, {account.CONTROL: replace})
+            self._accounts.disable(ref)
             return
         if soft and Capability.SOFT_DELETE not in self.capabilities:
             raise ObjectError(

@@ -134,4 +134,4 @@ class SourceContract:
         assert sorted(found) == sorted([*anchors, gone])
         assert found[gone] is None
         for anchor in anchors:
-            assert found[anchor] == connector.get("User", anchor)
+            assert found[anchor] == source.connector.get("User", anchor)
