@@ -210,7 +210,7 @@ class EntryConverter:
         if ranges:
             for entry in entries:
                 read_to_end(entry, channel, kind.range_size)
-        self._remember(entries)
+        self.remember(entries)
         missing: set[str] = set()
         changes = [self._upsert(kind, entry, missing) for entry in entries]
         if missing:
@@ -221,7 +221,8 @@ class EntryConverter:
             ]
         return [change for change in changes if change is not None]
 
-    def _remember(self, entries: list[Entry]) -> None:
+    def remember(self, entries: list[Entry]) -> None:
+        """Put these entries' DNs into the DN -> anchor cache."""
         for entry in entries:
             anchor = self.anchor_of(entry["raw_attributes"])
             if anchor is not None:
@@ -307,10 +308,10 @@ class EntryConverter:
                 entries = channel.search(dn, "(objectClass=*)", [self.anchor], scope=ldap3.BASE)
             except ObjectError:  # not even a valid DN
                 continue
-            self._remember(entries)
+            self.remember(entries)
 
     def _refill(self, channel: Channel) -> None:
         for entries in channel.pages(
             self.directory_base, "(objectClass=*)", [self.anchor], self.scan_page_size
         ):
-            self._remember(entries)
+            self.remember(entries)

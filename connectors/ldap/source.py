@@ -132,6 +132,7 @@ class LdapSource:
         directory_base: str | None = None,
         refill_threshold: int = 50,
         scan_page_size: int = 1000,
+        scan_buffer: int = 10_000,
         timestamp_hint: str = "use delta_mode='timestamp'",
         usn_hint: str = "use delta_mode='usn'",
     ) -> None:
@@ -165,6 +166,9 @@ class LdapSource:
         )
         self.refill_threshold = refill_threshold
         self.scan_page_size = scan_page_size
+        #: entries a full read keeps from its scan rather than fetching them again (see _keeps)
+        self.scan_buffer = scan_buffer
+        self._scanned: dict[str, int] = {}  # entries each type's last scan found
         self._reader = Channel(endpoint)
         self._lookup = Channel(endpoint)
         #: member DN lookups while a timestamp delta's paged search is open on _reader (opened
@@ -336,7 +340,7 @@ class LdapSource:
     def _current(self, kind: LdapObjectType, anchors: list[str], state: ReadState) -> list[Change]:
         """The objects with these anchors as they are now: upserts of those under the type's
         base and filter, deletes of the others (gone, or no longer of the type)."""
-        changes = self._fetch(kind, anchors, state)
+        changes = self._fetch(kind, anchors, {}, state)
         found = {c.anchor for c in changes}
         for anchor in anchors:
             if anchor not in found:
@@ -366,7 +370,7 @@ class LdapSource:
             start = self._dirsync.start(kind)
         elif start is None and self.delta_mode == "usn":
             start = self._usn.start()
-        anchors, newest = self._scan(kind)
+        anchors, newest, held = self._scan(kind)
         if start is None:
             start = self._timestamps.start(newest)
         position = 0 if not after else bisect.bisect_right(anchors, after)
@@ -378,13 +382,14 @@ class LdapSource:
             remaining = len(anchors) - position
             chunk = anchors[position : position + page_size]
             position += len(chunk)
-            changes = self._fetch(kind, chunk, state)
+            changes = self._fetch(kind, chunk, held, state)
             last = position >= len(anchors)
             if changes or last:
                 yield Page(changes, start if last else f"f:{start}|{chunk[-1]}", remaining)
 
-    def _scan(self, kind: LdapObjectType) -> tuple[list[str], str | None]:
-        """Every anchor of the type, sorted, and the newest modifyTimestamp (timestamp mode).
+    def _scan(self, kind: LdapObjectType) -> tuple[list[str], str | None, dict[str, Entry]]:
+        """Every anchor of the type, sorted, the newest modifyTimestamp (timestamp mode), and
+        the entries the scan kept whole (see :meth:`_keeps`).
 
         A base DN that does not exist is an error, not an empty read: the engine deprovisions
         what a full read does not see, and a typo in a base DN must not delete anything.
@@ -401,12 +406,32 @@ class LdapSource:
         except TransientError:
             return self._scan_once(kind)
 
-    def _scan_once(self, kind: LdapObjectType) -> tuple[list[str], str | None]:
+    def _keeps(self, kind: LdapObjectType) -> bool:
+        """Whether the scan reads entries whole and keeps them, instead of anchors only.
+
+        Safe only where the delta's start was captured before the scan (accesslog, dirsync,
+        usn): a change made after an entry was scanned is then replayed by the delta. In
+        timestamp mode the start comes from the scan itself, so entries are fetched after it.
+        A type whose last scan in this process found more than ``scan_buffer`` entries is
+        scanned for anchors only (its entries would not all fit)."""
+        return (
+            self.delta_mode != "timestamp"
+            and self.scan_buffer > 0
+            and self._scanned.get(kind.name, 0) <= self.scan_buffer
+        )
+
+    def _scan_once(self, kind: LdapObjectType) -> tuple[list[str], str | None, dict[str, Entry]]:
         timestamps = self.delta_mode == "timestamp"
+        keep = self._keeps(kind)
         anchor = self._entries.anchor
-        attributes = [anchor, "modifyTimestamp"] if timestamps else [anchor]
+        if keep:
+            attributes = self._entries.attributes(kind)
+        else:
+            attributes = [anchor, "modifyTimestamp"] if timestamps else [anchor]
         anchor_of = self._entries.anchor_of  # bound once: called for every entry
         anchors: set[str] = set()
+        held: dict[str, Entry] = {}
+        room = self.scan_buffer if keep else 0
         newest = ""
         for entries in self._reader.pages(
             kind.base_dn, kind.filter, attributes, self.scan_page_size
@@ -416,15 +441,29 @@ class LdapSource:
                 found = anchor_of(raw)
                 if found is not None:
                     anchors.add(found)
+                    if len(held) < room:
+                        held[found] = entry
                 if timestamps:
                     newest = max(newest, stamp(raw))
-        return sorted(anchors), newest or None
+        self._scanned[kind.name] = len(anchors)
+        self._entries.remember(list(held.values()))  # references among them resolve at once
+        return sorted(anchors), newest or None, held
 
-    def _fetch(self, kind: LdapObjectType, chunk: list[str], state: ReadState) -> list[Change]:
-        """The changes for these anchors, in their order (entries gone meanwhile left out)."""
+    def _fetch(
+        self, kind: LdapObjectType, chunk: list[str], held: dict[str, Entry], state: ReadState
+    ) -> list[Change]:
+        """The changes for these anchors, in their order: entries the scan kept, the others
+        fetched now (those gone meanwhile left out)."""
         entries: list[Entry] = []
-        for index in range(0, len(chunk), FETCH_BATCH):
-            entries += self._by_anchor(kind, chunk[index : index + FETCH_BATCH], self._reader)
+        missing: list[str] = []
+        for anchor in chunk:
+            entry = held.pop(anchor, None)
+            if entry is None:
+                missing.append(anchor)
+            else:
+                entries.append(entry)
+        for index in range(0, len(missing), FETCH_BATCH):
+            entries += self._by_anchor(kind, missing[index : index + FETCH_BATCH], self._reader)
         wanted = set(chunk)
         changes = {
             c.anchor: c
