@@ -79,9 +79,11 @@ from connectors.ldap._accesslog import AccesslogReader
 from connectors.ldap._ad import naming_context
 from connectors.ldap._common import FETCH_BATCH, Channel, Entry, stamp
 from connectors.ldap._dirsync import DirSyncReader
+from connectors.ldap._dirsync import check as dirsync_mark
 from connectors.ldap._entries import EntryConverter, ReadState, normal_dn
 from connectors.ldap._timestamps import TimestampReader
 from connectors.ldap._usn import UsnReader
+from connectors.ldap._usn import parse as usn_mark
 from connectors.ldap.config import LdapObjectType
 from connectors.ldap.connection import LdapEndpoint
 from connectors.ldap.syntax import check_attribute_description, escape_filter_value, parse_dn, rdn
@@ -227,7 +229,7 @@ class LdapSource:
             return self._read_full(kind, None, None, page_size)
         if watermark.startswith("f:"):
             start, _, after = watermark[2:].rpartition("|")
-            self._delta_kind(start)
+            self._check_start(start)
             return self._read_full(kind, start, after, page_size)
         mode = self._delta_kind(watermark)
         if mode == "a":
@@ -331,6 +333,16 @@ class LdapSource:
                 self._entries.dns.forget_anchor(anchor)
                 changes.append(Change("delete", anchor))
         return changes
+
+    def _check_start(self, start: str) -> None:
+        """A full read's resume point carries the delta's start, which becomes the read's
+        final watermark: one that no delta could read (a corrupted state) is refused now,
+        not after the whole read, when every next delta would fail on it."""
+        mode = self._delta_kind(start)
+        if mode == "u":
+            usn_mark(start[2:])
+        elif mode == "d":
+            dirsync_mark(start[2:])
 
     def _delta_kind(self, watermark: str) -> str:
         """``a``, ``t``, ``d`` or ``u``; a watermark of another mode (or none of ours) needs a
