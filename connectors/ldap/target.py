@@ -310,32 +310,23 @@ class LdapTarget:
         payload: dict[str, Any],
         values: Mapping[str, Any],
     ) -> str:
-        """An AD account in AD's order: added disabled, given its password, then enabled.
+        """An AD account in one add: its password (unicodePwd, over TLS only) and its final
+        userAccountControl (enabled, unless the mapping disables it or gives no password).
 
-        AD refuses to enable an account whose password does not meet its policy, and a
-        password cannot be part of a plain add on every DC; so the account exists disabled
-        first. If the password or the enable is refused, the new entry is deleted again and
-        the error raised: the engine's retry then creates it whole, rather than joining a
-        disabled account that has no password (an ObjectAddOnly password never flows again).
+        One write, so that nothing can be left half made. An account added disabled and then
+        given its password by a second write was left disabled with no password by a crash
+        between the two; the retry found it by its matching values, joined it, never sent the
+        ObjectAddOnly password again, and enabled it with none (Samba takes that; Windows
+        refuses it for ever). AD checks the password against its policy in the add itself
+        and refuses the whole add (constraintViolation) when it does not meet it.
         """
         password, disabled, control = account.take_account(payload)
         if password is not None:
             account.require_encryption(self._encrypted, self.endpoint.shown_url)
+            payload[account.PASSWORD] = [password]
         final = account.final_control(password, disabled, control)
-        created = account.with_disabled(final, True)
-        payload[account.CONTROL] = [str(created)]
+        payload[account.CONTROL] = [str(final)]
         self._add(kind, dn, object_classes, payload)
-        try:
-            changes: dict[str, list[tuple[str, list[Any]]]] = {}
-            if password is not None:
-                changes[account.PASSWORD] = [(ldap3.MODIFY_REPLACE, [password])]
-            if final != created:
-                changes[account.CONTROL] = [(ldap3.MODIFY_REPLACE, [str(final)])]
-            if changes:
-                self.client.modify(dn, changes)  # in order: the password, then the enable
-        except LdapObjectError:
-            self.client.delete(dn)
-            raise
         self._index_create(kind, dn, values)
         return dn
 
