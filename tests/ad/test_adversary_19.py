@@ -6,13 +6,26 @@ from __future__ import annotations
 
 import base64
 import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
+import ldap3
 import pytest
 
 from connectors.base import WatermarkExpired
+from connectors.ldap.config import ad_users
+from connectors.ldap.target import LdapTarget
+from engine import SyncEngine, SystemClock
 from tests.ad.ad_objects import add_ou, add_users
-from tests.ad.samba import SambaDc
+from tests.ad.samba import ADMIN_UPN, BASE_DN, TLS_SERVER_NAME, SambaDc
 from tests.ad.test_ad_deltas import make_source, read
+from tests.ad.test_ad_target import PASSWORD, endpoint, user
+from tests.ldap.job_worker import kill_when, settle, start_worker
+from tests.scim.conftest import make_scim_server
+from tests.scim.server import ScimServer
+
+__all__ = ["make_scim_server"]  # the fixture this module uses
 
 
 def _hostile(mode: str, mark: str) -> list[str]:
@@ -51,3 +64,78 @@ def test_a_hostile_watermark_reads_everything_again(module_dc: SambaDc, mode: st
                 read(source, "User", mark)
     finally:
         source.close()
+
+
+def _accounts(dc: SambaDc, tag: str, connection: ldap3.Connection | None = None) -> dict[str, Any]:
+    """Our accounts (sAMAccountName ends with ``tag``): userAccountControl, pwdLastSet and
+    how many writes made them (uSNChanged - uSNCreated: 0 for one add)."""
+    names = ["sAMAccountName", "userAccountControl", "pwdLastSet", "uSNCreated", "uSNChanged"]
+    bound = connection or dc.connect()
+    try:
+        bound.search(BASE_DN, f"(&(objectClass=user)(sAMAccountName=*{tag}))", attributes=names)
+        found = [e["raw_attributes"] for e in bound.response if e["type"] == "searchResEntry"]
+    finally:
+        if connection is None:
+            bound.unbind()
+    return {
+        raw["sAMAccountName"][0].decode(): {
+            "control": int(raw["userAccountControl"][0]),
+            "pwdLastSet": int(raw["pwdLastSet"][0]),
+            "writes": int(raw["uSNChanged"][0]) - int(raw["uSNCreated"][0]),
+        }
+        for raw in found
+    }
+
+
+def test_an_account_is_created_with_its_password_in_one_write(module_dc: SambaDc) -> None:
+    """Nothing for a crash to split: the password and the enable are part of the add."""
+    tag = uuid.uuid4().hex[:6]
+    with module_dc.connect() as connection:
+        synced = add_ou(connection, f"o{tag}")
+    target = LdapTarget(endpoint(module_dc), [ad_users(BASE_DN, synced)])
+    try:
+        target.create("User", user(f"one{tag}", unicodePwd=PASSWORD))
+        target.create("User", user(f"bare{tag}"))
+    finally:
+        target.close()
+    accounts = _accounts(module_dc, tag)
+    assert accounts[f"one{tag}"]["control"] == 512 and accounts[f"one{tag}"]["pwdLastSet"] > 0
+    assert accounts[f"bare{tag}"]["control"] == 514  # no password: disabled
+    assert {a["writes"] for a in accounts.values()} == {0}
+
+
+def test_a_runner_killed_while_creating_accounts_leaves_none_without_a_password(
+    module_dc: SambaDc, make_scim_server: Callable[[str], ScimServer], tmp_path: Path
+) -> None:
+    """scimToAd run by a real process, SIGKILLed as soon as the DC holds a new account of its
+    cycle. Before, an account was added disabled and given its password by a second write: a
+    kill between the two left it without one, the retry joined it (by userPrincipalName),
+    never sent the ObjectAddOnly password again and enabled it with none."""
+    tag = uuid.uuid4().hex[:6]
+    scim = make_scim_server("scim")
+    for index in range(12):
+        name = {"familyName": "Killed", "givenName": f"K{index}"}
+        scim.create("Users", {"userName": f"k{index}{tag}@example.org", "name": name})
+    state = tmp_path / "s.db"
+    engine = SyncEngine(state, SystemClock())
+    app = engine.create_application("ad").id
+    engine.set_secrets(app, {
+        "SourceBaseAddress": scim.url, "SourceSecretToken": scim.token.reveal(),
+        "Url": module_dc.ldaps_url, "UserName": ADMIN_UPN,
+        "Password": module_dc.password.reveal(), "BaseDn": BASE_DN,
+        "CaFile": module_dc.ca_file, "TlsServerName": TLS_SERVER_NAME,
+    })  # fmt: skip
+    job_id = engine.create_job("scimToAd", application_id=app).id or ""
+    engine.start(job_id)
+    engine.close()
+
+    with module_dc.connect() as watch:  # one connection: polled as fast as it answers
+        for wanted in (2, 5, 8):  # killed three times, as soon as the DC shows a new account
+            worker = start_worker(state, job_id)
+            ready = lambda n=wanted: len(_accounts(module_dc, tag, watch)) >= n  # noqa: E731
+            assert kill_when(worker, ready, 60)
+    settle(state, job_id)
+    accounts = _accounts(module_dc, tag)
+    assert len(accounts) == 12
+    without = {n for n, a in accounts.items() if a["pwdLastSet"] == 0 or a["control"] != 512}
+    assert without == set()
