@@ -245,10 +245,13 @@ class LdapSource:
         assertion = self._entries.assertion(anchor)
         if assertion is None:
             return None
-        entries = self._lookup.search(
-            kind.base_dn,
-            f"(&{kind.filter}({self._entries.anchor}={assertion}))",
-            self._entries.attributes(kind),
+        entries = self._entries.extended(
+            self._lookup.search(
+                kind.base_dn,
+                f"(&{kind.filter}({self._entries.anchor}={assertion}))",
+                self._entries.attributes(kind),
+                controls=self._entries.controls,
+            )
         )
         changes = self._entries.changes(kind, entries, self._lookup, ReadState())
         found = next((c for c in changes if c.anchor == anchor), None)
@@ -441,4 +444,6 @@ class LdapSource:
         if not terms:
             return []
         search_filter = f"(&{kind.filter}(|{terms}))"
-        return channel.search(kind.base_dn, search_filter, self._entries.attributes(kind))
+        wanted = self._entries.attributes(kind)
+        found = channel.search(kind.base_dn, search_filter, wanted, controls=self._entries.controls)
+        return self._entries.extended(found)
