@@ -17,7 +17,7 @@ from connectors.base import WatermarkExpired
 from connectors.ldap.config import ad_users
 from connectors.ldap.target import LdapTarget
 from engine import SyncEngine, SystemClock
-from tests.ad.ad_objects import add_ou, add_users
+from tests.ad.ad_objects import add_group, add_ou, add_users, guid_of
 from tests.ad.samba import ADMIN_UPN, BASE_DN, TLS_SERVER_NAME, SambaDc
 from tests.ad.test_ad_deltas import make_source, read
 from tests.ad.test_ad_target import PASSWORD, endpoint, user
@@ -139,3 +139,37 @@ def test_a_runner_killed_while_creating_accounts_leaves_none_without_a_password(
     assert len(accounts) == 12
     without = {n for n, a in accounts.items() if a["pwdLastSet"] == 0 or a["control"] != 512}
     assert without == set()
+
+
+@pytest.mark.parametrize("mode", ["usn", "dirsync"])
+@pytest.mark.parametrize("group_read", ["delta", "full"])
+def test_a_member_whose_dn_another_user_took_over_is_that_user(
+    module_dc: SambaDc, mode: str, group_read: str
+) -> None:
+    """An old hand moves to another OU and a new one takes their DN (CN=John Smith is
+    common), then joins a group, between the job's read of users and its read of groups: the
+    group's member DN names the new user. The DN -> anchor cache, filled by the users' read,
+    still gave it the old one's objectGUID, and nothing read the group again."""
+    tag = uuid.uuid4().hex[:6]
+    with module_dc.connect() as connection:
+        root = add_ou(connection, f"c{tag}")
+        one, two = add_ou(connection, "one", root), add_ou(connection, "two", root)
+        (old,) = add_users(connection, [f"smith{tag}"], one)
+        group = add_group(connection, f"g{tag}", one)
+        old_guid = guid_of(connection, old)
+    source = make_source(module_dc, root, mode)
+    try:
+        read(source, "User", None)  # fills the DN -> anchor cache: old's DN is old's
+        _, pages = read(source, "Group", None) if group_read == "delta" else ([], [])
+        with module_dc.connect() as connection:
+            assert connection.modify_dn(old, old.split(",")[0], new_superior=two)
+            (new,) = add_users(connection, [f"smith{tag}"[::-1]], one)
+            assert connection.modify_dn(new, old.split(",")[0])  # the new one takes old's DN
+            assert connection.modify(group, {"member": [(ldap3.MODIFY_ADD, [old])]})
+            new_guid = guid_of(connection, old)
+        assert new_guid != old_guid
+        changes, _ = read(source, "Group", pages[-1].watermark if pages else None)
+        members = {c.anchor: c.attributes for c in changes if c.kind == "upsert"}
+        assert [m["member"] for m in members.values()] == [[new_guid]], old_guid
+    finally:
+        source.close()
