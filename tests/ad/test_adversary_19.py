@@ -1,6 +1,7 @@
 """Adversary tests of issue 19 (Active Directory as source and target) against real Samba DCs:
-hostile watermarks, references to a DN another entry took over, and an account created in one
-write (nothing a crash between two writes could leave half made)."""
+hostile watermarks, references to a DN another entry took over, an account created in one
+write (nothing a crash between two writes could leave half made), and real runner processes
+(tests.ldap.job_worker) SIGKILLed mid-cycle of scimToAd and adToScim."""
 
 from __future__ import annotations
 
@@ -17,10 +18,11 @@ from connectors.base import WatermarkExpired
 from connectors.ldap.config import ad_users
 from connectors.ldap.target import LdapTarget
 from engine import SyncEngine, SystemClock
-from tests.ad.ad_objects import add_group, add_ou, add_users, guid_of
+from tests.ad.ad_objects import DISABLED, add_group, add_ou, add_users, guid_of, modify
 from tests.ad.samba import ADMIN_UPN, BASE_DN, TLS_SERVER_NAME, SambaDc
 from tests.ad.test_ad_deltas import make_source, read
 from tests.ad.test_ad_target import PASSWORD, endpoint, user
+from tests.ad.test_ad_templates import job, source_secrets
 from tests.ldap.job_worker import kill_when, settle, start_worker
 from tests.scim.conftest import make_scim_server
 from tests.scim.server import ScimServer
@@ -173,3 +175,77 @@ def test_a_member_whose_dn_another_user_took_over_is_that_user(
         assert [m["member"] for m in members.values()] == [[new_guid]], old_guid
     finally:
         source.close()
+
+
+def _writes(scim: ScimServer) -> int:
+    return sum(1 for r in scim.requests() if r.method in ("POST", "PATCH", "PUT", "DELETE"))
+
+
+def _scim_users(scim: ScimServer) -> dict[str, dict[str, Any]]:
+    listed = scim.request("GET", "/Users", params={"count": "500"}).json()["Resources"]
+    names = [u["userName"] for u in listed]
+    assert len(names) == len(set(names)), "a user was created twice"
+    return {u["userName"]: u for u in listed}
+
+
+def test_an_ad_to_scim_runner_killed_mid_cycle_converges(
+    module_dc: SambaDc, make_scim_server: Callable[[str], ScimServer], tmp_path: Path
+) -> None:
+    """adToScim (usn deltas, users scoped to OU=Team by their DN) run by a real process,
+    SIGKILLed in its first cycle and again in a delta cycle while users are added, renamed,
+    moved out of the OU and back in, disabled, deleted, and group members change: once it
+    settles, SCIM holds exactly the users in scope, each once, and the group's members."""
+    tag = uuid.uuid4().hex[:6]
+    with module_dc.connect() as connection:
+        team, away = add_ou(connection, f"Team{tag}"), add_ou(connection, f"Away{tag}")
+        people = add_users(connection, [f"m{i}{tag}" for i in range(40)], team)
+        group = add_group(connection, f"crew{tag}", team, people[:20])
+    scim = make_scim_server("scim")
+    state = tmp_path / "s.db"
+    engine = SyncEngine(state, SystemClock())
+    secrets = {**source_secrets(module_dc), "BaseAddress": scim.url,
+               "SecretToken": scim.token.reveal()}  # fmt: skip
+    job_id, _ = job(engine, "adToScim", secrets, team)
+    engine.close()
+
+    worker = start_worker(state, job_id)
+    assert kill_when(worker, lambda: _writes(scim) >= 15, 60)  # inside the first cycle
+    with module_dc.connect() as connection:
+        moved_out, moved_back, renamed, disabled, deleted = people[20:25]
+        assert connection.modify_dn(moved_out, moved_out.split(",")[0], new_superior=away)
+        assert connection.modify_dn(moved_back, moved_back.split(",")[0], new_superior=away)
+        back = f"{moved_back.split(',')[0]},{away}"
+        assert connection.modify_dn(back, moved_back.split(",")[0], new_superior=team)
+        assert connection.modify_dn(renamed, f"CN=renamed{tag}")
+        modify(connection, disabled, {"userAccountControl": DISABLED})
+        assert connection.delete(deleted)
+        added = add_users(connection, [f"n{i}{tag}" for i in range(10)], team)
+        member = {"member": [(ldap3.MODIFY_ADD, added[:3]), (ldap3.MODIFY_DELETE, people[:2])]}
+        assert connection.modify(group, member)
+    scim.clear_requests()
+    worker = start_worker(state, job_id)
+    assert kill_when(worker, lambda: _writes(scim) >= 10, 60)  # inside a later cycle
+    with module_dc.connect() as connection:  # and more while it is down
+        assert connection.modify_dn(f"CN=renamed{tag},{team}", "CN=again", new_superior=away)
+        assert connection.modify(group, {"member": [(ldap3.MODIFY_ADD, [people[30]])]})
+    settle(state, job_id)
+
+    with module_dc.connect() as connection:
+        connection.search(team, "(&(objectClass=user)(objectCategory=person))",
+                          attributes=["userPrincipalName", "userAccountControl"])  # fmt: skip
+        found = [e["raw_attributes"] for e in connection.response if e["type"] == "searchResEntry"]
+        expected = {
+            raw["userPrincipalName"][0].decode(): not int(raw["userAccountControl"][0]) & 2
+            for raw in found
+        }
+        connection.search(group, "(objectClass=*)", ldap3.BASE, attributes=["member"])
+        crew = {
+            m.decode().split(",")[0][3:] for m in connection.response[0]["raw_attributes"]["member"]
+        }
+    users = _scim_users(scim)
+    active = {name: bool(u.get("active", True)) for name, u in users.items()}
+    assert {n: a for n, a in active.items() if n in expected} == expected
+    assert all(not a for n, a in active.items() if n not in expected)  # scope exits: inactive
+    (listed,) = scim.request("GET", "/Groups").json()["Resources"]
+    ids = {u["id"]: name.split("@")[0] for name, u in users.items()}
+    assert {ids[m["value"]] for m in listed.get("members", [])} == crew
