@@ -16,7 +16,7 @@ from typing import Any
 import ldap3
 
 from connectors.base import ObjectError, ObjectGone, Value, ValueDelta, as_list
-from connectors.ldap.connection import LdapClient, LdapEndpoint, LdapObjectError
+from connectors.ldap.connection import LdapClient, LdapEndpoint
 
 ACCOUNTDISABLE = 0x2
 NORMAL_ACCOUNT = 0x200
@@ -133,36 +133,24 @@ class Accounts:
     def _encrypted(self) -> bool:
         return self.endpoint.host_port[2] or self.endpoint.start_tls
 
-    def create(
-        self, dn: str, payload: dict[str, Any], add: Callable[[dict[str, Any]], None]
-    ) -> None:
-        """An AD account in AD's order: added (by ``add``) disabled, given its password, then
-        enabled.
+    def create(self, payload: dict[str, Any], add: Callable[[dict[str, Any]], None]) -> None:
+        """An AD account in one add (by ``add``): its password (unicodePwd, over TLS only) and
+        its final userAccountControl (enabled, unless the mapping disables it or gives no
+        password).
 
-        AD refuses to enable an account whose password does not meet its policy, and a
-        password cannot be part of a plain add on every DC; so the account exists disabled
-        first. If the password or the enable is refused, the new entry is deleted again and
-        the error raised: the engine's retry then creates it whole, rather than joining a
-        disabled account that has no password (an ObjectAddOnly password never flows again).
+        One write, so that nothing can be left half made. An account added disabled and then
+        given its password by a second write was left disabled with no password by a crash
+        between the two; the retry found it by its matching values, joined it, never sent the
+        ObjectAddOnly password again, and enabled it with none (Samba takes that; Windows
+        refuses it for ever). AD checks the password against its policy in the add itself
+        and refuses the whole add (constraintViolation) when it does not meet it.
         """
         password, disabled, control = take_account(payload)
         if password is not None:
             require_encryption(self._encrypted, self.endpoint.shown_url)
-        final = final_control(password, disabled, control)
-        created = with_disabled(final, True)
-        payload[CONTROL] = [str(created)]
+            payload[PASSWORD] = [password]
+        payload[CONTROL] = [str(final_control(password, disabled, control))]
         add(payload)
-        try:
-            changes: dict[str, list[tuple[str, list[Any]]]] = {}
-            if password is not None:
-                changes[PASSWORD] = [(ldap3.MODIFY_REPLACE, [password])]
-            if final != created:
-                changes[CONTROL] = [(ldap3.MODIFY_REPLACE, [str(final)])]
-            if changes:
-                self._client().modify(dn, changes)  # in order: the password, then the enable
-        except LdapObjectError:
-            self._client().delete(dn)
-            raise
 
     def prepare_update(self, ref: str, changes: dict[str, Any]) -> None:
         """The password encoded, and the enable/disable pseudo-attributes as a new

@@ -139,12 +139,14 @@ class DirSyncReader:
                 f"have it). Grant it, or read changes by uSNChanged instead: {self.usn_hint} "
                 f"({error})"
             )
-        if error.code == 12:  # unavailableCriticalExtension
+        if error.code == 12 and not had_cookie:  # unavailableCriticalExtension
             return ConnectorError(
                 f"{self._who()}the server does not do DirSync (is it Active Directory?): "
                 f"{self.usn_hint} ({error})"
             )
-        if had_cookie:  # a cookie of another domain, or one the DC no longer takes
+        if had_cookie:  # a cookie of another domain, one the DC no longer takes, or one
+            # cut short (Samba answers that with LDAP 12, as if it did not do DirSync: it did
+            # when the cookie was made, and start() without one says so if it no longer does)
             return WatermarkExpired(
                 f"DirSync refused the watermark's cookie ({error}): reading everything again"
             )
@@ -156,6 +158,11 @@ class DirSyncReader:
 
 def _text(cookie: bytes) -> str:
     return base64.b64encode(cookie).decode("ascii")
+
+
+def check(mark: str) -> None:
+    """WatermarkExpired unless ``mark`` (without its ``d:``) is a DirSync watermark."""
+    _load(mark)
 
 
 def _load(mark: str) -> tuple[bytes, bytes | None, str]:

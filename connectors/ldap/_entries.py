@@ -11,14 +11,20 @@ References
     every entry). A DN naming no entry is dropped (and looked up again on the next read: no
     negative cache, so it is found once it exists). Accesslog deltas forget the DNs of deleted
     and renamed entries; the cache is never trimmed otherwise: a few hundred bytes per entry.
+    With an objectGUID anchor (Active Directory) entries are read with the extended DN control
+    and references carry their objectGUID: no cache, which could not know that a DN now
+    names another object (see :meth:`EntryConverter.extended`).
 """
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Mapping
+from typing import Any
 
 import ldap3
+from ldap3.protocol.microsoft import extended_dn_control
 
 from connectors.base import (
     DANGLING_REFERENCES,
@@ -88,27 +94,24 @@ def normal_dn(dn: str) -> str:
         return dn.lower()
 
 
+#: an AD extended DN's prefix (the extended DN control's string or hex form): its objectGUID,
+#: then the SID that accounts and groups have, then the DN (empty for an object shown by GUID)
+_EXTENDED = re.compile(r"<GUID=([0-9A-Fa-f-]{32,36})>(?:;<SID=[^<>]*>)?(?:;|$)")
+
+
 def split_extended_dn(dn: str) -> tuple[str | None, str]:
     """An AD extended DN's objectGUID (text form, lower case; None if it has none) and its
     plain DN: ``<GUID=...>;<SID=...>;CN=a,DC=example`` -> (the GUID, ``CN=a,DC=example``).
-    A plain DN comes back as it is."""
-    guid: str | None = None
-    rest = dn
-    while rest.startswith("<"):
-        end = rest.find(">")
-        if end < 0:
-            return None, dn
-        part, rest = rest[1:end], rest[end + 1 :].removeprefix(";")
-        name, _, value = part.partition("=")
-        if name.upper() == "GUID":
-            try:  # the string form, or the hex form (the GUID's bytes as stored)
-                found = (
-                    uuid.UUID(value) if "-" in value else uuid.UUID(bytes_le=bytes.fromhex(value))
-                )
-            except ValueError:
-                return None, dn
-            guid = str(found)
-    return guid, rest
+    Anything else (a plain DN, text that merely starts with ``<``) comes back as it is."""
+    match = _EXTENDED.match(dn)
+    if match is None:
+        return None, dn
+    value = match.group(1)
+    try:  # the string form, or the hex form (the GUID's bytes as stored)
+        found = uuid.UUID(value) if "-" in value else uuid.UUID(bytes_le=bytes.fromhex(value))
+    except ValueError:
+        return None, dn
+    return str(found), dn[match.end() :]
 
 
 def reference_name(dn: str) -> str:
@@ -130,6 +133,12 @@ def _text(value: bytes) -> str | bytes:
         return value.decode("utf-8")
     except UnicodeDecodeError:
         return value  # not text after all: give the bytes rather than a mangled string
+
+
+def _plain(value: bytes) -> str | bytes:
+    """A text value, an extended DN's prefix (:data:`_EXTENDED`) dropped."""
+    text = _text(value)
+    return split_extended_dn(text)[1] if isinstance(text, str) and text[:1] == "<" else text
 
 
 class EntryConverter:
@@ -155,6 +164,27 @@ class EntryConverter:
         self.refill_threshold = refill_threshold
         self.scan_page_size = scan_page_size
         self.dns = DnCache()
+        #: controls of the searches that read entries: AD's extended DN control when the
+        #: anchor is objectGUID (see :meth:`extended`)
+        self.controls: list[Any] = []
+        if self.anchor_low == "objectguid":
+            self.controls.append(extended_dn_control(criticality=False, hex_format=False))
+
+    @staticmethod
+    def extended(entries: list[Entry]) -> list[Entry]:
+        """Entries read with :attr:`controls`, their own DNs made plain again.
+
+        With AD's extended DN control (1.2.840.113556.1.4.529) every DN-valued attribute
+        holds its entry's objectGUID (``<GUID=…>;<SID=…>;CN=…``), so a reference needs no
+        DN -> anchor lookup: the cache cannot know that an entry moved away and another took
+        its DN (a rehire: CN=John Smith moved to OU=Former, a new CN=John Smith), since
+        AD's deltas name what changed by objectGUID and a group may be read before the move
+        is. A server without the control ignores it (not critical) and answers plain DNs."""
+        for entry in entries:
+            dn = str(entry.get("dn") or "")
+            if dn.startswith("<"):
+                entry["dn"] = split_extended_dn(dn)[1]
+        return entries
 
     # ------------------------------------------------------------------ anchors
     def anchor_of(self, raw: Mapping[str, list[bytes]]) -> str | None:
@@ -209,7 +239,7 @@ class EntryConverter:
         converts each reference once."""
         if ranges:
             for entry in entries:
-                read_to_end(entry, channel, kind.range_size)
+                read_to_end(entry, channel, kind.range_size, self.controls)
         self.remember(entries)
         missing: set[str] = set()
         changes = [self._upsert(kind, entry, missing) for entry in entries]
@@ -252,6 +282,8 @@ class EntryConverter:
                 complete = complete and not had_misses
             elif low in kind.binary:
                 scalars = [bytes(v) for v in found]
+            elif self.controls:  # read with the extended DN control: DN-valued text plain
+                scalars = [_plain(v) for v in found]
             else:
                 scalars = [_text(v) for v in found]
             if scalars:
@@ -274,9 +306,14 @@ class EntryConverter:
         had_misses = False
         for value in dns:
             dn = value.decode("utf-8", "replace")
+            if dn[:1] == "<":  # an extended DN: its objectGUID, not what the cache says
+                guid, dn = split_extended_dn(dn)
+                if guid is not None and self.anchor_low == "objectguid":
+                    anchors.append(guid)
+                    continue
             anchor = exact.get(dn)
             if anchor is None:
-                anchor = self.dns.get(dn) or self._extended_guid(dn)
+                anchor = self.dns.get(dn)
                 if anchor is None:
                     if missing is not None:
                         missing.add(dn)
@@ -286,14 +323,6 @@ class EntryConverter:
                     continue
             anchors.append(anchor)
         return anchors, had_misses
-
-    def _extended_guid(self, dn: str) -> str | None:
-        """The objectGUID an AD extended DN (``<GUID=...>;<SID=...>;CN=...``) starts with,
-        when it is the anchor: the reference needs no lookup."""
-        if self.anchor_low != "objectguid":
-            return None
-        guid, _ = split_extended_dn(dn)
-        return guid
 
     def _resolve(self, missing: set[str], channel: Channel, state: ReadState) -> None:
         """Look the missing DNs up: one by one, or all at once by refilling the cache."""

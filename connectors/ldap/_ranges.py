@@ -19,7 +19,8 @@ values read so far are not the entry's, and dropping the entry would deprovision
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import attrs
 import ldap3
@@ -85,10 +86,12 @@ def ranges_of(raw: Mapping[str, list[bytes] | None]) -> bool:
     return any(";" in key and split_range(key) is not None for key in raw)
 
 
-def read_to_end(entry: Entry, channel: Channel, size: int = 0) -> None:
+def read_to_end(
+    entry: Entry, channel: Channel, size: int = 0, controls: Sequence[Any] = ()
+) -> None:
     """Replace the entry's ranged keys by their plain names holding every value, asking for
     the parts still missing with base searches (``size`` values at a time; 0: as many as the
-    server gives)."""
+    server gives) sent with ``controls`` (the first part's, so every part is spelt alike)."""
     raw = entry.get("raw_attributes") or {}
     if not ranges_of(raw):
         return
@@ -99,7 +102,7 @@ def read_to_end(entry: Entry, channel: Channel, size: int = 0) -> None:
             f"{name};range={start}-{start + size - 1 if size > 0 else '*'}"
             for name, start in pending.items()
         ]
-        found = channel.search(dn, "(objectClass=*)", wanted, scope=ldap3.BASE)
+        found = channel.search(dn, "(objectClass=*)", wanted, scope=ldap3.BASE, controls=controls)
         if not found:
             raise TransientError(
                 f"{dn} was renamed or deleted while its values were read in ranges"

@@ -87,10 +87,7 @@ class UsnReader:
             )
 
     def read(self, kind: LdapObjectType, mark: str, page_size: int) -> Iterator[Page]:
-        dc, _, text = mark.rpartition(":")
-        if not text.isdigit():
-            raise WatermarkExpired(f"not a usn watermark: {mark[:60]!r}")
-        since = int(text)
+        dc, since = parse(mark)
         current, highest = self._dc(self._channel)
         if dc != current:
             raise WatermarkExpired(
@@ -155,3 +152,12 @@ class UsnReader:
 
     def _who(self) -> str:
         return f"{self.where}: " if self.where else ""
+
+
+def parse(mark: str) -> tuple[str, int]:
+    """(the DC's invocationId, the USN) of a watermark without its ``u:``; WatermarkExpired
+    for anything else (ASCII digits only: ``str.isdigit`` takes "²", which int() refuses)."""
+    dc, _, text = mark.rpartition(":")
+    if not dc or not text.isascii() or not text.isdigit():
+        raise WatermarkExpired(f"not a usn watermark: {mark[:60]!r}")
+    return dc, int(text)

@@ -36,8 +36,8 @@ class LdapObjectType:
     ``base_dn``: in Active Directory sAMAccountName and userPrincipalName are unique across
     the domain, so a user outside the container must be found and joined, or every create
     fails with entryAlreadyExists. ``account_control`` marks Active Directory accounts
-    (:mod:`connectors.ldap._ad_account`): created disabled, given their password, then
-    enabled; a soft delete disables them through userAccountControl.
+    (:mod:`connectors.ldap._ad_account`): created with their password and enabled in one
+    add; a soft delete disables them through userAccountControl.
     """
 
     name: str

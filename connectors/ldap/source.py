@@ -79,9 +79,11 @@ from connectors.ldap._accesslog import AccesslogReader
 from connectors.ldap._ad import naming_context
 from connectors.ldap._common import FETCH_BATCH, Channel, Entry, stamp
 from connectors.ldap._dirsync import DirSyncReader
+from connectors.ldap._dirsync import check as dirsync_mark
 from connectors.ldap._entries import EntryConverter, ReadState, normal_dn
 from connectors.ldap._timestamps import TimestampReader
 from connectors.ldap._usn import UsnReader
+from connectors.ldap._usn import parse as usn_mark
 from connectors.ldap.config import LdapObjectType
 from connectors.ldap.connection import LdapEndpoint
 from connectors.ldap.syntax import check_attribute_description, escape_filter_value, parse_dn, rdn
@@ -231,7 +233,7 @@ class LdapSource:
             return self._read_full(kind, None, None, page_size)
         if watermark.startswith("f:"):
             start, _, after = watermark[2:].rpartition("|")
-            self._delta_kind(start)
+            self._check_start(start)
             return self._read_full(kind, start, after, page_size)
         mode = self._delta_kind(watermark)
         if mode == "a":
@@ -247,10 +249,13 @@ class LdapSource:
         assertion = self._entries.assertion(anchor)
         if assertion is None:
             return None
-        entries = self._lookup.search(
-            kind.base_dn,
-            f"(&{kind.filter}({self._entries.anchor}={assertion}))",
-            self._entries.attributes(kind),
+        entries = self._entries.extended(
+            self._lookup.search(
+                kind.base_dn,
+                f"(&{kind.filter}({self._entries.anchor}={assertion}))",
+                self._entries.attributes(kind),
+                controls=self._entries.controls,
+            )
         )
         changes = self._entries.changes(kind, entries, self._lookup, ReadState())
         found = next((c for c in changes if c.anchor == anchor), None)
@@ -348,6 +353,16 @@ class LdapSource:
                 changes.append(Change("delete", anchor))
         return changes
 
+    def _check_start(self, start: str) -> None:
+        """A full read's resume point carries the delta's start, which becomes the read's
+        final watermark: one that no delta could read (a corrupted state) is refused now,
+        not after the whole read, when every next delta would fail on it."""
+        mode = self._delta_kind(start)
+        if mode == "u":
+            usn_mark(start[2:])
+        elif mode == "d":
+            dirsync_mark(start[2:])
+
     def _delta_kind(self, watermark: str) -> str:
         """``a``, ``t``, ``d`` or ``u``; a watermark of another mode (or none of ours) needs a
         full read."""
@@ -433,9 +448,12 @@ class LdapSource:
         held: dict[str, Entry] = {}
         room = self.scan_buffer if keep else 0
         newest = ""
+        controls = self._entries.controls if keep else ()
         for entries in self._reader.pages(
-            kind.base_dn, kind.filter, attributes, self.scan_page_size
+            kind.base_dn, kind.filter, attributes, self.scan_page_size, controls=controls
         ):
+            if keep:
+                self._entries.extended(entries)
             for entry in entries:
                 raw = entry["raw_attributes"]
                 found = anchor_of(raw)
@@ -480,4 +498,6 @@ class LdapSource:
         if not terms:
             return []
         search_filter = f"(&{kind.filter}(|{terms}))"
-        return channel.search(kind.base_dn, search_filter, self._entries.attributes(kind))
+        wanted = self._entries.attributes(kind)
+        found = channel.search(kind.base_dn, search_filter, wanted, controls=self._entries.controls)
+        return self._entries.extended(found)

@@ -281,9 +281,7 @@ class LdapTarget:
         object_classes = [str(c) for c in as_list(classes)] or list(kind.object_classes)
         payload = {k: _wire(v) for k, v in values.items() if k.lower() != "objectclass"}
         if kind.account_control:
-            self._accounts.create(
-                dn, payload, lambda ready: self._add(kind, dn, object_classes, ready)
-            )
+            self._accounts.create(payload, lambda ready: self._add(kind, dn, object_classes, ready))
         else:
             self._add(kind, dn, object_classes, payload)
         self._index_create(kind, dn, values)

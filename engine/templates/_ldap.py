@@ -10,7 +10,7 @@ objectDefinition's ``metadata`` (``Container`` relative to the base DN or ``Base
 references asked for that many values at a time; for a target ``MatchScope``
 ``Directory`` to match existing entries anywhere under the base DN rather than in the container
 only, or ``MatchBaseDn`` absolute; ``AccountControl`` true for Active Directory accounts,
-which are created disabled, given a password through ``unicodePwd`` and enabled, and disabled
+which are created with a password through ``unicodePwd`` and enabled in one add, and disabled
 by a soft delete) and its attribute definitions
 (the ``anchor`` one, ``Reference``, ``Binary`` and ``multivalued`` attributes). So a user edits
 one schema to point a job at another subtree; the connectors themselves know nothing of Graph.

@@ -90,8 +90,7 @@ def test_a_password_is_refused_in_clear_and_a_refused_password_leaves_no_account
     assert PASSWORD not in str(refused.value)
     assert clear.find("User", "sAMAccountName", name) is None  # nothing was sent
     clear.close()
-    # a password the DC's policy refuses: the new account is deleted again, so the retry
-    # creates it whole instead of joining a disabled account without a password
+    # a password the DC's policy refuses: the one add is refused whole, nothing is created
     with pytest.raises(ObjectError) as weak:
         target.create("User", user(name, unicodePwd="weakling"))
     assert "weakling" not in str(weak.value)
