@@ -108,56 +108,38 @@ SCIM_SOURCE_SECRETS = ("SourceBaseAddress", "SourceSecretToken")
 SCIM_TARGET_SECRETS = ("BaseAddress", "SecretToken")
 
 
+#: what each side of a connected template needs: its secrets and its builder
+_SOURCES = {
+    "ldap": (LDAP_SOURCE_SECRETS, _ldap_source),
+    "ad": (LDAP_SOURCE_SECRETS, _ad_source),
+    "scim": (SCIM_SOURCE_SECRETS, _scim_source),
+}
+_TARGETS = {
+    "ldap": (LDAP_TARGET_SECRETS, _ldap_target),
+    "scim": (SCIM_TARGET_SECRETS, _scim_target),
+}
+#: the built-in templates with real connectors: (source kind, target kind); AD is LDAP
+_CONNECTED = {
+    "ldapToLdap": ("ldap", "ldap"),
+    "ldapToScim": ("ldap", "scim"),
+    "adToScim": ("ad", "scim"),
+    "adToLdap": ("ad", "ldap"),
+    "scimToLdap": ("scim", "ldap"),
+    "ldapToAd": ("ldap", "ldap"),
+    "scimToAd": ("scim", "ldap"),
+}
+
+
 def builtin_templates() -> dict[str, Template]:
-    return {
-        "memoryToMemory": Template(graph=load_builtin("memoryToMemory")),
-        "ldapToLdap": Template(
-            graph=load_builtin("ldapToLdap"),
-            required_secrets=LDAP_SOURCE_SECRETS + LDAP_TARGET_SECRETS,
-            build_source=_ldap_source,
-            build_target=_ldap_target,
-            check_schema=_ldap_check(source=True, target=True),
-        ),
-        "ldapToScim": Template(
-            graph=load_builtin("ldapToScim"),
-            required_secrets=LDAP_SOURCE_SECRETS + SCIM_TARGET_SECRETS,
-            build_source=_ldap_source,
-            build_target=_scim_target,
-            check_schema=_ldap_check(source=True, target=False),
-        ),
-        "adToScim": Template(
-            graph=load_builtin("adToScim"),
-            required_secrets=LDAP_SOURCE_SECRETS + SCIM_TARGET_SECRETS,
-            build_source=_ad_source,
-            build_target=_scim_target,
-            check_schema=_ldap_check(source=True, target=False),
-        ),
-        "adToLdap": Template(
-            graph=load_builtin("adToLdap"),
-            required_secrets=LDAP_SOURCE_SECRETS + LDAP_TARGET_SECRETS,
-            build_source=_ad_source,
-            build_target=_ldap_target,
-            check_schema=_ldap_check(source=True, target=True),
-        ),
-        "scimToLdap": Template(
-            graph=load_builtin("scimToLdap"),
-            required_secrets=SCIM_SOURCE_SECRETS + LDAP_TARGET_SECRETS,
-            build_source=_scim_source,
-            build_target=_ldap_target,
-            check_schema=_ldap_check(source=False, target=True),
-        ),
-        "ldapToAd": Template(
-            graph=load_builtin("ldapToAd"),
-            required_secrets=LDAP_SOURCE_SECRETS + LDAP_TARGET_SECRETS,
-            build_source=_ldap_source,
-            build_target=_ldap_target,
-            check_schema=_ldap_check(source=True, target=True),
-        ),
-        "scimToAd": Template(
-            graph=load_builtin("scimToAd"),
-            required_secrets=SCIM_SOURCE_SECRETS + LDAP_TARGET_SECRETS,
-            build_source=_scim_source,
-            build_target=_ldap_target,
-            check_schema=_ldap_check(source=False, target=True),
-        ),
-    }
+    templates = {"memoryToMemory": Template(graph=load_builtin("memoryToMemory"))}
+    for template_id, (source, target) in _CONNECTED.items():
+        source_secrets, build_source = _SOURCES[source]
+        target_secrets, build_target = _TARGETS[target]
+        templates[template_id] = Template(
+            graph=load_builtin(template_id),
+            required_secrets=source_secrets + target_secrets,
+            build_source=build_source,
+            build_target=build_target,
+            check_schema=_ldap_check(source=source != "scim", target=target == "ldap"),
+        )
+    return templates
