@@ -32,7 +32,7 @@ from tests.ad.samba import ADMIN_UPN, BASE_DN, REALM, SambaDc
 from tests.ldap.conftest import slapd_target
 from tests.ldap.job_worker import kill_when, settle, start_worker
 from tests.ldap.ldap_jobs import count, entries
-from tests.ldap.slapd import ROOT_DN, Slapd
+from tests.ldap.slapd import ACCESSLOG_DN, ROOT_DN, Slapd
 from tests.scim.conftest import make_scim_server
 from tests.scim.server import ScimServer
 
@@ -73,6 +73,28 @@ def listing(scim: ScimServer, path: str) -> list[dict[str, Any]]:
         found += page.get("Resources", [])
         if not page.get("Resources") or len(found) >= page["totalResults"]:
             return found
+
+
+def target_writes(slapd: Slapd, base: str, after: str = "") -> list[tuple[str, str, str]]:
+    """(reqStart, operation, DN) of the writes slapd's accesslog holds under ``base``, later
+    than ``after``, oldest first."""
+    kinds = {"auditadd": "add", "auditmodify": "modify", "auditmodrdn": "modrdn",
+             "auditdelete": "delete"}  # fmt: skip
+    with slapd.connect() as connection:
+        found = connection.extend.standard.paged_search(
+            ACCESSLOG_DN, f"(reqStart>={after or '19700101000000Z'})",
+            attributes=["reqStart", "reqDN", "objectClass"], paged_size=1000, generator=False,
+        )  # fmt: skip
+    writes = []
+    for record in found:
+        raw = record.get("raw_attributes") or {}
+        classes = [c.decode().lower() for c in raw.get("objectClass", [])]
+        kind = next((kinds[c] for c in classes if c in kinds), None)
+        dn = b"".join(raw.get("reqDN", [])).decode().lower()
+        start = b"".join(raw.get("reqStart", [])).decode()
+        if kind and dn.endswith(base.lower()) and start > after:
+            writes.append((start, kind, dn))
+    return sorted(writes)
 
 
 def upn(n: int | str) -> str:
@@ -184,3 +206,32 @@ def test_a_runner_sigkilled_in_its_initial_cycle_converges_with_nothing_lost_or_
     (members,) = (values["member"] for values in groups.values())
     expected = [*(user_name(n) for n in range(GROUP_MEMBERS)), "n9000"]
     assert sorted(members) == sorted(f"uid={uid},{people}".lower() for uid in expected)
+
+    # then one cycle with exactly the changes: a rename, a move, a disable, a delete, members
+    mark = target_writes(slapd_target, base)[-1][0]
+    with populated_dc.connect() as connection:
+        sub = add_ou(connection, "Sub", STAFF_DN)
+        assert connection.modify_dn(user_dn(user_name(1), STAFF_DN), "CN=r0001")
+        modify(connection, user_dn("r0001", STAFF_DN), {"sAMAccountName": "r0001"})
+        assert connection.modify_dn(user_dn(user_name(2), STAFF_DN), "CN=u0002",
+                                    new_superior=sub)  # fmt: skip
+        modify(connection, user_dn(user_name(3), STAFF_DN), {"userAccountControl": DISABLED})
+        assert connection.delete(user_dn(user_name(4), STAFF_DN))
+        assert connection.modify(BIG_GROUP_DN, {"member": [
+            (ldap3.MODIFY_ADD, [user_dn(user_name(1700), STAFF_DN)]),
+            (ldap3.MODIFY_DELETE, [user_dn(user_name(5), STAFF_DN)])]})  # fmt: skip
+    engine = SyncEngine(state, ManualClock())
+    execution = engine.run_cycle(job_id)
+    assert execution.state is TaskExecutionResult.SUCCEEDED and engine.escrows(job_id) == []
+    engine.close()
+    group = next(iter(groups)).lower()
+    writes = [(kind, dn) for _, kind, dn in target_writes(slapd_target, base, mark)]
+    # the rename is a modrdn (and its new cn); the move and the disable change nothing LDAP
+    # holds (inetOrgPerson has no disabled state); u0004 goes, and leaves the group with u0005
+    assert sorted(set(writes)) == sorted({
+        ("modrdn", f"uid={user_name(1)},{people}"), ("modify", f"uid=r0001,{people}"),
+        ("delete", f"uid={user_name(4)},{people}"), ("modify", group)})  # fmt: skip
+    found = entries(slapd_target, f"ou=groups,{base}", "(objectClass=groupOfNames)", ["member"])
+    expected = {*range(GROUP_MEMBERS), 1700} - {1, 4, 5}
+    wanted = {f"uid={user_name(n)},{people}" for n in expected}
+    assert set(found[group]["member"]) == {*wanted, f"uid=r0001,{people}", f"uid=n9000,{people}"}
