@@ -18,8 +18,12 @@ raises WatermarkExpired: a reconciling full read. A full read starts its delta w
 Deletes are seen only by an account that may list ``CN=Deleted Objects`` (Windows allows
 that to administrators unless granted). :meth:`UsnReader.require` checks that the container
 is visible, which on Windows it is not to other accounts; Samba shows it to any account but
-hides the tombstones in it, which no check can tell from an empty container: there a plain
-account's deletes wait for the next full read.
+hides the tombstones in it, which no check can tell from an empty container. So until the
+account has been shown a tombstone, the watermark also keeps the DC's time of the last full
+read (``u:<invocationId>:<USN>:<YYYYmmddHHMMSS>``), and a delta after ``delete_scan_interval``
+raises ``WatermarkExpired("delete scan due ...")``: the engine reads everything and
+deprovisions what it did not see, as in timestamp mode. Once a delta has returned a
+tombstone, the watermark says so (``:*``) and no scan falls due again.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from ldap3.protocol.microsoft import show_deleted_control
 
 from connectors.base import ConnectorError, ObjectError, Page, WatermarkExpired
 from connectors.ldap._ad import Resolve, guid_of, root_dse
-from connectors.ldap._common import Channel, first_value
+from connectors.ldap._common import TIME, Channel, first_value, parse_time
 from connectors.ldap._entries import ReadState
 from connectors.ldap.config import LdapObjectType
 
@@ -49,8 +53,10 @@ class UsnReader:
         bind_dn: str | None,
         where: str = "",
         scan_page_size: int = 1000,
+        delete_scan_interval: float = 3600.0,
     ) -> None:
         self._channel = channel
+        self.delete_scan_interval = delete_scan_interval
         self._resolve = resolve
         self._naming_context = naming_context
         self.bind_dn = bind_dn
@@ -58,9 +64,9 @@ class UsnReader:
         self.scan_page_size = scan_page_size
 
     def start(self, channel: Channel | None = None) -> str:
-        """The watermark of "now" on this DC."""
+        """The watermark of "now" on this DC, with its time (a full read starts here)."""
         dc, highest = self._dc(channel or self._channel)
-        return f"u:{dc}:{highest}"
+        return f"u:{dc}:{highest}:{self._now(channel or self._channel)}"
 
     def require(self, kind: LdapObjectType, channel: Channel) -> None:
         """A ConnectorError when the DC cannot give what the mode needs: its USN and identity,
@@ -87,7 +93,7 @@ class UsnReader:
             )
 
     def read(self, kind: LdapObjectType, mark: str, page_size: int) -> Iterator[Page]:
-        dc, since = parse(mark)
+        dc, since, scanned = parse(mark)
         current, highest = self._dc(self._channel)
         if dc != current:
             raise WatermarkExpired(
@@ -100,7 +106,9 @@ class UsnReader:
                 f"the usn watermark ({since}) is ahead of the DC's highestCommittedUSN "
                 f"({highest}): its database was rolled back; reading everything again"
             )
-        changed = self._changed(self._naming_context(kind), since)
+        self._check_scan_due(scanned)
+        changed, tombstones = self._changed(self._naming_context(kind), since)
+        tail = ":*" if tombstones or scanned == "*" else (f":{scanned}" if scanned else "")
         state = ReadState()
         index = 0
         while index < len(changed):
@@ -111,24 +119,46 @@ class UsnReader:
             index = end
             changes = self._resolve(kind, [anchor for _, anchor in chunk], state)
             done = highest if index >= len(changed) else min(chunk[-1][0], highest)
-            yield Page(changes, f"u:{dc}:{max(done, since)}")
+            yield Page(changes, f"u:{dc}:{max(done, since)}{tail}")
         if not changed:
-            yield Page((), f"u:{dc}:{highest}")
+            yield Page((), f"u:{dc}:{highest}{tail}")
 
-    def _changed(self, context: str, since: int) -> list[tuple[int, str]]:
+    def _check_scan_due(self, scanned: str) -> None:
+        """WatermarkExpired when no tombstone was ever shown and the last full read is older
+        than ``delete_scan_interval`` (DC time): deletes may have gone unseen."""
+        last = parse_time(scanned)
+        if last is None:
+            return  # tombstones seen ("*"), or a watermark from before scans were kept
+        now = parse_time(self._now(self._channel))
+        if now is not None and (now - last).total_seconds() >= self.delete_scan_interval:
+            raise WatermarkExpired(
+                f"delete scan due: the last full read was at {scanned}Z (DC time) and "
+                f"{self.bind_dn or 'the bind account'} has not been shown a deleted object "
+                "(tombstone) since, so deletes may have gone unseen; reading everything"
+            )
+
+    def _now(self, channel: Channel) -> str:
+        """The DC's currentTime as YYYYmmddHHMMSS ("" where it has none)."""
+        moment = parse_time(first_value(root_dse(channel, ["currentTime"]), "currentTime"))
+        return moment.strftime(TIME) if moment else ""
+
+    def _changed(self, context: str, since: int) -> tuple[list[tuple[int, str]], bool]:
         """(uSNChanged, objectGUID) of the objects changed after ``since``, tombstones too,
-        oldest first."""
+        oldest first; and whether a tombstone was among them."""
         newest: dict[str, int] = {}
+        tombstones = False
         for entries in self._channel.pages(
-            context, f"(uSNChanged>={since + 1})", ["objectGUID", "uSNChanged"],
+            context, f"(uSNChanged>={since + 1})", ["objectGUID", "uSNChanged", "isDeleted"],
             self.scan_page_size, controls=[show_deleted_control(criticality=True)],
         ):  # fmt: skip
             for entry in entries:
+                raw = entry["raw_attributes"]
                 anchor = guid_of(entry)
-                usn = first_value(entry["raw_attributes"], "uSNChanged") or ""
-                if anchor is not None and usn.isdigit():
+                usn = first_value(raw, "uSNChanged") or ""
+                if anchor is not None and usn.isascii() and usn.isdigit():
                     newest[anchor] = max(newest.get(anchor, 0), int(usn))
-        return sorted((usn, anchor) for anchor, usn in newest.items())
+                tombstones = tombstones or (first_value(raw, "isDeleted") or "").upper() == "TRUE"
+        return sorted((usn, anchor) for anchor, usn in newest.items()), tombstones
 
     def _dc(self, channel: Channel) -> tuple[str, int]:
         """The DC's identity (its invocationId; its NTDS Settings' DN where that cannot be
@@ -154,10 +184,13 @@ class UsnReader:
         return f"{self.where}: " if self.where else ""
 
 
-def parse(mark: str) -> tuple[str, int]:
-    """(the DC's invocationId, the USN) of a watermark without its ``u:``; WatermarkExpired
-    for anything else (ASCII digits only: ``str.isdigit`` takes "²", which int() refuses)."""
-    dc, _, text = mark.rpartition(":")
-    if not dc or not text.isascii() or not text.isdigit():
+def parse(mark: str) -> tuple[str, int, str]:
+    """(the DC's invocationId, the USN, the last full read's DC time or ``*`` or "") of a
+    watermark without its ``u:``; WatermarkExpired for anything else (ASCII digits only:
+    ``str.isdigit`` takes "²", which int() refuses)."""
+    dc, _, rest = mark.partition(":")
+    text, _, scanned = rest.partition(":")
+    valid_scan = scanned in ("", "*") or parse_time(scanned) is not None
+    if not dc or not text.isascii() or not text.isdigit() or not valid_scan:
         raise WatermarkExpired(f"not a usn watermark: {mark[:60]!r}")
-    return dc, int(text)
+    return dc, int(text), scanned

@@ -211,6 +211,7 @@ class LdapSource:
         self._usn = UsnReader(
             self._reader, self._current, self._naming_context,
             bind_dn=endpoint.bind_dn, where=where, scan_page_size=scan_page_size,
+            delete_scan_interval=delete_scan_interval,
         )  # fmt: skip
 
     def __repr__(self) -> str:

@@ -38,10 +38,17 @@ def object_types(base: str) -> list[LdapObjectType]:
 
 
 def make_source(
-    dc: SambaDc, base: str, mode: str, bind: str = ADMIN_UPN, password: str | None = None
+    dc: SambaDc,
+    base: str,
+    mode: str,
+    bind: str = ADMIN_UPN,
+    password: str | None = None,
+    delete_scan_interval: float = 3600.0,
 ) -> LdapSource:
     endpoint = LdapEndpoint(url=dc.url, bind_dn=bind, password=password or dc.password.reveal())
-    return LdapSource(endpoint, object_types(base), delta_mode=mode)
+    return LdapSource(
+        endpoint, object_types(base), delta_mode=mode, delete_scan_interval=delete_scan_interval
+    )
 
 
 def read(
@@ -189,3 +196,35 @@ def test_dirsync_without_the_replication_right_says_so_and_names_usn(
             usn.close()
     finally:
         source.close()
+
+
+def test_usn_scans_for_deletes_until_it_is_shown_a_tombstone(module_dc: SambaDc) -> None:
+    """Samba hides tombstones from a plain account, which no check can tell from none: a
+    usn watermark keeps the time of its full read, and once delete_scan_interval has passed
+    without a tombstone seen, a delta asks for a reconciling full read. A delta that returns
+    a tombstone marks the watermark (``:*``), and no scan falls due after it."""
+    tag = uuid.uuid4().hex[:6]
+    with module_dc.connect() as connection:
+        root = add_ou(connection, f"t{tag}")
+        gone = add_user(connection, f"gone{tag}", root)
+        add_user(connection, f"stays{tag}", root)
+    eager = make_source(module_dc, root, "usn", delete_scan_interval=0)
+    source = make_source(module_dc, root, "usn")
+    try:
+        *_, last = source.read("User", None, 100)
+        assert last.watermark.count(":") == 3, last.watermark  # u:<invocationId>:<USN>:<time>
+        assert not last.watermark.endswith(":"), last.watermark
+        with pytest.raises(WatermarkExpired, match="delete scan due"):
+            list(eager.read("User", last.watermark, 100))
+        changes, pages = read(source, "User", last.watermark)  # not due yet: a plain delta
+        assert changes == [] and pages[-1].watermark == last.watermark
+        with module_dc.connect() as connection:
+            gone_guid = guid_of(connection, gone)
+            assert connection.delete(gone)
+        changes, pages = read(source, "User", last.watermark)
+        assert deletes(changes) == {gone_guid} and pages[-1].watermark.endswith(":*")
+        changes, _ = read(eager, "User", pages[-1].watermark)  # tombstones are seen: no scan
+        assert changes == []
+    finally:
+        source.close()
+        eager.close()

@@ -32,11 +32,12 @@ __all__ = ["make_scim_server"]  # the fixture this module uses
 
 def _hostile(mode: str, mark: str) -> list[str]:
     if mode == "usn":
-        dc = mark[2:].rpartition(":")[0]
+        dc = mark.split(":")[1]  # u:<invocationId>:<USN>[:<DC time>]
         return [
             f"u:{dc}:\u00b2",  # str.isdigit() is True for it, int() refuses it
             f"u:{dc}:-1", f"u:{dc}:{10**30}", f"u:{dc}:", "u:", "u:garbage",
             f"u:{uuid.uuid4()}:5",  # another DC's invocationId
+            f"u:{dc}:5:yesterday", f"u:{dc}:5:99999999999999",  # a last full read's bad time
             f"f:u:{dc}:\u00b2|{uuid.uuid4()}",  # a full read's resume point with a bad start
             f"f:u:garbage|{uuid.uuid4()}",
         ]  # fmt: skip
