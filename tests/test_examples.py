@@ -36,4 +36,4 @@ def test_unit_test_example_passes() -> None:
 
 def test_connector_example_passes_the_contract() -> None:
     """examples/json_directory passes the whole connector contract through connectors.testing."""
-    _passes_under_pytest(EXAMPLES / "json_directory" / "test_json_directory.py", 16)
+    _passes_under_pytest(EXAMPLES / "json_directory" / "test_json_directory.py", 17)
