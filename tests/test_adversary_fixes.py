@@ -203,7 +203,7 @@ def test_a_secret_quoted_by_a_failing_directory_stays_out_of_logs_and_status(
         structlog.configure(**before)
 
 
-@pytest.mark.parametrize(("status", "users_before"), [(503, 150), (429, 600)])
+@pytest.mark.parametrize(("status", "users_before"), [(503, 75), (429, 150)])
 def test_a_daemon_stopped_while_scim_answers_retry_after_resumes_without_loss_or_doubles(
     status: int,
     users_before: int,
@@ -216,7 +216,7 @@ def test_a_daemon_stopped_while_scim_answers_retry_after_resumes_without_loss_or
     must exit promptly, and once started again (faults gone) bring every user exactly once
     and the groups complete."""
     tree = source_tree(slapd_source, f"adv2-retry-stop-{status}")
-    seed(tree, 600, groups=3, members=200)
+    seed(tree, 300, groups=3, members=100)
     scim = make_scim_server("scim")
     proxy = FaultProxy(scim.url)
     try:
@@ -237,8 +237,8 @@ def test_a_daemon_stopped_while_scim_answers_retry_after_resumes_without_loss_or
         process, api = daemon("serve-2")
         wait_until(lambda: converged(tree, scim), 90, "the sync completed after the restart")
         names, groups = scim_picture(scim)
-        assert len(names) == len(set(names)) == 600
-        assert all(len(m) == 200 for m in groups.values()), {k: len(v) for k, v in groups.items()}
+        assert len(names) == len(set(names)) == 300
+        assert all(len(m) == 100 for m in groups.values()), {k: len(v) for k, v in groups.items()}
         job_status = api.job(app, job)["status"]
         assert job_status["code"] == "Active", job_status
         process.send_signal(signal.SIGTERM)
@@ -438,16 +438,16 @@ def test_syncjob_run_once_beside_a_daemon_running_the_job_refuses_cleanly(
     (slowed by a SCIM target that takes its time): the daemon's hold on the state file refuses
     it, no second cycle runs and nothing is doubled; no "database is locked"."""
     tree = source_tree(slapd_source, "adv2-run-once")
-    seed(tree, 300, groups=2, members=100)
+    seed(tree, 80, groups=2, members=40)
     scim = make_scim_server("scim")
     proxy = FaultProxy(scim.url)
     try:
         process, api = daemon("serve")
         secrets = ldap_to_scim_secrets(tree, scim)
         secrets["BaseAddress"] = proxy.url
-        proxy.delay(0.05, times=400)
+        proxy.delay(0.05, times=120)
         app, job = api.create_job(secrets, "PT2S")
-        wait_until(lambda: total(scim, "Users") >= 20, 60, "the cycle under way", every=0.05)
+        wait_until(lambda: total(scim, "Users") >= 10, 60, "the cycle under way", every=0.05)
         ran = subprocess.run(
             [sys.executable, "-m", "engine", "run", job, "--once"]
             + ["--state", str(tmp_path / "state.db")],
@@ -465,7 +465,7 @@ def test_syncjob_run_once_beside_a_daemon_running_the_job_refuses_cleanly(
         assert "syncjob serve" in output and "runs the jobs of" in output, output[-2000:]
         wait_until(lambda: converged(tree, scim), 90, "the daemon's sync complete")
         names, _ = scim_picture(scim)
-        assert len(names) == len(set(names)) == 300
+        assert len(names) == len(set(names)) == 80
         process.send_signal(signal.SIGTERM)
         assert 0 == process.wait(20)
     finally:
