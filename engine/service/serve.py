@@ -28,6 +28,7 @@ from engine.logs import configure_logging
 from engine.service.api import create_app
 from engine.service.runner import Runner
 from engine.service.state_lock import hold_for_serve
+from engine.store.sqlite import create_private
 
 TOKENS_ENV = "SYNCJOB_API_TOKENS"
 DIGEST_SUFFIX = ".api-token.sha256"
@@ -85,15 +86,17 @@ def load_config(
     return ServeConfig(**values)
 
 
-def create_private(path: Path) -> None:
-    """Create ``path`` empty with mode 0600 unless it exists (SQLite gives its -wal and -shm
-    files the database file's mode)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return
-    os.close(fd)
+def make_private(state: Path, tell: Any) -> None:
+    """The state file (and its -wal and -shm) readable by its owner only: a file made by an
+    older version, ``syncjob demo`` or an embedder's umask is made private, saying so."""
+    for path in (state, *(state.with_name(state.name + end) for end in ("-wal", "-shm"))):
+        try:
+            mode = path.stat().st_mode & 0o777
+        except FileNotFoundError:
+            continue
+        if mode & 0o077:
+            path.chmod(0o600)
+            tell(f"syncjob serve: {path} was open to others (mode {mode:04o}); made 0600")
 
 
 def token_digests(state: Path, announce: Any = None) -> list[bytes]:
@@ -101,6 +104,11 @@ def token_digests(state: Path, announce: Any = None) -> list[bytes]:
     kept there (mode 0600) and which is passed to ``announce`` once (the only time it is
     shown)."""
     path = state.with_name(state.name + DIGEST_SUFFIX)
+    if path.exists() and path.stat().st_mode & 0o022:
+        raise ConfigurationError(
+            f"{path} may be written by others (mode {path.stat().st_mode & 0o777:04o}): "
+            f"whoever can write it can add an API token; make it private (chmod 600 {path})"
+        )
     if not path.exists():
         token = secrets.token_urlsafe(32)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -134,7 +142,9 @@ def serve(config: ServeConfig, log_level: str = "WARNING", say: Any = None) -> N
     file, the jobs found, and the stop."""
     tell = say or _say
     configure_logging(log_level, json=config.log_format == "json", force=True)
+    config.state.parent.mkdir(parents=True, exist_ok=True)
     create_private(config.state)
+    make_private(config.state, tell)
     address = f"http://{config.host}:{config.port}"
     with hold_for_serve(config.state, address):
         digests = [] if config.tokens else token_digests(config.state)

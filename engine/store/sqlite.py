@@ -17,6 +17,7 @@ and lock to one helper per other group of tables, so each stays short and on one
 from __future__ import annotations
 
 import operator
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -48,6 +49,17 @@ _LINK_BATCH = 500
 _ANCHOR, _EXPORTED = operator.itemgetter(1), operator.itemgetter(3)  # of a links row
 
 
+def create_private(path: Path) -> None:
+    """Create ``path`` empty with mode 0600 unless it exists (SQLite gives its -wal and -shm
+    files the database file's mode): a state file holds secrets and the directory's values,
+    so it is private from its first byte, whichever entry point makes it."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except (FileExistsError, FileNotFoundError):
+        return  # there already, or no such directory (SQLite says so when it opens it)
+    os.close(fd)
+
+
 class SqliteStateStore(RecoveryTables):
     """State in one SQLite file; safe to share between threads of one process."""
 
@@ -58,6 +70,8 @@ class SqliteStateStore(RecoveryTables):
         self._lock = threading.RLock()
         self._scopes: dict[tuple[str, str], int] = {}
         self._value_key: bytes | None = None
+        if str(path) != ":memory:":
+            create_private(self.path)
         self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._synchronous = synchronous.upper()
