@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import uuid
 from collections.abc import Callable, Collection, Mapping
@@ -12,6 +13,7 @@ from engine.errors import ConfigurationError, NotFoundError
 from engine.jobs._rows import Shared, status_of, with_status
 from engine.lifecycle import Command, transition
 from engine.limits import shown
+from engine.masking import credential_name
 from engine.model import Application, StatusCode
 from engine.settings import JobSettings
 from engine.store import JobRow
@@ -76,6 +78,7 @@ class Applications:
                 f"secrets must map names to values, not {type(secrets).__name__}"
             )
         clean = {str(k): str(v) for k, v in secrets.items()}
+        check_credentials({k: v for k, v in clean.items() if k not in keep})
         JobSettings.parse((), {k: v for k, v in clean.items() if k not in keep}, strict=True)
         app = self.resolve(application_id)  # anything is stored (or a default app made)
         store = self._shared.store
@@ -102,6 +105,7 @@ class Applications:
                 f"secrets must map names to values, not {type(secrets).__name__}"
             )
         clean = {str(k): str(v) for k, v in secrets.items() if k not in keep}
+        check_credentials(clean)
         app = self.resolve(application_id, create=False)
         store = self._shared.store
         with self._secrets_lock:  # the read, the comparison and the write are one step
@@ -143,3 +147,32 @@ class Applications:
             return with_status(current, attrs.evolve(status, code=code))
 
         self._shared.update(row.job.id, reconfigured)
+
+
+_TOKEN = re.compile(r"token", re.IGNORECASE)
+
+
+def check_credentials(secrets: Mapping[str, str]) -> None:
+    """Refuse, before anything is stored, a credential that masking could not follow: one
+    with whitespace at either end or a control character (a token pasted with its newline is
+    quoted escaped, ``\\n``, by HTTP libraries and in errors, where the raw value masked
+    nothing), and a token that cannot go into an HTTP header (outside Latin-1). The message
+    names the key and the fault, never the value."""
+    for key, value in secrets.items():
+        if not credential_name(key):
+            continue
+        if value != value.strip():
+            raise ConfigurationError(
+                f"secret {key!r} has whitespace at its start or end (a pasted newline?): "
+                "send the value without it"
+            )
+        if any(ord(c) < 32 or ord(c) == 127 for c in value):
+            raise ConfigurationError(f"secret {key!r} holds a control character")
+        if _TOKEN.search(key) and not value.isascii():
+            try:
+                value.encode("latin-1")
+            except UnicodeEncodeError:
+                raise ConfigurationError(
+                    f"secret {key!r} holds characters an HTTP header cannot carry (outside "
+                    "Latin-1): a bearer token is ASCII"
+                ) from None
