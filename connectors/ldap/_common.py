@@ -124,3 +124,22 @@ def format_time(moment: datetime) -> str:
     Samba answers ``(modifyTimestamp>=…00Z)`` with every entry and ``…00.0Z`` correctly;
     OpenLDAP takes both."""
     return moment.strftime(TIME) + ".0Z"
+
+
+def server_time(channel: Channel) -> str | None:
+    """The root DSE's currentTime (AD has it; OpenLDAP does not) as YYYYmmddHHMMSS."""
+    try:
+        root = channel.search("", "(objectClass=*)", ["currentTime"], scope=ldap3.BASE)
+    except ObjectError:
+        return None
+    moment = parse_time(first_value(root[0]["raw_attributes"], "currentTime") if root else None)
+    return moment.strftime(TIME) if moment else None
+
+
+def scan_overdue(scanned: str, now: str | None, interval: float) -> bool:
+    """Whether a delete scan (a reconciling full read) last made at ``scanned`` is due at
+    ``now`` (both server time, YYYYmmddHHMMSS); never when either is unknown."""
+    last, current = parse_time(scanned), parse_time(now)
+    return (
+        last is not None and current is not None and ((current - last).total_seconds() >= interval)
+    )

@@ -34,10 +34,16 @@ import threading
 from collections.abc import Iterator
 from datetime import timedelta
 
-import ldap3
-
-from connectors.base import Change, ObjectError, Page, WatermarkExpired
-from connectors.ldap._common import TIME, Channel, first_value, format_time, parse_time, stamp
+from connectors.base import Change, Page, WatermarkExpired
+from connectors.ldap._common import (
+    TIME,
+    Channel,
+    format_time,
+    parse_time,
+    scan_overdue,
+    server_time,
+    stamp,
+)
 from connectors.ldap._entries import EntryConverter, ReadState
 from connectors.ldap.config import LdapObjectType
 
@@ -157,20 +163,10 @@ class TimestampReader:
         yield Page(pending, f"t:{newest}:{scanned}" + _Edge.dump(reach, seen))
 
     def _server_time(self) -> str | None:
-        """The root DSE's currentTime (AD has it; OpenLDAP does not), as YYYYmmddHHMMSS."""
-        try:
-            root = self._channel.search("", "(objectClass=*)", ["currentTime"], scope=ldap3.BASE)
-        except ObjectError:
-            return None
-        found = first_value(root[0]["raw_attributes"], "currentTime") if root else None
-        moment = parse_time(found)
-        return moment.strftime(TIME) if moment else None
+        return server_time(self._channel)
 
     def _check_scan_due(self, scanned: str, now: str) -> None:
-        last, current = parse_time(scanned), parse_time(now)
-        if last is None or current is None:
-            return
-        if (current - last).total_seconds() >= self.delete_scan_interval:
+        if scan_overdue(scanned, now, self.delete_scan_interval):
             raise WatermarkExpired(
                 f"delete scan due: the last full read was at {scanned}Z (server time) and "
                 f"deletes cannot be seen by timestamps; reading everything to find them"

@@ -36,7 +36,7 @@ from ldap3.protocol.microsoft import show_deleted_control
 
 from connectors.base import ConnectorError, ObjectError, Page, WatermarkExpired
 from connectors.ldap._ad import Resolve, guid_of, root_dse
-from connectors.ldap._common import TIME, Channel, first_value, parse_time
+from connectors.ldap._common import Channel, first_value, parse_time, scan_overdue, server_time
 from connectors.ldap._entries import ReadState
 from connectors.ldap.config import LdapObjectType
 
@@ -66,7 +66,7 @@ class UsnReader:
     def start(self, channel: Channel | None = None) -> str:
         """The watermark of "now" on this DC, with its time (a full read starts here)."""
         dc, highest = self._dc(channel or self._channel)
-        return f"u:{dc}:{highest}:{self._now(channel or self._channel)}"
+        return f"u:{dc}:{highest}:{server_time(channel or self._channel) or ''}"
 
     def require(self, kind: LdapObjectType, channel: Channel) -> None:
         """A ConnectorError when the DC cannot give what the mode needs: its USN and identity,
@@ -125,22 +125,14 @@ class UsnReader:
 
     def _check_scan_due(self, scanned: str) -> None:
         """WatermarkExpired when no tombstone was ever shown and the last full read is older
-        than ``delete_scan_interval`` (DC time): deletes may have gone unseen."""
-        last = parse_time(scanned)
-        if last is None:
-            return  # tombstones seen ("*"), or a watermark from before scans were kept
-        now = parse_time(self._now(self._channel))
-        if now is not None and (now - last).total_seconds() >= self.delete_scan_interval:
+        than ``delete_scan_interval`` (DC time): deletes may have gone unseen. Nothing for a
+        watermark that saw tombstones ("*") or was made before scans were kept ("")."""
+        if scan_overdue(scanned, server_time(self._channel), self.delete_scan_interval):
             raise WatermarkExpired(
                 f"delete scan due: the last full read was at {scanned}Z (DC time) and "
                 f"{self.bind_dn or 'the bind account'} has not been shown a deleted object "
                 "(tombstone) since, so deletes may have gone unseen; reading everything"
             )
-
-    def _now(self, channel: Channel) -> str:
-        """The DC's currentTime as YYYYmmddHHMMSS ("" where it has none)."""
-        moment = parse_time(first_value(root_dse(channel, ["currentTime"]), "currentTime"))
-        return moment.strftime(TIME) if moment else ""
 
     def _changed(self, context: str, since: int) -> tuple[list[tuple[int, str]], bool]:
         """(uSNChanged, objectGUID) of the objects changed after ``since``, tombstones too,
