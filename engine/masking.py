@@ -5,9 +5,14 @@ recorded, not trusted to be clean."""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import re
 from collections.abc import Iterable, Mapping
+from functools import lru_cache
 from typing import TypeVar
+from urllib.parse import quote, quote_plus
 
 E = TypeVar("E", bound=BaseException)
 MASK = "*****"
@@ -16,6 +21,11 @@ _NOT_SECRET = frozenset({"true", "false"})
 _MIN_LENGTH = 3  # shorter values would mask ordinary characters of the message
 _USERINFO = re.compile(r"(?<=://)[^\s/@]+@")
 _DIGIT = re.compile(r"[0-9]")
+#: a run that may be base64 (Basic auth's ``user:password``, a token encoded by a library)
+_BASE64_RUN = re.compile(r"[A-Za-z0-9+/_-]{8,}={0,2}")
+#: an Authorization header's credential quoted in an error, whatever it holds (an access
+#: token fetched from a TokenUrl is in no secret); a plain word after "Bearer" stays
+_BEARER = re.compile(r"\b(Bearer\s+)([A-Za-z0-9._~+/=-]{8,})")
 
 
 #: a secret whose key says it is a credential (Password, SecretToken, ClientSecret, ApiKey...);
@@ -53,11 +63,58 @@ def opaque_value(value: str) -> bool:
 
 
 def mask_secrets(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with each secret value in it, and any URL's ``user:password@``, masked."""
+    """``text`` with each secret value in it, and any URL's ``user:password@``, masked: in
+    every form a library quotes it (raw, escaped as ``repr`` or JSON writes it, URL-encoded,
+    base64, Basic auth's ``user:password`` in base64), and any bearer credential."""
     values = {s for s in secrets if len(s) >= _MIN_LENGTH and s.strip().lower() not in _NOT_SECRET}
-    for secret in sorted(values, key=len, reverse=True):
-        text = text.replace(secret, MASK)
+    forms = {form for value in values for form in _quoted_forms(value)}
+    for form in sorted(forms, key=len, reverse=True):
+        text = text.replace(form, MASK)
+    if values:
+        wanted = [value.encode("utf-8") for value in values]
+        text = _BASE64_RUN.sub(lambda run: _masked_run(run.group(), wanted), text)
+    text = _BEARER.sub(
+        lambda m: m.group(1) + MASK if _credential_like(m.group(2)) else m.group(), text
+    )
     return _USERINFO.sub(f"{MASK}@", text)
+
+
+@lru_cache(maxsize=256)
+def _quoted_forms(secret: str) -> frozenset[str]:
+    """The ways a secret appears in text a library wrote: ``repr`` and JSON escape what is
+    not printable, URL encoding what is not safe, base64 everything."""
+    raw = secret.encode("utf-8")
+    forms = {
+        secret,
+        repr(secret)[1:-1],
+        json.dumps(secret)[1:-1],
+        json.dumps(secret, ensure_ascii=False)[1:-1],
+        secret.encode("unicode_escape").decode("ascii"),
+        quote(secret, safe=""),
+        quote(secret),
+        quote_plus(secret, safe=""),
+        base64.b64encode(raw).decode("ascii").rstrip("="),
+        base64.urlsafe_b64encode(raw).decode("ascii").rstrip("="),
+    }
+    return frozenset(form for form in forms if len(form) >= _MIN_LENGTH)
+
+
+def _masked_run(run: str, secrets: list[bytes]) -> str:
+    """The run masked when it is base64 whose decoded bytes hold a secret (``user:password``
+    in a Basic header, a secret after a prefix), else as it was."""
+    body = run.rstrip("=")
+    padded = body + "=" * (-len(body) % 4)
+    alphabet = b"-_" if ("-" in body or "_" in body) else b"+/"
+    try:
+        decoded = base64.b64decode(padded, altchars=alphabet, validate=True)
+    except (binascii.Error, ValueError):
+        return run
+    return MASK if any(secret in decoded for secret in secrets) else run
+
+
+def _credential_like(word: str) -> bool:
+    """A bearer credential rather than a word ("Bearer authentication failed" stays)."""
+    return not word.isalpha() or (word.lower() != word and word.upper() != word)
 
 
 def masked_error(exc: E, secrets: Iterable[str]) -> E:
