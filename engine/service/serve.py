@@ -9,6 +9,7 @@ keeps only its sha256 digest beside the state file (mode 0600), so later starts 
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import secrets
 import signal
@@ -33,7 +34,9 @@ from engine.store.sqlite import create_private
 TOKENS_ENV = "SYNCJOB_API_TOKENS"
 DIGEST_SUFFIX = ".api-token.sha256"
 DEFAULT_STATE = Path("syncjob.db")
-_KEYS = frozenset({"host", "port", "state", "tokens", "workers", "log_format"})
+_KEYS = frozenset({"host", "port", "state", "tokens", "workers", "log_format", "allow_weak_tokens"})
+#: what an API token must carry at least, as NIST and OWASP ask of a session secret
+STRONG_TOKEN_BITS = 128
 
 
 @attrs.frozen(kw_only=True)
@@ -44,6 +47,7 @@ class ServeConfig:
     tokens: tuple[str, ...] = ()
     workers: int = 2
     log_format: str = "console"
+    allow_weak_tokens: bool = False
 
 
 def load_config(
@@ -76,6 +80,10 @@ def load_config(
     for key, kind in checks.items():
         if key in values and (not isinstance(values[key], kind) or isinstance(values[key], bool)):
             raise ConfigurationError(f"{key} must be a {kind.__name__}")
+    if not isinstance(values.get("allow_weak_tokens", False), bool):
+        raise ConfigurationError("allow_weak_tokens must be true or false")
+    if not values.get("allow_weak_tokens", False):
+        check_token_strength(values["tokens"])
     if not 0 < values.get("port", 8080) < 65536:
         raise ConfigurationError("port must be between 1 and 65535")
     if values.get("workers", 2) < 1:
@@ -84,6 +92,38 @@ def load_config(
         raise ConfigurationError("log_format is console or json")
     values["state"] = Path(values.get("state", DEFAULT_STATE))
     return ServeConfig(**values)
+
+
+def token_bits(token: str) -> float:
+    """What guessing ``token`` costs, estimated from its length and the kinds of characters
+    in it (hex digits, lower case, upper case, digits, others); a token of few distinct
+    characters counts as weak whatever its length ("aaaa…", "1111…")."""
+    if len(set(token)) < 8:
+        return 0.0
+    hexadecimal = all(c in "0123456789abcdef" for c in token) or all(
+        c in "0123456789ABCDEF" for c in token
+    )
+    pool = 16 if hexadecimal else 0
+    if not pool:
+        pool += 26 if any(c.islower() for c in token) else 0
+        pool += 26 if any(c.isupper() for c in token) else 0
+        pool += 10 if any(c.isdigit() for c in token) else 0
+        pool += 32 if any(not c.isalnum() for c in token) else 0
+    return len(token) * math.log2(max(pool, 2))
+
+
+def check_token_strength(tokens: tuple[str, ...]) -> None:
+    """Refuse a token a guesser could find (a password-like "change-me"); the message says
+    which one by position, never its text."""
+    for n, token in enumerate(tokens, 1):
+        bits = token_bits(token)
+        if bits < STRONG_TOKEN_BITS:
+            raise ConfigurationError(
+                f"API token {n} of {len(tokens)} (the config file's tokens, then "
+                f"{TOKENS_ENV}) is weak: about {bits:.0f} bits, {STRONG_TOKEN_BITS} needed; make "
+                "one with `python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`, "
+                "or pass --allow-weak-tokens"
+            )
 
 
 def make_private(state: Path, tell: Any) -> None:

@@ -139,7 +139,7 @@ def wait_until(check: Callable[[], bool], seconds: float, what: str, every: floa
     return CLOCK.monotonic() - started
 
 
-TOKEN = "daemon-e2e-token"  # what the daemon fixture's processes accept
+TOKEN = "daemon-e2e-token-Xk7pQ2rM9vL4"  # what the daemon fixture's processes accept
 Start = Callable[[str], tuple[subprocess.Popen[bytes], DaemonApi]]
 
 

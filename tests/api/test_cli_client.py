@@ -16,7 +16,7 @@ from engine.service.serve import TOKENS_ENV
 from tests.api.daemon import free_port, start_daemon
 from tests.processes import terminate
 
-TOKEN = "cli-client-token"
+TOKEN = "cli-client-token-Xk7pQ2rM9vL4"
 CLOCK = SystemClock()
 
 

@@ -27,7 +27,7 @@ from tests.ldap.slapd import Slapd
 from tests.processes import terminate
 
 __all__ = ["slapd_source", "slapd_target"]  # the session's slapd servers (tests/ldap)
-TOKEN = "cli-client-token"  # what tests.api.test_cli_client.cli sends
+TOKEN = "cli-client-token-Xk7pQ2rM9vL4"  # what tests.api.test_cli_client.cli sends
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 USERS = 5
 LDAP_SECRETS = {
@@ -150,6 +150,26 @@ def test_setting_one_secret_keeps_the_job_configured(daemon: Daemon) -> None:
                    "--app", app)  # fmt: skip
     assert replaced.exit_code == 0
     assert _code(daemon, app, job) == "NotConfigured"
+
+
+def test_secrets_set_reads_values_from_stdin_and_files(daemon: Daemon, tmp_path: Path) -> None:
+    """Out of argv and the shell's history (issue #20, point 7): KEY=- and KEY=@file, one
+    trailing line break dropped; KEY=@@x is the literal "@x"."""
+    app = _new_app(daemon, "from-files")
+    (tmp_path / "token").write_text("tok-from-file-1234\n")
+    env = {"SYNCJOB_URL": daemon.url, "SYNCJOB_TOKEN": TOKEN}
+    args = ["secrets", "set", "SecretToken=@" + str(tmp_path / "token"), "SourcePassword=-"]
+    args += ["Note=@@at", "--app", app]
+    first = CliRunner().invoke(main, args, env=env, input="pw-from-stdin-99\n")
+    assert first.exit_code == 0, first.output
+    assert first.output.splitlines() == ["added: SecretToken, SourcePassword, Note"]
+    same = ["SecretToken=tok-from-file-1234", "SourcePassword=pw-from-stdin-99", "Note=@@at"]
+    again = cli(daemon.url, "secrets", "set", *same, "--app", app)
+    assert again.output.splitlines() == ["unchanged: SecretToken, SourcePassword, Note"]
+    missing = cli(daemon.url, "secrets", "set", f"A=@{tmp_path / 'none'}", "--app", app)
+    assert missing.exit_code == 2 and "cannot read A's value from" in missing.output
+    two = cli(daemon.url, "secrets", "set", "A=-", "B=-", "--app", app)
+    assert two.exit_code == 2 and "only one key can read standard input" in two.output
 
 
 def test_secrets_refusals(daemon: Daemon) -> None:

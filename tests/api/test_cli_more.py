@@ -30,7 +30,7 @@ from tests.ldap.slapd import Slapd
 from tests.processes import terminate
 
 __all__ = ["slapd_source", "slapd_target"]  # the session's slapd servers (tests/ldap)
-TOKEN = "cli-client-token"  # what tests.api.test_cli_client.cli sends
+TOKEN = "cli-client-token-Xk7pQ2rM9vL4"  # what tests.api.test_cli_client.cli sends
 CLOCK = SystemClock()
 USERS = 12
 

@@ -20,7 +20,7 @@ from tests.scim.server import ScimServer
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "ldap_to_scim"
-TOKEN = "example-token"
+TOKEN = "example-token-Xk7pQ2rM9vL4"
 
 
 def test_the_example_config_is_valid() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import secrets
 import signal
 import stat
 import subprocess
@@ -22,7 +23,7 @@ from engine.service.serve import DIGEST_SUFFIX, TOKENS_ENV, load_config
 from tests.api.daemon import start_daemon
 from tests.processes import tail, terminate
 
-TOKEN = "serve-test-token"
+TOKEN = "serve-test-token-Xk7pQ2rM9vL4"
 CLOCK = SystemClock()
 
 
@@ -117,11 +118,24 @@ def test_generated_token_is_shown_once_and_kept_as_digest(start: object, tmp_pat
 
 
 # ------------------------------------------------------------------- settings, in-process
+@pytest.mark.parametrize("weak", ["change-me", "serve-test-token", "Ab1-" * 10, "0f" * 20])
+def test_a_weak_token_is_refused_unless_allowed(weak: str) -> None:
+    """Under 128 bits (issue #20, point 7); the refusal names the token by position only."""
+    strong = secrets.token_urlsafe(32)
+    with pytest.raises(ConfigurationError, match="weak: about") as refused:
+        load_config(None, {}, {TOKENS_ENV: f"{strong},{weak}"})
+    assert "token 2 of 2" in str(refused.value) and weak not in str(refused.value)
+    allowed = load_config(None, {"allow_weak_tokens": True}, {TOKENS_ENV: weak})
+    assert allowed.tokens == (weak,)
+    for good in (strong, secrets.token_hex(16), secrets.token_urlsafe(16)):
+        assert load_config(None, {}, {TOKENS_ENV: good}).tokens == (good,)
+
+
 def test_config_file_under_command_line_with_env_tokens(tmp_path: Path) -> None:
     config = tmp_path / "syncjob.toml"
     config.write_text(
         'host = "0.0.0.0"\nport = 9000\nstate = "data/x.db"\ntokens = ["a"]\n'
-        'workers = 4\nlog_format = "json"\n'
+        'workers = 4\nlog_format = "json"\nallow_weak_tokens = true\n'
     )
     loaded = load_config(config, {"port": 9100, "host": None}, {TOKENS_ENV: " b, ,a,c "})
     assert loaded.host == "0.0.0.0"
@@ -130,6 +144,7 @@ def test_config_file_under_command_line_with_env_tokens(tmp_path: Path) -> None:
     assert loaded.tokens == ("a", "b", "c")
     assert (loaded.workers, loaded.log_format) == (4, "json")
     defaults = load_config(None, {}, {})
+    assert not defaults.allow_weak_tokens
     assert (defaults.host, defaults.port, defaults.state) == ("127.0.0.1", 8080, Path("syncjob.db"))
     assert defaults.tokens == ()
 
@@ -143,6 +158,7 @@ def test_config_file_under_command_line_with_env_tokens(tmp_path: Path) -> None:
         "tokens = [1]",
         'tokens = "a"',
         'log_format = "xml"',
+        'allow_weak_tokens = "yes"',
         "colour = 1",
         "port = ",
     ],

@@ -19,7 +19,7 @@ from engine.service.state_lock import hold_for_run
 from tests.api.daemon import free_port, start_daemon
 from tests.processes import tail, terminate
 
-TOKEN = "manners-token"
+TOKEN = "manners-token-Xk7pQ2rM9vL4"
 ENV = {**os.environ, TOKENS_ENV: TOKEN}
 
 

@@ -30,6 +30,12 @@ from engine.service.state_lock import StateInUse, StateLockUnavailable
 )
 @click.option("--workers", type=click.IntRange(1, 64), help="Cycles run at once.  [default: 2]")
 @click.option("--log-format", type=click.Choice(["console", "json"]), help="[default: console]")
+@click.option(
+    "--allow-weak-tokens",
+    is_flag=True,
+    default=None,
+    help="Accept API tokens of less than 128 bits (tests, never production).",
+)
 @click.pass_context
 def serve(
     ctx: click.Context,
@@ -39,11 +45,13 @@ def serve(
     config_path: Path | None,
     workers: int | None,
     log_format: str | None,
+    allow_weak_tokens: bool | None,
 ) -> None:
     """Serve Graph's synchronization API and run due jobs' cycles, until SIGTERM.
 
-    Bearer tokens: the config file's ``tokens`` and SYNCJOB_API_TOKENS (comma-separated); with
-    none, the first start generates one and prints it once to stderr. On stderr too: where it
+    Bearer tokens: the config file's ``tokens`` and SYNCJOB_API_TOKENS (comma-separated), each
+    of at least 128 bits; with none, the first start generates one and prints it once to
+    stderr. On stderr too: where it
     listens, the state file and its jobs at the start, a line at the stop. A state file
     another daemon (or a run --once) uses is refused at the start (exit 1).
     """
@@ -53,6 +61,7 @@ def serve(
         "state": state,
         "workers": workers,
         "log_format": log_format,
+        "allow_weak_tokens": allow_weak_tokens,
     }
     try:
         config = load_config(config_path, overrides, os.environ)
