@@ -175,7 +175,7 @@ class AccesslogReader:
         """The delta after the mark ``after``: pages of at most ``page_size`` entries."""
         self.require(self._channel)
         mark = LogMark.load(after)
-        if mark.start and not self._exists(self._channel, f"(reqStart<={mark.start})"):
+        if mark.start and not self._still_logged(mark.start):
             raise WatermarkExpired(
                 f"the accesslog no longer reaches back to {mark.start} (older records were "
                 "purged while the engine was not reading): reading everything again"
@@ -208,6 +208,17 @@ class AccesslogReader:
             return mark
         del self._quiet[kind.name]
         return mark.close()
+
+    def _still_logged(self, start: str) -> bool:
+        """Whether the record the mark names (its ``reqStart``, which is the record's RDN) is
+        still in the log. logpurge removes the oldest records first, so while it is there
+        nothing after it was purged. One read of one DN: its cost does not grow with the log,
+        as a ``(reqStart<=S)`` probe's does (slapd walks every older record's index key)."""
+        dn = f"reqStart={start},{self.base}"  # a checked GeneralizedTime: no DN escaping needed
+        found = self._channel.search(
+            dn, "(objectClass=auditWriteObject)", ["1.1"], scope=ldap3.BASE
+        )
+        return bool(found)
 
     def _exists(self, channel: Channel, assertion: str) -> bool:
         search_filter = f"(&(objectClass=auditWriteObject){assertion})"
