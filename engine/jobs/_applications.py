@@ -15,6 +15,7 @@ from engine.lifecycle import Command, transition
 from engine.limits import shown
 from engine.masking import credential_name
 from engine.model import Application, StatusCode
+from engine.secret_bindings import check_bound
 from engine.settings import JobSettings
 from engine.store import JobRow
 
@@ -83,14 +84,14 @@ class Applications:
         app = self.resolve(application_id)  # anything is stored (or a default app made)
         store = self._shared.store
         with self._secrets_lock:
-            if keep:
-                stored = store.get_secrets(app)
-                missing = sorted(k for k in keep if k not in stored)
-                if missing:
-                    raise ConfigurationError(
-                        f"secret {missing[0]!r} has no stored value to keep; send its value"
-                    )
-                clean.update({k: stored[k] for k in keep})
+            stored = store.get_secrets(app)
+            missing = sorted(k for k in keep if k not in stored)
+            if missing:
+                raise ConfigurationError(
+                    f"secret {missing[0]!r} has no stored value to keep; send its value"
+                )
+            clean.update({k: stored[k] for k in keep})
+            check_bound(stored, clean, fresh=[k for k in clean if k not in keep])
             JobSettings.parse((), clean, strict=True)  # refuse bad switches before storing anything
             store.save_secrets(app, clean)
         for row in store.list_jobs(app):
@@ -115,6 +116,7 @@ class Applications:
                 raise ConfigurationError(
                     f"secret {missing[0]!r} has no stored value to keep; send its value"
                 )
+            check_bound(stored, {**stored, **clean}, fresh=list(clean))
             added = tuple(k for k in clean if k not in stored)
             changed = tuple(k for k, v in clean.items() if k in stored and stored[k] != v)
             unchanged = tuple(str(k) for k in secrets if k not in added and k not in changed)

@@ -14,8 +14,9 @@ from connectors.discovery import Discoverable
 from engine import discovery
 from engine.errors import ConfigurationError, DiscoveryNotSupported
 from engine.jobs._rows import Shared
-from engine.masking import credential_values, mask_secrets, masked_error
+from engine.masking import MASK, credential_values, mask_secrets, masked_error
 from engine.model import DirectoryDefinition, SynchronizationSchema
+from engine.secret_bindings import check_bound
 from engine.store import JobRow
 from engine.templates import Template
 from engine.validation import validate_schema
@@ -103,7 +104,10 @@ class Connections:
             pair = self._attached[job_id]
         elif template and template.build_source and template.build_target:
             saved = self._shared.store.get_secrets(row.application_id)
-            use = {**saved, **{str(k): str(v) for k, v in (secrets or {}).items()}}
+            sent = {str(k): str(v) for k, v in (secrets or {}).items()}
+            fresh = {k: v for k, v in sent.items() if v != MASK}  # the mask: the saved value
+            use = {**saved, **fresh}
+            check_bound(saved, use, fresh=list(fresh))  # before any connection is opened
             missing = [k for k in template.required_secrets if not use.get(k)]
             if missing:
                 raise ConfigurationError(f"missing secrets: {', '.join(missing)}")

@@ -176,7 +176,8 @@ class SyncEngine:
         The keys in ``keep`` keep their stored values (what a client that sends back the
         masked values it read means); the read and the write are one step, so a secret saved
         meanwhile by another request is not undone. A kept key with no stored value is a
-        ConfigurationError, and nothing changes.
+        ConfigurationError, and nothing changes; so is a kept credential used at an address
+        the call changes (engine.secret_bindings: it must be sent again with the address).
         """
         self._applications.set_secrets(application_id, secrets, keep)
 
@@ -185,7 +186,8 @@ class SyncEngine:
     ) -> SecretChanges:
         """Merge ``secrets`` into the application's stored ones (the others are kept) and
         say which keys were added, changed or already held that value; the keys in ``keep``
-        keep their stored value (a ConfigurationError if there is none). Read, compared and
+        keep their stored value (a ConfigurationError if there is none). A changed address
+        needs the credentials used there sent with it, as in set_secrets. Read, compared and
         written as one step; a merge that changes nothing writes nothing."""
         return self._applications.merge_secrets(application_id, secrets, keep)
 
@@ -266,9 +268,13 @@ class SyncEngine:
         self._jobs.restart(job_id, criteria)
 
     def validate_credentials(self, job_id: str, secrets: Mapping[str, str] | None = None) -> None:
-        """Graph's validateCredentials: build the job's connectors from ``secrets`` (else the
-        saved ones) and let each check its connection, bind and base; raises the connector's
-        error (CredentialsError, UnreachableError, ...) saying what failed."""
+        """Graph's validateCredentials: build the job's connectors from ``secrets`` laid over
+        the saved ones (a value equal to the mask ``*****`` is the saved one) and let each
+        check its connection, bind and base; raises the connector's error (CredentialsError,
+        UnreachableError, ...) saying what failed. ``secrets`` that change an address (``Url``,
+        ``BaseAddress``, ``SourceUrl``...) must hold every credential used there
+        (engine.secret_bindings), else a ConfigurationError before any connection is made:
+        a saved credential is never sent to an address the caller gave."""
         self._connections.validate_credentials(job_id, secrets)
 
     def discover(self, job_id: str, directory_id: str) -> DirectoryDefinition:

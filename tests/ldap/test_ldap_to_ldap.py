@@ -14,7 +14,14 @@ import ldap3
 import pytest
 
 from connectors.base import CredentialsError, UnreachableError
-from engine import ManualClock, StatusCode, SyncEngine, SystemClock, TransitionError
+from engine import (
+    ConfigurationError,
+    ManualClock,
+    StatusCode,
+    SyncEngine,
+    SystemClock,
+    TransitionError,
+)
 from engine.model import TaskExecutionResult
 from tests.ldap.job_worker import kill_when, settle, start_worker
 from tests.ldap.ldap_jobs import (
@@ -251,8 +258,12 @@ def test_validate_credentials_says_which_side_refused(tree: Tree, tmp_path: Path
         engine.validate_credentials(job_id, {"Password": "wrong"})
     assert tree.target.password.reveal() not in str(refused.value)
     engine.validate_credentials(job_id)  # the saved secrets are unchanged
-    with pytest.raises(UnreachableError):
+    with pytest.raises(ConfigurationError, match="SourcePassword"):  # never sent elsewhere
         engine.validate_credentials(job_id, {"SourceUrl": "ldap://127.0.0.1:1"})
+    with pytest.raises(UnreachableError):
+        engine.validate_credentials(
+            job_id, {"SourceUrl": "ldap://127.0.0.1:1", "SourcePassword": "other"}
+        )
 
 
 def test_provision_on_demand_reads_one_entry_by_its_anchor(tree: Tree, tmp_path: Path) -> None:

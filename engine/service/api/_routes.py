@@ -339,7 +339,8 @@ async def patch_schema(request: Request) -> Response:
 
 async def validate_credentials(request: Request) -> Response:
     """204 when both connectors accept; a connector's refusal is its Graph error (the table in
-    _errors), with any sent or saved secret masked in the message."""
+    _errors), with any sent or saved secret masked in the message. Credentials that change an
+    address without the credentials used there: 400 before any connection is made."""
     job_id = await _job_id(request)
     body = await _body(request, _ValidateCredentials)
     assert body is not None
@@ -630,7 +631,8 @@ async def put_secrets(request: Request) -> Response:
     """Graph's PUT (replaces every secret). A value equal to the mask GET answers with means
     "unchanged": the stored value is kept, so a client PUTting back what GET returned does
     not overwrite every secret with ``*****``. The mask for a key that is not stored has no
-    value to keep: 400 naming the key, nothing changed."""
+    value to keep, nor has the mask for a credential used at an address the PUT changes
+    (engine.secret_bindings): 400 naming the keys, nothing changed."""
     body = await _body(request, _Secrets)
     assert body is not None
     engine = _engine(request)
