@@ -47,7 +47,8 @@ import email.utils
 import json
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -122,7 +123,9 @@ class ScimClient:
             "Accept": SCIM_JSON,
             "User-Agent": user_agent,
         }
-        self._local = threading.local()
+        #: sessions not in use, taken by whichever thread sends next: the export pool's
+        #: threads are made per page, so a session a thread owned would outlive its thread
+        self._idle: list[requests.Session] = []
         self._sessions: list[requests.Session] = []
         self._lock = threading.Lock()
 
@@ -150,22 +153,36 @@ class ScimClient:
 
     def close(self) -> None:
         with self._lock:
-            sessions, self._sessions = self._sessions, []
+            sessions, self._sessions, self._idle = self._sessions, [], []
         for session in sessions:
             session.close()
-        self._local = threading.local()
+
+    @property
+    def session_count(self) -> int:
+        """Sessions (each with its pooled connections) this client holds: at most as many as
+        requests were ever in flight at once, however many threads sent them."""
+        with self._lock:
+            return len(self._sessions)
 
     # ------------------------------------------------------------------ internals
-    def _session(self) -> requests.Session:
-        session: requests.Session | None = getattr(self._local, "session", None)
+    @contextmanager
+    def _session(self) -> Iterator[requests.Session]:
+        """A session for one request, given back once its answer is read (requests reads the
+        whole body unless asked to stream): one session is never used by two threads at once."""
+        with self._lock:
+            session = self._idle.pop() if self._idle else None
         if session is None:
             session = requests.Session()
             session.headers.update(self._headers)
             session.verify = self._verify
-            self._local.session = session
             with self._lock:
                 self._sessions.append(session)
-        return session
+        try:
+            yield session
+        finally:
+            with self._lock:
+                if any(kept is session for kept in self._sessions):  # not closed meanwhile
+                    self._idle.append(session)
 
     def _send(
         self,
@@ -180,14 +197,15 @@ class ScimClient:
         headers = {} if body is None else {"Content-Type": SCIM_JSON}
         for attempt in (1, 2):
             try:
-                response = self._session().request(
-                    method,
-                    self.base_address + path,
-                    params=params,
-                    data=data,
-                    headers=headers,
-                    timeout=self.timeout,
-                )
+                with self._session() as session:
+                    response = session.request(
+                        method,
+                        self.base_address + path,
+                        params=params,
+                        data=data,
+                        headers=headers,
+                        timeout=self.timeout,
+                    )
             except requests.RequestException as error:
                 failure = _transport_error(what, error)
                 if attempt == 1 and method == "GET" and isinstance(failure, _Dropped):

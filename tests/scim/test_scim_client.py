@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -87,3 +88,33 @@ def test_timeouts_and_drops(proxy: FaultProxy, scim_server: ScimServer) -> None:
     proxy.drop(1)
     with pytest.raises(TransientError, match="dropped"):
         client.post("/Users", {"schemas": [USER_SCHEMA], "userName": "never-sent"})
+
+
+def test_sessions_are_bounded_by_what_is_in_flight_not_by_threads(
+    scim_server: ScimServer,
+) -> None:
+    """The export pool makes its threads per page (issue #21, point 3): 1,000 short-lived
+    threads, four at a time, as 1,000 cycles' export pages make them, leave the client with
+    at most four sessions (it held one per thread that ever sent: 123 after 40 cycles)."""
+    client = _client(scim_server.url, scim_server)
+    created = client.post("/Users", {"schemas": [USER_SCHEMA], "userName": "sessions@example"})
+    path = f"/Users/{created['id']}"
+    failures: list[BaseException] = []
+
+    def send() -> None:
+        try:
+            client.get(path)
+        except BaseException as error:  # noqa: BLE001 (shown by the assertion below)
+            failures.append(error)
+
+    for _ in range(250):
+        threads = [threading.Thread(target=send) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert not failures, failures[:1]
+    assert 1 <= client.session_count <= 4
+    client.delete(path)
+    client.close()
+    assert client.session_count == 0
