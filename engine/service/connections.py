@@ -9,7 +9,8 @@ accepts the socket, then answers 503. Here:
 
 - a connection must deliver a request's headers within ``header_timeout`` of being opened (or
   of its previous response), and the request's body within ``body_timeout`` of its headers,
-  however slowly the bytes trickle; else it is closed;
+  however slowly the bytes trickle, and must not leave an answer unread (the daemon's
+  buffer for it full) for ``answer_timeout``; else it is closed;
 - at most ``max_connections`` are open, well below the descriptor limit: the daemon first
   raises its soft ``RLIMIT_NOFILE`` to the hard limit, then keeps ``ENGINE_RESERVE`` for
   SQLite, LDAP and SCIM, plus what asyncio may accept in a few bursts before a connection is
@@ -35,6 +36,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 HEADER_TIMEOUT = 10.0
 BODY_TIMEOUT = 30.0
+ANSWER_TIMEOUT = 30.0
 #: how many connections asyncio accepts in one go (uvicorn's ``backlog``: it is the listen
 #: backlog too, deepened to LISTEN_BACKLOG once listening)
 BACKLOG = 64
@@ -86,6 +88,7 @@ class ConnectionLimits:
     max_connections: int
     header_timeout: float = HEADER_TIMEOUT
     body_timeout: float = BODY_TIMEOUT
+    answer_timeout: float = ANSWER_TIMEOUT
     #: every open connection
     _open: set[BoundedH11Protocol] = attrs.field(factory=set, init=False)
     #: the connections waiting on their client, longest waiting first
@@ -163,6 +166,7 @@ class BoundedH11Protocol(H11Protocol):
         super().__init__(*args, **kwargs)
         self._phase: Phase | None = None
         self._deadline: asyncio.TimerHandle | None = None
+        self._unread: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -172,7 +176,7 @@ class BoundedH11Protocol(H11Protocol):
         self._follow()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._stop_clock()
+        self._stop_clocks()
         self._limits.forget(self)
         super().connection_lost(exc)
 
@@ -184,9 +188,19 @@ class BoundedH11Protocol(H11Protocol):
         super().on_response_complete()
         self._follow()
 
+    def pause_writing(self) -> None:
+        """The transport's buffer is full: the client is not reading its answer (yet)."""
+        super().pause_writing()
+        if self._unread is None:
+            self._unread = self.loop.call_later(self._limits.answer_timeout, self._unread_expired)
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self._stop_unread_clock()
+
     def drop(self) -> None:
         """Close at once, whatever is buffered: the descriptor is wanted now."""
-        self._stop_clock()
+        self._stop_clocks()
         self._limits.forget(self)
         self.transport.abort()
 
@@ -215,7 +229,23 @@ class BoundedH11Protocol(H11Protocol):
         _log.debug("connection_timed_out", waiting_for=self._phase)
         self.drop()
 
+    def _unread_expired(self) -> None:
+        self._unread = None
+        _log.debug("connection_timed_out", waiting_for="answer read")
+        self.drop()
+
     def _stop_clock(self) -> None:
         if self._deadline is not None:
             self._deadline.cancel()
             self._deadline = None
+
+    def _stop_clocks(self) -> None:
+        """The phase's deadline and the unread answer's (which outlives a phase: uvicorn
+        completes a response once it is buffered, then waits for the next request)."""
+        self._stop_clock()
+        self._stop_unread_clock()
+
+    def _stop_unread_clock(self) -> None:
+        if self._unread is not None:
+            self._unread.cancel()
+            self._unread = None

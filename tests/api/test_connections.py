@@ -43,8 +43,8 @@ TOKEN = secrets.token_urlsafe(32)  # strong: a weak one may be refused
 
 
 async def echo_length(scope: Any, receive: Any, send: Any) -> None:
-    """Reads the whole body and answers its length; ``/hold`` first waits for ``scope's``
-    release event (a request being answered)."""
+    """Reads the whole body and answers its length; ``/hold`` first waits for the release
+    event (a request being answered); ``/big`` answers 32 MB instead."""
     size, more = 0, True
     while more:
         message = await receive()
@@ -53,7 +53,7 @@ async def echo_length(scope: Any, receive: Any, send: Any) -> None:
         size, more = size + len(message.get("body", b"")), message.get("more_body", False)
     if scope["path"] == "/hold":
         await RELEASE[0].wait()
-    body = str(size).encode()
+    body = b"x" * 32_000_000 if scope["path"] == "/big" else str(size).encode()
     headers = [(b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": body})
@@ -137,6 +137,31 @@ def test_a_client_owes_its_headers_then_its_body_in_time() -> None:
         took = await asyncio.gather(idle(), slow_headers(), kept_alive(), slow_body())
         for seconds, deadline in zip(took, (0.4, 0.4, 0.4, 0.6), strict=True):
             assert deadline - 0.05 < seconds < deadline + 0.5, took
+
+    serving(limits, check)
+
+
+def test_an_answer_left_unread_is_cut_off() -> None:
+    """A client that stops reading a large answer: once the daemon's buffer is full, the
+    connection is closed after the answer deadline, the rest of the answer dropped."""
+    limits = ConnectionLimits(100, answer_timeout=0.3)
+
+    async def check(port: int) -> None:
+        loop = asyncio.get_running_loop()
+        # the reader stops taking data once 2 KB wait in it: it is never read from here
+        reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1024)
+        writer.write(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+        start = loop.time()
+        while limits.open and loop.time() - start < 5:
+            await asyncio.sleep(0.02)
+        assert 0.3 <= loop.time() - start < 3, limits.open
+        got = 0
+        try:
+            while chunk := await reader.read(1 << 20):
+                got += len(chunk)
+        except ConnectionResetError:
+            pass
+        assert got < 32_000_000
 
     serving(limits, check)
 
