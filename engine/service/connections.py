@@ -206,8 +206,11 @@ class BoundedH11Protocol(H11Protocol):
 
     def _follow(self) -> None:
         """A new deadline when the phase changed: the client's headers are awaited (a new
-        connection, or one kept alive after a response), its body, or nothing of it."""
+        connection, or one kept alive after a response), its body, or nothing of it. A
+        connection closing after its answer gets the answer deadline to flush what is left."""
         if self.transport.is_closing():
+            if self._deadline is None:
+                self._deadline = self.loop.call_later(self._limits.answer_timeout, self._expired)
             return
         state = self.conn.their_state
         phase: Phase | None = (
