@@ -27,6 +27,7 @@ from engine.errors import ConfigurationError
 from engine.jobs import SyncEngine
 from engine.logs import configure_logging
 from engine.service.api import create_app
+from engine.service.connections import ConnectionLimits, deepen_backlog
 from engine.service.runner import Runner
 from engine.service.state_lock import hold_for_serve
 from engine.store.sqlite import create_private
@@ -221,6 +222,7 @@ def _serve(
             port=config.port,
             log_level=log_level.lower(),
             lifespan="off",
+            **ConnectionLimits.for_this_process().uvicorn_options(),
         ),
         on_started=started,
     )
@@ -255,6 +257,8 @@ class _Server(uvicorn.Server):
 
     async def startup(self, sockets: Any = None) -> None:
         await super().startup(sockets)
+        if self.started:
+            deepen_backlog(self.servers)
         if self.started and not self.should_exit:
             self._on_started()
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import requests
@@ -24,11 +24,16 @@ def free_port() -> int:
 
 
 def start_daemon(
-    state: Path, log: Path, env: Mapping[str, str], args: Sequence[str] = ()
+    state: Path,
+    log: Path,
+    env: Mapping[str, str],
+    args: Sequence[str] = (),
+    preexec: Callable[[], None] = die_with_parent,
 ) -> tuple[subprocess.Popen[bytes], str]:
     """The process and its URL, once it answers ``/healthz`` (20 s at most; its output goes to
     ``log``, shown when it exits early). The caller stops it (tests.processes.terminate).
-    ``args`` go after the port and the state (e.g. ``--config FILE``: those two still win)."""
+    ``args`` go after the port and the state (e.g. ``--config FILE``: those two still win);
+    ``preexec`` runs in the child before exec (it should call ``die_with_parent``)."""
     port = free_port()
     with log.open("wb") as out:
         process = subprocess.Popen(
@@ -37,7 +42,7 @@ def start_daemon(
             stdout=out,
             stderr=subprocess.STDOUT,
             env=dict(env),
-            preexec_fn=die_with_parent,  # noqa: PLW1509 (servers start from one thread)
+            preexec_fn=preexec,  # noqa: PLW1509 (servers start from one thread)
         )
     url = f"http://127.0.0.1:{port}"
     deadline = CLOCK.monotonic() + 20
