@@ -309,6 +309,7 @@ class Slapd:
         refint: bool = False,
         accesslog: bool = True,
         schema: str = "",
+        accesslog_ldif: str = "",
     ) -> None:
         self.name = name
         #: the accesslog overlay and its cn=accesslog database (on by default)
@@ -320,6 +321,9 @@ class Slapd:
         self.refint = refint
         #: more schema (LDIF entries under cn=schema,cn=config), e.g. a test attribute
         self.schema = schema
+        #: records loaded into cn=accesslog with slapadd (its root entry included): a log
+        #: spanning days, which a running server would take days to write
+        self.accesslog_ldif = accesslog_ldif
         self.directory = directory
         self.tls = tls
         self.password = Secret(secrets.token_urlsafe(24))
@@ -455,6 +459,12 @@ class Slapd:
             [slapadd, "-q", "-w", "-F", config_dir, "-b", BASE_DN,
              "-l", str(self.directory / "seed.ldif")]
         )  # fmt: skip
+        if self.accesslog_ldif:
+            (self.directory / "accesslog.ldif").write_text(self.accesslog_ldif)
+            self._run(
+                [slapadd, "-q", "-F", config_dir, "-b", ACCESSLOG_DN,
+                 "-l", str(self.directory / "accesslog.ldif")]
+            )  # fmt: skip
 
     def _run(self, command: list[str]) -> None:
         done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=300)
