@@ -2,7 +2,8 @@
 
 Validation happens here, not at evaluation: unknown functions, wrong argument counts,
 SelectUniqueValue below the top level, Switch without key/value pairs, Replace argument
-combinations that select no documented form. Evaluation is then a chain of closures.
+combinations that select no documented form, nesting that could grow a value without bound
+(``growth``). Evaluation is then a chain of closures.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import attrs
 
 from engine.errors import MappingError, RegexTimeoutError
 from engine.expressions import _other, _text
+from engine.expressions.growth import check_growth
 from engine.expressions.library import FUNCTIONS, FunctionSpec
 from engine.expressions.syntax import (
     Attribute,
@@ -70,6 +72,7 @@ def compile_expression(
             f"the expression nests functions deeper than {MAX_EXPRESSION_DEPTH}"
         )
     run = _compile(node, top=True, target_attribute=target_attribute)
+    check_growth(node)  # after _compile: unknown functions and wrong arities are named first
     return Expression(node=node, text=to_text(node), run=run)
 
 
