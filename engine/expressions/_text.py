@@ -300,12 +300,18 @@ def dotnet_regex(pattern: str) -> regexes.Pattern:
 
 def _dotnet_replacement(template: str) -> Callable[[regexes.Match], str]:
     def expand(match: regexes.Match) -> str:
+        size = len(template)  # "$0" a thousand times: counted before it is joined
+
         def group(ref: re.Match[str]) -> str:
+            nonlocal size
             key = ref.group(1) or int(ref.group(2))
             try:
-                return match.group(key) or ""
+                value = match.group(key) or ""
             except (IndexError, error_type):
                 return ref.group(0)
+            size += len(value)
+            check_text("Replace", size)
+            return value
 
         return _DOTNET_REFERENCE.sub(group, template)
 

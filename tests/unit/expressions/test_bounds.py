@@ -59,6 +59,7 @@ def nested_replace(levels: int, growth: str = "a" * 100) -> str:
         ('Replace([a], "%", , , , , [t])', {"a": "x" * 1024, "t": "%" * 1025}),
         ('Replace([a], , "x+", , "$0$0", , )', {"a": "x" * (BIG // 2 + 1)}),
         ('Replace([a], , "^(?<g>)", "g", "y", , )', {"a": "x" * BIG}),
+        ('Replace([a], , ".+", , [r], , )', {"a": "x" * (BIG // 4), "r": "$0" * 5}),
         ("ConvertToBase64([a])", {"a": "x" * (BIG // 2)}),
         ("ConvertToUTF8Hex([a])", {"a": "é" * (BIG // 4 + 1)}),
         ("ToUpper([a])", {"a": "ß" * (BIG // 2 + 1)}),
@@ -263,6 +264,10 @@ for levels in (5, 10):
         sys.exit(f"{levels} nested Replace calls were computed")
 # within the static bound (2**10 times), stopped in evaluation
 result = parse_expression(nested(10, "aa"), {"x": "a" * (1 << 19)})
+assert result.parsing_succeeded and "more than the 1,048,576" in result.error, result
+# one match repeated a thousand times by its replacement: 1 GB in one piece
+inputs = {"x": "a" * (1 << 20), "r": "$0" * 1000}
+result = parse_expression('Replace([x], , ".+", , [r], , )', inputs)
 assert result.parsing_succeeded and "more than the 1,048,576" in result.error, result
 print("bounded")
 """
