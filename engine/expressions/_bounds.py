@@ -3,17 +3,28 @@
 Nested Replace calls multiply a value's length at each level: four of them, 507 characters of
 expression, made a 100 MB value. Every function whose value can be longer than its inputs
 asks here first, with the size it will produce (or, for regular expressions, as it goes), so
-no text passes MAX_EXPRESSION_TEXT and no list MAX_EXPRESSION_LIST characters. A value that
-would be longer is an EvaluationError: in a cycle that object is escrowed with this message.
+no text passes MAX_EXPRESSION_TEXT and no list MAX_EXPRESSION_LIST characters; and what one
+evaluation builds in all (many calls side by side, each within those) is counted against
+MAX_EXPRESSION_BUILT. A value that would be longer is an EvaluationError: in a cycle that
+object is escrowed with this message.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from contextvars import ContextVar
+from typing import Any
 
 from engine import regexes
-from engine.expressions.values import EvaluationError
-from engine.limits import MAX_EXPRESSION_LIST, MAX_EXPRESSION_TEXT
+from engine.expressions.values import Arg, Env, EvaluationError
+from engine.limits import MAX_EXPRESSION_BUILT, MAX_EXPRESSION_LIST, MAX_EXPRESSION_TEXT
+
+#: Characters built so far by the evaluation under way (None outside one: a function called
+#: on its own is bounded by its own limits only).
+_BUILT: ContextVar[list[int] | None] = ContextVar("expression_built", default=None)
+#: Texts shorter than this are not counted: 10,000 characters of expression hold at most a few
+#: thousand calls, so together they stay small.
+COUNTED = 4096
 
 
 class ValueTooLong(EvaluationError):
@@ -68,3 +79,35 @@ def metered(
         return new
 
     return replace
+
+
+def evaluation(
+    run: Callable[[Mapping[str, Any], Env], Arg],
+) -> Callable[[Mapping[str, Any], Env], Arg]:
+    """``run`` counting what it builds from zero each time it is called."""
+
+    def counted(source: Mapping[str, Any], env: Env) -> Arg:
+        token = _BUILT.set([0])
+        try:
+            return run(source, env)
+        finally:
+            _BUILT.reset(token)
+
+    return counted
+
+
+def built(function: str, value: Arg) -> None:
+    """Count a text or list a function returned toward what this evaluation built (callers
+    pass lists and texts of at least COUNTED characters, not values passed through)."""
+    spent = _BUILT.get()
+    if spent is None:
+        return
+    if isinstance(value, list):
+        spent[0] += sum(map(len, value)) + len(value)
+    elif isinstance(value, str):
+        spent[0] += len(value)
+    if spent[0] > MAX_EXPRESSION_BUILT:
+        raise ValueTooLong(
+            f"{function}: this expression would build more than {MAX_EXPRESSION_BUILT:,} "
+            "characters in all, more than an expression may build"
+        )

@@ -106,6 +106,24 @@ def test_a_list_is_bounded_in_all_its_values_together(small_limits: None) -> Non
         run("AppRoleAssignmentsComplex([m])", m=["r"] * 10)
 
 
+def test_what_one_evaluation_builds_is_counted_in_all() -> None:
+    """Calls side by side, each within its limit, are counted together, from zero for each
+    evaluation; values passed through (attributes, Coalesce) are not built, so not counted."""
+    x = "a" * 5000
+    two = compile_expression('Join("", ToLower([x]), ToLower([x]))')
+    three = compile_expression('Join("", ToLower([x]), ToLower([x]), ToLower([x]))')
+    passed = compile_expression('Join("", [x], Coalesce([x]), [x], [x], [x])')
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_bounds, "MAX_EXPRESSION_BUILT", 25_000)
+        for _ in range(3):
+            assert two.evaluate({"x": x}, ENV) == x * 2  # 5,000 + 5,000 + 10,000
+        with pytest.raises(
+            ValueTooLong, match="Join: this expression would build more than 25,000"
+        ):
+            three.evaluate({"x": x}, ENV)
+        assert passed.evaluate({"x": x}, ENV) == x * 5
+
+
 # Text over a few characters, so Replace finds what it looks for and grows.
 texts = st.text(alphabet="ab%é ß", max_size=12)
 scalars = st.one_of(texts, st.just(None))
@@ -265,6 +283,9 @@ for levels in (5, 10):
 # within the static bound (2**10 times), stopped in evaluation
 result = parse_expression(nested(10, "aa"), {"x": "a" * (1 << 19)})
 assert result.parsing_succeeded and "more than the 1,048,576" in result.error, result
+# two hundred calls side by side, each 1 MiB: stopped at 128 Mi characters in all
+result = parse_expression("Join(" + '""' + ", ToLower([x])" * 200 + ")", {"x": "a" * (1 << 20)})
+assert result.parsing_succeeded and "134,217,728 characters in all" in result.error, result
 # one match repeated a thousand times by its replacement: 1 GB in one piece
 inputs = {"x": "a" * (1 << 20), "r": "$0" * 1000}
 result = parse_expression('Replace([x], , ".+", , [r], , )', inputs)
