@@ -21,6 +21,19 @@ MAX_DURATION = timedelta(days=3650)
 MAX_DURATION_TEXT = 64
 #: Function calls and parentheses nested in one expression.
 MAX_EXPRESSION_DEPTH = 64
+#: The longest text an expression function may build: the longest value a source may hand
+#: over (``engine.directory_values.MAX_VALUE_LENGTH``), which a mapped value must fit anyway.
+MAX_EXPRESSION_TEXT = 1 << 20
+#: The characters of all values of a list an expression function builds (a 1,000,000-member
+#: group of 64-character names), so a function applied to each value stays bounded too.
+MAX_EXPRESSION_LIST = 1 << 26
+#: What one evaluation of an expression may build in all (characters of every text and list
+#: its functions return): many calls side by side, each within the limits above, stay bounded.
+MAX_EXPRESSION_BUILT = 1 << 27
+#: How many times longer than its longest input an expression may make its value in the worst
+#: case (nested Replace calls multiply); a schema that could grow more is refused when saved,
+#: before a cycle would stop its value at MAX_EXPRESSION_TEXT.
+MAX_EXPRESSION_GROWTH = 1 << 30
 #: Nesting of a JSON body (objects and lists). A schema's own structure takes 11 levels and
 #: each function of an attributeMappingSource parameter tree 3 more, so this admits a
 #: parameter tree as deep as the deepest expression text (11 + 3 x 64 = 203).

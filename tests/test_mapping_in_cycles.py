@@ -121,6 +121,27 @@ def test_evaluation_failure_escrows_only_that_object(job: Any) -> None:
     assert "not a date" in engine.escrows(job_id)[0].error
 
 
+def test_a_value_too_long_escrows_only_that_object(job: Any) -> None:
+    """Nested Replace calls stop at the value limit before the value is built, escrowing the
+    object that would make it; one more nesting is refused when the schema is saved."""
+    engine, job_id, source, target = job
+
+    def nested(levels: int) -> str:
+        text = "[nickName]"
+        for _ in range(levels):
+            text = f'Replace({text}, "a", , , "{"a" * 100}", , )'
+        return text
+
+    with pytest.raises(ConfigurationError, match=r"jobTitle: 'Replace\(.* times longer"):
+        engine.update_schema(job_id, schema_with(engine, job_id, jobTitle=function(nested(5))))
+    engine.update_schema(job_id, schema_with(engine, job_id, jobTitle=function(nested(4))))
+    source.put("User", "ok", {"userName": "a", "nickName": "b"})
+    source.put("User", "bad", {"userName": "b", "nickName": "a" * 100})
+    run = engine.run_cycle(job_id)
+    assert 1 == run.count_escrowed and 1 == len(target.list("User"))
+    assert "Replace: the value would be 100,000,000 characters" in engine.escrows(job_id)[0].error
+
+
 def test_ignore_flow_if_null_or_empty_never_clears(job: Any) -> None:
     """IgnoreFlowIfNullOrEmpty drops the attribute from the flow: the target keeps its value."""
     engine, job_id, source, target = job

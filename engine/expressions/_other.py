@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from engine.expressions import dates
+from engine.expressions._bounds import bounded_list, bounded_text, check_text
 from engine.expressions.values import (
     IGNORE,
     MISSING,
@@ -152,7 +153,9 @@ def join(env: Env, separator: Arg, *sources: Arg) -> Value:
                 parts.append(source)
         else:
             parts.extend(v for v in _values(source) if v != "")
-    return (single(separator) or "").join(parts)
+    glue = single(separator) or ""
+    check_text("Join", sum(map(len, parts)) + len(glue) * max(len(parts) - 1, 0))
+    return glue.join(parts)
 
 
 def count(env: Env, value: Arg) -> Value:
@@ -217,7 +220,7 @@ def format_date_time(env: Env, source: Arg, *rest: Arg) -> Value:
         return None
     input_format, output_format = (rest[1], rest[2]) if len(rest) == 3 else (rest[0], rest[1])
     moment = dates.parse_with_format(text, single(input_format) or "")
-    return dates.format_with(moment, single(output_format) or "")
+    return bounded_text("FormatDateTime", dates.format_with(moment, single(output_format) or ""))
 
 
 # ------------------------------------------------------------------------- generators
@@ -297,7 +300,10 @@ def app_role_assignments_complex(env: Env, value: Arg) -> Value:
             "AppRoleAssignmentsComplex needs the source's app role assignments "
             "([appRoleAssignments]); this object has none"
         )
-    return [json.dumps(_role(v), separators=(",", ":")) for v in values]
+    return bounded_list(
+        "AppRoleAssignmentsComplex",
+        (json.dumps(_role(v), separators=(",", ":")) for v in values),
+    )
 
 
 def single_app_role_assignment(env: Env, value: Arg) -> Value:

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from functools import wraps
 
 from engine import regexes
+from engine.expressions._bounds import bounded_list, bounded_text, check_text, metered
 from engine.expressions.values import (
     MISSING,
     Arg,
@@ -24,48 +25,59 @@ from engine.expressions.values import (
 StringFunction = Callable[..., Value]
 
 
-def elementwise(function: StringFunction) -> StringFunction:
-    """Apply a function of one text to each value of a multi-valued first argument."""
+def elementwise(name: str) -> Callable[[StringFunction], StringFunction]:
+    """Apply a function of one text to each value of a multi-valued first argument (``name``
+    is the function's, for the message when the values together grow too long)."""
 
-    @wraps(function)
-    def apply(env: Env, source: Arg, *rest: Arg) -> Value:
-        if source.__class__ is list:
-            results = [function(env, value, *rest) for value in source]
-            return [r for r in results if isinstance(r, str)]
-        return function(env, source, *rest)
+    def decorate(function: StringFunction) -> StringFunction:
+        @wraps(function)
+        def apply(env: Env, source: Arg, *rest: Arg) -> Value:
+            if source.__class__ is list:
+                return bounded_list(name, (function(env, value, *rest) for value in source))
+            return function(env, source, *rest)
 
-    return apply
+        return apply
+
+    return decorate
 
 
-@elementwise
+@elementwise("Append")
 def append(env: Env, source: Arg, suffix: Arg) -> Value:
     if source is None:
         return None
-    return f"{source}{single(suffix) or ''}"
+    end = single(suffix) or ""
+    check_text("Append", len(str(source)) + len(end))
+    return f"{source}{end}"
 
 
-@elementwise
+@elementwise("Prepend")
 def prepend(env: Env, prefix: Arg, source: Arg) -> Value:
     if source is None:
         return None
-    return f"{single(prefix) or ''}{single(source)}"
+    start, text = single(prefix) or "", str(single(source))
+    check_text("Prepend", len(start) + len(text))
+    return f"{start}{text}"
 
 
-@elementwise
+@elementwise("ConvertToBase64")
 def convert_to_base64(env: Env, source: Arg) -> Value:
     if source is None:
         return None
-    return base64.b64encode(str(source).encode("utf-16-le")).decode("ascii")
+    data = str(source).encode("utf-16-le")
+    check_text("ConvertToBase64", (len(data) + 2) // 3 * 4)
+    return base64.b64encode(data).decode("ascii")
 
 
-@elementwise
+@elementwise("ConvertToUTF8Hex")
 def convert_to_utf8_hex(env: Env, source: Arg) -> Value:
     if source is None:
         return None
-    return str(source).encode("utf-8").hex().upper()
+    data = str(source).encode("utf-8")
+    check_text("ConvertToUTF8Hex", 2 * len(data))
+    return data.hex().upper()
 
 
-@elementwise
+@elementwise("Left")
 def left(env: Env, source: Arg, count: Arg) -> Value:
     if source is None:
         return ""
@@ -76,7 +88,7 @@ def left(env: Env, source: Arg, count: Arg) -> Value:
     return text[:n]
 
 
-@elementwise
+@elementwise("Mid")
 def mid(env: Env, source: Arg, start: Arg, length: Arg) -> Value:
     if source is None:
         return None
@@ -113,16 +125,28 @@ _SPECIAL = {
 _SPECIAL_TABLE = str.maketrans(_SPECIAL)
 
 
-@elementwise
+@elementwise("NormalizeDiacritics")
 def normalize_diacritics(env: Env, source: Arg) -> Value:
     if source is None:
         return None
     text = str(source)
-    return text if text.isascii() else _without_diacritics(text)
+    if text.isascii():
+        return text
+    if len(text) > _CACHED:  # a cache of 8,192 long texts would hold gigabytes
+        return bounded_text("NormalizeDiacritics", _normalized(text))
+    return bounded_text("NormalizeDiacritics", _without_diacritics(text))
+
+
+#: The longest text whose normalization is cached (names, not documents).
+_CACHED = 256
 
 
 @functools.lru_cache(maxsize=8192)  # names repeat across a directory; the work is pure
 def _without_diacritics(text: str) -> str:
+    return _normalized(text)
+
+
+def _normalized(text: str) -> str:
     text = text.translate(_SPECIAL_TABLE)
     decomposed = unicodedata.normalize("NFD", text)
     stripped = "".join(ch for ch in decomposed if unicodedata.category(ch) != "Mn")
@@ -150,7 +174,7 @@ _SEPARATOR_CATEGORIES = {
 }
 
 
-@elementwise
+@elementwise("PCase")
 def pcase(env: Env, source: Arg, separators: Arg = None) -> Value:
     """Title case: first letter of each word upper, the rest lower (also for ALL-CAPS input)."""
     if source is None:
@@ -171,7 +195,7 @@ def pcase(env: Env, source: Arg, separators: Arg = None) -> Value:
         else:
             out.append(ch.upper() if start else ch.lower())
             start = False
-    return "".join(out)
+    return bounded_text("PCase", "".join(out))
 
 
 _CULTURE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
@@ -201,20 +225,22 @@ def _case(source: Arg, culture: Arg, upper: bool) -> Value:
                 if upper  # dotted capital I
                 else text.replace("I", "\u0131").replace("\u0130", "i")
             )  # dotless i
-    return text.upper() if upper else text.lower()
+    if upper:
+        return bounded_text("ToUpper", text.upper())
+    return bounded_text("ToLower", text.lower())
 
 
-@elementwise
+@elementwise("ToLower")
 def to_lower(env: Env, source: Arg, culture: Arg = None) -> Value:
     return _case(source, culture, upper=False)
 
 
-@elementwise
+@elementwise("ToUpper")
 def to_upper(env: Env, source: Arg, culture: Arg = None) -> Value:
     return _case(source, culture, upper=True)
 
 
-@elementwise
+@elementwise("StripSpaces")
 def strip_spaces(env: Env, source: Arg) -> Value:
     if source is None:
         return None
@@ -274,12 +300,18 @@ def dotnet_regex(pattern: str) -> regexes.Pattern:
 
 def _dotnet_replacement(template: str) -> Callable[[regexes.Match], str]:
     def expand(match: regexes.Match) -> str:
+        size = len(template)  # "$0" a thousand times: counted before it is joined
+
         def group(ref: re.Match[str]) -> str:
+            nonlocal size
             key = ref.group(1) or int(ref.group(2))
             try:
-                return match.group(key) or ""
+                value = match.group(key) or ""
             except (IndexError, error_type):
                 return ref.group(0)
+            size += len(value)
+            check_text("Replace", size)
+            return value
 
         return _DOTNET_REFERENCE.sub(group, template)
 
@@ -313,7 +345,7 @@ def replace_for(provided: Sequence[bool]) -> Callable[..., Value]:
 
         def plain(env: Env, source: Arg, old: Arg, *rest: Arg) -> Value:
             if source.__class__ is str:
-                return source.replace(single(old) or "", single(rest[2]) or "")
+                return _replaced(source, single(old) or "", single(rest[2]) or "")
             return replace(env, source, old, *rest)
 
         return plain
@@ -330,15 +362,14 @@ def replace(env: Env, *args: Arg) -> Value:
             "regexPattern with replacementValue or regexGroupName"
         )
     if isinstance(source, list):
-        out = [replace(env, value, *args[1:]) for value in source]
-        return [v for v in out if isinstance(v, str)]
+        return bounded_list("Replace", (replace(env, value, *args[1:]) for value in source))
     text = single(source)
     if mode == "template":
-        return None if text is None else (single(template) or "").replace(single(old) or "", text)
+        return None if text is None else _replaced(single(template) or "", single(old) or "", text)
     if mode == "plain":
         if text is None:
             return None
-        return text.replace(single(old) or "", single(replacement) or "")
+        return _replaced(text, single(old) or "", single(replacement) or "")
     pattern = dotnet_regex(single(regex) or "")
     if mode == "extract":
         if text:
@@ -364,6 +395,14 @@ def replace(env: Env, *args: Arg) -> Value:
                 return whole
             return whole[: a - start] + new + whole[b - start :]
 
-        return regexes.sub(pattern, swap, text, env.regex_timeout)
+        return regexes.sub(pattern, metered("Replace", text, swap), text, env.regex_timeout)
     expand = _dotnet_replacement(single(replacement) or "")
-    return regexes.sub(pattern, expand, text, env.regex_timeout)
+    return regexes.sub(pattern, metered("Replace", text, expand), text, env.regex_timeout)
+
+
+def _replaced(text: str, old: str, new: str) -> str:
+    """``text.replace(old, new)``, refused before it is built when it would be too long (an
+    empty ``old`` inserts ``new`` at every position: one more than the text's length)."""
+    if len(new) > len(old):
+        check_text("Replace", len(text) + text.count(old) * (len(new) - len(old)))
+    return text.replace(old, new)

@@ -2,7 +2,8 @@
 
 Validation happens here, not at evaluation: unknown functions, wrong argument counts,
 SelectUniqueValue below the top level, Switch without key/value pairs, Replace argument
-combinations that select no documented form. Evaluation is then a chain of closures.
+combinations that select no documented form, nesting that could grow a value without bound
+(``growth``). Evaluation is then a chain of closures.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import attrs
 
 from engine.errors import MappingError, RegexTimeoutError
 from engine.expressions import _other, _text
+from engine.expressions._bounds import COUNTED, built, evaluation
+from engine.expressions.growth import check_growth
 from engine.expressions.library import FUNCTIONS, FunctionSpec
 from engine.expressions.syntax import (
     Attribute,
@@ -70,6 +73,9 @@ def compile_expression(
             f"the expression nests functions deeper than {MAX_EXPRESSION_DEPTH}"
         )
     run = _compile(node, top=True, target_attribute=target_attribute)
+    check_growth(node)  # after _compile: unknown functions and wrong arities are named first
+    if isinstance(node, Call):
+        run = evaluation(run)
     return Expression(node=node, text=to_text(node), run=run)
 
 
@@ -187,10 +193,15 @@ def _call(node: Call, *, top: bool, target_attribute: str | None) -> Compiled:
         only = dynamic[0][1]
 
         def run_one(source: Source, env: Env) -> Arg:
+            value = only(source, env)
             try:
-                result: Arg = implementation(env, only(source, env))
+                result: Arg = implementation(env, value)
             except _UNEXPECTED as exc:
                 raise _failure(name, exc) from None
+            if result is not value and (
+                result.__class__ is list or (result.__class__ is str and len(result) >= COUNTED)
+            ):
+                built(name, result)
             return result
 
         return run_one
@@ -203,6 +214,10 @@ def _call(node: Call, *, top: bool, target_attribute: str | None) -> Compiled:
             result: Arg = implementation(env, *values)
         except _UNEXPECTED as exc:
             raise _failure(name, exc) from None
+        if (
+            result.__class__ is list or (result.__class__ is str and len(result) >= COUNTED)
+        ) and all(result is not v for v in values):
+            built(name, result)
         return result
 
     return run

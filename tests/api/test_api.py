@@ -316,6 +316,15 @@ def test_bad_schemas_are_400_and_change_nothing(client: TestClient, v: str) -> N
     message = graph_error(client.put(f"{job}/schema", json=bad_expression), 400)
     assert "displayName" in message
 
+    growing = copy.deepcopy(schema)  # five nested Replace calls: 10 GB from one character
+    nested = "[givenName]"
+    for _ in range(5):
+        nested = f'Replace({nested}, "a", , , "{"a" * 100}", , )'
+    mapping = growing["synchronizationRules"][0]["objectMappings"][0]
+    mapping["attributeMappings"][1]["source"] = {"type": "Function", "expression": nested}
+    message = graph_error(client.put(f"{job}/schema", json=growing), 400)
+    assert "displayName" in message and "times longer than its longest input" in message
+
     unknown_target = copy.deepcopy(schema)
     mapping = unknown_target["synchronizationRules"][0]["objectMappings"][0]
     mapping["attributeMappings"][1]["targetAttributeName"] = "shoeSize"

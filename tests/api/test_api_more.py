@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -216,6 +217,15 @@ def test_parse_expression(client: TestClient, engine: SyncEngine, v: str) -> Non
     assert bad["parsingSucceeded"] is False
     assert bad["error"]["code"] == "ExpressionParsingFailed"
 
+    nested = "[x]"  # the attack of issue 20: each level 100 times longer
+    codes = []
+    for _ in range(5):
+        nested = f'Replace({nested}, "a", , , "{"a" * 100}", , )'
+        answer = client.post(url, json={"expression": nested, **_input(x="a" * 100)}).json()
+        codes.append(answer["error"] and answer["error"]["code"])
+    assert codes == [None, None, *["ExpressionEvaluationFailed"] * 2, "ExpressionParsingFailed"]
+    assert "times longer" in answer["error"]["message"]
+
     graph_error(client.post(url), 400)
     assert "expression" in graph_error(client.post(url, json={"expression": 3}), 400)
     assert "colour" in graph_error(client.post(url, json={"expression": "1", "colour": 1}), 400)
@@ -224,6 +234,11 @@ def test_parse_expression(client: TestClient, engine: SyncEngine, v: str) -> Non
         "testInputObject": {"properties": [{"key": "a", "value": {}}]},
     }
     assert "properties[0]" in graph_error(client.post(url, json=bad_input), 400)
+
+
+def _input(**values: str) -> dict[str, Any]:
+    properties = [{"key": k, "value": v} for k, v in values.items()]
+    return {"testInputObject": {"definition": None, "properties": properties}}
 
 
 def test_schema_helpers_unknown_job_is_404(client: TestClient, v: str) -> None:
