@@ -21,6 +21,7 @@ from engine.expressions.values import (
     integer,
     single,
 )
+from engine.limits import MAX_EXPRESSION_TEXT
 
 StringFunction = Callable[..., Value]
 
@@ -134,7 +135,7 @@ def normalize_diacritics(env: Env, source: Arg) -> Value:
         return text
     if len(text) > _CACHED:  # a cache of 8,192 long texts would hold gigabytes
         return bounded_text("NormalizeDiacritics", _normalized(text))
-    return bounded_text("NormalizeDiacritics", _without_diacritics(text))
+    return _without_diacritics(text)  # at most 3 x 256 characters
 
 
 #: The longest text whose normalization is cached (names, not documents).
@@ -225,9 +226,10 @@ def _case(source: Arg, culture: Arg, upper: bool) -> Value:
                 if upper  # dotted capital I
                 else text.replace("I", "\u0131").replace("\u0130", "i")
             )  # dotless i
-    if upper:
-        return bounded_text("ToUpper", text.upper())
-    return bounded_text("ToLower", text.lower())
+    changed = text.upper() if upper else text.lower()
+    if len(changed) > MAX_EXPRESSION_TEXT:  # inline: this runs for most values of a cycle
+        bounded_text("ToUpper" if upper else "ToLower", changed)
+    return changed
 
 
 @elementwise("ToLower")

@@ -74,7 +74,7 @@ def compile_expression(
         )
     run = _compile(node, top=True, target_attribute=target_attribute)
     check_growth(node)  # after _compile: unknown functions and wrong arities are named first
-    if isinstance(node, Call):
+    if _calls(node) > 1:
         run = evaluation(run)
     return Expression(node=node, text=to_text(node), run=run)
 
@@ -216,11 +216,29 @@ def _call(node: Call, *, top: bool, target_attribute: str | None) -> Compiled:
             raise _failure(name, exc) from None
         if (
             result.__class__ is list or (result.__class__ is str and len(result) >= COUNTED)
-        ) and all(result is not v for v in values):
+        ) and not _passed_through(result, values):
             built(name, result)
         return result
 
     return run
+
+
+def _passed_through(result: Arg, values: list[Arg]) -> bool:
+    """Whether ``result`` is one of the call's arguments (counted where it was built). A loop,
+    not ``any()`` over a generator: this runs after every call that returns a list."""
+    for value in values:  # noqa: SIM110
+        if value is result:
+            return True
+    return False
+
+
+def _calls(node: Node) -> int:
+    """How many function calls ``node`` holds (itself included)."""
+    if isinstance(node, Call):
+        return 1 + sum(_calls(arg) for arg in node.args)
+    if isinstance(node, Compare):
+        return _calls(node.left) + _calls(node.right)
+    return 0
 
 
 _UNEXPECTED = (ValueError, TypeError, IndexError, OverflowError)
