@@ -117,9 +117,9 @@ class ProvisioningLog(StoreTables):
         excess = self.total(job_id) - keep
         if excess <= 0:
             return 0
-        rows = self._db.execute(
+        rows = self._db.execute(  # each row holds a record at least: no more are needed
             "SELECT seq, count FROM provisioning_log WHERE job_id=? "
-            f"ORDER BY seq LIMIT {budget.rows}",
+            f"ORDER BY time, seq LIMIT {min(budget.rows, excess)}",
             (job_id,),
         ).fetchall()
         return self._delete(rows, budget.take(rows, excess))

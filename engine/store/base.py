@@ -70,12 +70,13 @@ class StagedDelete:
 class PruneBudget:
     """How much one prune_logs call may drop: ``deletes`` deletes of at most ``rows``
     checkpoint rows and at most ``records`` records each (at least one row: a row holds a
-    page of records). At 667 bytes a record, 5,000 records are ~3 MB a delete; 8 deletes a
-    cycle work off 40,000 records, so a backlog of a million goes in 25 cycles."""
+    page of records). A delete costs ~0.1 ms a row on a laptop's SSD (bench/bench_log_size.py),
+    so a checkpoint waits ~10 ms behind one at most; ten a cycle work off 1,000 rows (or
+    50,000 records), so the backlog of a lowered cap goes over a few cycles."""
 
-    rows: int = 500
+    rows: int = 100
     records: int = 5_000
-    deletes: int = 8
+    deletes: int = 10
 
     def take(self, rows: Iterable[tuple[int, int]], wanted: int) -> list[int]:
         """The seqs of one delete from ``rows`` ((seq, count), oldest first): whole rows,

@@ -305,8 +305,9 @@ class MemoryStateStore:
     prune_budget = PruneBudget()
 
     def prune_logs(self, job_id: str, before: datetime, keep: int | None = None) -> int:
-        """Whole checkpoints, as SQLite drops its rows: one whose newest record is older than
-        ``before``, then the oldest while more than ``keep`` records remain; within budget."""
+        """Whole checkpoints, as SQLite drops its rows: those whose newest record is older
+        than ``before``, then the oldest (by that time) while more than ``keep`` records
+        remain; within budget."""
         budget = self.prune_budget
         with self._lock:
             state = self._job(job_id)
@@ -318,8 +319,8 @@ class MemoryStateStore:
                 if not gone and keep is not None:
                     excess = sum(map(len, state.logs)) - keep
                     if excess > 0:
-                        oldest = [(n, len(row)) for n, row in enumerate(state.logs)]
-                        gone = set(budget.take(oldest[: budget.rows], excess))
+                        oldest = [(n, len(state.logs[n])) for _, n in old][: budget.rows]
+                        gone = set(budget.take(oldest, excess))
                 if not gone:
                     break
                 dropped += sum(len(state.logs[n]) for n in gone)
