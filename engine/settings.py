@@ -49,6 +49,7 @@ ENGINE_SETTINGS = frozenset(
         "PageSize",
         "TransientRetries",
         "ProvisioningLogRetention",
+        "ProvisioningLogMaxRecords",
         "RegexTimeout",
         "DeleteGracePeriod",
     }
@@ -129,7 +130,15 @@ _WHOLE_SETTINGS = (
     ("export_concurrency", "ExportConcurrency", 1, 64),
     ("page_size", "PageSize", 1, 100_000),
     ("transient_retries", "TransientRetries", 0, 10),  # see _context.MAX_RETRIES
+    ("log_max_records", "ProvisioningLogMaxRecords", 0, MAX_WHOLE_NUMBER),
 )
+#: ProvisioningLogMaxRecords when absent or 0: at ~700 bytes a record, ~70 MB of state file
+DEFAULT_LOG_MAX_RECORDS = 100_000
+
+
+def _log_max_records(number: int) -> int:
+    """0 means the default, not "keep none" (Graph's settings give no way to unset one)."""
+    return number or DEFAULT_LOG_MAX_RECORDS
 
 
 @attrs.frozen(kw_only=True)
@@ -154,6 +163,9 @@ class JobSettings:
     page_size: int = 500
     transient_retries: int = 3
     log_retention: timedelta = timedelta(days=30)  # Entra keeps provisioning logs 30 days
+    #: the job's provisioning log records kept at most, whatever their age: time alone lets
+    #: a busy job's log grow by gigabytes a month (the oldest checkpoints go first)
+    log_max_records: int = attrs.field(default=DEFAULT_LOG_MAX_RECORDS, converter=_log_max_records)
     regex_timeout: timedelta = DEFAULT_REGEX_TIMEOUT  # per regular expression call and value
     hard_deletes: bool = True
     skip_out_of_scope_deletions: bool = False

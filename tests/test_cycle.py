@@ -19,7 +19,8 @@ from engine import (
     SyncEngine,
     TransitionError,
 )
-from engine.model import TaskExecutionResult, to_graph
+from engine.model import KeyValuePair, TaskExecutionResult, to_graph
+from engine.settings import JobSettings
 from tests.conftest import fill, target_users, user
 
 
@@ -542,6 +543,55 @@ def test_provisioning_log_retention(make_job: Any, clock: ManualClock) -> None:
     source.put("User", "s000000", user(0, department="R&D"))
     engine.run_cycle(job_id)
     assert ["Update"] == [r.action for r in engine.provisioning_logs(job_id)]
+
+
+def test_provisioning_log_max_records(make_job: Any, clock: ManualClock) -> None:
+    """ProvisioningLogMaxRecords caps the job's log whatever its age: after each cycle the
+    oldest checkpoints go until the log is within it; the newest records stay."""
+    engine, job_id, source, _ = make_job(
+        users=30, settings={"ProvisioningLogMaxRecords": "12", "PageSize": "5"}
+    )
+    engine.run_cycle(job_id)  # 30 creates, six checkpoints of five
+    assert 10 == engine.store.count_logs(job_id)
+    for n in range(20):
+        clock.advance(timedelta(minutes=2))
+        for k in range(3):
+            source.put("User", f"s{n + k:06d}", user(n + k, department=f"D{n}"))
+        engine.run_cycle(job_id)
+        logs = engine.provisioning_logs(job_id, limit=1000)
+        assert len(logs) == engine.store.count_logs(job_id) <= 12
+    assert {r.anchor for r in logs[-3:]} == {"s000019", "s000020", "s000021"}
+
+
+def test_a_cycle_that_exports_nothing_writes_no_record(make_job: Any, clock: ManualClock) -> None:
+    """An idle delta writes no record, nor does an object read again whose target already
+    holds its values (a re-read, a change to nothing mapped): only what was done is logged.
+    Provisioning it on demand still says why nothing was written."""
+    engine, job_id, source, _ = make_job(users=3)
+    engine.run_cycle(job_id)
+    assert 3 == engine.store.count_logs(job_id)
+    clock.advance(timedelta(minutes=2))
+    assert 0 == engine.run_cycle(job_id).count_imported
+    source.put("User", "s000001", user(1))  # read again, values as exported
+    source.put("User", "s000002", user(2, displayName="USER 2"))  # case only: no write
+    assert 2 == engine.run_cycle(job_id).count_imported
+    assert 3 == engine.store.count_logs(job_id)
+    (skip,) = engine.provision_on_demand(job_id, "User", "s000001")
+    assert ("Other", "skipped", "RedundantExport") == (skip.action, skip.status, skip.error)
+
+
+def test_provisioning_log_max_records_is_validated(make_job: Any) -> None:
+    """A whole number; 0 (or none) means the default, 100,000."""
+    engine, _, _, _ = make_job(settings={"ProvisioningLogMaxRecords": "0"})
+    with pytest.raises(ConfigurationError, match="ProvisioningLogMaxRecords must be"):
+        engine.create_job("memoryToMemory", settings={"ProvisioningLogMaxRecords": "-5"})
+
+    def parsed(value: str) -> int:
+        pairs = [KeyValuePair(name="ProvisioningLogMaxRecords", value=value)]
+        return JobSettings.parse(pairs).log_max_records
+
+    assert 100_000 == parsed("0") == JobSettings().log_max_records
+    assert 7 == parsed("7")
 
 
 def test_old_escrows_are_parked_and_can_be_replayed(make_job: Any, clock: ManualClock) -> None:

@@ -155,6 +155,10 @@ class CycleContext:
     lease: Lease | None = None  # held for the whole cycle; renewed by every commit
     lease_duration: timedelta = timedelta(minutes=5)
     lease_deadline: float = math.inf  # clock.monotonic() past which this runner stops writing
+    #: log an object read again whose target already holds its values (RedundantExport): a
+    #: plan or provisioning on demand says so; a scheduled cycle does not, or every re-read
+    #: (a timestamp overlap, a delete scan's full read) writes a record for nothing done
+    log_unchanged: bool = True
     started: datetime = attrs.field(init=False)
     counters: Counters = attrs.field(factory=Counters)
     #: per object mapping key, set up by cycle.run

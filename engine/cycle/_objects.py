@@ -590,14 +590,15 @@ def update_linked(
             ),
         )  # fmt: skip
     else:
-        ctx.skip(
-            work,
-            mapping,
-            anchor,
-            "RedundantExport" if not delta else "Update is not in flowTypes",
-            link.target_ref,
-            who,
-        )
+        if delta or ctx.log_unchanged:
+            ctx.skip(
+                work,
+                mapping,
+                anchor,
+                "RedundantExport" if not delta else "Update is not in flowTypes",
+                link.target_ref,
+                who,
+            )
         if exported == link.exported:
             return
     link_into(state, work, link._replace(exported=exported))

@@ -207,6 +207,7 @@ class Execution:
             lease=lease,
             lease_duration=self.lease_duration,
             on_progress=on_progress,
+            log_unchanged=False,  # an idle re-read writes no record
         )
         ctx.log.info("cycle_started")
         failure: ConnectorError | None = None
@@ -288,7 +289,10 @@ class Execution:
             )
         elif before.code is StatusCode.QUARANTINE and status.code is StatusCode.ACTIVE:
             shared.log.info("job_recovered", job_id=job_id)
-        shared.store.prune_logs(job_id, now - ctx.settings.log_retention)
+        # bounded: a backlog (a lowered cap, an initial cycle's records) goes over cycles
+        shared.store.prune_logs(
+            job_id, now - ctx.settings.log_retention, ctx.settings.log_max_records
+        )
         return execution
 
     def entry_counts(

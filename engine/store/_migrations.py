@@ -82,6 +82,21 @@ MIGRATIONS: list[str] = [
     """
     CREATE TABLE store_keys (name TEXT PRIMARY KEY, value BLOB NOT NULL);
     """,
+    # 8: the provisioning log bounded by records (ProvisioningLogMaxRecords): each job's total
+    # kept by triggers, so a cycle reads one row instead of summing the log (the oldest rows
+    # are found by log_by_time; no index is added: each costs every row ~60 bytes)
+    """
+    CREATE TABLE log_totals (job_id TEXT PRIMARY KEY, records INTEGER NOT NULL);
+    INSERT INTO log_totals (job_id, records)
+        SELECT job_id, SUM(count) FROM provisioning_log GROUP BY job_id;
+    CREATE TRIGGER log_added AFTER INSERT ON provisioning_log BEGIN
+        INSERT INTO log_totals (job_id, records) VALUES (NEW.job_id, NEW.count)
+            ON CONFLICT (job_id) DO UPDATE SET records = records + NEW.count;
+    END;
+    CREATE TRIGGER log_dropped AFTER DELETE ON provisioning_log BEGIN
+        UPDATE log_totals SET records = records - OLD.count WHERE job_id = OLD.job_id;
+    END;
+    """,
 ]
 
 

@@ -19,7 +19,9 @@ import orjson
 
 from engine.store._sqlite_tables import StoreTables
 from engine.store._sqlite_text import format_datetime, stored_time
-from engine.store.base import LogRecord
+from engine.store.base import LogRecord, PruneBudget
+
+_ALL = 2**62  # records an age prune wants: every row past the age, within its budget
 
 
 def _record(job_id: str, cycle_id: str, row: list[Any]) -> LogRecord:
@@ -74,13 +76,60 @@ class ProvisioningLog(StoreTables):
                 ),
             )
 
-    def prune(self, job_id: str, before: datetime) -> int:
+    def prune(self, job_id: str, before: datetime, keep: int | None, budget: PruneBudget) -> int:
+        """See StateStore.prune_logs: each delete is its own transaction, and the lock is let
+        go between them, so a checkpoint of another cycle gets in after one small delete."""
+        dropped = 0
+        for _ in range(budget.deletes):
+            with self._lock:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    count = self._drop_old(job_id, before, budget)
+                    if not count and keep is not None:
+                        count = self._drop_over(job_id, keep, budget)
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+            if not count:
+                break
+            dropped += count
+        return dropped
+
+    def total(self, job_id: str) -> int:
+        """The job's records, from the per-job total the table's triggers keep (migration 8):
+        one row read, not a sum over the log."""
         with self._lock:
-            cursor = self._db.execute(
-                "DELETE FROM provisioning_log WHERE job_id=? AND time < ?",
-                (job_id, format_datetime(before)),
-            )
-            return int(cursor.rowcount)
+            row = self._db.execute(
+                "SELECT records FROM log_totals WHERE job_id=?", (job_id,)
+            ).fetchone()
+        return int(row[0]) if row else 0
+
+    def _drop_old(self, job_id: str, before: datetime, budget: PruneBudget) -> int:
+        rows = self._db.execute(
+            "SELECT seq, count FROM provisioning_log WHERE job_id=? AND time < ? "
+            f"ORDER BY time, seq LIMIT {budget.rows}",
+            (job_id, format_datetime(before)),
+        ).fetchall()
+        return self._delete(rows, budget.take(rows, _ALL))
+
+    def _drop_over(self, job_id: str, keep: int, budget: PruneBudget) -> int:
+        excess = self.total(job_id) - keep
+        if excess <= 0:
+            return 0
+        rows = self._db.execute(  # each row holds a record at least: no more are needed
+            "SELECT seq, count FROM provisioning_log WHERE job_id=? "
+            f"ORDER BY time, seq LIMIT {min(budget.rows, excess)}",
+            (job_id,),
+        ).fetchall()
+        return self._delete(rows, budget.take(rows, excess))
+
+    def _delete(self, rows: list[tuple[int, int]], seqs: list[int]) -> int:
+        if not seqs:
+            return 0
+        marks = ",".join("?" * len(seqs))
+        self._db.execute(f"DELETE FROM provisioning_log WHERE seq IN ({marks})", seqs)
+        return sum(count for _seq, count in rows[: len(seqs)])
 
     def records(self, job_id: str, cycle_id: str | None, limit: int) -> list[LogRecord]:
         sql = "SELECT cycle_id, records FROM provisioning_log WHERE job_id=?"

@@ -66,6 +66,31 @@ class StagedDelete:
     due: datetime | None = None
 
 
+@attrs.frozen
+class PruneBudget:
+    """How much one prune_logs call may drop: ``deletes`` deletes of at most ``rows``
+    checkpoint rows and at most ``records`` records each (at least one row: a row holds a
+    page of records). A delete costs ~0.1 ms a row on a laptop's SSD (bench/bench_log_size.py),
+    so a checkpoint waits ~10 ms behind one at most; ten a cycle work off 1,000 rows (or
+    50,000 records), so the backlog of a lowered cap goes over a few cycles."""
+
+    rows: int = 100
+    records: int = 5_000
+    deletes: int = 10
+
+    def take(self, rows: Iterable[tuple[int, int]], wanted: int) -> list[int]:
+        """The seqs of one delete from ``rows`` ((seq, count), oldest first): whole rows,
+        at least one, until ``wanted`` records or the budget is reached."""
+        taken: list[int] = []
+        total = 0
+        for seq, count in rows:
+            if taken and (total >= wanted or total + count > self.records):
+                break
+            taken.append(seq)
+            total += count
+        return taken
+
+
 class LogRecord(NamedTuple):
     """One provisioning log entry: what happened to one object, named so a person can read it.
 
@@ -398,9 +423,16 @@ class StateStore(Protocol):
         lets a reader that wants the newest N records stop early."""
         ...
 
-    def prune_logs(self, job_id: str, before: datetime) -> int:
-        """Drop provisioning log records older than ``before`` (whole checkpoints at a time);
-        returns how many rows or records went."""
+    def prune_logs(self, job_id: str, before: datetime, keep: int | None = None) -> int:
+        """Drop the job's provisioning log checkpoints (whole ones) older than ``before``,
+        then the oldest while more than ``keep`` records remain; returns the records dropped.
+        One call does a bounded amount (:class:`PruneBudget`), each delete its own short
+        transaction: a backlog is worked off over several calls, and a checkpoint waits
+        behind one small delete at most, never behind a long one."""
+        ...
+
+    def count_logs(self, job_id: str) -> int:
+        """The job's provisioning log records, read cheaply (no sum over the log)."""
         ...
 
     def value_key(self) -> bytes:

@@ -19,6 +19,7 @@ from engine.store.base import (
     Lease,
     Link,
     LogRecord,
+    PruneBudget,
     StagedDelete,
     check_fence,
     may_take,
@@ -36,7 +37,7 @@ class _JobState:
         self.counts: dict[str, int] = {}  # links per mapping, kept as links come and go
         self.escrows: dict[Key, Escrow] = {}
         self.staged: dict[Key, StagedDelete] = {}
-        self.logs: list[LogRecord] = []
+        self.logs: list[list[LogRecord]] = []  # one list per checkpoint, as SQLite's rows
         self.intents: list[IntentBatch] = []
         self.references: dict[Key, tuple[tuple[str, str], ...]] = {}  # referrer -> referenced
         self.referrers: dict[Key, set[Key]] = {}  # (owner, referenced anchor) -> referrers
@@ -189,7 +190,8 @@ class MemoryStateStore:
             if checkpoint.clear_events:
                 state.events.clear()
             state.events.update(dict.fromkeys(checkpoint.events))
-            state.logs.extend(checkpoint.logs)
+            if checkpoint.logs:
+                state.logs.append(list(checkpoint.logs))
             if checkpoint.clear_intents:
                 state.intents = []
             if checkpoint.lease is not None:
@@ -288,22 +290,46 @@ class MemoryStateStore:
     def provisioning_logs(
         self, job_id: str, cycle_id: str | None = None, limit: int = 1000
     ) -> list[LogRecord]:
-        logs = [r for r in self._job(job_id).logs if cycle_id in (None, r.cycle_id)]
+        rows = self._job(job_id).logs
+        logs = [r for row in rows for r in row if cycle_id in (None, r.cycle_id)]
         return logs[-limit:]
 
     def log_batches(self, job_id: str) -> Iterator[tuple[datetime | None, list[LogRecord]]]:
         with self._lock:
-            logs = sorted(self._job(job_id).logs, key=lambda r: r.time, reverse=True)
+            rows = self._job(job_id).logs
+            logs = sorted((r for row in rows for r in row), key=lambda r: r.time, reverse=True)
         for record in logs:
             yield record.time, [record]
 
-    def prune_logs(self, job_id: str, before: datetime) -> int:
+    #: how much one prune_logs call may drop (base.PruneBudget), as the SQLite store
+    prune_budget = PruneBudget()
+
+    def prune_logs(self, job_id: str, before: datetime, keep: int | None = None) -> int:
+        """Whole checkpoints, as SQLite drops its rows: those whose newest record is older
+        than ``before``, then the oldest (by that time) while more than ``keep`` records
+        remain; within budget."""
+        budget = self.prune_budget
         with self._lock:
             state = self._job(job_id)
-            kept = [r for r in state.logs if r.time >= before]
-            pruned = len(state.logs) - len(kept)
-            state.logs = kept
-            return pruned
+            dropped = 0
+            for _ in range(budget.deletes):
+                old = sorted((max(r.time for r in row), n) for n, row in enumerate(state.logs))
+                rows = [(n, len(state.logs[n])) for t, n in old if t < before][: budget.rows]
+                gone = set(budget.take(rows, 2**62))
+                if not gone and keep is not None:
+                    excess = sum(map(len, state.logs)) - keep
+                    if excess > 0:
+                        oldest = [(n, len(state.logs[n])) for _, n in old][: budget.rows]
+                        gone = set(budget.take(oldest, excess))
+                if not gone:
+                    break
+                dropped += sum(len(state.logs[n]) for n in gone)
+                state.logs = [row for n, row in enumerate(state.logs) if n not in gone]
+            return dropped
+
+    def count_logs(self, job_id: str) -> int:
+        with self._lock:
+            return sum(map(len, self._job(job_id).logs))
 
     def close(self) -> None:
         """Nothing to release."""

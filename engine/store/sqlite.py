@@ -39,6 +39,7 @@ from engine.store.base import (
     JobRow,
     Link,
     LogRecord,
+    PruneBudget,
     StagedDelete,
     chunked,
 )
@@ -183,6 +184,7 @@ class SqliteStateStore(RecoveryTables):
                     "escrows",
                     "staged_deletes",
                     "provisioning_log",
+                    "log_totals",
                     "intents",
                     "leases",
                 ):
@@ -386,8 +388,14 @@ class SqliteStateStore(RecoveryTables):
                     [(r, e, sc, a) for sc, a, r, e in new],
                 )
 
-    def prune_logs(self, job_id: str, before: datetime) -> int:
-        return self._logs.prune(job_id, before)
+    #: how much one prune_logs call may drop (base.PruneBudget); a test makes it smaller
+    prune_budget = PruneBudget()
+
+    def prune_logs(self, job_id: str, before: datetime, keep: int | None = None) -> int:
+        return self._logs.prune(job_id, before, keep, self.prune_budget)
+
+    def count_logs(self, job_id: str) -> int:
+        return self._logs.total(job_id)
 
     def reset(self, job_id: str, *, watermarks: bool, escrows: bool, links: bool) -> None:
         tables = [

@@ -26,7 +26,7 @@ from engine.store import (
     decode_values,
     encode_values,
 )
-from engine.store.base import Intent, IntentBatch
+from engine.store.base import Intent, IntentBatch, PruneBudget
 from engine.store.snapshot import snapshot
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -360,6 +360,82 @@ def test_prune_logs_drops_only_older_records(store: StateStore) -> None:
     store.commit("j1", Checkpoint(logs=new))
     assert 1 == store.prune_logs("j1", T0 + timedelta(days=10))
     assert ["new"] == [r.anchor for r in store.provisioning_logs("j1")]
+
+
+def _cycle_logs(cycle: int, count: int, at: datetime = T0) -> list[LogRecord]:
+    return [
+        log(f"{cycle}.{n}")._replace(cycle_id=f"c{cycle}", time=at + timedelta(minutes=cycle))
+        for n in range(count)
+    ]
+
+
+def test_log_cap_holds_over_many_cycles(store: StateStore) -> None:
+    """ProvisioningLogMaxRecords: pruned after every cycle, the log stays within the cap
+    (whole checkpoints, the oldest first) and keeps the newest records; the cheap count
+    agrees with the records there are."""
+    store.save_job(job_row())
+    store.prune_budget = PruneBudget(rows=3, records=10, deletes=2)  # type: ignore[attr-defined]
+    for cycle in range(60):
+        store.commit("j1", Checkpoint(logs=_cycle_logs(cycle, 1 + cycle % 7)))
+        store.prune_logs("j1", T0 - timedelta(days=1), keep=40)
+        kept = store.provisioning_logs("j1", limit=10_000)
+        assert len(kept) == store.count_logs("j1") <= 40
+    assert kept[-1].anchor == "59.3"  # the newest stay
+    assert len(kept) > 40 - 7  # whole checkpoints: under the cap by less than one
+
+
+def test_log_prune_is_bounded_per_call(store: StateStore) -> None:
+    """A backlog (a lowered cap, a burst of cycles) is worked off over several calls: no
+    call drops more than its budget, none more than ``rows`` rows or ``records`` records
+    in one delete (SQLite: each its own transaction), by age or by count."""
+    store.save_job(job_row())
+    for cycle in range(100):
+        store.commit("j1", Checkpoint(logs=_cycle_logs(cycle, 5)))
+    store.prune_budget = PruneBudget(rows=4, records=12, deletes=3)  # type: ignore[attr-defined]
+    deletes: list[str] = []
+    if isinstance(store, SqliteStateStore):
+        store._db.set_trace_callback(
+            lambda sql: deletes.append(sql) if sql.startswith("DELETE") else None
+        )
+    calls = 0
+    while store.prune_logs("j1", T0 + timedelta(minutes=50)):
+        calls += 1
+    assert 250 == store.count_logs("j1")  # 10 records a delete, 3 deletes a call
+    assert calls == 9  # 250 / 30, rounded up
+    assert [r.cycle_id for r in store.provisioning_logs("j1", limit=1)] == ["c99"]
+    while store.prune_logs("j1", T0, keep=100):
+        calls += 1
+        assert store.count_logs("j1") >= 100
+    assert 100 == store.count_logs("j1")
+    assert calls == 9 + 5
+    if isinstance(store, SqliteStateStore):
+        store._db.set_trace_callback(None)
+        # (the trace repeats a statement for the triggers it runs)
+        assert len(set(deletes)) == 40  # 80 rows, two (ten records) a delete
+        assert all(sql.count(",") == 1 for sql in deletes)
+
+
+def test_sqlite_log_totals_survive_migration_and_job_delete(tmp_path: Path) -> None:
+    """A file whose log was written before migration 8 counts it once migrated; a deleted
+    job's total goes with it."""
+    path = tmp_path / "v7.db"
+    original = sqlite_module.MIGRATIONS[:]
+    sqlite_module.MIGRATIONS[:] = original[:7]
+    try:
+        old = SqliteStateStore(path)
+        old.save_job(job_row())
+        old.commit("j1", Checkpoint(logs=_cycle_logs(1, 3)))
+        old.commit("j1", Checkpoint(logs=_cycle_logs(2, 4)))
+        old.close()
+    finally:
+        sqlite_module.MIGRATIONS[:] = original
+    migrated = SqliteStateStore(path)
+    assert 7 == migrated.count_logs("j1")
+    assert 3 == migrated.prune_logs("j1", T0, keep=4)
+    migrated.delete_job("j1")
+    assert 0 == migrated.count_logs("j1")
+    assert [] == migrated._db.execute("SELECT * FROM log_totals").fetchall()
+    migrated.close()
 
 
 def test_sqlite_migrates_a_version_1_file(tmp_path: Path) -> None:
