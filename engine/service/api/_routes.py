@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 import attrs
+from anyio import to_thread
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -41,6 +42,7 @@ from engine.model import (
 )
 from engine.model.plan import SyncPlan
 from engine.service.api import _audit
+from engine.service.api._bodies import BodyLimit, load_json, new_limiter, off_loop
 from engine.service.api._errors import (
     BearerAuth,
     GraphError,
@@ -115,17 +117,6 @@ class _Restore:
     object_id: str
 
 
-def _load_json(raw: bytes) -> Any:
-    """The body's JSON; malformed JSON, or a string escaping a lone UTF-16 surrogate such as
-    ``"\\ud800"`` (no Unicode text: it could be neither stored nor answered as UTF-8), is a 400."""
-    try:
-        data = json.loads(raw)
-        json.dumps(data, ensure_ascii=False).encode("utf-8")
-    except (ValueError, RecursionError):
-        raise GraphError(400, "invalidRequest", "the body is not valid JSON") from None
-    return data
-
-
 async def _body(request: Request, cls: type[T], *, optional: bool = False) -> T | None:
     """The request's JSON as ``cls``; malformed JSON or a wrong field is a 400 naming it."""
     raw = await request.body()
@@ -133,7 +124,12 @@ async def _body(request: Request, cls: type[T], *, optional: bool = False) -> T 
         if optional:
             return None
         raise GraphError(400, "invalidRequest", "the request needs a JSON body")
-    return from_graph(_load_json(raw), cls)
+    return await _parsed(request, raw, lambda: from_graph(load_json(raw), cls))
+
+
+async def _parsed(request: Request, raw: bytes, work: Callable[[], T]) -> T:
+    """``work()``, parsing ``raw``, off the event loop when the body is large (_bodies)."""
+    return await off_loop(raw, request.app.state.large_bodies, work)
 
 
 _APP, _JOB, _TEMPLATE = "servicePrincipal", "synchronizationJob", "synchronizationTemplate"
@@ -267,7 +263,13 @@ async def patch_job(request: Request) -> Response:
     property whole). Other fields are the engine's or have their own commands: 400."""
     job_id = await _job_id(request)
     raw = await request.body()
-    data = _load_json(raw) if raw.strip() else None
+    settings = await _parsed(request, raw, lambda: _job_settings(raw))
+    await _call(_engine(request).update_settings, job_id, settings)
+    return Response(status_code=204)
+
+
+def _job_settings(raw: bytes) -> dict[str, str]:
+    data = load_json(raw) if raw.strip() else None
     if not isinstance(data, dict):
         raise ModelError("the body must be a JSON object (a synchronizationJob) @ $", "$")
     sent = {k: v for k, v in data.items() if not k.startswith("@odata")}
@@ -277,9 +279,7 @@ async def patch_job(request: Request) -> Response:
         raise ModelError(f"only synchronizationJobSettings can be updated @ {where}", where)
     job = from_graph({"synchronizationJobSettings": sent["synchronizationJobSettings"]},
                      SynchronizationJob)  # fmt: skip
-    settings = {p.name: p.value or "" for p in job.synchronization_job_settings}
-    await _call(_engine(request).update_settings, job_id, settings)
-    return Response(status_code=204)
+    return {p.name: p.value or "" for p in job.synchronization_job_settings}
 
 
 async def delete_job(request: Request) -> Response:
@@ -326,15 +326,21 @@ async def patch_schema(request: Request) -> Response:
     body's top-level properties replace the stored schema's, the rest are kept."""
     job_id = await _job_id(request)
     raw = await request.body()
-    data = _load_json(raw) if raw.strip() else None
-    if not isinstance(data, dict):
-        raise ModelError("the body must be a JSON object (a synchronizationSchema) @ $", "$")
     engine = _engine(request)
-    current = to_graph(await _call(engine.get_schema, job_id))
-    sent = {k: v for k, v in data.items() if not k.startswith("@odata")}
-    schema = from_graph({**current, **sent}, SynchronizationSchema)
+    current = await _call(engine.get_schema, job_id)
+    # the merge converts the whole stored schema, however small the body: never on the loop
+    limiter = request.app.state.large_bodies
+    schema = await to_thread.run_sync(lambda: _patched_schema(raw, current), limiter=limiter)
     await _call(engine.update_schema, job_id, schema)
     return Response(status_code=204)
+
+
+def _patched_schema(raw: bytes, current: SynchronizationSchema) -> SynchronizationSchema:
+    data = load_json(raw) if raw.strip() else None
+    if not isinstance(data, dict):
+        raise ModelError("the body must be a JSON object (a synchronizationSchema) @ $", "$")
+    sent = {k: v for k, v in data.items() if not k.startswith("@odata")}
+    return from_graph({**to_graph(current), **sent}, SynchronizationSchema)
 
 
 async def validate_credentials(request: Request) -> Response:
@@ -522,7 +528,13 @@ async def post_parse_expression(request: Request) -> Response:
     value is a string, a list of strings or null."""
     await _job_id(request)
     raw = await request.body()
-    data = _load_json(raw) if raw.strip() else None
+    expression, inputs = await _parsed(request, raw, lambda: _expression_request(raw))
+    result = await _call(parse_expression, expression, inputs, clock=_engine(request).clock)
+    return JSONResponse(result.to_graph())
+
+
+def _expression_request(raw: bytes) -> tuple[str, dict[str, str | list[str] | None]]:
+    data = load_json(raw) if raw.strip() else None
     if not isinstance(data, dict):
         raise ModelError("the body must be a JSON object with an expression @ $", "$")
     extra = sorted(k for k in data if k not in _PARSE_FIELDS and "@odata" not in k)
@@ -531,9 +543,7 @@ async def post_parse_expression(request: Request) -> Response:
     expression = data.get("expression")
     if not isinstance(expression, str):
         raise ModelError("expression must be a string @ $.expression", "$.expression")
-    inputs = _test_inputs(data.get("testInputObject"))
-    result = await _call(parse_expression, expression, inputs, clock=_engine(request).clock)
-    return JSONResponse(result.to_graph())
+    return expression, _test_inputs(data.get("testInputObject"))
 
 
 _PARSE_FIELDS = frozenset({"expression", "testInputObject", "targetAttributeDefinition"})
@@ -756,6 +766,8 @@ def create_app(
         },
     )
     app.state.engine = engine
+    app.state.large_bodies = new_limiter()
+    app.add_middleware(BodyLimit, clock=engine.clock)
     digests = [digest(t) for t in tokens] + list(token_digests)
     app.add_middleware(BearerAuth, tokens=digests, clock=engine.clock)
     return app

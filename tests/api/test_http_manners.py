@@ -1,0 +1,119 @@
+"""The HTTP layer's manners under hostile or careless clients (#20 points 5 and 7): bodies and
+``$filter`` bounded and parsed without stalling the event loop."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import requests
+from starlette.testclient import TestClient
+
+from engine import ManualClock, SyncEngine, SystemClock
+from engine.service.api import create_app
+from engine.service.api._bodies import MAX_BODY
+from engine.service.serve import TOKENS_ENV
+from tests.api.daemon import start_daemon
+from tests.api.test_api import AUTH, TOKEN, graph_error, new_app, new_job
+from tests.processes import tail, terminate
+
+V = "/v1.0"
+CLOCK = SystemClock()
+
+
+def _client(tmp_path: Path) -> TestClient:
+    engine = SyncEngine(tmp_path / "s.db", ManualClock())
+    return TestClient(create_app(engine, [TOKEN]), headers=AUTH)
+
+
+def _expression_body(size: int) -> bytes:
+    """A parseExpression request of about ``size`` bytes: some 60,000 test inputs."""
+    value = "v" * 40
+    item = len(json.dumps({"key": "k000000", "value": value})) + 2
+    properties = [{"key": f"k{i:06d}", "value": value} for i in range(size // item)]
+    body = {"expression": "[k000000]", "testInputObject": {"properties": properties}}
+    return json.dumps(body).encode()
+
+
+def test_a_body_over_the_limit_is_413_whether_declared_or_chunked(tmp_path: Path) -> None:
+    with _client(tmp_path) as client:
+        app = new_app(client, V)
+        job = new_job(client, V, app)
+        url = f"{V}/servicePrincipals/{app}/synchronization/jobs/{job}/schema"
+        big = b" " * (MAX_BODY + 1)
+        graph_error(client.put(url, content=big), 413, "requestEntityTooLarge")
+
+        def chunks() -> Iterator[bytes]:  # no Content-Length: counted as it arrives
+            for _ in range(MAX_BODY // 65536 + 1):
+                yield b" " * 65536
+
+        graph_error(client.put(url, content=chunks()), 413, "requestEntityTooLarge")
+        assert client.get(url).status_code == 200  # the schema is unchanged, the app fine
+
+
+def test_a_long_or_deep_filter_is_400_at_once(tmp_path: Path) -> None:
+    """Was: a slice of the unread text per clause (quadratic) and a RecursionError (500)."""
+    with _client(tmp_path) as client:
+        url = f"{V}/auditLogs/provisioning"
+        long = " or ".join(["jobId eq 'x'"] * 2000)  # 32 kB (httpx sends 64 kB, encoded)
+        started = CLOCK.monotonic()
+        message = graph_error(client.get(url, params={"$filter": long}), 400, "invalidRequest")
+        assert "longer than 4096 characters" in message
+        assert CLOCK.monotonic() - started < 0.5
+        deep = "(" * 400 + "jobId eq 'x'" + ")" * 400
+        message = graph_error(client.get(url, params={"$filter": deep}), 400)
+        assert "parentheses nest deeper than 32" in message
+        fine = " or ".join(["jobId eq 'x'"] * 250)  # 4,000 characters: under the limit
+        assert client.get(url, params={"$filter": fine}).json()["value"] == []
+
+
+def test_healthz_answers_within_100_ms_while_three_large_bodies_are_parsed(
+    tmp_path: Path,
+) -> None:
+    """The daemon itself (uvicorn, its event loop): three bodies just under the limit, sent
+    at once, are parsed while /healthz is probed. Was: parsed on the loop, /healthz stalled
+    for the whole parse (about a second each)."""
+    env = {**os.environ, TOKENS_ENV: TOKEN}
+    process, url = start_daemon(tmp_path / "s.db", tmp_path / "serve.log", env)
+    try:
+        session = requests.Session()
+        session.headers.update(AUTH)
+        app = session.post(f"{url}{V}/servicePrincipals", json={}).json()["id"]
+        made = session.post(
+            f"{url}{V}/servicePrincipals/{app}/synchronization/jobs",
+            json={"templateId": "memoryToMemory"},
+        )
+        job = made.json()["id"]
+        target = f"{url}{V}/servicePrincipals/{app}/synchronization/jobs/{job}"
+        body = _expression_body(MAX_BODY - 16384)
+        assert MAX_BODY - 65536 < len(body) <= MAX_BODY
+        answers: list[int] = []
+
+        def send() -> None:
+            answers.append(
+                requests.post(
+                    f"{target}/schema/parseExpression", data=body, headers=AUTH, timeout=60
+                ).status_code
+            )
+
+        senders = [threading.Thread(target=send) for _ in range(3)]
+        probe = requests.Session()
+        probe.get(f"{url}/healthz", timeout=5)  # the connection made before timing
+        for sender in senders:
+            sender.start()
+        waits = []
+        while any(s.is_alive() for s in senders):
+            started = CLOCK.monotonic()
+            assert probe.get(f"{url}/healthz", timeout=5).status_code == 200
+            waits.append(CLOCK.monotonic() - started)
+            CLOCK.sleep(0.02)
+        for sender in senders:
+            sender.join()
+        assert answers == [200, 200, 200], tail(tmp_path / "serve.log")
+        assert len(waits) >= 10, waits  # the parsing took a while: /healthz was asked often
+        assert max(waits) < 0.1, sorted(waits)[-5:]
+    finally:
+        terminate(process)
