@@ -117,3 +117,20 @@ def test_healthz_answers_within_100_ms_while_three_large_bodies_are_parsed(
         assert max(waits) < 0.1, sorted(waits)[-5:]
     finally:
         terminate(process)
+
+
+def test_a_wrong_method_is_405_with_allow_naming_every_method_of_the_path(
+    tmp_path: Path,
+) -> None:
+    """Was: no Allow header (and Starlette's, when given, named only the first route's)."""
+    with _client(tmp_path) as client:
+        app = new_app(client, V)
+        cases = {
+            f"{V}/servicePrincipals": {"GET", "HEAD", "POST"},
+            f"{V}/servicePrincipals/{app}/synchronization/secrets": {"GET", "HEAD", "PUT", "PATCH"},
+            "/healthz": {"GET", "HEAD"},
+        }
+        for path, methods in cases.items():
+            response = client.request("TRACE", path)
+            graph_error(response, 405, "methodNotAllowed")
+            assert set(response.headers["Allow"].split(", ")) == methods, path

@@ -8,7 +8,7 @@ synchronous (SQLite, connectors), so its calls run in Starlette's thread pool.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -57,6 +57,7 @@ from engine.service.api._errors import (
 from engine.store.base import LogRecord
 
 T = TypeVar("T")
+Endpoint = Callable[[Request], Awaitable[Response]]
 VERSIONS = ("/beta", "/v1.0")
 #: what a client may send to create a job; the engine fills in everything else
 _JOB_FIELDS = frozenset({"templateId", "schedule", "synchronizationJobSettings"})
@@ -697,47 +698,66 @@ async def get_template(request: Request) -> Response:
     return _entity(request, context, _TEMPLATE, to_graph(template.graph))
 
 
-def _routes() -> list[BaseRoute]:
+def _table() -> list[tuple[str, str, Endpoint]]:
+    """(path, method, handler): each method of a path its own handler."""
     sp = "/servicePrincipals/{id}"
     sync = sp + "/synchronization"
     job = sync + "/jobs/{jobId}"
     return [
-        Route("/servicePrincipals", list_applications, methods=["GET"]),
-        Route("/servicePrincipals", create_application, methods=["POST"]),
-        Route(sp, get_application, methods=["GET"]),
-        Route(sp, delete_application, methods=["DELETE"]),
-        Route(sync + "/jobs", list_jobs, methods=["GET"]),
-        Route(sync + "/jobs", create_job, methods=["POST"]),
-        Route(job, get_job, methods=["GET"]),
-        Route(job, delete_job, methods=["DELETE"]),
-        Route(job, patch_job, methods=["PATCH"]),
-        Route(job + "/start", start, methods=["POST"]),
-        Route(job + "/pause", pause, methods=["POST"]),
-        Route(job + "/restart", restart, methods=["POST"]),
-        Route(job + "/schema", get_schema, methods=["GET"]),
-        Route(job + "/schema", put_schema, methods=["PUT"]),
-        Route(job + "/schema", patch_schema, methods=["PATCH"]),
-        Route(job + "/validateCredentials", validate_credentials, methods=["POST"]),
-        Route(job + "/provisionOnDemand", provision_on_demand, methods=["POST"]),
-        Route(job + "/plan", plan_job, methods=["POST"]),  # ours
-        Route(job + "/apply", apply_plan, methods=["POST"]),  # ours
-        Route(job + "/restore", restore, methods=["POST"]),
-        Route(job + "/schema/directories", get_directories, methods=["GET"]),
-        Route(
-            job + "/schema/directories/{directoryId}/discover",
-            discover_directory,
-            methods=["POST"],
-        ),
-        Route(job + "/schema/parseExpression", post_parse_expression, methods=["POST"]),
-        Route(job + "/schema/functions", get_functions, methods=["GET"]),
-        Route(job + "/schema/filterOperators", get_filter_operators, methods=["GET"]),
-        Route("/auditLogs/provisioning", provisioning_audit, methods=["GET"]),
-        Route(sync + "/secrets", get_secrets, methods=["GET"]),
-        Route(sync + "/secrets", put_secrets, methods=["PUT"]),
-        Route(sync + "/secrets", patch_secrets, methods=["PATCH"]),
-        Route(sync + "/templates", list_templates, methods=["GET"]),
-        Route(sync + "/templates/{templateId}", get_template, methods=["GET"]),
+        ("/servicePrincipals", "GET", list_applications),
+        ("/servicePrincipals", "POST", create_application),
+        (sp, "GET", get_application),
+        (sp, "DELETE", delete_application),
+        (sync + "/jobs", "GET", list_jobs),
+        (sync + "/jobs", "POST", create_job),
+        (job, "GET", get_job),
+        (job, "DELETE", delete_job),
+        (job, "PATCH", patch_job),
+        (job + "/start", "POST", start),
+        (job + "/pause", "POST", pause),
+        (job + "/restart", "POST", restart),
+        (job + "/schema", "GET", get_schema),
+        (job + "/schema", "PUT", put_schema),
+        (job + "/schema", "PATCH", patch_schema),
+        (job + "/validateCredentials", "POST", validate_credentials),
+        (job + "/provisionOnDemand", "POST", provision_on_demand),
+        (job + "/plan", "POST", plan_job),  # ours
+        (job + "/apply", "POST", apply_plan),  # ours
+        (job + "/restore", "POST", restore),
+        (job + "/schema/directories", "GET", get_directories),
+        (job + "/schema/directories/{directoryId}/discover", "POST", discover_directory),
+        (job + "/schema/parseExpression", "POST", post_parse_expression),
+        (job + "/schema/functions", "GET", get_functions),
+        (job + "/schema/filterOperators", "GET", get_filter_operators),
+        ("/auditLogs/provisioning", "GET", provisioning_audit),
+        (sync + "/secrets", "GET", get_secrets),
+        (sync + "/secrets", "PUT", put_secrets),
+        (sync + "/secrets", "PATCH", patch_secrets),
+        (sync + "/templates", "GET", list_templates),
+        (sync + "/templates/{templateId}", "GET", get_template),
     ]
+
+
+def _routes() -> list[BaseRoute]:
+    """One route a path, whatever its methods: a wrong method's 405 then lists (``Allow``)
+    every method the path has, not only those of the first route that matched the path."""
+    paths: dict[str, dict[str, Endpoint]] = {}
+    for path, method, handler in _table():
+        paths.setdefault(path, {})[method] = handler
+    return [
+        Route(path, _by_method(handlers), methods=list(handlers))
+        for path, handlers in paths.items()
+    ]
+
+
+def _by_method(handlers: dict[str, Endpoint]) -> Endpoint:
+    """The handler of the request's method (HEAD is GET's, as Starlette answers it)."""
+
+    async def dispatch(request: Request) -> Response:
+        method = "GET" if request.method == "HEAD" else request.method
+        return await handlers[method](request)
+
+    return dispatch
 
 
 def create_app(
