@@ -134,3 +134,26 @@ def test_a_wrong_method_is_405_with_allow_naming_every_method_of_the_path(
             response = client.request("TRACE", path)
             graph_error(response, 405, "methodNotAllowed")
             assert set(response.headers["Allow"].split(", ")) == methods, path
+
+
+def test_query_option_names_in_any_case_are_honoured_or_refused_never_ignored(
+    tmp_path: Path,
+) -> None:
+    """Was: ``$FILTER`` passed the unknown-option check (lower-cased) and was then not read:
+    every record answered. Other routes ignored a ``$filter`` and answered every item."""
+    with _client(tmp_path) as client:
+        audit = f"{V}/auditLogs/provisioning"
+        for name, value, says in [
+            ("$FILTER", "bogus", "$filter: cannot read"),
+            ("$Top", "0", "$top must be"),
+            ("$SKIPTOKEN", "x", "$skiptoken is not valid"),
+        ]:
+            message = graph_error(client.get(audit, params={name: value}), 400)
+            assert message.startswith(says), message
+        assert client.get(audit, params={"$TOP": "5"}).json()["value"] == []
+        twice = client.get(f"{audit}?$filter=status eq 'x'&$FILTER=status eq 'y'")
+        assert "given twice" in graph_error(twice, 400)
+        listing = f"{V}/servicePrincipals"
+        refused = client.get(listing, params={"$Filter": "displayName eq 'x'"})
+        assert graph_error(refused, 400) == "unsupported query option '$Filter'"
+        assert client.get(listing, params={"$select": "id"}).status_code == 200

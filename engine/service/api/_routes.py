@@ -592,10 +592,7 @@ async def get_filter_operators(request: Request) -> Response:
 # ----------------------------------------------------------------------------- auditLogs
 async def provisioning_audit(request: Request) -> Response:
     """provisioningObjectSummary records of every job (or the one ``jobId eq`` names)."""
-    query = request.query_params
-    unknown = sorted(k for k in query if k.lower() not in {"$filter", "$top", "$skiptoken"})
-    if unknown:
-        raise GraphError(400, "invalidRequest", f"unsupported query option {unknown[0]!r}")
+    query = query_options(request, _AUDIT_OPTIONS)
     predicates, job_id = _audit.parse_filter(query.get("$filter"))
     top = _audit.parse_top(query.get("$top"))
     token = query.get("$skiptoken")
@@ -607,10 +604,31 @@ async def provisioning_audit(request: Request) -> Response:
         "value": [_typed("provisioningObjectSummary", _audit.summary(r)) for r in chosen],
     }
     if last is not None:
-        params = {k: v for k, v in query.items() if k.lower() != "$skiptoken"}
-        params["$skiptoken"] = _audit.encode_token(last)
+        params = {**query, "$skiptoken": _audit.encode_token(last)}
         body["@odata.nextLink"] = str(request.url.replace_query_params(**params))
     return JSONResponse(body)
+
+
+_AUDIT_OPTIONS = frozenset({"$filter", "$top", "$skiptoken"})
+#: OData options that choose which items an answer holds: a route that takes none of them
+#: refuses them, since answering every item to a ``$filter`` it ignored would be wrong
+_SELECTING = frozenset({"$filter", "$top", "$skip", "$skiptoken", "$search", "$orderby", "$count"})
+
+
+def query_options(request: Request, taken: frozenset[str] = frozenset()) -> dict[str, str]:
+    """The query's options by lower-case name: OData 4.01 reads system query option names
+    in any case, so ``$FILTER`` is ``$filter``, honoured or refused, never ignored. A route
+    that takes options (``taken``) refuses any other parameter; one that takes none refuses
+    only the options in _SELECTING. An option given twice, in any case, is a 400."""
+    options: dict[str, str] = {}
+    for name, value in request.query_params.multi_items():
+        key = name.lower()
+        if key in options:
+            raise GraphError(400, "invalidRequest", f"query option {key!r} is given twice")
+        if key not in taken and (taken or key in _SELECTING):
+            raise GraphError(400, "invalidRequest", f"unsupported query option {name!r}")
+        options[key] = value
+    return options
 
 
 def _audit_page(
@@ -751,11 +769,15 @@ def _routes() -> list[BaseRoute]:
 
 
 def _by_method(handlers: dict[str, Endpoint]) -> Endpoint:
-    """The handler of the request's method (HEAD is GET's, as Starlette answers it)."""
+    """The handler of the request's method (HEAD is GET's, as Starlette answers it), once
+    the query's options are checked (query_options)."""
 
     async def dispatch(request: Request) -> Response:
         method = "GET" if request.method == "HEAD" else request.method
-        return await handlers[method](request)
+        handler = handlers[method]
+        if handler is not provisioning_audit:  # which reads its own options
+            query_options(request)
+        return await handler(request)
 
     return dispatch
 
