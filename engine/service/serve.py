@@ -8,6 +8,7 @@ keeps only its sha256 digest beside the state file (mode 0600), so later starts 
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import os
 import secrets
@@ -25,7 +26,7 @@ import uvicorn
 from engine.errors import ConfigurationError
 from engine.jobs import SyncEngine
 from engine.logs import configure_logging
-from engine.service.api import create_app
+from engine.service.api import create_app, public_base
 from engine.service.runner import Runner
 from engine.service.state_lock import hold_for_serve
 from engine.store.sqlite import create_private
@@ -33,7 +34,7 @@ from engine.store.sqlite import create_private
 TOKENS_ENV = "SYNCJOB_API_TOKENS"
 DIGEST_SUFFIX = ".api-token.sha256"
 DEFAULT_STATE = Path("syncjob.db")
-_KEYS = frozenset({"host", "port", "state", "tokens", "workers", "log_format"})
+_KEYS = frozenset({"host", "port", "state", "tokens", "workers", "log_format", "public_url"})
 
 
 @attrs.frozen(kw_only=True)
@@ -44,6 +45,7 @@ class ServeConfig:
     tokens: tuple[str, ...] = ()
     workers: int = 2
     log_format: str = "console"
+    public_url: str | None = None  # links' base; else the address a request came in on
 
 
 def load_config(
@@ -82,6 +84,7 @@ def load_config(
         raise ConfigurationError("workers must be at least 1")
     if values.get("log_format", "console") not in {"console", "json"}:
         raise ConfigurationError("log_format is console or json")
+    values["public_url"] = public_base(values.get("public_url"))
     values["state"] = Path(values.get("state", DEFAULT_STATE))
     return ServeConfig(**values)
 
@@ -149,6 +152,11 @@ def serve(config: ServeConfig, log_level: str = "WARNING", say: Any = None) -> N
     with hold_for_serve(config.state, address):
         digests = [] if config.tokens else token_digests(config.state)
         with SyncEngine(config.state) as engine:
+            # What starting made (modules, the engine) is kept for the process's life: out of
+            # the collector's way, a full collection walks only what requests made since, not
+            # the ~60 ms of a stop-the-world pass that stalls /healthz too (#20 point 5).
+            gc.collect()
+            gc.freeze()
             _serve(engine, config, digests, log_level, tell, address)
 
 
@@ -160,7 +168,9 @@ def _serve(
     tell: Any,
     address: str,
 ) -> None:
-    app = create_app(engine, list(config.tokens), token_digests=digests)
+    app = create_app(
+        engine, list(config.tokens), token_digests=digests, public_url=config.public_url
+    )
     runner = Runner(engine, workers=config.workers)
     stopped_by: list[str] = []
 

@@ -11,11 +11,13 @@ import json
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
+from urllib.parse import urlencode, urlsplit
 
 import attrs
 from anyio import to_thread
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import URL
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -149,8 +151,29 @@ def _version(request: Request) -> str:
     return "/" + request.url.path.split("/")[1]
 
 
+def _base(request: Request) -> str:
+    """Where the API is reached, for links it answers (``Location``, ``@odata.*``): the
+    configured public URL, else the address the connection came in on, never the request's
+    Host header, which the client chooses (a link naming a host of its choice is an open
+    redirect, and poisons any cache that keeps the answer)."""
+    public: str | None = request.app.state.public_url
+    if public:
+        return public
+    scope = request.scope
+    root = scope.get("app_root_path", scope.get("root_path", ""))
+    headers = [(k, v) for k, v in scope["headers"] if k != b"host"]
+    return str(URL(scope={**scope, "headers": headers, "path": root, "query_string": b""}))
+
+
+def _here(request: Request) -> str:
+    """The request's own URL, without its query, under :func:`_base`."""
+    scope = request.scope
+    root = scope.get("app_root_path", scope.get("root_path", ""))
+    return _base(request).rstrip("/") + request.url.path[len(root) :].rstrip("/")
+
+
 def _context(request: Request, context: str) -> str:
-    return f"{request.base_url}{_version(request).lstrip('/')}/$metadata#{context}"
+    return f"{_base(request).rstrip('/')}{_version(request)}/$metadata#{context}"
 
 
 def _typed(graph_type: str, value: dict[str, Any]) -> dict[str, Any]:
@@ -202,7 +225,7 @@ async def list_applications(request: Request) -> Response:
 async def create_application(request: Request) -> Response:
     new = await _body(request, _NewApplication, optional=True) or _NewApplication()
     app: Application = await _call(_engine(request).create_application, new.display_name)
-    location = f"{str(request.url).rstrip('/')}/{app.id}"
+    location = f"{_here(request)}/{app.id}"
     return _entity(
         request, "servicePrincipals", _APP, to_graph(app), 201, headers={"Location": location}
     )
@@ -246,7 +269,7 @@ async def create_job(request: Request) -> Response:
         settings=settings or None,
         application_id=_app_id(request),
     )
-    location = f"{str(request.url).rstrip('/')}/{created.id}"
+    location = f"{_here(request)}/{created.id}"
     context = f"servicePrincipals('{_app_id(request)}')/synchronization/jobs"
     return _entity(request, context, _JOB, to_graph(created), 201, headers={"Location": location})
 
@@ -599,13 +622,12 @@ async def provisioning_audit(request: Request) -> Response:
     after = _audit.decode_token(token) if token is not None else None
     chosen, last = await _call(_audit_page, _engine(request), job_id, predicates, top, after)
     body: dict[str, Any] = {
-        "@odata.context": f"{request.base_url}{_version(request).lstrip('/')}"
-        "/$metadata#auditLogs/provisioning",
+        "@odata.context": _context(request, "auditLogs/provisioning"),
         "value": [_typed("provisioningObjectSummary", _audit.summary(r)) for r in chosen],
     }
     if last is not None:
         params = {**query, "$skiptoken": _audit.encode_token(last)}
-        body["@odata.nextLink"] = str(request.url.replace_query_params(**params))
+        body["@odata.nextLink"] = f"{_here(request)}?{urlencode(params)}"
     return JSONResponse(body)
 
 
@@ -782,11 +804,36 @@ def _by_method(handlers: dict[str, Endpoint]) -> Endpoint:
     return dispatch
 
 
+def public_base(url: str | None) -> str | None:
+    """A configured public URL (``https://sync.example.org`` or with a path prefix) as the
+    links' base; anything but an http(s) URL with a host and nothing after its path is refused."""
+    if url is None:
+        return None
+    parts = urlsplit(url) if isinstance(url, str) else None
+    if (
+        parts is None
+        or parts.scheme not in {"http", "https"}
+        or not parts.hostname
+        or parts.query
+        or parts.fragment
+        or parts.username is not None
+    ):
+        raise ConfigurationError(
+            f"public_url must be an http(s) URL such as https://sync.example.org, not {url!r}"
+        )
+    return url.rstrip("/")
+
+
 def create_app(
-    engine: SyncEngine, tokens: Sequence[str], *, token_digests: Sequence[bytes] = ()
+    engine: SyncEngine,
+    tokens: Sequence[str],
+    *,
+    token_digests: Sequence[bytes] = (),
+    public_url: str | None = None,
 ) -> Starlette:
     """The API over ``engine``; a request needs ``Authorization: Bearer <one of tokens>``, or a
-    token whose sha256 digest is one of ``token_digests`` (a token kept only as its digest)."""
+    token whose sha256 digest is one of ``token_digests`` (a token kept only as its digest).
+    Links it answers start with ``public_url``, else the address a request came in on."""
     if isinstance(tokens, str) or not all(isinstance(t, str) and t for t in tokens):
         raise ConfigurationError("the API's bearer tokens must be non-empty strings")
     if not all(isinstance(d, bytes) and len(d) == 32 for d in token_digests):
@@ -808,6 +855,7 @@ def create_app(
         },
     )
     app.state.engine = engine
+    app.state.public_url = public_base(public_url)
     app.state.large_bodies = new_limiter()
     app.add_middleware(BodyLimit, clock=engine.clock)
     digests = [digest(t) for t in tokens] + list(token_digests)

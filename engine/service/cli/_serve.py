@@ -26,10 +26,15 @@ from engine.service.state_lock import StateInUse, StateLockUnavailable
     "--config",
     "config_path",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="TOML file: host, port, state, tokens, workers, log_format.",
+    help="TOML file: host, port, state, tokens, workers, log_format, public_url.",
 )
 @click.option("--workers", type=click.IntRange(1, 64), help="Cycles run at once.  [default: 2]")
 @click.option("--log-format", type=click.Choice(["console", "json"]), help="[default: console]")
+@click.option(
+    "--public-url",
+    help="URL clients reach the API at (e.g. behind a TLS proxy), for the links in answers.  "
+    "[default: the address a request came in on]",
+)
 @click.pass_context
 def serve(
     ctx: click.Context,
@@ -39,6 +44,7 @@ def serve(
     config_path: Path | None,
     workers: int | None,
     log_format: str | None,
+    public_url: str | None,
 ) -> None:
     """Serve Graph's synchronization API and run due jobs' cycles, until SIGTERM.
 
@@ -53,6 +59,7 @@ def serve(
         "state": state,
         "workers": workers,
         "log_format": log_format,
+        "public_url": public_url,
     }
     try:
         config = load_config(config_path, overrides, os.environ)
