@@ -190,6 +190,7 @@ def _serve(
             host=config.host,
             port=config.port,
             log_level=log_level.lower(),
+            access_log=False,  # the app logs each request, without its query (_access_log)
             lifespan="off",
         ),
         on_started=started,

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import requests
+import structlog
 from starlette.testclient import TestClient
 
 from engine import ConfigurationError, ManualClock, SyncEngine, SystemClock
@@ -202,3 +203,20 @@ def test_links_never_echo_the_host_header(tmp_path: Path) -> None:
     assert config.public_url == "http://127.0.0.1:9"
     with pytest.raises(ConfigurationError, match="public_url"):
         load_config(None, {"public_url": "nowhere"}, {})
+
+
+def test_one_access_log_line_per_request_without_query_or_token(tmp_path: Path) -> None:
+    with _client(tmp_path) as client, structlog.testing.capture_logs() as captured:
+        client.get(f"{V}/auditLogs/provisioning", params={"$filter": "jobId eq 'ada'"})
+        client.get(f"{V}/servicePrincipals", headers={"Authorization": "Bearer wrong-token"})
+        client.get(f"{V}/nowhere")
+    lines = [e for e in captured if e["event"] == "request"]
+    assert [(e["method"], e["path"], e["status"]) for e in lines] == [
+        ("GET", f"{V}/auditLogs/provisioning", 200),
+        ("GET", f"{V}/servicePrincipals", 401),
+        ("GET", f"{V}/nowhere", 404),
+    ]
+    assert all(e["log_level"] == "info" and e["client"] == "testclient" for e in lines)
+    assert all(isinstance(e["duration_ms"], float) for e in lines)
+    assert TOKEN not in repr(captured) and "wrong-token" not in repr(captured)
+    assert "ada" not in repr(captured)

@@ -44,6 +44,7 @@ from engine.model import (
 )
 from engine.model.plan import SyncPlan
 from engine.service.api import _audit
+from engine.service.api._access_log import AccessLog
 from engine.service.api._bodies import BodyLimit, load_json, new_limiter, off_loop
 from engine.service.api._errors import (
     BearerAuth,
@@ -860,4 +861,5 @@ def create_app(
     app.add_middleware(BodyLimit, clock=engine.clock)
     digests = [digest(t) for t in tokens] + list(token_digests)
     app.add_middleware(BearerAuth, tokens=digests, clock=engine.clock)
+    app.add_middleware(AccessLog)  # the outermost: every answer is logged, refusals too
     return app
