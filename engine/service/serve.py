@@ -8,6 +8,7 @@ keeps only its sha256 digest beside the state file (mode 0600), so later starts 
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import math
 import os
@@ -26,7 +27,7 @@ import uvicorn
 from engine.errors import ConfigurationError
 from engine.jobs import SyncEngine
 from engine.logs import configure_logging
-from engine.service.api import create_app
+from engine.service.api import create_app, public_base
 from engine.service.connections import ConnectionLimits, deepen_backlog
 from engine.service.runner import Runner
 from engine.service.state_lock import hold_for_serve
@@ -35,7 +36,9 @@ from engine.store.sqlite import create_private
 TOKENS_ENV = "SYNCJOB_API_TOKENS"
 DIGEST_SUFFIX = ".api-token.sha256"
 DEFAULT_STATE = Path("syncjob.db")
-_KEYS = frozenset({"host", "port", "state", "tokens", "workers", "log_format", "allow_weak_tokens"})
+_KEYS = frozenset(
+    {"host", "port", "state", "tokens", "workers", "log_format", "allow_weak_tokens", "public_url"}
+)
 #: what an API token must carry at least, as NIST and OWASP ask of a session secret
 STRONG_TOKEN_BITS = 128
 
@@ -49,6 +52,7 @@ class ServeConfig:
     workers: int = 2
     log_format: str = "console"
     allow_weak_tokens: bool = False
+    public_url: str | None = None  # links' base; else the address a request came in on
 
 
 def load_config(
@@ -91,6 +95,7 @@ def load_config(
         raise ConfigurationError("workers must be at least 1")
     if values.get("log_format", "console") not in {"console", "json"}:
         raise ConfigurationError("log_format is console or json")
+    values["public_url"] = public_base(values.get("public_url"))
     values["state"] = Path(values.get("state", DEFAULT_STATE))
     return ServeConfig(**values)
 
@@ -190,6 +195,11 @@ def serve(config: ServeConfig, log_level: str = "WARNING", say: Any = None) -> N
     with hold_for_serve(config.state, address):
         digests = [] if config.tokens else token_digests(config.state)
         with SyncEngine(config.state) as engine:
+            # What starting made (modules, the engine) is kept for the process's life: out of
+            # the collector's way, a full collection walks only what requests made since, not
+            # the ~60 ms of a stop-the-world pass that stalls /healthz too (#20 point 5).
+            gc.collect()
+            gc.freeze()
             _serve(engine, config, digests, log_level, tell, address)
 
 
@@ -201,7 +211,9 @@ def _serve(
     tell: Any,
     address: str,
 ) -> None:
-    app = create_app(engine, list(config.tokens), token_digests=digests)
+    app = create_app(
+        engine, list(config.tokens), token_digests=digests, public_url=config.public_url
+    )
     runner = Runner(engine, workers=config.workers)
     stopped_by: list[str] = []
 
@@ -221,6 +233,7 @@ def _serve(
             host=config.host,
             port=config.port,
             log_level=log_level.lower(),
+            access_log=False,  # the app logs each request, without its query (_access_log)
             lifespan="off",
             **ConnectionLimits.for_this_process().uvicorn_options(),
         ),

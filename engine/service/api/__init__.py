@@ -21,18 +21,26 @@ from engine.jobs import SyncEngine
 from engine.service.api._metrics import metrics, metrics_response
 from engine.service.api._openapi import openapi
 from engine.service.api._routes import create_app as _create_routes_app
+from engine.service.api._routes import public_base
 
-__all__ = ["create_app", "metrics_response"]
+__all__ = ["create_app", "metrics_response", "public_base"]
 
 
 def create_app(
-    engine: SyncEngine, tokens: Sequence[str], *, token_digests: Sequence[bytes] = ()
+    engine: SyncEngine,
+    tokens: Sequence[str],
+    *,
+    token_digests: Sequence[bytes] = (),
+    public_url: str | None = None,
 ) -> Starlette:
     """The API over ``engine``, ``GET /metrics`` included; a request needs
     ``Authorization: Bearer <one of tokens>``, or a token whose sha256 digest is one of
     ``token_digests``. The bearer check is middleware, so it covers ``/metrics`` too; only
-    ``/healthz`` and ``/openapi.json`` are open."""
-    app = _create_routes_app(engine, tokens, token_digests=token_digests)
+    ``/healthz`` and ``/openapi.json`` are open. Links in answers (``Location``,
+    ``@odata.context``, ``@odata.nextLink``) start with ``public_url`` (where clients reach
+    the API, e.g. through a TLS proxy), else the address a request came in on, never the
+    request's ``Host`` header."""
+    app = _create_routes_app(engine, tokens, token_digests=token_digests, public_url=public_url)
     app.add_route("/metrics", metrics, methods=["GET"])
     app.add_route("/openapi.json", openapi, methods=["GET"])
     return app

@@ -5,6 +5,10 @@ the properties in _STRINGS and _DATES, joined by ``and`` and ``or`` (``and`` bin
 grouped with parentheses, which is what a person looks a user up with: ``(contains(
 sourceIdentity/displayName, 'ada') or targetIdentity/id eq 'uid=ada,ou=people,dc=x')``. Text
 compares without case, as Graph's does. Anything else is a 400 that says what is known.
+
+The text is read once, left to right, by anchored matches (no slice of the rest per clause,
+which made a long filter quadratic), and it is bounded: :data:`MAX_FILTER` characters and
+:data:`MAX_DEPTH` nested parentheses, past which it is a 400 before anything is parsed.
 """
 
 from __future__ import annotations
@@ -68,6 +72,11 @@ _CONTAINS = re.compile(
 _KEYWORD = re.compile(
     r"\s*(?P<word>and|or)(?:\s+|(?=\()|\s*$)|\s*(?P<paren>[()])\s*", re.IGNORECASE
 )
+_END = re.compile(r"\s*\Z")
+MAX_FILTER = 4096
+MAX_DEPTH = 32
+#: how much of the unread text an error message quotes
+_QUOTE = 60
 _DATE_TESTS: dict[str, Callable[[datetime, datetime], bool]] = {
     "eq": lambda t, w: t == w,
     "ne": lambda t, w: t != w,
@@ -128,9 +137,17 @@ class _Parser:
 
     def parse(self) -> Predicate:
         predicate = self.disjunction(top=True)
-        if self.text[self.pos :].strip():
-            raise bad(f"cannot read {self.text[self.pos :].strip()!r}")
+        if not self.at_end():
+            raise bad(f"cannot read {self.rest()!r}")
         return predicate
+
+    def at_end(self) -> bool:
+        return _END.match(self.text, self.pos) is not None
+
+    def rest(self) -> str:
+        """The start of the unread text, for an error message."""
+        rest = self.text[self.pos : self.pos + _QUOTE + 1].strip()
+        return rest if len(rest) <= _QUOTE else rest[:_QUOTE] + "…"
 
     def keyword(self, word: str) -> bool:
         match = _KEYWORD.match(self.text, self.pos)
@@ -161,10 +178,9 @@ class _Parser:
         if self.keyword("("):
             inner = self.disjunction()
             if not self.keyword(")"):
-                raise bad(f"a parenthesis is not closed at {self.text[self.pos :].strip()!r}")
+                raise bad(f"a parenthesis is not closed at {self.rest()!r}")
             return inner
-        rest = self.text[self.pos :].strip()
-        if not rest:
+        if self.at_end():
             raise bad("the filter ends where a comparison was expected")
         match = _CONTAINS.match(self.text, self.pos)
         if match is not None:
@@ -173,7 +189,7 @@ class _Parser:
             return lambda r: wanted in get(r).lower()
         match = _COMPARISON.match(self.text, self.pos)
         if match is None:
-            raise bad(f"cannot read {rest!r}; expected <property> <operator> <value>")
+            raise bad(f"cannot read {self.rest()!r}; expected <property> <operator> <value>")
         self.pos = match.end()
         prop, op, raw = match["prop"], match["op"], match["value"]
         predicate = _comparison(prop, op, raw)
@@ -189,8 +205,24 @@ def parse_filter(text: str | None) -> tuple[list[Predicate], str | None]:
         return [], None
     if not text.strip():
         raise bad("the filter is empty")
+    if len(text) > MAX_FILTER:
+        raise bad(f"longer than {MAX_FILTER} characters")
     if text.count("'") % 2:
         raise bad("a quoted string is not closed")
+    if _depth(text) > MAX_DEPTH:
+        raise bad(f"parentheses nest deeper than {MAX_DEPTH}")
     parser = _Parser(text)
     predicate = parser.parse()
     return [predicate], parser.job_ids[0] if parser.job_ids else None
+
+
+def _depth(text: str) -> int:
+    """How deep parentheses outside quoted strings nest (the parser recurses that deep)."""
+    depth = deepest = 0
+    for token in re.finditer(rf"{_QUOTED}|[()]", text):
+        if token[0] == "(":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif token[0] == ")":
+            depth -= 1
+    return deepest

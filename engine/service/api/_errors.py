@@ -97,10 +97,12 @@ async def on_connector_error(request: Request, exc: Exception) -> Response:
 
 
 async def on_http_error(request: Request, exc: Exception) -> Response:
-    """Starlette's own 404 (no such path) and 405 (no such method), in Graph's shape."""
+    """Starlette's own 404 (no such path) and 405 (no such method, with ``Allow``), in
+    Graph's shape."""
     assert isinstance(exc, HTTPException)
     code = {404: "itemNotFound", 405: "methodNotAllowed"}.get(exc.status_code, "badRequest")
-    return error_response(_clock(request), exc.status_code, code, str(exc.detail))
+    headers = dict(exc.headers or {})  # a 405's Allow: the methods the path has
+    return error_response(_clock(request), exc.status_code, code, str(exc.detail), headers)
 
 
 async def on_unexpected(request: Request, exc: Exception) -> Response:

@@ -8,13 +8,16 @@ synchronous (SQLite, connectors), so its calls run in Starlette's thread pool.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
+from urllib.parse import urlencode, urlsplit
 
 import attrs
+from anyio import to_thread
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import URL
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -41,6 +44,8 @@ from engine.model import (
 )
 from engine.model.plan import SyncPlan
 from engine.service.api import _audit
+from engine.service.api._access_log import AccessLog
+from engine.service.api._bodies import BodyLimit, load_json, new_limiter, off_loop
 from engine.service.api._errors import (
     BearerAuth,
     GraphError,
@@ -55,6 +60,7 @@ from engine.service.api._errors import (
 from engine.store.base import LogRecord
 
 T = TypeVar("T")
+Endpoint = Callable[[Request], Awaitable[Response]]
 VERSIONS = ("/beta", "/v1.0")
 #: what a client may send to create a job; the engine fills in everything else
 _JOB_FIELDS = frozenset({"templateId", "schedule", "synchronizationJobSettings"})
@@ -115,17 +121,6 @@ class _Restore:
     object_id: str
 
 
-def _load_json(raw: bytes) -> Any:
-    """The body's JSON; malformed JSON, or a string escaping a lone UTF-16 surrogate such as
-    ``"\\ud800"`` (no Unicode text: it could be neither stored nor answered as UTF-8), is a 400."""
-    try:
-        data = json.loads(raw)
-        json.dumps(data, ensure_ascii=False).encode("utf-8")
-    except (ValueError, RecursionError):
-        raise GraphError(400, "invalidRequest", "the body is not valid JSON") from None
-    return data
-
-
 async def _body(request: Request, cls: type[T], *, optional: bool = False) -> T | None:
     """The request's JSON as ``cls``; malformed JSON or a wrong field is a 400 naming it."""
     raw = await request.body()
@@ -133,7 +128,12 @@ async def _body(request: Request, cls: type[T], *, optional: bool = False) -> T 
         if optional:
             return None
         raise GraphError(400, "invalidRequest", "the request needs a JSON body")
-    return from_graph(_load_json(raw), cls)
+    return await _parsed(request, raw, lambda: from_graph(load_json(raw), cls))
+
+
+async def _parsed(request: Request, raw: bytes, work: Callable[[], T]) -> T:
+    """``work()``, parsing ``raw``, off the event loop when the body is large (_bodies)."""
+    return await off_loop(raw, request.app.state.large_bodies, work)
 
 
 _APP, _JOB, _TEMPLATE = "servicePrincipal", "synchronizationJob", "synchronizationTemplate"
@@ -152,8 +152,29 @@ def _version(request: Request) -> str:
     return "/" + request.url.path.split("/")[1]
 
 
+def _base(request: Request) -> str:
+    """Where the API is reached, for links it answers (``Location``, ``@odata.*``): the
+    configured public URL, else the address the connection came in on, never the request's
+    Host header, which the client chooses (a link naming a host of its choice is an open
+    redirect, and poisons any cache that keeps the answer)."""
+    public: str | None = request.app.state.public_url
+    if public:
+        return public
+    scope = request.scope
+    root = scope.get("app_root_path", scope.get("root_path", ""))
+    headers = [(k, v) for k, v in scope["headers"] if k != b"host"]
+    return str(URL(scope={**scope, "headers": headers, "path": root, "query_string": b""}))
+
+
+def _here(request: Request) -> str:
+    """The request's own URL, without its query, under :func:`_base`."""
+    scope = request.scope
+    root = scope.get("app_root_path", scope.get("root_path", ""))
+    return _base(request).rstrip("/") + request.url.path[len(root) :].rstrip("/")
+
+
 def _context(request: Request, context: str) -> str:
-    return f"{request.base_url}{_version(request).lstrip('/')}/$metadata#{context}"
+    return f"{_base(request).rstrip('/')}{_version(request)}/$metadata#{context}"
 
 
 def _typed(graph_type: str, value: dict[str, Any]) -> dict[str, Any]:
@@ -205,7 +226,7 @@ async def list_applications(request: Request) -> Response:
 async def create_application(request: Request) -> Response:
     new = await _body(request, _NewApplication, optional=True) or _NewApplication()
     app: Application = await _call(_engine(request).create_application, new.display_name)
-    location = f"{str(request.url).rstrip('/')}/{app.id}"
+    location = f"{_here(request)}/{app.id}"
     return _entity(
         request, "servicePrincipals", _APP, to_graph(app), 201, headers={"Location": location}
     )
@@ -249,7 +270,7 @@ async def create_job(request: Request) -> Response:
         settings=settings or None,
         application_id=_app_id(request),
     )
-    location = f"{str(request.url).rstrip('/')}/{created.id}"
+    location = f"{_here(request)}/{created.id}"
     context = f"servicePrincipals('{_app_id(request)}')/synchronization/jobs"
     return _entity(request, context, _JOB, to_graph(created), 201, headers={"Location": location})
 
@@ -267,7 +288,13 @@ async def patch_job(request: Request) -> Response:
     property whole). Other fields are the engine's or have their own commands: 400."""
     job_id = await _job_id(request)
     raw = await request.body()
-    data = _load_json(raw) if raw.strip() else None
+    settings = await _parsed(request, raw, lambda: _job_settings(raw))
+    await _call(_engine(request).update_settings, job_id, settings)
+    return Response(status_code=204)
+
+
+def _job_settings(raw: bytes) -> dict[str, str]:
+    data = load_json(raw) if raw.strip() else None
     if not isinstance(data, dict):
         raise ModelError("the body must be a JSON object (a synchronizationJob) @ $", "$")
     sent = {k: v for k, v in data.items() if not k.startswith("@odata")}
@@ -277,9 +304,7 @@ async def patch_job(request: Request) -> Response:
         raise ModelError(f"only synchronizationJobSettings can be updated @ {where}", where)
     job = from_graph({"synchronizationJobSettings": sent["synchronizationJobSettings"]},
                      SynchronizationJob)  # fmt: skip
-    settings = {p.name: p.value or "" for p in job.synchronization_job_settings}
-    await _call(_engine(request).update_settings, job_id, settings)
-    return Response(status_code=204)
+    return {p.name: p.value or "" for p in job.synchronization_job_settings}
 
 
 async def delete_job(request: Request) -> Response:
@@ -326,15 +351,21 @@ async def patch_schema(request: Request) -> Response:
     body's top-level properties replace the stored schema's, the rest are kept."""
     job_id = await _job_id(request)
     raw = await request.body()
-    data = _load_json(raw) if raw.strip() else None
-    if not isinstance(data, dict):
-        raise ModelError("the body must be a JSON object (a synchronizationSchema) @ $", "$")
     engine = _engine(request)
-    current = to_graph(await _call(engine.get_schema, job_id))
-    sent = {k: v for k, v in data.items() if not k.startswith("@odata")}
-    schema = from_graph({**current, **sent}, SynchronizationSchema)
+    current = await _call(engine.get_schema, job_id)
+    # the merge converts the whole stored schema, however small the body: never on the loop
+    limiter = request.app.state.large_bodies
+    schema = await to_thread.run_sync(lambda: _patched_schema(raw, current), limiter=limiter)
     await _call(engine.update_schema, job_id, schema)
     return Response(status_code=204)
+
+
+def _patched_schema(raw: bytes, current: SynchronizationSchema) -> SynchronizationSchema:
+    data = load_json(raw) if raw.strip() else None
+    if not isinstance(data, dict):
+        raise ModelError("the body must be a JSON object (a synchronizationSchema) @ $", "$")
+    sent = {k: v for k, v in data.items() if not k.startswith("@odata")}
+    return from_graph({**to_graph(current), **sent}, SynchronizationSchema)
 
 
 async def validate_credentials(request: Request) -> Response:
@@ -523,7 +554,13 @@ async def post_parse_expression(request: Request) -> Response:
     value is a string, a list of strings or null."""
     await _job_id(request)
     raw = await request.body()
-    data = _load_json(raw) if raw.strip() else None
+    expression, inputs = await _parsed(request, raw, lambda: _expression_request(raw))
+    result = await _call(parse_expression, expression, inputs, clock=_engine(request).clock)
+    return JSONResponse(result.to_graph())
+
+
+def _expression_request(raw: bytes) -> tuple[str, dict[str, str | list[str] | None]]:
+    data = load_json(raw) if raw.strip() else None
     if not isinstance(data, dict):
         raise ModelError("the body must be a JSON object with an expression @ $", "$")
     extra = sorted(k for k in data if k not in _PARSE_FIELDS and "@odata" not in k)
@@ -532,9 +569,7 @@ async def post_parse_expression(request: Request) -> Response:
     expression = data.get("expression")
     if not isinstance(expression, str):
         raise ModelError("expression must be a string @ $.expression", "$.expression")
-    inputs = _test_inputs(data.get("testInputObject"))
-    result = await _call(parse_expression, expression, inputs, clock=_engine(request).clock)
-    return JSONResponse(result.to_graph())
+    return expression, _test_inputs(data.get("testInputObject"))
 
 
 _PARSE_FIELDS = frozenset({"expression", "testInputObject", "targetAttributeDefinition"})
@@ -582,25 +617,42 @@ async def get_filter_operators(request: Request) -> Response:
 # ----------------------------------------------------------------------------- auditLogs
 async def provisioning_audit(request: Request) -> Response:
     """provisioningObjectSummary records of every job (or the one ``jobId eq`` names)."""
-    query = request.query_params
-    unknown = sorted(k for k in query if k.lower() not in {"$filter", "$top", "$skiptoken"})
-    if unknown:
-        raise GraphError(400, "invalidRequest", f"unsupported query option {unknown[0]!r}")
+    query = query_options(request, _AUDIT_OPTIONS)
     predicates, job_id = _audit.parse_filter(query.get("$filter"))
     top = _audit.parse_top(query.get("$top"))
     token = query.get("$skiptoken")
     after = _audit.decode_token(token) if token is not None else None
     chosen, last = await _call(_audit_page, _engine(request), job_id, predicates, top, after)
     body: dict[str, Any] = {
-        "@odata.context": f"{request.base_url}{_version(request).lstrip('/')}"
-        "/$metadata#auditLogs/provisioning",
+        "@odata.context": _context(request, "auditLogs/provisioning"),
         "value": [_typed("provisioningObjectSummary", _audit.summary(r)) for r in chosen],
     }
     if last is not None:
-        params = {k: v for k, v in query.items() if k.lower() != "$skiptoken"}
-        params["$skiptoken"] = _audit.encode_token(last)
-        body["@odata.nextLink"] = str(request.url.replace_query_params(**params))
+        params = {**query, "$skiptoken": _audit.encode_token(last)}
+        body["@odata.nextLink"] = f"{_here(request)}?{urlencode(params)}"
     return JSONResponse(body)
+
+
+_AUDIT_OPTIONS = frozenset({"$filter", "$top", "$skiptoken"})
+#: OData options that choose which items an answer holds: a route that takes none of them
+#: refuses them, since answering every item to a ``$filter`` it ignored would be wrong
+_SELECTING = frozenset({"$filter", "$top", "$skip", "$skiptoken", "$search", "$orderby", "$count"})
+
+
+def query_options(request: Request, taken: frozenset[str] = frozenset()) -> dict[str, str]:
+    """The query's options by lower-case name: OData 4.01 reads system query option names
+    in any case, so ``$FILTER`` is ``$filter``, honoured or refused, never ignored. A route
+    that takes options (``taken``) refuses any other parameter; one that takes none refuses
+    only the options in _SELECTING. An option given twice, in any case, is a 400."""
+    options: dict[str, str] = {}
+    for name, value in request.query_params.multi_items():
+        key = name.lower()
+        if key in options:
+            raise GraphError(400, "invalidRequest", f"query option {key!r} is given twice")
+        if key not in taken and (taken or key in _SELECTING):
+            raise GraphError(400, "invalidRequest", f"unsupported query option {name!r}")
+        options[key] = value
+    return options
 
 
 def _audit_page(
@@ -689,54 +741,102 @@ async def get_template(request: Request) -> Response:
     return _entity(request, context, _TEMPLATE, to_graph(template.graph))
 
 
-def _routes() -> list[BaseRoute]:
+def _table() -> list[tuple[str, str, Endpoint]]:
+    """(path, method, handler): each method of a path its own handler."""
     sp = "/servicePrincipals/{id}"
     sync = sp + "/synchronization"
     job = sync + "/jobs/{jobId}"
     return [
-        Route("/servicePrincipals", list_applications, methods=["GET"]),
-        Route("/servicePrincipals", create_application, methods=["POST"]),
-        Route(sp, get_application, methods=["GET"]),
-        Route(sp, delete_application, methods=["DELETE"]),
-        Route(sync + "/jobs", list_jobs, methods=["GET"]),
-        Route(sync + "/jobs", create_job, methods=["POST"]),
-        Route(job, get_job, methods=["GET"]),
-        Route(job, delete_job, methods=["DELETE"]),
-        Route(job, patch_job, methods=["PATCH"]),
-        Route(job + "/start", start, methods=["POST"]),
-        Route(job + "/pause", pause, methods=["POST"]),
-        Route(job + "/restart", restart, methods=["POST"]),
-        Route(job + "/schema", get_schema, methods=["GET"]),
-        Route(job + "/schema", put_schema, methods=["PUT"]),
-        Route(job + "/schema", patch_schema, methods=["PATCH"]),
-        Route(job + "/validateCredentials", validate_credentials, methods=["POST"]),
-        Route(job + "/provisionOnDemand", provision_on_demand, methods=["POST"]),
-        Route(job + "/plan", plan_job, methods=["POST"]),  # ours
-        Route(job + "/apply", apply_plan, methods=["POST"]),  # ours
-        Route(job + "/restore", restore, methods=["POST"]),
-        Route(job + "/schema/directories", get_directories, methods=["GET"]),
-        Route(
-            job + "/schema/directories/{directoryId}/discover",
-            discover_directory,
-            methods=["POST"],
-        ),
-        Route(job + "/schema/parseExpression", post_parse_expression, methods=["POST"]),
-        Route(job + "/schema/functions", get_functions, methods=["GET"]),
-        Route(job + "/schema/filterOperators", get_filter_operators, methods=["GET"]),
-        Route("/auditLogs/provisioning", provisioning_audit, methods=["GET"]),
-        Route(sync + "/secrets", get_secrets, methods=["GET"]),
-        Route(sync + "/secrets", put_secrets, methods=["PUT"]),
-        Route(sync + "/secrets", patch_secrets, methods=["PATCH"]),
-        Route(sync + "/templates", list_templates, methods=["GET"]),
-        Route(sync + "/templates/{templateId}", get_template, methods=["GET"]),
+        ("/servicePrincipals", "GET", list_applications),
+        ("/servicePrincipals", "POST", create_application),
+        (sp, "GET", get_application),
+        (sp, "DELETE", delete_application),
+        (sync + "/jobs", "GET", list_jobs),
+        (sync + "/jobs", "POST", create_job),
+        (job, "GET", get_job),
+        (job, "DELETE", delete_job),
+        (job, "PATCH", patch_job),
+        (job + "/start", "POST", start),
+        (job + "/pause", "POST", pause),
+        (job + "/restart", "POST", restart),
+        (job + "/schema", "GET", get_schema),
+        (job + "/schema", "PUT", put_schema),
+        (job + "/schema", "PATCH", patch_schema),
+        (job + "/validateCredentials", "POST", validate_credentials),
+        (job + "/provisionOnDemand", "POST", provision_on_demand),
+        (job + "/plan", "POST", plan_job),  # ours
+        (job + "/apply", "POST", apply_plan),  # ours
+        (job + "/restore", "POST", restore),
+        (job + "/schema/directories", "GET", get_directories),
+        (job + "/schema/directories/{directoryId}/discover", "POST", discover_directory),
+        (job + "/schema/parseExpression", "POST", post_parse_expression),
+        (job + "/schema/functions", "GET", get_functions),
+        (job + "/schema/filterOperators", "GET", get_filter_operators),
+        ("/auditLogs/provisioning", "GET", provisioning_audit),
+        (sync + "/secrets", "GET", get_secrets),
+        (sync + "/secrets", "PUT", put_secrets),
+        (sync + "/secrets", "PATCH", patch_secrets),
+        (sync + "/templates", "GET", list_templates),
+        (sync + "/templates/{templateId}", "GET", get_template),
     ]
 
 
+def _routes() -> list[BaseRoute]:
+    """One route a path, whatever its methods: a wrong method's 405 then lists (``Allow``)
+    every method the path has, not only those of the first route that matched the path."""
+    paths: dict[str, dict[str, Endpoint]] = {}
+    for path, method, handler in _table():
+        paths.setdefault(path, {})[method] = handler
+    return [
+        Route(path, _by_method(handlers), methods=list(handlers))
+        for path, handlers in paths.items()
+    ]
+
+
+def _by_method(handlers: dict[str, Endpoint]) -> Endpoint:
+    """The handler of the request's method (HEAD is GET's, as Starlette answers it), once
+    the query's options are checked (query_options)."""
+
+    async def dispatch(request: Request) -> Response:
+        method = "GET" if request.method == "HEAD" else request.method
+        handler = handlers[method]
+        if handler is not provisioning_audit:  # which reads its own options
+            query_options(request)
+        return await handler(request)
+
+    return dispatch
+
+
+def public_base(url: str | None) -> str | None:
+    """A configured public URL (``https://sync.example.org`` or with a path prefix) as the
+    links' base; anything but an http(s) URL with a host and nothing after its path is refused."""
+    if url is None:
+        return None
+    parts = urlsplit(url) if isinstance(url, str) else None
+    if (
+        parts is None
+        or parts.scheme not in {"http", "https"}
+        or not parts.hostname
+        or parts.query
+        or parts.fragment
+        or parts.username is not None
+    ):
+        raise ConfigurationError(
+            f"public_url must be an http(s) URL such as https://sync.example.org, not {url!r}"
+        )
+    return url.rstrip("/")
+
+
 def create_app(
-    engine: SyncEngine, tokens: Sequence[str], *, token_digests: Sequence[bytes] = ()
+    engine: SyncEngine,
+    tokens: Sequence[str],
+    *,
+    token_digests: Sequence[bytes] = (),
+    public_url: str | None = None,
 ) -> Starlette:
     """The API over ``engine``; a request needs ``Authorization: Bearer <one of tokens>``, or a
-    token whose sha256 digest is one of ``token_digests`` (a token kept only as its digest)."""
+    token whose sha256 digest is one of ``token_digests`` (a token kept only as its digest).
+    Links it answers start with ``public_url``, else the address a request came in on."""
     if isinstance(tokens, str) or not all(isinstance(t, str) and t for t in tokens):
         raise ConfigurationError("the API's bearer tokens must be non-empty strings")
     if not all(isinstance(d, bytes) and len(d) == 32 for d in token_digests):
@@ -758,6 +858,10 @@ def create_app(
         },
     )
     app.state.engine = engine
+    app.state.public_url = public_base(public_url)
+    app.state.large_bodies = new_limiter()
+    app.add_middleware(BodyLimit, clock=engine.clock)
     digests = [digest(t) for t in tokens] + list(token_digests)
     app.add_middleware(BearerAuth, tokens=digests, clock=engine.clock)
+    app.add_middleware(AccessLog)  # the outermost: every answer is logged, refusals too
     return app

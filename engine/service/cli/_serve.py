@@ -26,7 +26,7 @@ from engine.service.state_lock import StateInUse, StateLockUnavailable
     "--config",
     "config_path",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="TOML file: host, port, state, tokens, workers, log_format.",
+    help="TOML file: host, port, state, tokens, workers, log_format, public_url.",
 )
 @click.option("--workers", type=click.IntRange(1, 64), help="Cycles run at once.  [default: 2]")
 @click.option("--log-format", type=click.Choice(["console", "json"]), help="[default: console]")
@@ -35,6 +35,11 @@ from engine.service.state_lock import StateInUse, StateLockUnavailable
     is_flag=True,
     default=None,
     help="Accept API tokens of less than 128 bits (tests, never production).",
+)
+@click.option(
+    "--public-url",
+    help="URL clients reach the API at (e.g. behind a TLS proxy), for the links in answers.  "
+    "[default: the address a request came in on]",
 )
 @click.pass_context
 def serve(
@@ -46,6 +51,7 @@ def serve(
     workers: int | None,
     log_format: str | None,
     allow_weak_tokens: bool | None,
+    public_url: str | None,
 ) -> None:
     """Serve Graph's synchronization API and run due jobs' cycles, until SIGTERM.
 
@@ -62,6 +68,7 @@ def serve(
         "workers": workers,
         "log_format": log_format,
         "allow_weak_tokens": allow_weak_tokens,
+        "public_url": public_url,
     }
     try:
         config = load_config(config_path, overrides, os.environ)
