@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import ipaddress
 import math
 import os
 import secrets
@@ -180,6 +181,25 @@ def _announce(token: str, path: Path) -> None:
     )
 
 
+def plain_http_warning(config: ServeConfig) -> str | None:
+    """What to tell an operator who serves plain HTTP beyond this machine: bearer tokens and
+    secrets would cross the network in clear, unless a TLS terminator in front is declared
+    (a ``public_url`` starting with https://)."""
+    host = config.host.strip("[]")
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host.lower() == "localhost"
+    if loopback or (config.public_url or "").lower().startswith("https://"):
+        return None
+    return (
+        f"syncjob serve: warning: listening on {config.host}, beyond this machine, over plain "
+        "HTTP: API tokens and secrets cross the network in clear. Put a TLS terminator (a "
+        "reverse proxy) in front and say so with --public-url https://..., or listen on "
+        "127.0.0.1"
+    )
+
+
 def serve(config: ServeConfig, log_level: str = "WARNING", say: Any = None) -> None:
     """Serve until SIGTERM or SIGINT; then stop the runner (its cycles end at their next
     checkpoint) and return. The state file is held alone for the process's life (a second
@@ -191,6 +211,9 @@ def serve(config: ServeConfig, log_level: str = "WARNING", say: Any = None) -> N
     config.state.parent.mkdir(parents=True, exist_ok=True)
     create_private(config.state)
     make_private(config.state, tell)
+    warning = plain_http_warning(config)
+    if warning:
+        tell(warning)
     address = f"http://{config.host}:{config.port}"
     with hold_for_serve(config.state, address):
         digests = [] if config.tokens else token_digests(config.state)

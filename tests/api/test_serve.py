@@ -19,7 +19,7 @@ from click.testing import CliRunner
 
 from engine import ConfigurationError, SystemClock
 from engine.service.cli import main
-from engine.service.serve import DIGEST_SUFFIX, TOKENS_ENV, load_config
+from engine.service.serve import DIGEST_SUFFIX, TOKENS_ENV, load_config, plain_http_warning
 from tests.api.daemon import start_daemon
 from tests.processes import tail, terminate
 
@@ -118,6 +118,27 @@ def test_generated_token_is_shown_once_and_kept_as_digest(start: object, tmp_pat
 
 
 # ------------------------------------------------------------------- settings, in-process
+@pytest.mark.parametrize(
+    ("host", "public_url", "warned"),
+    [
+        ("127.0.0.1", None, False),
+        ("::1", None, False),
+        ("localhost", None, False),
+        ("0.0.0.0", None, True),
+        ("192.0.2.7", "http://sync.example", True),
+        ("0.0.0.0", "https://sync.example", False),
+    ],
+)
+def test_plain_http_beyond_loopback_is_warned_about(
+    host: str, public_url: str | None, warned: bool
+) -> None:
+    """Issue #20, point 7: tokens would cross the network in clear."""
+    config = load_config(None, {"host": host, "public_url": public_url}, {})
+    warning = plain_http_warning(config)
+    assert (warning is not None) == warned
+    assert warning is None or "TLS terminator" in warning
+
+
 @pytest.mark.parametrize("weak", ["change-me", "serve-test-token", "Ab1-" * 10, "0f" * 20])
 def test_a_weak_token_is_refused_unless_allowed(weak: str) -> None:
     """Under 128 bits (issue #20, point 7); the refusal names the token by position only."""
