@@ -11,19 +11,17 @@ object is escrowed with this message.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterable, Mapping
+from contextvars import ContextVar
 from typing import Any
 
 from engine import regexes
 from engine.expressions.values import Arg, Env, EvaluationError
 from engine.limits import MAX_EXPRESSION_BUILT, MAX_EXPRESSION_LIST, MAX_EXPRESSION_TEXT
 
-#: ``spent``: characters built so far by the evaluation under way in this thread (None, or
-#: absent, outside one: a function called on its own, or the only call of its expression, is
-#: bounded by its own limits). A thread-local, not a ContextVar: it is set twice per
-#: evaluation of every expression of every object, and costs half as much.
-_STATE = threading.local()
+#: Characters built so far by the evaluation under way (None outside one: a function called
+#: on its own, or the only call of its expression, is bounded by its own limits).
+_SPENT: ContextVar[int | None] = ContextVar("expression_built", default=None)
 #: Texts shorter than this are not counted: 10,000 characters of expression hold at most a few
 #: thousand calls, so together they stay small.
 COUNTED = 4096
@@ -88,15 +86,15 @@ def evaluation(
 ) -> Callable[[Mapping[str, Any], Env], Arg]:
     """``run`` counting what it builds from zero each time it is called (for expressions of
     two calls or more: one call alone builds one value, which its own limits bound)."""
-    state = _STATE
+    spent = _SPENT
 
     def counted(source: Mapping[str, Any], env: Env) -> Arg:
-        outer = getattr(state, "spent", None)  # an expression evaluated inside another's call
-        state.spent = 0
+        outer = spent.get()  # an expression evaluated inside another's call
+        spent.set(0)
         try:
             return run(source, env)
         finally:
-            state.spent = outer
+            spent.set(outer)
 
     return counted
 
@@ -104,14 +102,14 @@ def evaluation(
 def built(function: str, value: Arg) -> None:
     """Count a text or list a function returned toward what this evaluation built (callers
     pass lists and texts of at least COUNTED characters, not values passed through)."""
-    spent = getattr(_STATE, "spent", None)
+    spent = _SPENT.get()
     if spent is None:
         return
     if isinstance(value, list):
         spent += sum(map(len, value)) + len(value)
     elif isinstance(value, str):
         spent += len(value)
-    _STATE.spent = spent
+    _SPENT.set(spent)
     if spent > MAX_EXPRESSION_BUILT:
         raise ValueTooLong(
             f"{function}: this expression would build more than {MAX_EXPRESSION_BUILT:,} "
