@@ -23,6 +23,7 @@ from engine.expressions.values import (
     is_true,
     single,
 )
+from engine.limits import MAX_EXPRESSION_TEXT
 
 
 def _empty(value: Arg) -> bool:
@@ -154,7 +155,9 @@ def join(env: Env, separator: Arg, *sources: Arg) -> Value:
         else:
             parts.extend(v for v in _values(source) if v != "")
     glue = single(separator) or ""
-    check_text("Join", sum(map(len, parts)) + len(glue) * max(len(parts) - 1, 0))
+    size = sum(map(len, parts)) + len(glue) * (len(parts) - 1)
+    if size > MAX_EXPRESSION_TEXT:  # inline: Join runs for most objects of a cycle
+        check_text("Join", size)
     return glue.join(parts)
 
 
