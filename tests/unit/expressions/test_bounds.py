@@ -20,6 +20,8 @@ from engine.expressions import (
     Env,
     ExpressionSyntaxError,
     _bounds,
+    _other,
+    _text,
     compile_expression,
     parse_expression,
     to_text,
@@ -84,7 +86,8 @@ def test_values_at_the_limit_still_flow() -> None:
 def small_limits() -> Iterator[None]:
     """Limits small enough that hypothesis reaches both sides of them quickly."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(_bounds, "MAX_EXPRESSION_TEXT", 64)
+        for module in (_bounds, _text, _other):  # the last two check inline, in hot paths
+            patch.setattr(module, "MAX_EXPRESSION_TEXT", 64)
         patch.setattr(_bounds, "MAX_EXPRESSION_LIST", 256)
         yield
 
@@ -189,7 +192,8 @@ def test_any_expression_value_is_bounded_or_refused(
     elif isinstance(value, str):
         assert len(value) <= 64
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(_bounds, "MAX_EXPRESSION_TEXT", 10**9)
+        for module in (_bounds, _text, _other):
+            patch.setattr(module, "MAX_EXPRESSION_TEXT", 10**9)
         patch.setattr(_bounds, "MAX_EXPRESSION_LIST", 10**9)
         assert expression.evaluate(values, ENV) == value
 
