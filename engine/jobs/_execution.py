@@ -89,8 +89,13 @@ class Execution:
         self.live: dict[str, CycleProgress] = {}
         self.live_pages: dict[str, SynchronizationProgress] = {}  # as Graph shows it
         #: job id -> run_cycle calls under way here: such a job no longer waits for a worker
-        self.running: dict[str, int] = {}
+        self._running: dict[str, int] = {}
         self._running_lock = threading.Lock()
+
+    def running_jobs(self) -> frozenset[str]:
+        """The jobs with a run_cycle under way in this engine now."""
+        with self._running_lock:
+            return frozenset(self._running)
 
     def run(
         self,
@@ -107,14 +112,14 @@ class Execution:
         cycle's expressions draw from (an apply's, seeded as its plan was), else the
         engine's."""
         with self._running_lock:
-            self.running[job_id] = self.running.get(job_id, 0) + 1
+            self._running[job_id] = self._running.get(job_id, 0) + 1
         try:
             return self._run(job_id, stop, progress, wrap_target, random)
         finally:
             with self._running_lock:
-                left = self.running.pop(job_id) - 1
+                left = self._running.pop(job_id) - 1
                 if left:
-                    self.running[job_id] = left
+                    self._running[job_id] = left
 
     def _run(
         self,

@@ -41,7 +41,7 @@ class Figures:
         store = self._shared.store
         execution = self._execution
         live, cycles_run = dict(execution.live), execution.cycles_run
-        waiting = self._scheduling.waiting(set(execution.running))
+        waiting = self._scheduling.waiting(execution.running_jobs())
         held = store.held_counts(self._shared.clock.now())
         figures = []
         for job_id, template_id, status in store.job_statuses():
