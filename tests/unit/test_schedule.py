@@ -245,14 +245,16 @@ def test_idle_passes_read_no_job(thousand: tuple[SyncEngine, str]) -> None:
 
 def test_metrics_of_a_thousand_jobs_in_one_read(thousand: tuple[SyncEngine, str]) -> None:
     """/metrics with a thousand jobs answers within a second (it took 11-16 s): statuses
-    come from one query, never a job at a time."""
+    come from one query, never a job at a time (and, on a first scrape, the schedule's own
+    first load, one query of codes and next runs)."""
     engine, job_id = thousand
     store = engine.store
     assert isinstance(store, CountingStore)
     store.reads.clear()
-    began = time.perf_counter()
+    began = time.process_time()  # CPU: what the scrape costs, whatever else the host runs
     text = bytes(metrics_response(engine).body).decode()
-    took = time.perf_counter() - began
+    took = time.process_time() - began
+    assert store.reads.pop("job_schedule", 0) <= 1  # the schedule's first load, if not done
     assert store.reads == {"job_statuses": 1}
     assert took < 1.0, took
     got = samples(engine, text)
