@@ -112,10 +112,12 @@ class JobCommands:
             synchronization_job_settings=pairs,
             schema=parsed_schema,
         )
-        store.save_job(JobRow(application_id=app, job=job))
+        row = JobRow(application_id=app, job=job)
+        store.save_job(row)
         self._mappings.remember(job_id, parsed_schema, compiled)
         if source is not None or target is not None:
             self._connections.attach(job_id, source, target)
+        self._shared.changed(job_id, row)
         self._shared.log.info(
             "job_created", job_id=job_id, template_id=template_id, code=code.value
         )
@@ -189,6 +191,7 @@ class JobCommands:
         row = self._shared.row(job_id)
         transition(status_of(row).code, Command.DELETE)
         self._shared.store.delete_job(job_id)
+        self._shared.changed(job_id, None)
         self._connections.forget(job_id)
         self._mappings.forget(job_id)
         self._shared.log.info("job_deleted", job_id=job_id)

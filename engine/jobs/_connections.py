@@ -48,8 +48,14 @@ class Connections:
         #: connectors built from a template, with the (secrets, schema) they were built from
         self._built: dict[str, tuple[Any, tuple[Source, Target]]] = {}
 
-    def attach(self, job_id: str, source: Source | None, target: Target | None) -> None:
+    def attach(
+        self, job_id: str, source: Source | None, target: Target | None, row: JobRow | None = None
+    ) -> None:
+        """Give the job its connectors; with its stored ``row``, tell the schedule (a started
+        job that had none may run now)."""
         self._attached[job_id] = check_connectors(source, target)
+        if row is not None:
+            self._shared.changed(job_id, row)
 
     def is_attached(self, job_id: str) -> bool:
         return job_id in self._attached

@@ -23,6 +23,7 @@ from engine.jobs._applications import DEFAULT_APPLICATION, Applications, SecretC
 from engine.jobs._commands import JobCommands
 from engine.jobs._connections import Connections
 from engine.jobs._execution import Execution
+from engine.jobs._figures import Figures, JobFigures
 from engine.jobs._mappings import CompiledMappings
 from engine.jobs._plan import Planner
 from engine.jobs._records import Records
@@ -88,6 +89,7 @@ class SyncEngine:
             live_pages=self._execution.live_pages.get,
         )
         self._records = Records(self._shared, self._execution.live.get)
+        self._figures = Figures(self._shared, self._execution, self._scheduling)
         self._planner = Planner(self._shared, self._connections, mappings, self._execution)
 
         self._restores = Restores(self._execution)
@@ -215,8 +217,8 @@ class SyncEngine:
 
     def attach(self, job_id: str, source: Source | None, target: Target | None) -> None:
         """Give a job its connector objects (after a restart of the process, for instance)."""
-        self._shared.row(job_id)
-        self._connections.attach(job_id, source, target)
+        row = self._shared.row(job_id)
+        self._connections.attach(job_id, source, target, row)
 
     def get_job(self, job_id: str, *, application_id: str | None = None) -> SynchronizationJob:
         """The job; with ``application_id``, NotFoundError unless the job belongs to it (the
@@ -287,9 +289,14 @@ class SyncEngine:
         return self._connections.discover(job_id, directory_id)
 
     # -------------------------------------------------------------------------- cycles
-    def due_jobs(self) -> list[str]:
-        """The ids of the started jobs whose next run has come and that have connectors."""
-        return self._scheduling.due_jobs()
+    def due_jobs(self, limit: int | None = None, skip: Collection[str] = ()) -> list[str]:
+        """The ids of the started jobs whose next run has come and that have connectors,
+        earliest due first (the one waiting longest first; a job that has just run goes
+        behind the others), without those in ``skip``, at most ``limit``. From the schedule
+        this engine keeps in memory, each read again from the store before it is returned;
+        a job another engine on the same store started shows up within a minute, or at
+        once after run_pending."""
+        return self._scheduling.due_jobs(limit, skip)
 
     def seconds_until_due(self, running: Collection[str] = ()) -> float | None:
         """How long until the next started job with connectors (not one of ``running``) is
@@ -299,6 +306,7 @@ class SyncEngine:
     def run_pending(self) -> list[SynchronizationTaskExecution]:
         """Run one cycle of every job that is due now; returns their executions."""
         ran = []
+        self._scheduling.resync()  # the store's word, whichever engine changed it
         for job_id in self.due_jobs():
             try:
                 ran.append(self.run_cycle(job_id))
@@ -372,6 +380,12 @@ class SyncEngine:
         what a cycle running in this process has read, or its source announced, but not
         yet checkpointed (CycleProgress.waiting)."""
         return self._records.pending_changes(job_id)
+
+    def job_figures(self) -> list[JobFigures]:
+        """Every job's status, pending changes, cycles run here and seconds it has been due
+        waiting for a worker, read at once (a few queries, whatever the number of jobs):
+        what /metrics shows."""
+        return self._figures.all()
 
     def live_progress(self, job_id: str) -> CycleProgress | None:
         """Where the cycle of ``job_id`` running in this process stands, or None."""

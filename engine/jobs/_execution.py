@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import random as random_module
+import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -87,6 +88,14 @@ class Execution:
         #: where the cycles running in this process stand (job id -> last checkpoint's report)
         self.live: dict[str, CycleProgress] = {}
         self.live_pages: dict[str, SynchronizationProgress] = {}  # as Graph shows it
+        #: job id -> run_cycle calls under way here: such a job no longer waits for a worker
+        self._running: dict[str, int] = {}
+        self._running_lock = threading.Lock()
+
+    def running_jobs(self) -> frozenset[str]:
+        """The jobs with a run_cycle under way in this engine now."""
+        with self._running_lock:
+            return frozenset(self._running)
 
     def run(
         self,
@@ -102,6 +111,24 @@ class Execution:
         run before anything is read or written, the lease released. ``random``: what the
         cycle's expressions draw from (an apply's, seeded as its plan was), else the
         engine's."""
+        with self._running_lock:
+            self._running[job_id] = self._running.get(job_id, 0) + 1
+        try:
+            return self._run(job_id, stop, progress, wrap_target, random)
+        finally:
+            with self._running_lock:
+                left = self._running.pop(job_id) - 1
+                if left:
+                    self._running[job_id] = left
+
+    def _run(
+        self,
+        job_id: str,
+        stop: Callable[[], bool] | None,
+        progress: Callable[[CycleProgress], None] | None,
+        wrap_target: Callable[[Target], Target] | None,
+        random: random_module.Random | None,
+    ) -> SynchronizationTaskExecution:
         shared = self._shared
         row = shared.row(job_id)
         status = status_of(row)

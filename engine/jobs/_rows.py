@@ -30,6 +30,9 @@ class Shared:
     templates: dict[str, Template]
     random: random_module.Random
     log: Any = attrs.field(factory=lambda: structlog.get_logger("syncjob.engine"))
+    #: told of every job row this engine stores or deletes (None), after the store has it:
+    #: the in-memory schedule follows commands and cycle ends without reading every job
+    watchers: list[Callable[[str, JobRow | None], None]] = attrs.field(factory=list)
 
     def row(self, job_id: str) -> JobRow:
         row = self.store.get_job(job_id)
@@ -43,7 +46,13 @@ class Shared:
         new = self.store.update_job(job_id, change)
         if new is None:
             raise NotFoundError(f"no job {job_id!r}")
+        self.changed(job_id, new)
         return new
+
+    def changed(self, job_id: str, row: JobRow | None) -> None:
+        """Tell the watchers the job's row is now ``row`` (None: the job is gone)."""
+        for watcher in list(self.watchers):
+            watcher(job_id, row)
 
     def template_of(self, row: JobRow) -> Template | None:
         return self.templates.get(row.job.template_id)

@@ -2,9 +2,11 @@
 
 A scheduling thread wakes when the next job falls due (at most ``interval`` seconds later,
 at once when a cycle ends or a command makes a job due) and submits the cycles of due jobs to a
-bounded pool of ``workers`` threads. A job is never submitted while a
-cycle of it runs here (a set of running job ids); across processes, the engine's lease refuses a
-second cycle (``JobRunningElsewhere``, logged and skipped).
+bounded pool of ``workers`` threads, earliest due first: a job that has just run waits behind
+every job that was due before it ended, so with more due jobs than workers each gets its turn.
+A job is never submitted while a cycle of it runs here (a set of running job ids); across
+processes, the engine's lease refuses a second cycle (``JobRunningElsewhere``, logged and
+skipped).
 
 Shutdown (:meth:`Runner.stop`) sets a stop flag that every running cycle's ``should_stop`` sees:
 each ends at its next checkpoint, as a pause would, but the job stays started and due at once, so
@@ -65,18 +67,22 @@ class Runner:
         return self._stopping.is_set()
 
     def run_once(self) -> list[Future[None]]:
-        """One scheduling pass: submit each due job not running here, while a worker is free;
-        returns the futures of the cycles submitted (already finished or not)."""
+        """One scheduling pass: submit the due jobs not running here, earliest due first
+        (the one waiting longest), as many as workers are free; returns the futures of the
+        cycles submitted (already finished or not). The engine's schedule is in memory, so a
+        pass with nothing due reads nothing, however many jobs there are."""
         if self._stopping.is_set():
             return []
+        with self._lock:
+            free = self.workers - len(self._running)
+            busy = set(self._running)
+        if free <= 0:
+            return []  # the rest stay due: a cycle's end wakes the next pass
         submitted: list[Future[None]] = []
-        resting = self._resting_now()
-        for job_id in self.engine.due_jobs():
-            if job_id in resting:
-                continue
+        for job_id in self.engine.due_jobs(limit=free, skip=busy | self._resting_now()):
             with self._lock:
                 if self._stopping.is_set() or len(self._running) >= self.workers:
-                    break  # the rest stay due: the next pass, after a cycle ends, takes them
+                    break
                 if job_id in self._running:
                     continue
                 future: Future[None] = Future()

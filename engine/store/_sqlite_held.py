@@ -56,6 +56,19 @@ class HeldChanges(StoreTables):
             ).fetchall()
         return [_escrow(r[0], r[1:]) for r in rows]
 
+    def held_counts(self, now: datetime) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT job_id, COUNT(*) FROM escrows GROUP BY job_id "
+                "UNION ALL SELECT job_id, COUNT(*) FROM staged_deletes "
+                "WHERE due IS NULL OR due<=? GROUP BY job_id",
+                (format_datetime(now),),
+            ).fetchall()
+        for job_id, count in rows:
+            counts[job_id] = counts.get(job_id, 0) + count
+        return counts
+
     def staged_deletes(self, job_id: str) -> list[StagedDelete]:
         with self._lock:
             rows = self._db.execute(

@@ -14,9 +14,17 @@ import json
 import sqlite3
 import threading
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any
 
-from engine.model import Application, StatusCode, SynchronizationJob, from_graph, to_graph
+from engine.model import (
+    Application,
+    StatusCode,
+    SynchronizationJob,
+    SynchronizationStatus,
+    from_graph,
+    to_graph,
+)
 from engine.model.converter import parse_datetime
 from engine.store._sqlite_tables import StoreTables
 from engine.store._sqlite_text import format_datetime
@@ -124,3 +132,25 @@ class JobTables(StoreTables):
     def job_code(self, job_id: str) -> StatusCode | None:
         rows = self._rows("SELECT code FROM jobs WHERE id=?", (job_id,))
         return StatusCode(rows[0][0]) if rows else None
+
+    def job_schedule(self) -> list[tuple[str, StatusCode, datetime | None]]:
+        rows = self._rows("SELECT id, code, next_run FROM jobs ORDER BY id")
+        return [(job_id, StatusCode(code), parse_datetime(due)) for job_id, code, due in rows]
+
+    def job_statuses(self) -> list[tuple[str, str, SynchronizationStatus | None]]:
+        """SQLite's JSON functions pick the two fields out of each body: no schema is parsed
+        in Python, so a scrape of many jobs costs what their statuses cost."""
+        rows = self._rows(
+            "SELECT id, json_extract(body, '$.templateId'), json_extract(body, '$.status')"
+            " FROM jobs ORDER BY id"
+        )
+        return [
+            (
+                job_id,
+                template_id or "",
+                None
+                if status is None
+                else from_graph(json.loads(status), SynchronizationStatus, stored=True),
+            )
+            for job_id, template_id, status in rows
+        ]

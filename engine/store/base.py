@@ -22,7 +22,7 @@ import orjson
 from connectors.base import Value
 from engine.directory_values import json_default, json_object_hook, last_values
 from engine.errors import LeaseLost
-from engine.model import Application, StatusCode, SynchronizationJob
+from engine.model import Application, StatusCode, SynchronizationJob, SynchronizationStatus
 
 
 class Link(NamedTuple):
@@ -353,6 +353,21 @@ class StateStore(Protocol):
         ...
 
     def job_code(self, job_id: str) -> StatusCode | None: ...
+    def job_schedule(self) -> list[tuple[str, StatusCode, datetime | None]]:
+        """(job id, status code, next run) of every job, by id, without reading any job
+        whole: what a scheduler's resync compares with what it holds."""
+        ...
+
+    def job_statuses(self) -> list[tuple[str, str, SynchronizationStatus | None]]:
+        """(job id, template id, status) of every job, by id, without reading schemas or
+        settings: what a metrics scrape reads in one go."""
+        ...
+
+    def held_counts(self, now: datetime) -> dict[str, int]:
+        """Per job that has any: its escrows (parked ones included) plus its staged deletes
+        due by ``now`` (not those waiting out DeleteGracePeriod), in one read."""
+        ...
+
     def delete_job(self, job_id: str) -> None: ...
 
     def get_watermark(self, job_id: str, mapping: str) -> str | None: ...

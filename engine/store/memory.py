@@ -9,7 +9,7 @@ from datetime import datetime
 
 import attrs
 
-from engine.model import Application, StatusCode
+from engine.model import Application, StatusCode, SynchronizationStatus
 from engine.store.base import (
     Checkpoint,
     Escrow,
@@ -107,6 +107,28 @@ class MemoryStateStore:
     def job_code(self, job_id: str) -> StatusCode | None:
         row = self._jobs.get(job_id)
         return None if row is None or row.job.status is None else row.job.status.code
+
+    def job_schedule(self) -> list[tuple[str, StatusCode, datetime | None]]:
+        return [
+            (
+                row.job.id,
+                row.job.status.code if row.job.status else StatusCode.NOT_CONFIGURED,
+                row.next_run,
+            )
+            for row in self.list_jobs()
+        ]
+
+    def job_statuses(self) -> list[tuple[str, str, SynchronizationStatus | None]]:
+        return [(row.job.id, row.job.template_id, row.job.status) for row in self.list_jobs()]
+
+    def held_counts(self, now: datetime) -> dict[str, int]:
+        with self._lock:
+            counts = {
+                job_id: len(state.escrows)
+                + sum(s.due is None or s.due <= now for s in state.staged.values())
+                for job_id, state in self._state.items()
+            }
+        return {job_id: count for job_id, count in counts.items() if count}
 
     def delete_job(self, job_id: str) -> None:
         with self._lock:

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 
-from engine.model import Application, StatusCode
+from engine.model import Application, StatusCode, SynchronizationStatus
 from engine.store import _sqlite_keys as keys
 from engine.store import _sqlite_values as link_values
 from engine.store._migrations import MIGRATIONS, statements
@@ -172,6 +172,15 @@ class SqliteStateStore(RecoveryTables):
 
     def job_code(self, job_id: str) -> StatusCode | None:
         return self._jobs.job_code(job_id)
+
+    def job_schedule(self) -> list[tuple[str, StatusCode, datetime | None]]:
+        return self._jobs.job_schedule()
+
+    def job_statuses(self) -> list[tuple[str, str, SynchronizationStatus | None]]:
+        return self._jobs.job_statuses()
+
+    def held_counts(self, now: datetime) -> dict[str, int]:
+        return self._held.held_counts(now)
 
     def delete_job(self, job_id: str) -> None:
         with self._lock:

@@ -15,7 +15,7 @@ from engine import ConfigurationError, ManualClock, StateStore, SyncEngine
 from engine.service.api import create_app
 from tests.conftest import user
 
-TOKEN = "s3cret-token"
+TOKEN = "s3cret-token-Xk7pQ2rM9vL4"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 

@@ -25,7 +25,7 @@ from engine.service.api import create_app
 from engine.service.api._openapi import document
 from engine.store.memory import MemoryStateStore
 
-TOKEN = "s3cret-token"
+TOKEN = "s3cret-token-Xk7pQ2rM9vL4"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 ENGINE = SyncEngine(MemoryStateStore(), ManualClock())

@@ -66,6 +66,31 @@ def test_jobs_round_trip(store: StateStore) -> None:
     assert "A" == (store.get_application("app") or Application(id="")).display_name
 
 
+def test_every_jobs_schedule_statuses_and_held_changes_in_one_read(store: StateStore) -> None:
+    """What a scheduler's resync and a metrics scrape read for all jobs at once: (id, code,
+    next run), (id, template, status) by id, and per job its escrows plus the staged deletes
+    due by ``now`` (not one still waiting out its grace period)."""
+    paused = attrs.evolve(job_row("j2", StatusCode.PAUSED), next_run=None)
+    store.save_job(job_row("j1"))
+    store.save_job(paused)
+    assert [("j1", StatusCode.ACTIVE, T0), ("j2", StatusCode.PAUSED, None)] == (
+        store.job_schedule()
+    )
+    assert [
+        ("j1", "t", SynchronizationStatus(code=StatusCode.ACTIVE)),
+        ("j2", "t", SynchronizationStatus(code=StatusCode.PAUSED)),
+    ] == store.job_statuses()
+    escrow = Escrow(mapping="m", anchor="a1", attempts=1, first_failed=T0, next_retry=T0, error="e")
+    staged = StagedDelete(
+        mapping="m", anchor="a2", target_type="User", target_ref="r2", soft=False, reason="x"
+    )
+    later = attrs.evolve(staged, anchor="a3", due=T0 + timedelta(days=1))
+    store.commit("j1", Checkpoint(escrows=[escrow, attrs.evolve(escrow, parked=True, anchor="a4")]))
+    store.commit("j2", Checkpoint(staged=[staged, later]))
+    assert {"j1": 2, "j2": 1} == store.held_counts(T0)
+    assert {"j1": 2, "j2": 2} == store.held_counts(T0 + timedelta(days=1))
+
+
 def test_secrets_are_replaced_whole(store: StateStore) -> None:
     """Saving secrets replaces the whole set, as Graph's PUT does."""
     store.save_secrets("app", {"A": "1", "B": "2"})
