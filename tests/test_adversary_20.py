@@ -1,0 +1,79 @@
+"""Adversary tests for issue #20 (saved secrets bound to where they were saved for, masking,
+bounded bodies and expressions). Each was a break found by attacking what #20 added."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from engine import ConfigurationError, ManualClock, SyncEngine
+from tests.api.test_secret_bindings import CaptureListener
+
+PASSWORD = "OLD-bind-password-4711"
+
+
+@pytest.fixture
+def listener() -> Iterator[CaptureListener]:
+    made = CaptureListener()
+    yield made
+    made.stop()
+
+
+def _saved(port: int, **extra: str) -> dict[str, str]:
+    """An ldapToScim application's secrets whose source directory is the listener (the
+    directory the operator saved, reached over a protected channel)."""
+    return {
+        "SourceUrl": f"ldap://127.0.0.1:{port}",
+        "SourceUserName": "EXAMPLE\\sync",
+        "SourcePassword": PASSWORD,
+        "SourceBaseDn": "dc=example,dc=org",
+        "BaseAddress": "http://127.0.0.1:1/scim",
+        "SecretToken": "saved-scim-token-4711",
+        **extra,
+    }
+
+
+#: (what the operator saved, what the caller sends alone): each turns the channel's
+#: protection off, so the saved password would cross the wire in clear (or to whoever answers)
+DOWNGRADES = [
+    ({"SourceAuthentication": "ntlm"}, {"SourceAuthentication": "simple"}),
+    ({"SourceStartTls": "true"}, {"SourceStartTls": "false"}),
+]
+
+
+@pytest.mark.parametrize(("saved", "sent"), DOWNGRADES)
+def test_validate_cannot_downgrade_the_channel_of_a_saved_password(
+    tmp_path: Path, listener: CaptureListener, saved: dict[str, str], sent: dict[str, str]
+) -> None:
+    """Was: validateCredentials with only ``SourceAuthentication=simple`` (saved: ntlm, whose
+    bind never sends the password) or ``SourceStartTls=false`` bound with the saved
+    SourcePassword in clear: the listener read it. Should: like a changed address, a changed
+    switch of how the side connects needs the side's credentials sent with it."""
+    with SyncEngine(tmp_path / "s.db", ManualClock()) as engine:
+        app = engine.create_application("downgrade").id
+        engine.set_secrets(app, _saved(listener.port, **saved))
+        job = engine.create_job("ldapToScim", application_id=app).id
+        assert job is not None
+        with pytest.raises(ConfigurationError, match="SourcePassword"):
+            engine.validate_credentials(job, sent)
+        with pytest.raises(ConfigurationError, match="SourcePassword"):
+            engine.merge_secrets(app, sent, keep=())
+    listener.stop()
+    assert PASSWORD.encode() not in listener.received
+
+
+def test_a_put_that_leaves_the_switch_out_is_a_downgrade_too(tmp_path: Path) -> None:
+    """A secrets PUT replaces every secret: leaving SourceStartTls out turns StartTLS off,
+    so the mask for the password is refused then too; sending the password is accepted."""
+    saved = _saved(1, SourceStartTls="yes")
+    with SyncEngine(tmp_path / "s.db", ManualClock()) as engine:
+        app = engine.create_application("put").id
+        engine.set_secrets(app, saved)
+        rest = {k: v for k, v in saved.items() if k != "SourceStartTls"}
+        with pytest.raises(ConfigurationError, match="SourceStartTls.*SourcePassword"):
+            engine.set_secrets(app, {**rest, "SourcePassword": "*****"}, keep=["SourcePassword"])
+        engine.set_secrets(app, {**saved, "SourceStartTls": "TRUE", "SourcePassword": "*****"},
+                           keep=["SourcePassword"])  # the same meaning: no change  # fmt: skip
+        engine.set_secrets(app, {**rest, "SourcePassword": "a-new-password-0815"}, keep=())
