@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import html
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -87,6 +88,10 @@ def _quoted_forms(secret: str) -> frozenset[str]:
     forms = {
         secret,
         repr(secret)[1:-1],
+        repr(secret + '"')[1:-2],  # in a longer text with both quotes, repr escapes ' too
+        repr(raw)[2:-1],  # the UTF-8 bytes as a bytes repr shows them (b'p\xc3\xa4ss')
+        html.escape(secret),
+        html.escape(secret, quote=False),
         json.dumps(secret)[1:-1],
         json.dumps(secret, ensure_ascii=False)[1:-1],
         secret.encode("unicode_escape").decode("ascii"),
@@ -102,14 +107,19 @@ def _quoted_forms(secret: str) -> frozenset[str]:
 def _masked_run(run: str, secrets: list[bytes]) -> str:
     """The run masked when it is base64 whose decoded bytes hold a secret (``user:password``
     in a Basic header, a secret after a prefix), else as it was."""
-    body = run.rstrip("=")
-    padded = body + "=" * (-len(body) % 4)
-    alphabet = b"-_" if ("-" in body or "_" in body) else b"+/"
-    try:
-        decoded = base64.b64decode(padded, altchars=alphabet, validate=True)
-    except (binascii.Error, ValueError):
-        return run
-    return MASK if any(secret in decoded for secret in secrets) else run
+    whole = run.rstrip("=")
+    alphabet = b"-_" if ("-" in whole or "_" in whole) else b"+/"
+    for skip in range(4):  # the run may start with a character or three of something else
+        body = whole[skip:]
+        body = body[:-1] if len(body) % 4 == 1 else body  # a stray last character
+        padded = body + "=" * (-len(body) % 4)
+        try:
+            decoded = base64.b64decode(padded, altchars=alphabet, validate=True)
+        except (binascii.Error, ValueError):
+            continue
+        if any(secret in decoded for secret in secrets):
+            return MASK
+    return run
 
 
 def _credential_like(word: str) -> bool:

@@ -3,12 +3,14 @@ bounded bodies and expressions). Each was a break found by attacking what #20 ad
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from engine import ConfigurationError, ManualClock, SyncEngine
+from engine.masking import MASK, mask_secrets
 from tests.api.test_secret_bindings import CaptureListener
 
 PASSWORD = "OLD-bind-password-4711"
@@ -77,3 +79,25 @@ def test_a_put_that_leaves_the_switch_out_is_a_downgrade_too(tmp_path: Path) -> 
         engine.set_secrets(app, {**saved, "SourceStartTls": "TRUE", "SourcePassword": "*****"},
                            keep=["SourcePassword"])  # the same meaning: no change  # fmt: skip
         engine.set_secrets(app, {**rest, "SourcePassword": "a-new-password-0815"}, keep=())
+
+
+#: (secret, a text a library could write with it) that masking let through
+QUOTED = [
+    # repr of a longer text holding both quotes escapes the secret's ' (repr alone did not)
+    ("pa'ss-123", repr({"detail": 'say "no" to pa\'ss-123'})),
+    ("pa'ss-123", repr('say "no" to ' + "pa'ss-123")),
+    # a bytes repr of the UTF-8 value (ldap3 and sockets quote bytes)
+    ("pässwörd-1", repr("pässwörd-1".encode())),
+    # an HTML or XML error page
+    ("p<a>&ss-1", "<detail>p&lt;a&gt;&amp;ss-1</detail>"),
+    # base64 not aligned on the run's start (a character of something else before it)
+    ("hunter22secret", "X" + base64.b64encode(b"ab" + b"hunter22secret").decode()),
+]
+
+
+@pytest.mark.parametrize(("secret", "text"), QUOTED)
+def test_masking_follows_more_quoted_forms(secret: str, text: str) -> None:
+    masked = mask_secrets(text, [secret])
+    assert MASK in masked
+    assert secret not in masked
+    assert masked.count(MASK) == 1, masked
