@@ -27,8 +27,9 @@ MAX_EXPRESSION_TEXT = 1 << 20
 #: The characters of all values of a list an expression function builds (a 1,000,000-member
 #: group of 64-character names), so a function applied to each value stays bounded too.
 MAX_EXPRESSION_LIST = 1 << 26
-#: What one evaluation of an expression may build in all (characters of every text and list
-#: its functions return): many calls side by side, each within the limits above, stay bounded.
+#: What one evaluation of an expression may build in all (bytes of memory of every text and
+#: list its functions return): many calls side by side, each within the limits above, stay
+#: bounded.
 MAX_EXPRESSION_BUILT = 1 << 27
 #: How many times longer than its longest input an expression may make its value in the worst
 #: case (nested Replace calls multiply); a schema that could grow more is refused when saved,

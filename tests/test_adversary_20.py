@@ -4,6 +4,9 @@ bounded bodies and expressions). Each was a break found by attacking what #20 ad
 from __future__ import annotations
 
 import base64
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -101,3 +104,30 @@ def test_masking_follows_more_quoted_forms(secret: str, text: str) -> None:
     assert MASK in masked
     assert secret not in masked
     assert masked.count(MASK) == 1, masked
+
+
+SPLITS = """
+import resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (512 << 20, 512 << 20))
+from engine.expressions import parse_expression
+expression = "Coalesce(" + ",".join(['Split([a], ",")'] * 40) + ")"
+result = parse_expression(expression, {"a": "ab," * 349_000})
+assert "134,217,728 bytes of values in all" in (result.error or ""), result.error
+print("bounded")
+"""
+
+
+def test_lists_side_by_side_are_counted_by_their_memory() -> None:
+    """Was: 40 Splits of a 1 MiB text into 2-character items, side by side in a Coalesce
+    (650 characters of expression), counted as 42 Mi characters built, so allowed, and took
+    1 GiB (a MemoryError under a 1 GiB cap). Should: a list counts its items' memory, and
+    the evaluation stops at 128 MiB built."""
+    done = subprocess.run(
+        [sys.executable, "-c", SPLITS],
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0 and "bounded" in done.stdout, done.stderr[-2000:]

@@ -4,13 +4,14 @@ Nested Replace calls multiply a value's length at each level: four of them, 507 
 expression, made a 100 MB value. Every function whose value can be longer than its inputs
 asks here first, with the size it will produce (or, for regular expressions, as it goes), so
 no text passes MAX_EXPRESSION_TEXT and no list MAX_EXPRESSION_LIST characters; and what one
-evaluation builds in all (many calls side by side, each within those) is counted against
-MAX_EXPRESSION_BUILT. A value that would be longer is an EvaluationError: in a cycle that
-object is escrowed with this message.
+evaluation builds in all (many calls side by side, each within those) is counted, in bytes of
+memory, against MAX_EXPRESSION_BUILT. A value that would be longer is an EvaluationError: in
+a cycle that object is escrowed with this message.
 """
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -103,17 +104,20 @@ def evaluation(
 
 def built(function: str, value: Arg) -> None:
     """Count a text or list a function returned toward what this evaluation built (callers
-    pass lists and texts of at least COUNTED characters, not values passed through)."""
+    pass lists and texts of at least COUNTED characters, not values passed through), by the
+    memory it takes: a list's item costs ~57 bytes whatever its length (40 Splits of a 1 MiB
+    text of 2-character items, side by side in a Coalesce, took 1 GiB while counted as 42 Mi
+    characters), and a character outside Latin-1 two or four bytes."""
     spent = getattr(_STATE, "spent", None)
     if spent is None:
         return
     if isinstance(value, list):
-        spent += sum(map(len, value)) + len(value)
+        spent += sys.getsizeof(value) + sum(map(sys.getsizeof, value))
     elif isinstance(value, str):
-        spent += len(value)
+        spent += sys.getsizeof(value)
     _STATE.spent = spent
     if spent > MAX_EXPRESSION_BUILT:
         raise ValueTooLong(
             f"{function}: this expression would build more than {MAX_EXPRESSION_BUILT:,} "
-            "characters in all, more than an expression may build"
+            "bytes of values in all, more than an expression may build"
         )
