@@ -31,6 +31,10 @@ MAX_EXPRESSION_LIST = 1 << 26
 #: list its functions return): many calls side by side, each within the limits above, stay
 #: bounded.
 MAX_EXPRESSION_BUILT = 1 << 27
+#: Seconds one evaluation of an expression may run once it builds large values: PCase of a
+#: 1 MiB text takes ~0.4 s, so thirty side by side in a Coalesce (339 characters) held one
+#: object for 13 s while building a tenth of MAX_EXPRESSION_BUILT.
+MAX_EXPRESSION_SECONDS = 5.0
 #: How many times longer than its longest input an expression may make its value in the worst
 #: case (nested Replace calls multiply); a schema that could grow more is refused when saved,
 #: before a cycle would stop its value at MAX_EXPRESSION_TEXT.

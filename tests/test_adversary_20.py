@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from engine import ConfigurationError, ManualClock, SyncEngine
+from engine import ConfigurationError, ManualClock, SyncEngine, SystemClock
+from engine.expressions import _bounds, parse_expression
 from engine.masking import MASK, mask_secrets
 from tests.api.test_secret_bindings import CaptureListener
 
@@ -131,3 +132,17 @@ def test_lists_side_by_side_are_counted_by_their_memory() -> None:
         check=False,
     )
     assert done.returncode == 0 and "bounded" in done.stdout, done.stderr[-2000:]
+
+
+def test_one_evaluation_is_bounded_in_time_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Was: thirty PCase calls of a 1 MiB text side by side in a Coalesce (339 characters
+    of expression, a tenth of the bytes an evaluation may build) held one object for 13 s.
+    Should: an evaluation building large values stops past MAX_EXPRESSION_SECONDS (5 s;
+    0.3 s here) with an evaluation error, the object escrowed in a cycle."""
+    monkeypatch.setattr(_bounds, "MAX_EXPRESSION_SECONDS", 0.3)
+    words = " ".join(f"w{i:05x}" for i in range(150_000))[: 1 << 20]
+    clock = SystemClock()
+    started = clock.monotonic()
+    result = parse_expression("Coalesce(" + ",".join(["PCase([w])"] * 30) + ")", {"w": words})
+    assert "has run for more than 0.3 s" in (result.error or ""), result.error
+    assert clock.monotonic() - started < 4

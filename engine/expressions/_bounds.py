@@ -13,12 +13,18 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from engine import regexes
 from engine.expressions.values import Arg, Env, EvaluationError
-from engine.limits import MAX_EXPRESSION_BUILT, MAX_EXPRESSION_LIST, MAX_EXPRESSION_TEXT
+from engine.limits import (
+    MAX_EXPRESSION_BUILT,
+    MAX_EXPRESSION_LIST,
+    MAX_EXPRESSION_SECONDS,
+    MAX_EXPRESSION_TEXT,
+)
 
 #: ``spent``: characters built so far by the evaluation under way in this thread (None, or
 #: absent, outside one: a function called on its own, or the only call of its expression, is
@@ -93,11 +99,13 @@ def evaluation(
 
     def counted(source: Mapping[str, Any], env: Env) -> Arg:
         outer = getattr(state, "spent", None)  # an expression evaluated inside another's call
+        started = getattr(state, "started", None)
         state.spent = 0
         try:
             return run(source, env)
         finally:
             state.spent = outer
+            state.started = started
 
     return counted
 
@@ -111,6 +119,14 @@ def built(function: str, value: Arg) -> None:
     spent = getattr(_STATE, "spent", None)
     if spent is None:
         return
+    now = time.monotonic()
+    if not spent:  # the first large value: the clock starts (small values cost little)
+        _STATE.started = now
+    elif now - _STATE.started > MAX_EXPRESSION_SECONDS:
+        raise ValueTooLong(
+            f"{function}: this expression has run for more than {MAX_EXPRESSION_SECONDS:g} s "
+            "building large values, longer than an expression may"
+        )
     if isinstance(value, list):
         spent += sys.getsizeof(value) + sum(map(sys.getsizeof, value))
     elif isinstance(value, str):
