@@ -45,7 +45,13 @@ from engine.model import (
 from engine.model.plan import SyncPlan
 from engine.service.api import _audit
 from engine.service.api._access_log import AccessLog
-from engine.service.api._bodies import BodyLimit, load_json, new_limiter, off_loop
+from engine.service.api._bodies import (
+    BodyLimit,
+    answer_off_loop,
+    load_json,
+    new_limiter,
+    off_loop,
+)
 from engine.service.api._errors import (
     BearerAuth,
     GraphError,
@@ -247,8 +253,11 @@ async def list_jobs(request: Request) -> Response:
     engine = _engine(request)
     app = await _call(engine.get_application, _app_id(request))
     jobs = await _call(engine.list_jobs, app.id)
-    context = f"servicePrincipals('{app.id}')/synchronization/jobs"
-    return _collection(request, context, [to_graph(j) for j in jobs], _JOB)
+    context = _context(request, f"servicePrincipals('{app.id}')/synchronization/jobs")
+    return await answer_off_loop(  # each job's schema may be MiBs
+        request.app.state.large_bodies,
+        lambda: {"@odata.context": context, "value": [_typed(_JOB, to_graph(j)) for j in jobs]},
+    )
 
 
 async def create_job(request: Request) -> Response:
@@ -278,8 +287,13 @@ async def create_job(request: Request) -> Response:
 async def get_job(request: Request) -> Response:
     job_id = str(request.path_params["jobId"])
     job = await _call(_engine(request).get_job, job_id, application_id=_app_id(request))
-    context = f"servicePrincipals('{_app_id(request)}')/synchronization/jobs"
-    return _entity(request, context, _JOB, to_graph(job))
+    context = _context(
+        request, f"servicePrincipals('{_app_id(request)}')/synchronization/jobs/$entity"
+    )
+    return await answer_off_loop(  # its schema may be MiBs
+        request.app.state.large_bodies,
+        lambda: {"@odata.context": context, **_typed(_JOB, to_graph(job))},
+    )
 
 
 async def patch_job(request: Request) -> Response:
@@ -334,8 +348,11 @@ async def get_schema(request: Request) -> Response:
     job_id = await _job_id(request)
     schema = await _call(_engine(request).get_schema, job_id)
     context = f"servicePrincipals('{_app_id(request)}')/synchronization/jobs('{job_id}')/schema"
-    body = _typed("synchronizationSchema", to_graph(schema))
-    return JSONResponse({"@odata.context": _context(request, f"{context}/$entity"), **body})
+    link = _context(request, f"{context}/$entity")
+    return await answer_off_loop(  # a schema may be MiBs
+        request.app.state.large_bodies,
+        lambda: {"@odata.context": link, **_typed("synchronizationSchema", to_graph(schema))},
+    )
 
 
 async def put_schema(request: Request) -> Response:
@@ -527,8 +544,14 @@ async def get_directories(request: Request) -> Response:
         f"servicePrincipals('{_app_id(request)}')/synchronization/jobs('{job_id}')"
         "/schema/directories"
     )
-    directories = [to_graph(d) for d in schema.directories]
-    return _collection(request, context, directories, "directoryDefinition")
+    link = _context(request, context)
+    return await answer_off_loop(  # a schema's directories may be MiBs
+        request.app.state.large_bodies,
+        lambda: {
+            "@odata.context": link,
+            "value": [_typed("directoryDefinition", to_graph(d)) for d in schema.directories],
+        },
+    )
 
 
 async def discover_directory(request: Request) -> Response:
