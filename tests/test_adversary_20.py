@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import os
+import secrets
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ import pytest
 from engine import ConfigurationError, ManualClock, SyncEngine, SystemClock
 from engine.expressions import _bounds, parse_expression
 from engine.masking import MASK, mask_secrets
+from engine.service.serve import STRONG_TOKEN_BITS, check_token_strength, token_bits
 from tests.api.test_secret_bindings import CaptureListener
 
 PASSWORD = "OLD-bind-password-4711"
@@ -146,3 +148,13 @@ def test_one_evaluation_is_bounded_in_time_too(monkeypatch: pytest.MonkeyPatch) 
     result = parse_expression("Coalesce(" + ",".join(["PCase([w])"] * 30) + ")", {"w": words})
     assert "has run for more than 0.3 s" in (result.error or ""), result.error
     assert clock.monotonic() - started < 4
+
+
+def test_a_token_repeating_a_short_text_is_weak() -> None:
+    """Was: "abcdefgh" eight times counted as 301 bits and "Passw0rd!" six times as 354:
+    accepted. Should: a repetition counts as the text repeated; random tokens still pass."""
+    for weak in ("abcdefgh" * 8, "Passw0rd!" * 6, "Passw0rd!" * 6 + "Pa"):
+        assert token_bits(weak) < STRONG_TOKEN_BITS, weak
+        with pytest.raises(ConfigurationError, match="weak"):
+            check_token_strength((weak,))
+    check_token_strength((secrets.token_urlsafe(32), secrets.token_hex(16)))
