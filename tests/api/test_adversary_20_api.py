@@ -9,15 +9,18 @@ from pathlib import Path
 
 import attrs
 import requests
+from starlette.testclient import TestClient
 
 from engine import SyncEngine, SystemClock
 from engine.model import AttributeDefinition, MetadataEntry
+from engine.service.api import create_app
 from engine.service.serve import TOKENS_ENV
 from tests.api.daemon import start_daemon
 from tests.processes import terminate
 
 TOKEN = "adv20-api-token-Xk7pQ2rM9vL4wN8c"
 CLOCK = SystemClock()
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 def _state_with_large_schemas(state: Path, jobs: int) -> str:
@@ -82,3 +85,16 @@ def test_healthz_answers_while_a_list_of_large_jobs_is_encoded(tmp_path: Path) -
         prober.join(30)
         terminate(process)
     assert waits and max(waits) < 0.6, sorted(waits)[-5:]
+
+
+def test_selecting_options_without_their_dollar_are_refused_not_ignored(tmp_path: Path) -> None:
+    """Was: ``GET /servicePrincipals?top=1`` (OData 4.01 and Graph's beta read it as
+    ``$top=1``) answered every application, the option ignored. Should: a 400, as ``$top``."""
+    with SyncEngine(tmp_path / "s.db") as engine:
+        engine.create_application("one")
+        engine.create_application("two")
+        client = TestClient(create_app(engine, [TOKEN]), headers=AUTH)
+        for query in ("top=1", "Filter=displayName eq 'one'", "SKIP=1", "$TOP=1"):
+            answer = client.get(f"/beta/servicePrincipals?{query}")
+            assert answer.status_code == 400, (query, answer.text)
+        assert len(client.get("/beta/servicePrincipals?x=1").json()["value"]) == 2

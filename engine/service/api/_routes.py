@@ -666,13 +666,14 @@ def query_options(request: Request, taken: frozenset[str] = frozenset()) -> dict
     """The query's options by lower-case name: OData 4.01 reads system query option names
     in any case, so ``$FILTER`` is ``$filter``, honoured or refused, never ignored. A route
     that takes options (``taken``) refuses any other parameter; one that takes none refuses
-    only the options in _SELECTING. An option given twice, in any case, is a 400."""
+    only the options in _SELECTING, with or without their ``$`` (OData 4.01 and Graph's beta
+    read ``top=1`` as ``$top=1``). An option given twice, in any case, is a 400."""
     options: dict[str, str] = {}
     for name, value in request.query_params.multi_items():
         key = name.lower()
         if key in options:
             raise GraphError(400, "invalidRequest", f"query option {key!r} is given twice")
-        if key not in taken and (taken or key in _SELECTING):
+        if key not in taken and (taken or key in _SELECTING or f"${key}" in _SELECTING):
             raise GraphError(400, "invalidRequest", f"unsupported query option {name!r}")
         options[key] = value
     return options
