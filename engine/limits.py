@@ -97,3 +97,9 @@ def text_depth(text: str, opening: str = "([{", closing: str = ")]}") -> int:
         elif ch in closing:
             depth -= 1
     return deepest
+
+
+#: Secrets an application may keep: the built-in templates read about twenty. Every message
+#: that may quote one is masked against all of them, on each error of a cycle: 60,000 made
+#: each masking take seconds (and held ``/healthz`` 1.6 s while validateCredentials masked).
+MAX_SECRETS = 1000

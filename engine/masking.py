@@ -80,7 +80,7 @@ def mask_secrets(text: str, secrets: Iterable[str]) -> str:
     return _USERINFO.sub(f"{MASK}@", text)
 
 
-@lru_cache(maxsize=256)
+@lru_cache(maxsize=4096)  # above an application's secrets, saved and sent (MAX_SECRETS)
 def _quoted_forms(secret: str) -> frozenset[str]:
     """The ways a secret appears in text a library wrote: ``repr`` and JSON escape what is
     not printable, URL encoding what is not safe, base64 everything."""

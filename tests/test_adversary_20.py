@@ -15,6 +15,7 @@ import pytest
 
 from engine import ConfigurationError, ManualClock, SyncEngine, SystemClock
 from engine.expressions import _bounds, parse_expression
+from engine.limits import MAX_SECRETS
 from engine.masking import MASK, mask_secrets
 from engine.service.serve import STRONG_TOKEN_BITS, check_token_strength, token_bits
 from tests.api.test_secret_bindings import CaptureListener
@@ -158,3 +159,19 @@ def test_a_token_repeating_a_short_text_is_weak() -> None:
         with pytest.raises(ConfigurationError, match="weak"):
             check_token_strength((weak,))
     check_token_strength((secrets.token_urlsafe(32), secrets.token_hex(16)))
+
+
+def test_an_application_keeps_a_bounded_number_of_secrets(tmp_path: Path) -> None:
+    """Was: a secrets PUT of 60,000 keys (3 MB) was stored; every message that may quote a
+    secret was then masked against all of them (seconds each; validateCredentials held
+    /healthz 1.6 s masking its error on the event loop). Should: at most MAX_SECRETS (1,000)
+    by PUT or PATCH, a 400 naming the limit; the route masks off the loop."""
+    many = {f"Password{i}": f"value-{i:05d}" for i in range(MAX_SECRETS + 1)}
+    with SyncEngine(tmp_path / "s.db", ManualClock()) as engine:
+        app = engine.create_application("many").id
+        with pytest.raises(ConfigurationError, match="at most 1,000 secrets"):
+            engine.set_secrets(app, many)
+        engine.set_secrets(app, dict(list(many.items())[:MAX_SECRETS]))
+        with pytest.raises(ConfigurationError, match="at most 1,000 secrets"):
+            engine.merge_secrets(app, {"OneMore": "x"}, keep=())
+        assert len(engine.masked_secrets(app)) == MAX_SECRETS

@@ -399,7 +399,8 @@ async def validate_credentials(request: Request) -> Response:
     try:
         await _call(engine.validate_credentials, job_id, secrets)
     except ConnectorError as exc:
-        raise connector_error(exc, [*credential_values(saved), *credential_values(sent)]) from None
+        hidden = [*credential_values(saved), *credential_values(sent)]
+        raise await _call(connector_error, exc, hidden) from None  # masking: off the loop
     return Response(status_code=204)
 
 
@@ -564,7 +565,7 @@ async def discover_directory(request: Request) -> Response:
     try:
         directory = await _call(engine.discover, job_id, str(request.path_params["directoryId"]))
     except ConnectorError as exc:
-        raise connector_error(exc, credential_values(saved)) from None
+        raise await _call(connector_error, exc, credential_values(saved)) from None
     context = (
         f"servicePrincipals('{_app_id(request)}')/synchronization/jobs('{job_id}')"
         "/schema/directories"
