@@ -103,3 +103,6 @@ def text_depth(text: str, opening: str = "([{", closing: str = ")]}") -> int:
 #: that may quote one is masked against all of them, on each error of a cycle: 60,000 made
 #: each masking take seconds (and held ``/healthz`` 1.6 s while validateCredentials masked).
 MAX_SECRETS = 1000
+#: Characters of an application's secrets in all (keys and values): a PEM chain is a few kB;
+#: masking writes each secret in a dozen forms, so this bounds its work on each message.
+MAX_SECRETS_SIZE = 1 << 18

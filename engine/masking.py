@@ -68,7 +68,7 @@ def mask_secrets(text: str, secrets: Iterable[str]) -> str:
     every form a library quotes it (raw, escaped as ``repr`` or JSON writes it, URL-encoded,
     base64, Basic auth's ``user:password`` in base64), and any bearer credential."""
     values = {s for s in secrets if len(s) >= _MIN_LENGTH and s.strip().lower() not in _NOT_SECRET}
-    forms = {form for value in values for form in _quoted_forms(value)}
+    forms = {form for value in values for form in _forms(value)}
     for form in sorted(forms, key=len, reverse=True):
         text = text.replace(form, MASK)
     if values:
@@ -80,8 +80,22 @@ def mask_secrets(text: str, secrets: Iterable[str]) -> str:
     return _USERINFO.sub(f"{MASK}@", text)
 
 
-@lru_cache(maxsize=4096)  # above an application's secrets, saved and sent (MAX_SECRETS)
+#: Secrets up to this long have their forms cached (a token, a password); a longer one (a
+#: PEM text) is written out each time, so the cache holds no more than ~50 MB whatever values
+#: an application's secrets are given over time
+_CACHED = 1024
+
+
+def _forms(secret: str) -> frozenset[str]:
+    return _quoted_forms(secret) if len(secret) <= _CACHED else _written_forms(secret)
+
+
+@lru_cache(maxsize=2048)  # above an application's secrets, saved and sent (MAX_SECRETS)
 def _quoted_forms(secret: str) -> frozenset[str]:
+    return _written_forms(secret)
+
+
+def _written_forms(secret: str) -> frozenset[str]:
     """The ways a secret appears in text a library wrote: ``repr`` and JSON escape what is
     not printable, URL encoding what is not safe, base64 everything."""
     raw = secret.encode("utf-8")

@@ -165,7 +165,8 @@ def test_an_application_keeps_a_bounded_number_of_secrets(tmp_path: Path) -> Non
     """Was: a secrets PUT of 60,000 keys (3 MB) was stored; every message that may quote a
     secret was then masked against all of them (seconds each; validateCredentials held
     /healthz 1.6 s masking its error on the event loop). Should: at most MAX_SECRETS (1,000)
-    by PUT or PATCH, a 400 naming the limit; the route masks off the loop."""
+    and MAX_SECRETS_SIZE characters by PUT or PATCH, a 400 naming the limit; the route masks
+    off the loop."""
     many = {f"Password{i}": f"value-{i:05d}" for i in range(MAX_SECRETS + 1)}
     with SyncEngine(tmp_path / "s.db", ManualClock()) as engine:
         app = engine.create_application("many").id
@@ -175,3 +176,7 @@ def test_an_application_keeps_a_bounded_number_of_secrets(tmp_path: Path) -> Non
         with pytest.raises(ConfigurationError, match="at most 1,000 secrets"):
             engine.merge_secrets(app, {"OneMore": "x"}, keep=())
         assert len(engine.masked_secrets(app)) == MAX_SECRETS
+        # one 3.9 MB password, a new one each PUT: masking cached each one's forms (~9 MB
+        # each, 256 of them kept): now the application's secrets hold 256 Ki characters
+        with pytest.raises(ConfigurationError, match="at most 262,144 characters"):
+            engine.set_secrets(app, {"Password": "p" * 300_000})

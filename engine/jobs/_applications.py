@@ -12,7 +12,7 @@ import attrs
 from engine.errors import ConfigurationError, NotFoundError
 from engine.jobs._rows import Shared, status_of, with_status
 from engine.lifecycle import Command, transition
-from engine.limits import MAX_SECRETS, shown
+from engine.limits import MAX_SECRETS, MAX_SECRETS_SIZE, shown
 from engine.masking import credential_name
 from engine.model import Application, StatusCode
 from engine.secret_bindings import check_bound
@@ -157,10 +157,17 @@ _TOKEN = re.compile(r"token", re.IGNORECASE)
 
 
 def check_count(secrets: Mapping[str, str]) -> None:
-    """Refuse more secrets than an application may keep (engine.limits.MAX_SECRETS)."""
+    """Refuse more secrets, or longer ones in all, than an application may keep
+    (engine.limits MAX_SECRETS, MAX_SECRETS_SIZE)."""
     if len(secrets) > MAX_SECRETS:
         raise ConfigurationError(
             f"an application keeps at most {MAX_SECRETS:,} secrets, not {len(secrets):,}"
+        )
+    size = sum(len(k) + len(v) for k, v in secrets.items())
+    if size > MAX_SECRETS_SIZE:
+        raise ConfigurationError(
+            f"an application's secrets hold at most {MAX_SECRETS_SIZE:,} characters in all "
+            f"(keys and values), not {size:,}"
         )
 
 
