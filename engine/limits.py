@@ -27,9 +27,14 @@ MAX_EXPRESSION_TEXT = 1 << 20
 #: The characters of all values of a list an expression function builds (a 1,000,000-member
 #: group of 64-character names), so a function applied to each value stays bounded too.
 MAX_EXPRESSION_LIST = 1 << 26
-#: What one evaluation of an expression may build in all (characters of every text and list
-#: its functions return): many calls side by side, each within the limits above, stay bounded.
+#: What one evaluation of an expression may build in all (bytes of memory of every text and
+#: list its functions return): many calls side by side, each within the limits above, stay
+#: bounded.
 MAX_EXPRESSION_BUILT = 1 << 27
+#: Seconds one evaluation of an expression may run once it builds large values: PCase of a
+#: 1 MiB text takes ~0.4 s, so thirty side by side in a Coalesce (339 characters) held one
+#: object for 13 s while building a tenth of MAX_EXPRESSION_BUILT.
+MAX_EXPRESSION_SECONDS = 5.0
 #: How many times longer than its longest input an expression may make its value in the worst
 #: case (nested Replace calls multiply); a schema that could grow more is refused when saved,
 #: before a cycle would stop its value at MAX_EXPRESSION_TEXT.
@@ -92,3 +97,12 @@ def text_depth(text: str, opening: str = "([{", closing: str = ")]}") -> int:
         elif ch in closing:
             depth -= 1
     return deepest
+
+
+#: Secrets an application may keep: the built-in templates read about twenty. Every message
+#: that may quote one is masked against all of them, on each error of a cycle: 60,000 made
+#: each masking take seconds (and held ``/healthz`` 1.6 s while validateCredentials masked).
+MAX_SECRETS = 1000
+#: Characters of an application's secrets in all (keys and values): a PEM chain is a few kB;
+#: masking writes each secret in a dozen forms, so this bounds its work on each message.
+MAX_SECRETS_SIZE = 1 << 18

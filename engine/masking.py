@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import html
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -67,7 +68,7 @@ def mask_secrets(text: str, secrets: Iterable[str]) -> str:
     every form a library quotes it (raw, escaped as ``repr`` or JSON writes it, URL-encoded,
     base64, Basic auth's ``user:password`` in base64), and any bearer credential."""
     values = {s for s in secrets if len(s) >= _MIN_LENGTH and s.strip().lower() not in _NOT_SECRET}
-    forms = {form for value in values for form in _quoted_forms(value)}
+    forms = {form for value in values for form in _forms(value)}
     for form in sorted(forms, key=len, reverse=True):
         text = text.replace(form, MASK)
     if values:
@@ -79,14 +80,32 @@ def mask_secrets(text: str, secrets: Iterable[str]) -> str:
     return _USERINFO.sub(f"{MASK}@", text)
 
 
-@lru_cache(maxsize=256)
+#: Secrets up to this long have their forms cached (a token, a password); a longer one (a
+#: PEM text) is written out each time, so the cache holds no more than ~50 MB whatever values
+#: an application's secrets are given over time
+_CACHED = 1024
+
+
+def _forms(secret: str) -> frozenset[str]:
+    return _quoted_forms(secret) if len(secret) <= _CACHED else _written_forms(secret)
+
+
+@lru_cache(maxsize=2048)  # above an application's secrets, saved and sent (MAX_SECRETS)
 def _quoted_forms(secret: str) -> frozenset[str]:
+    return _written_forms(secret)
+
+
+def _written_forms(secret: str) -> frozenset[str]:
     """The ways a secret appears in text a library wrote: ``repr`` and JSON escape what is
     not printable, URL encoding what is not safe, base64 everything."""
     raw = secret.encode("utf-8")
     forms = {
         secret,
         repr(secret)[1:-1],
+        repr(secret + '"')[1:-2],  # in a longer text with both quotes, repr escapes ' too
+        repr(raw)[2:-1],  # the UTF-8 bytes as a bytes repr shows them (b'p\xc3\xa4ss')
+        html.escape(secret),
+        html.escape(secret, quote=False),
         json.dumps(secret)[1:-1],
         json.dumps(secret, ensure_ascii=False)[1:-1],
         secret.encode("unicode_escape").decode("ascii"),
@@ -102,14 +121,19 @@ def _quoted_forms(secret: str) -> frozenset[str]:
 def _masked_run(run: str, secrets: list[bytes]) -> str:
     """The run masked when it is base64 whose decoded bytes hold a secret (``user:password``
     in a Basic header, a secret after a prefix), else as it was."""
-    body = run.rstrip("=")
-    padded = body + "=" * (-len(body) % 4)
-    alphabet = b"-_" if ("-" in body or "_" in body) else b"+/"
-    try:
-        decoded = base64.b64decode(padded, altchars=alphabet, validate=True)
-    except (binascii.Error, ValueError):
-        return run
-    return MASK if any(secret in decoded for secret in secrets) else run
+    whole = run.rstrip("=")
+    alphabet = b"-_" if ("-" in whole or "_" in whole) else b"+/"
+    for skip in range(4):  # the run may start with a character or three of something else
+        body = whole[skip:]
+        body = body[:-1] if len(body) % 4 == 1 else body  # a stray last character
+        padded = body + "=" * (-len(body) % 4)
+        try:
+            decoded = base64.b64decode(padded, altchars=alphabet, validate=True)
+        except (binascii.Error, ValueError):
+            continue
+        if any(secret in decoded for secret in secrets):
+            return MASK
+    return run
 
 
 def _credential_like(word: str) -> bool:

@@ -37,11 +37,37 @@ _SIDE_ADDRESSES = {SOURCE_PREFIX + a: True for a in _OWN} | dict.fromkeys(_OWN, 
 _ADDRESS = re.compile(r"(url|uri|address|host|server)$", re.IGNORECASE)
 #: the built-in connectors' switches (unprefixed) whose names read like credentials
 _SWITCHES = frozenset({"VerifyCertificate", "Authentication"})
+_TRUE = ("true", "1", "yes")
+#: the built-in connectors' switches (unprefixed) saying how a side's channel is protected,
+#: each with what its absence means: turning one (StartTLS off, NTLM to a simple bind, another
+#: CA or certificate name, no verification) sends the saved password in clear or to whoever
+#: answers at the address, so a change is bound like a changed address
+_CHANNEL = {
+    "StartTls": "false",
+    "VerifyCertificate": "true",
+    "Authentication": "simple",
+    "CaFile": "",
+    "TlsServerName": "",
+}
 
 
 def is_address(key: str) -> bool:
     """Whether a secret says where a connector connects."""
     return key in _SIDE_ADDRESSES or _ADDRESS.search(key) is not None
+
+
+def is_channel(key: str) -> bool:
+    """Whether a secret says how a side's connection is protected (TLS, the bind's kind)."""
+    return key.removeprefix(SOURCE_PREFIX) in _CHANNEL
+
+
+def _channel_meaning(key: str, secrets: Mapping[str, str]) -> str:
+    """What the connectors make of a channel switch (absent: its default)."""
+    bare = key.removeprefix(SOURCE_PREFIX)
+    value = (secrets.get(key) or _CHANNEL[bare]).strip()
+    if bare in ("StartTls", "VerifyCertificate"):
+        return str(value.lower() in _TRUE)
+    return value.lower() if bare == "Authentication" else value
 
 
 def is_credential(key: str) -> bool:
@@ -93,7 +119,9 @@ def unbound_credentials(
     without the request having sent them. ``stored``: the secrets before the request;
     ``result``: what connectors would be built from (or what is stored) after it; ``fresh``:
     the keys the request gave a value of its own (not the mask). An address changes when the
-    request sends one that differs from the stored one, or that was not stored."""
+    request sends one that differs from the stored one, or that was not stored. A channel
+    switch (:func:`is_channel`) that changes meaning, sent or left out, binds its side's
+    credentials the same way."""
     unbound: dict[str, list[str]] = {}
     for key in sorted(fresh):
         if key not in result or not is_address(key):
@@ -101,6 +129,18 @@ def unbound_credentials(
         if key in stored and same_address(stored[key], result[key]):
             continue
         follow = [k for k in bound_to(key, list(result)) if k in stored and k not in fresh]
+        if follow:
+            unbound[key] = follow
+    for key in sorted({k for k in (*stored, *fresh) if is_channel(k)}):
+        if _channel_meaning(key, stored) == _channel_meaning(key, result):
+            continue  # (a PUT that leaves a switch out turns it to its default)
+        side = key.startswith(SOURCE_PREFIX)
+        follow = [
+            k
+            for k in sorted(result)
+            if is_credential(k) and k.startswith(SOURCE_PREFIX) == side
+            and k in stored and k not in fresh
+        ]  # fmt: skip
         if follow:
             unbound[key] = follow
     return unbound
@@ -117,6 +157,7 @@ def check_bound(
     addresses = ", ".join(shown(k) for k in unbound)
     keys = ", ".join(shown(k) for k in sorted({k for ks in unbound.values() for k in ks}))
     raise ConfigurationError(
-        f"a changed address ({addresses}) needs its credentials sent with it: send {keys} "
-        "with a value, not the mask (a saved credential is never used at a new address)"
+        f"a changed address or channel ({addresses}) needs its credentials sent with it: send "
+        f"{keys} with a value, not the mask (a saved credential is never used at a new address "
+        "nor over a weaker channel)"
     )

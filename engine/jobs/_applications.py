@@ -12,7 +12,7 @@ import attrs
 from engine.errors import ConfigurationError, NotFoundError
 from engine.jobs._rows import Shared, status_of, with_status
 from engine.lifecycle import Command, transition
-from engine.limits import shown
+from engine.limits import MAX_SECRETS, MAX_SECRETS_SIZE, shown
 from engine.masking import credential_name
 from engine.model import Application, StatusCode
 from engine.secret_bindings import check_bound
@@ -91,6 +91,7 @@ class Applications:
                     f"secret {missing[0]!r} has no stored value to keep; send its value"
                 )
             clean.update({k: stored[k] for k in keep})
+            check_count(clean)
             check_bound(stored, clean, fresh=[k for k in clean if k not in keep])
             JobSettings.parse((), clean, strict=True)  # refuse bad switches before storing anything
             store.save_secrets(app, clean)
@@ -116,6 +117,7 @@ class Applications:
                 raise ConfigurationError(
                     f"secret {missing[0]!r} has no stored value to keep; send its value"
                 )
+            check_count({**stored, **clean})
             check_bound(stored, {**stored, **clean}, fresh=list(clean))
             added = tuple(k for k in clean if k not in stored)
             changed = tuple(k for k, v in clean.items() if k in stored and stored[k] != v)
@@ -152,6 +154,21 @@ class Applications:
 
 
 _TOKEN = re.compile(r"token", re.IGNORECASE)
+
+
+def check_count(secrets: Mapping[str, str]) -> None:
+    """Refuse more secrets, or longer ones in all, than an application may keep
+    (engine.limits MAX_SECRETS, MAX_SECRETS_SIZE)."""
+    if len(secrets) > MAX_SECRETS:
+        raise ConfigurationError(
+            f"an application keeps at most {MAX_SECRETS:,} secrets, not {len(secrets):,}"
+        )
+    size = sum(len(k) + len(v) for k, v in secrets.items())
+    if size > MAX_SECRETS_SIZE:
+        raise ConfigurationError(
+            f"an application's secrets hold at most {MAX_SECRETS_SIZE:,} characters in all "
+            f"(keys and values), not {size:,}"
+        )
 
 
 def check_credentials(secrets: Mapping[str, str]) -> None:

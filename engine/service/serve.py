@@ -107,6 +107,9 @@ def token_bits(token: str) -> float:
     characters counts as weak whatever its length ("aaaa…", "1111…")."""
     if len(set(token)) < 8:
         return 0.0
+    # a token that repeats a shorter text counts as that text ("abcdefgh" eight times had
+    # counted as 301 bits)
+    length = next((n for n in range(1, len(token) // 2 + 1) if _repeats(token, n)), len(token))
     hexadecimal = all(c in "0123456789abcdef" for c in token) or all(
         c in "0123456789ABCDEF" for c in token
     )
@@ -116,7 +119,12 @@ def token_bits(token: str) -> float:
         pool += 26 if any(c.isupper() for c in token) else 0
         pool += 10 if any(c.isdigit() for c in token) else 0
         pool += 32 if any(not c.isalnum() for c in token) else 0
-    return len(token) * math.log2(max(pool, 2))
+    return length * math.log2(max(pool, 2))
+
+
+def _repeats(token: str, period: int) -> bool:
+    """Whether ``token`` is its first ``period`` characters over and over."""
+    return token == (token[:period] * (len(token) // period + 1))[: len(token)]
 
 
 def check_token_strength(tokens: tuple[str, ...]) -> None:
@@ -239,16 +247,22 @@ def _serve(
     )
     runner = Runner(engine, workers=config.workers)
     stopped_by: list[str] = []
+    # The jobs are read before the socket is bound, not on the event loop once it is: each
+    # job's schema may be MiBs to convert (three of 4 MB held the first /healthz 3.8 s).
+    jobs = engine.list_jobs()
+    listed = [f"syncjob serve: {len(jobs)} job(s)" + (":" if jobs else "")] + [
+        f"  {job.id}\t{job.template_id or ''}\t"
+        + (job.status.code.value if job.status else "NotConfigured")
+        for job in jobs
+    ]
+    del jobs
 
     def started() -> None:
         """Once the socket is bound: what the operator needs to know this daemon by."""
         tell(f"syncjob serve: listening on {address} (pid {os.getpid()})")
         tell(f"syncjob serve: state {config.state.resolve()}")
-        jobs = engine.list_jobs()
-        tell(f"syncjob serve: {len(jobs)} job(s)" + (":" if jobs else ""))
-        for job in jobs:
-            code = job.status.code.value if job.status else "NotConfigured"
-            tell(f"  {job.id}\t{job.template_id or ''}\t{code}")
+        for line in listed:
+            tell(line)
 
     server = _Server(
         uvicorn.Config(

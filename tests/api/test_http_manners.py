@@ -79,7 +79,9 @@ def test_healthz_answers_within_100_ms_while_three_large_bodies_are_parsed(
     at once, are parsed while /healthz is probed. Was: parsed on the loop, /healthz stalled
     for the whole parse (about a second each for bodies of this shape)."""
     env = {**os.environ, TOKENS_ENV: TOKEN}
-    process, url = start_daemon(tmp_path / "s.db", tmp_path / "serve.log", env)
+    process, url = start_daemon(
+        tmp_path / "s.db", tmp_path / "serve.log", env, ["--allow-weak-tokens"]
+    )
     try:
         session = requests.Session()
         session.headers.update(AUTH)
@@ -199,7 +201,9 @@ def test_links_never_echo_the_host_header(tmp_path: Path) -> None:
     for bad in ["ftp://x", "https://", "https://x/?a=1", "https://u:p@x", "x.example"]:
         with pytest.raises(ConfigurationError, match="public_url"):
             create_app(engine, [TOKEN], public_url=bad)
-    config = load_config(None, {"public_url": "http://127.0.0.1:9/"}, {TOKENS_ENV: TOKEN})
+    config = load_config(
+        None, {"public_url": "http://127.0.0.1:9/", "allow_weak_tokens": True}, {TOKENS_ENV: TOKEN}
+    )
     assert config.public_url == "http://127.0.0.1:9"
     with pytest.raises(ConfigurationError, match="public_url"):
         load_config(None, {"public_url": "nowhere"}, {})

@@ -45,7 +45,13 @@ from engine.model import (
 from engine.model.plan import SyncPlan
 from engine.service.api import _audit
 from engine.service.api._access_log import AccessLog
-from engine.service.api._bodies import BodyLimit, load_json, new_limiter, off_loop
+from engine.service.api._bodies import (
+    BodyLimit,
+    answer_off_loop,
+    load_json,
+    new_limiter,
+    off_loop,
+)
 from engine.service.api._errors import (
     BearerAuth,
     GraphError,
@@ -247,8 +253,11 @@ async def list_jobs(request: Request) -> Response:
     engine = _engine(request)
     app = await _call(engine.get_application, _app_id(request))
     jobs = await _call(engine.list_jobs, app.id)
-    context = f"servicePrincipals('{app.id}')/synchronization/jobs"
-    return _collection(request, context, [to_graph(j) for j in jobs], _JOB)
+    context = _context(request, f"servicePrincipals('{app.id}')/synchronization/jobs")
+    return await answer_off_loop(  # each job's schema may be MiBs
+        request.app.state.large_bodies,
+        lambda: {"@odata.context": context, "value": [_typed(_JOB, to_graph(j)) for j in jobs]},
+    )
 
 
 async def create_job(request: Request) -> Response:
@@ -278,8 +287,13 @@ async def create_job(request: Request) -> Response:
 async def get_job(request: Request) -> Response:
     job_id = str(request.path_params["jobId"])
     job = await _call(_engine(request).get_job, job_id, application_id=_app_id(request))
-    context = f"servicePrincipals('{_app_id(request)}')/synchronization/jobs"
-    return _entity(request, context, _JOB, to_graph(job))
+    context = _context(
+        request, f"servicePrincipals('{_app_id(request)}')/synchronization/jobs/$entity"
+    )
+    return await answer_off_loop(  # its schema may be MiBs
+        request.app.state.large_bodies,
+        lambda: {"@odata.context": context, **_typed(_JOB, to_graph(job))},
+    )
 
 
 async def patch_job(request: Request) -> Response:
@@ -334,8 +348,11 @@ async def get_schema(request: Request) -> Response:
     job_id = await _job_id(request)
     schema = await _call(_engine(request).get_schema, job_id)
     context = f"servicePrincipals('{_app_id(request)}')/synchronization/jobs('{job_id}')/schema"
-    body = _typed("synchronizationSchema", to_graph(schema))
-    return JSONResponse({"@odata.context": _context(request, f"{context}/$entity"), **body})
+    link = _context(request, f"{context}/$entity")
+    return await answer_off_loop(  # a schema may be MiBs
+        request.app.state.large_bodies,
+        lambda: {"@odata.context": link, **_typed("synchronizationSchema", to_graph(schema))},
+    )
 
 
 async def put_schema(request: Request) -> Response:
@@ -382,7 +399,8 @@ async def validate_credentials(request: Request) -> Response:
     try:
         await _call(engine.validate_credentials, job_id, secrets)
     except ConnectorError as exc:
-        raise connector_error(exc, [*credential_values(saved), *credential_values(sent)]) from None
+        hidden = [*credential_values(saved), *credential_values(sent)]
+        raise await _call(connector_error, exc, hidden) from None  # masking: off the loop
     return Response(status_code=204)
 
 
@@ -527,8 +545,14 @@ async def get_directories(request: Request) -> Response:
         f"servicePrincipals('{_app_id(request)}')/synchronization/jobs('{job_id}')"
         "/schema/directories"
     )
-    directories = [to_graph(d) for d in schema.directories]
-    return _collection(request, context, directories, "directoryDefinition")
+    link = _context(request, context)
+    return await answer_off_loop(  # a schema's directories may be MiBs
+        request.app.state.large_bodies,
+        lambda: {
+            "@odata.context": link,
+            "value": [_typed("directoryDefinition", to_graph(d)) for d in schema.directories],
+        },
+    )
 
 
 async def discover_directory(request: Request) -> Response:
@@ -541,7 +565,7 @@ async def discover_directory(request: Request) -> Response:
     try:
         directory = await _call(engine.discover, job_id, str(request.path_params["directoryId"]))
     except ConnectorError as exc:
-        raise connector_error(exc, credential_values(saved)) from None
+        raise await _call(connector_error, exc, credential_values(saved)) from None
     context = (
         f"servicePrincipals('{_app_id(request)}')/synchronization/jobs('{job_id}')"
         "/schema/directories"
@@ -643,13 +667,14 @@ def query_options(request: Request, taken: frozenset[str] = frozenset()) -> dict
     """The query's options by lower-case name: OData 4.01 reads system query option names
     in any case, so ``$FILTER`` is ``$filter``, honoured or refused, never ignored. A route
     that takes options (``taken``) refuses any other parameter; one that takes none refuses
-    only the options in _SELECTING. An option given twice, in any case, is a 400."""
+    only the options in _SELECTING, with or without their ``$`` (OData 4.01 and Graph's beta
+    read ``top=1`` as ``$top=1``). An option given twice, in any case, is a 400."""
     options: dict[str, str] = {}
     for name, value in request.query_params.multi_items():
         key = name.lower()
         if key in options:
             raise GraphError(400, "invalidRequest", f"query option {key!r} is given twice")
-        if key not in taken and (taken or key in _SELECTING):
+        if key not in taken and (taken or key in _SELECTING or f"${key}" in _SELECTING):
             raise GraphError(400, "invalidRequest", f"unsupported query option {name!r}")
         options[key] = value
     return options

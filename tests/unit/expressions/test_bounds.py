@@ -117,11 +117,11 @@ def test_what_one_evaluation_builds_is_counted_in_all() -> None:
     three = compile_expression('Join("", ToLower([x]), ToLower([x]), ToLower([x]))')
     passed = compile_expression('Join("", [x], Coalesce([x]), [x], [x], [x])')
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(_bounds, "MAX_EXPRESSION_BUILT", 25_000)
+        patch.setattr(_bounds, "MAX_EXPRESSION_BUILT", 26_000)  # bytes: 49 a text
         for _ in range(3):
             assert two.evaluate({"x": x}, ENV) == x * 2  # 5,000 + 5,000 + 10,000
         with pytest.raises(
-            ValueTooLong, match="Join: this expression would build more than 25,000"
+            ValueTooLong, match="Join: this expression would build more than 26,000"
         ):
             three.evaluate({"x": x}, ENV)
         assert passed.evaluate({"x": x}, ENV) == x * 5
@@ -287,9 +287,9 @@ for levels in (5, 10):
 # within the static bound (2**10 times), stopped in evaluation
 result = parse_expression(nested(10, "aa"), {"x": "a" * (1 << 19)})
 assert result.parsing_succeeded and "more than the 1,048,576" in result.error, result
-# two hundred calls side by side, each 1 MiB: stopped at 128 Mi characters in all
+# two hundred calls side by side, each 1 MiB: stopped at 128 MiB in all
 result = parse_expression("Join(" + '""' + ", ToLower([x])" * 200 + ")", {"x": "a" * (1 << 20)})
-assert result.parsing_succeeded and "134,217,728 characters in all" in result.error, result
+assert result.parsing_succeeded and "134,217,728 bytes of values in all" in result.error, result
 # one match repeated a thousand times by its replacement: 1 GB in one piece
 inputs = {"x": "a" * (1 << 20), "r": "$0" * 1000}
 result = parse_expression('Replace([x], , ".+", , [r], , )', inputs)
