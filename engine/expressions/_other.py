@@ -155,10 +155,15 @@ def join(env: Env, separator: Arg, *sources: Arg) -> Value:
         else:
             parts.extend(v for v in _values(source) if v != "")
     glue = single(separator) or ""
-    size = sum(map(len, parts)) + len(glue) * (len(parts) - 1)
-    if size > MAX_EXPRESSION_TEXT:  # inline: Join runs for most objects of a cycle
-        check_text("Join", size)
-    return glue.join(parts)
+    # Only the separators can make the value longer than what already exists (the parts): so
+    # they are checked before it is built, the value after (cheaper than summing the parts'
+    # lengths first: Join runs for most objects of a cycle).
+    if len(glue) * len(parts) > MAX_EXPRESSION_TEXT:
+        check_text("Join", sum(map(len, parts)) + len(glue) * (len(parts) - 1))
+    joined = glue.join(parts)
+    if len(joined) > MAX_EXPRESSION_TEXT:
+        check_text("Join", len(joined))
+    return joined
 
 
 def count(env: Env, value: Arg) -> Value:
