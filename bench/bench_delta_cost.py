@@ -136,14 +136,18 @@ def ldap_source(slapd: Slapd, mode: str) -> LdapSource:
     return LdapSource(endpoint, [people(BASE_DN)], delta_mode=mode, directory_base=BASE_DN)
 
 
+def idle_ldap(slapd: Slapd, mode: str, reads: int) -> tuple[float, float, float]:
+    assert slapd.pid is not None
+    source = ldap_source(slapd, mode)
+    try:
+        return idle_reads(source, reads, slapd.pid)
+    finally:
+        source.close()
+
+
 def measure_ldap(root: Path, size: int, reads: int) -> None:
     with Slapd(root / f"log{size}", "log", accesslog_ldif=accesslog_ldif(size)) as slapd:
-        assert slapd.pid is not None
-        source = ldap_source(slapd, "accesslog")
-        try:
-            cpu, wall, _ = idle_reads(source, reads, slapd.pid)
-        finally:
-            source.close()
+        cpu, wall, _ = idle_ldap(slapd, "accesslog", reads)
         print(
             f"accesslog {size:>7} records over 5 days: idle delta read {cpu:6.3f} ms slapd CPU, "
             f"{wall:6.2f} ms wall",
@@ -153,12 +157,7 @@ def measure_ldap(root: Path, size: int, reads: int) -> None:
         probe = old_probe(slapd, newest, max(3, reads // 100))
         print(f"          the old (reqStart<=S) purge probe alone: {probe:8.3f} ms slapd CPU")
     with Slapd(root / f"ts{size}", "ts", seed_ldif=people_ldif(size), accesslog=False) as slapd:
-        assert slapd.pid is not None
-        source = ldap_source(slapd, "timestamp")
-        try:
-            cpu, wall, repeated = idle_reads(source, reads, slapd.pid)
-        finally:
-            source.close()
+        cpu, wall, repeated = idle_ldap(slapd, "timestamp", reads)
         print(
             f"timestamp {size:>7} entries over 5 days:   idle delta read {cpu:6.3f} ms slapd CPU, "
             f"{wall:6.2f} ms wall; {repeated:.0f} entries repeated (the overlap)"
