@@ -35,7 +35,7 @@ import ldap3
 from connectors.base import Source
 from connectors.ldap import LdapEndpoint, LdapSource, people
 from connectors.scim import ScimSource
-from tests.ldap.slapd import ACCESSLOG_DN, BASE_DN, ROOT_DN, Slapd
+from tests.ldap.slapd import ACCESSLOG_DN, BASE_DN, ROOT_DN, Slapd, spread_accesslog
 from tests.scim.server import USER_SCHEMA, ScimServer
 
 PEOPLE = f"ou=people,{BASE_DN}"
@@ -47,31 +47,6 @@ def cpu_seconds(pid: int) -> float:
     """utime + stime of a process (and its finished children), in seconds."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return sum(int(fields[i]) for i in (11, 12, 13, 14)) / TICK
-
-
-def accesslog_ldif(count: int) -> str:
-    """``count`` modify records on users under ou=people, spread over the last SPAN."""
-    now = datetime.now(UTC)
-    lines = [f"dn: {ACCESSLOG_DN}", "objectClass: auditContainer", "cn: accesslog", ""]
-    step = SPAN / max(count, 1)
-    for n in range(count):
-        at = now - SPAN + step * n
-        stamp = at.strftime("%Y%m%d%H%M%S") + f".{n % 1_000_000:06d}Z"
-        lines += [
-            f"dn: reqStart={stamp},{ACCESSLOG_DN}",
-            "objectClass: auditModify",
-            f"reqStart: {stamp}",
-            f"reqEnd: {stamp}",
-            "reqType: modify",
-            "reqSession: 1",
-            f"reqAuthzID: {ROOT_DN}",
-            f"reqDN: uid=u{n % 1000},{PEOPLE}",
-            "reqResult: 0",
-            "reqMod: description:= x",
-            "reqMod: -",
-            "",
-        ]
-    return "\n".join(lines) + "\n"
 
 
 def people_ldif(count: int) -> str:
@@ -146,7 +121,11 @@ def idle_ldap(slapd: Slapd, mode: str, reads: int) -> tuple[float, float, float]
 
 
 def measure_ldap(root: Path, size: int, reads: int) -> None:
-    with Slapd(root / f"log{size}", "log", accesslog_ldif=accesslog_ldif(size)) as slapd:
+    with Slapd(
+        root / f"log{size}",
+        "log",
+        accesslog_ldif=spread_accesslog(size, datetime.now(UTC) - SPAN, datetime.now(UTC), PEOPLE),
+    ) as slapd:
         cpu, wall, _ = idle_ldap(slapd, "accesslog", reads)
         print(
             f"accesslog {size:>7} records over 5 days: idle delta read {cpu:6.3f} ms slapd CPU, "

@@ -30,6 +30,7 @@ import signal
 import socket
 import subprocess
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -55,6 +56,31 @@ PEOPLE_DN = f"ou=people,{BASE_DN}"
 GROUPS_DN = f"ou=groups,{BASE_DN}"
 
 _clock = SystemClock()
+
+
+def spread_accesslog(count: int, first: datetime, last: datetime, under: str) -> str:
+    """LDIF of ``count`` successful modify records of entries ``uid=u<n>,<under>``, stamped
+    evenly from ``first`` to ``last`` (a log of days, for ``Slapd(accesslog_ldif=...)``),
+    with the log's root entry."""
+    lines = [f"dn: {ACCESSLOG_DN}", "objectClass: auditContainer", "cn: accesslog", ""]
+    step = (last - first) / max(count - 1, 1)
+    for n in range(count):
+        stamp = (first + step * n).strftime("%Y%m%d%H%M%S") + f".{n % 1_000_000:06d}Z"
+        lines += [
+            f"dn: reqStart={stamp},{ACCESSLOG_DN}",
+            "objectClass: auditModify",
+            f"reqStart: {stamp}",
+            f"reqEnd: {stamp}",
+            "reqType: modify",
+            "reqSession: 1",
+            f"reqAuthzID: {ROOT_DN}",
+            f"reqDN: uid=u{n % 1000},{under}",
+            "reqResult: 0",
+            "reqMod: description:= x",
+            "reqMod: -",
+            "",
+        ]
+    return "\n".join(lines) + "\n"
 
 
 def find_binary(name: str) -> str | None:
