@@ -141,9 +141,10 @@ leaves: st.SearchStrategy[Node] = st.one_of(
 
 def growing(children: st.SearchStrategy[Node]) -> st.SearchStrategy[Node]:
     """Calls of the functions whose value can be longer than their arguments."""
+    nested = children  # named here: hypothesis looks for the argument in this body
 
     def call(name: str, *shape: Node | None) -> st.SearchStrategy[Node]:
-        return st.tuples(*(children if s is None else st.just(s) for s in shape)).map(
+        return st.tuples(*(nested if s is None else st.just(s) for s in shape)).map(
             lambda args: Call(name, tuple(args))
         )
 
