@@ -285,7 +285,7 @@ def main() -> None:
             for server in (scim_source, scim_target, target, source):
                 server.stop()
     if rows:
-        first = rows[min(4, len(rows) - 1)]
+        first = rows[4] if len(rows) > 5 else rows[0]  # minute 5, or the first of a short run
         print(f"minute {first['minute']} against minute {rows[-1]['minute']}:")
         print("  " + line(first))
         print("  " + line(rows[-1]))
